@@ -1,0 +1,85 @@
+"""Where AIOS keeps its files.
+
+platformdirs gives the per-OS conventions (XDG on Linux, ~/Library on macOS, %LOCALAPPDATA% on
+Windows) so we do not hand-maintain that table. ``AIOS_HOME=DIR`` puts everything under one
+directory instead, which is what tests and portable installs use.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "aios"
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path  # config.toml
+    data_dir: Path  # history database, run logs
+    state_dir: Path  # the daemon's own log file
+    run_dir: Path  # runtime file, lock, browser redirect file: private to the user
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
+        env = os.environ if environ is None else environ
+        home = env.get("AIOS_HOME")
+        if home:
+            root = Path(home).expanduser().resolve()
+            return cls(root / "config", root / "data", root / "state", root / "run")
+        dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+        return cls(
+            Path(dirs.user_config_dir),
+            Path(dirs.user_data_dir),
+            Path(dirs.user_state_dir),
+            _runtime_dir(dirs),
+        )
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def runtime_file(self) -> Path:
+        return self.run_dir / "aios.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.run_dir / "aios.lock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "aios.log"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "history.sqlite3"
+
+    @property
+    def run_logs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    def ensure(self) -> None:
+        """Create the directories; the run dir holds the token, so it is 0700 whatever existed."""
+        for directory in (self.config_dir, self.data_dir, self.state_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.run_dir)
+
+
+def ensure_private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        path.chmod(0o700)
+
+
+def _runtime_dir(dirs: platformdirs.PlatformDirs) -> Path:
+    # Without XDG_RUNTIME_DIR (a bare ssh session, a container) platformdirs warns and falls back
+    # to a shared /tmp path; our state dir is private to the user and just as good a place.
+    if os.name == "posix" and not os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(dirs.user_state_dir) / "run"
+    return Path(dirs.user_runtime_dir)
