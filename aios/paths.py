@@ -52,6 +52,10 @@ class Paths:
     def lock_file(self) -> Path:
         return self.run_dir / "aios.lock"
 
+    def browser_file(self, port: int) -> Path:
+        """The 0600 page that logs the browser in, so the token is never on a command line."""
+        return self.run_dir / f"open-{port}.html"
+
     @property
     def log_file(self) -> Path:
         return self.state_dir / "aios.log"

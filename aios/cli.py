@@ -1,0 +1,177 @@
+"""The ``aios`` command line (DESIGN.md section 3).
+
+Parsing is declared once in ``build_parser``; each command is a function taking the parsed
+arguments and returning an exit code. Errors become one line on stderr and an exit code,
+never a traceback: 0 ok, 1 failure, 2 usage error, 3 not running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from aios import __version__, browser, logs
+from aios.client import ClientError, DaemonClient, discover
+from aios.paths import Paths
+from aios.runtime import RuntimeInfo
+from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+STOP_WAIT = 120.0  # runs get their stop_timeout (10 s by default) each, in parallel
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class NotRunning(CliError):
+    def __init__(self) -> None:
+        super().__init__("AIOS is not running (start it with `aios` or `aios serve`)", 3)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage dump: the help is one flag away.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value}: must be 0-65535")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="aios",
+        description="AIOS: launch, supervise and keep the history of AI coding agents.",
+    )
+    parser.add_argument("--version", action="version", version=f"aios {__version__}")
+    parser.add_argument(
+        "--no-browser", action="store_true", help="do not open the dashboard in a browser"
+    )
+    parser.set_defaults(handler=cmd_default)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+
+    serve = sub.add_parser("serve", help="run the daemon without a tray icon (headless)")
+    serve.add_argument("--port", type=port_number, default=0, help="TCP port (default: any free)")
+    serve.add_argument("--no-browser", action="store_true", help="do not open the dashboard")
+    serve.set_defaults(handler=cmd_serve)
+
+    sub.add_parser("status", help="is AIOS running? (exit 3 if not)").set_defaults(
+        handler=cmd_status
+    )
+    sub.add_parser("open", help="open the dashboard in the default browser").set_defaults(
+        handler=cmd_open
+    )
+    sub.add_parser("stop", help="shut the running daemon down gracefully").set_defaults(
+        handler=cmd_stop
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CliError as exc:
+        print(f"aios: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    # Until the tray lands, plain `aios` is `aios serve` that opens the browser.
+    return serve(Paths.from_env(), port=0, open_browser=not args.no_browser, reuse_opens=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return serve(Paths.from_env(), port=args.port, open_browser=not args.no_browser)
+
+
+def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = False) -> int:
+    handlers = logs.setup(paths.log_file)
+    try:
+
+        def ready(info: RuntimeInfo) -> None:
+            if open_browser:
+                browser.open_dashboard(paths, info)
+
+        service = Service(paths, port=port, announce=True, on_ready=ready)
+        try:
+            service.run()
+        except AlreadyRunning as exc:
+            print(exc.info.url)
+            print(f"aios: {exc}", file=sys.stderr)
+            if reuse_opens and open_browser:
+                browser.open_dashboard(paths, exc.info)
+            return EXIT_OK
+        except ServiceError as exc:
+            raise CliError(str(exc)) from exc
+        return EXIT_OK
+    finally:
+        logs.teardown(handlers)
+
+
+def running(paths: Paths) -> RuntimeInfo:
+    info = discover(paths)
+    if info is None:
+        raise NotRunning
+    return info
+
+
+def call(info: RuntimeInfo, method: str, path: str, body: object = None) -> object:
+    try:
+        return DaemonClient(info).request(method, path, body)
+    except ClientError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = running(Paths.from_env())
+    status = call(info, "GET", "/api/status")
+    assert isinstance(status, dict)
+    print(f"AIOS {status['version']} running at {status['url']}")
+    print(f"pid {status['pid']}, up {format_duration(float(status['uptime']))}")
+    return EXIT_OK
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    paths = Paths.from_env()
+    info = running(paths)
+    if not browser.open_dashboard(paths, info):
+        raise CliError(f"no browser could be opened; open {paths.browser_file(info.port).as_uri()}")
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    info = running(Paths.from_env())
+    call(info, "POST", "/api/shutdown")
+    if not wait_for_exit(info.pid, STOP_WAIT):
+        raise CliError(f"AIOS (pid {info.pid}) did not exit within {STOP_WAIT:g} s")
+    print("AIOS stopped")
+    return EXIT_OK
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

@@ -1,0 +1,154 @@
+"""Talking to a running daemon over its HTTP API: what the CLI (and a second ``aios``) use.
+
+Standard library only (``http.client``): the CLI should start fast and needs nothing fancier.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aios import runtime
+from aios.paths import Paths
+from aios.runtime import RuntimeInfo
+
+
+class ClientError(Exception):
+    """Base of everything a daemon call can raise."""
+
+
+class DaemonUnreachable(ClientError):
+    def __init__(self, info: RuntimeInfo, reason: str) -> None:
+        super().__init__(f"cannot reach AIOS at {info.url} (pid {info.pid}): {reason}")
+
+
+class ApiCallError(ClientError):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    id: str | None
+    event: str
+    data: str
+
+
+class DaemonClient:
+    def __init__(self, info: RuntimeInfo, *, timeout: float = 10.0) -> None:
+        self.info = info
+        self.timeout = timeout
+
+    def _connect(self, timeout: float | None) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.info.port, timeout=timeout)
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.info.token}", "Accept": "application/json"}
+        headers.update(extra or {})
+        return headers
+
+    def request(
+        self, method: str, path: str, body: object = None, *, timeout: float | None = None
+    ) -> Any:
+        """Send a request; returns the decoded JSON (or text) body, raises on any 4xx/5xx."""
+        payload = None if body is None else json.dumps(body).encode()
+        extra = {} if payload is None else {"Content-Type": "application/json"}
+        conn = self._connect(self.timeout if timeout is None else timeout)
+        try:
+            conn.request(method, path, body=payload, headers=self._headers(extra))
+            response = conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise DaemonUnreachable(self.info, str(exc) or type(exc).__name__) from exc
+        finally:
+            conn.close()
+        text = raw.decode("utf-8", errors="replace")
+        is_json = response.getheader("Content-Type", "").startswith("application/json")
+        data: Any = json.loads(text) if is_json and text else text
+        if response.status >= 400:
+            message = data.get("error") if isinstance(data, dict) else None
+            raise ApiCallError(response.status, message or f"HTTP {response.status}")
+        return data
+
+    def events(
+        self, path: str = "/api/events", last_event_id: str | None = None
+    ) -> Iterator[SseEvent]:
+        """Follow a Server-Sent Events stream until the server ends it."""
+        extra = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            extra["Last-Event-ID"] = last_event_id
+        conn = self._connect(None)
+        try:
+            conn.request("GET", path, headers=self._headers(extra))
+            response = conn.getresponse()
+            if response.status >= 400:
+                raise ApiCallError(response.status, response.read().decode(errors="replace"))
+            yield from _parse_sse(response)
+        except (OSError, http.client.HTTPException) as exc:
+            raise DaemonUnreachable(self.info, str(exc) or type(exc).__name__) from exc
+        finally:
+            conn.close()
+
+
+def _parse_sse(response: http.client.HTTPResponse) -> Iterator[SseEvent]:
+    event_id: str | None = None
+    event = "message"
+    data: list[str] = []
+    for raw in response:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not line:
+            if data:
+                yield SseEvent(event_id, event, "\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "id":
+                event_id = value
+            elif field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+
+
+def confirm(info: RuntimeInfo, *, timeout: float = 2.0) -> bool:
+    """Is the daemon named by ``info`` alive, and does it accept its token?"""
+    if not info.process_alive():
+        return False
+    try:
+        body = DaemonClient(info, timeout=timeout).request("GET", "/api/status")
+    except ClientError:
+        return False
+    return isinstance(body, dict) and body.get("pid") == info.pid
+
+
+def discover(paths: Paths, *, wait: float = 0.0) -> RuntimeInfo | None:
+    """The running daemon for these paths, confirmed by an authenticated request, or None.
+
+    ``wait`` covers a daemon that holds the lock but has not written its runtime file yet.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            info = runtime.read(paths.runtime_file)
+        except runtime.RuntimeFileError:
+            info = None
+        if info is not None and confirm(info):
+            return info
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0

@@ -1,0 +1,1 @@
+"""The HTTP side of the daemon: the Quart app, its security layer, the API and the pages."""

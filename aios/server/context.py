@@ -1,0 +1,13 @@
+"""Typed access to the daemon from inside a request."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from quart import current_app
+
+from aios.daemon import Daemon
+
+
+def daemon() -> Daemon:
+    return cast(Daemon, current_app.config["AIOS_DAEMON"])

@@ -1,0 +1,53 @@
+"""Every error leaves the server as ``{"error": "<what was wrong>"}`` with a 4xx/5xx status."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("aios.server")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+def error_response(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
+def install(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        response = error_response(status, _describe(exc))
+        if status == 405 and exc.response is None:
+            allowed = getattr(exc, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error: %s", exc)
+        return error_response(500, "internal error; see the AIOS log file")
+
+
+def _describe(exc: HTTPException) -> str:
+    messages = {
+        404: "not found",
+        405: "method not allowed",
+        413: "request body is too large",
+    }
+    return messages.get(exc.code or 0) or (exc.description or exc.name).strip()

@@ -1,0 +1,134 @@
+"""The security layer every request passes through (DESIGN.md section 7).
+
+The server can start processes, so anything that reaches the port and gets past this module has
+remote code execution. Each rule holds on its own:
+
+1. Host allow-list first, for every route: the only defence against DNS rebinding.
+2. A token (``Authorization: Bearer``) or the session cookie that ``/login`` trades it for.
+3. For state changes: ``Origin`` and ``Sec-Fetch-Site`` must say same-origin, cookie sessions must
+   send the CSRF header, and the JSON API takes only JSON bodies (a cross-site ``text/plain``
+   form post is the classic way around CORS).
+4. Bodies are capped; every response carries the CSP and friends.
+"""
+
+from __future__ import annotations
+
+import hmac
+from enum import Enum
+from typing import Final
+
+from quart import Quart, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from aios.credentials import Secrets
+from aios.server.errors import ApiError
+
+BODY_LIMIT: Final = 64 * 1024
+CSRF_HEADER: Final = "X-AIOS-CSRF"
+UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Routes reachable without a token. /health answers monitoring; /login checks the token itself.
+PUBLIC_PATHS: Final = frozenset({"/health", "/login"})
+
+SECURITY_HEADERS: Final = {
+    # No inline script or style anywhere: htmx and our own JS/CSS come from /static.
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+class Auth(Enum):
+    NONE = "none"
+    BEARER = "bearer"
+    COOKIE = "cookie"
+
+
+def cookie_name(port: int) -> str:
+    # Browsers do not isolate cookies by port: two daemons on one host must not share a name.
+    return f"aios_session_{port}"
+
+
+def same(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class Guard:
+    def __init__(self, port: int, keys: Secrets) -> None:
+        self.port = port
+        self.keys = keys
+        self.hosts = frozenset({f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
+        self.cookie = cookie_name(port)
+
+    def install(self, app: Quart) -> None:
+        app.config["MAX_CONTENT_LENGTH"] = BODY_LIMIT
+        app.before_request(self.check_request)
+        app.after_request(self.add_headers)
+
+    def authenticate(self) -> Auth:
+        header = request.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() == "bearer" and same(credential.strip(), self.keys.token):
+            return Auth.BEARER
+        if same(request.cookies.get(self.cookie), self.keys.session):
+            return Auth.COOKIE
+        return Auth.NONE
+
+    async def check_request(self) -> None:
+        host = request.headers.get("Host")
+        if host not in self.hosts:
+            raise ApiError(403, f"host {host!r} is not allowed; use 127.0.0.1:{self.port}")
+        length = request.content_length
+        if length is not None and length > BODY_LIMIT:
+            raise ApiError(413, f"request body is larger than {BODY_LIMIT // 1024} KiB")
+        g.auth = self.authenticate()
+        if request.path not in PUBLIC_PATHS and g.auth is Auth.NONE:
+            raise ApiError(401, "missing or invalid token; use `aios open` to sign in")
+        if request.method in UNSAFE_METHODS:
+            self.check_state_change(host, g.auth)
+            if self.has_body():
+                await self.read_capped_body()
+
+    def check_state_change(self, host: str, auth: Auth) -> None:
+        origin = request.headers.get("Origin")
+        # "null" (sandboxed frames, file: pages) and other ports are foreign origins.
+        if origin is not None and origin != f"http://{host}":
+            raise ApiError(403, f"cross-origin request from {origin!r} refused")
+        fetch_site = request.headers.get("Sec-Fetch-Site")
+        if fetch_site is not None and fetch_site != "same-origin":
+            raise ApiError(403, f"cross-site request refused (Sec-Fetch-Site: {fetch_site})")
+        if auth is Auth.COOKIE and not same(request.headers.get(CSRF_HEADER), self.keys.csrf):
+            raise ApiError(403, f"missing or invalid {CSRF_HEADER} header")
+        if request.path.startswith("/api/") and self.has_body():
+            mimetype = request.mimetype
+            if mimetype != "application/json":
+                raise ApiError(415, f"request body must be application/json, not {mimetype!r}")
+
+    @staticmethod
+    async def read_capped_body() -> None:
+        # A chunked body has no Content-Length to check up front: reading it (cached for the
+        # route) makes Quart enforce MAX_CONTENT_LENGTH as the bytes arrive.
+        try:
+            await request.get_data(cache=True)
+        except RequestEntityTooLarge as exc:
+            raise ApiError(413, f"request body is larger than {BODY_LIMIT // 1024} KiB") from exc
+
+    @staticmethod
+    def has_body() -> bool:
+        # A body-less POST (aios stop) needs no Content-Type; anything with a body must say JSON.
+        return bool(
+            request.content_length
+            or "Transfer-Encoding" in request.headers
+            or request.headers.get("Content-Type")
+        )
+
+    async def add_headers(self, response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers[name] = value
+        if not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,298 @@
+"""The service: one asyncio loop running the daemon and Hypercorn on a loopback socket.
+
+``Service`` owns the whole lifecycle in one place::
+
+    prepare()   (caller's thread)  lock → secrets → bind 127.0.0.1:<port>
+    _main()     (the loop)         daemon parts → Hypercorn → [ready: runtime file, AIOS_PORT]
+                                   … serve until asked to stop …
+                finally, in order:  stop runs → close server → runtime file → lock
+
+It runs either on the calling thread (``run()``: ``aios serve``, with SIGINT/SIGTERM handled) or
+on a thread of its own (``start()``/``stop()``: what the tray uses, since the tray must own the
+main thread). Both ``start`` and ``stop`` are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from hypercorn.logging import Logger
+
+from aios import __version__, client, logs, runtime
+from aios.credentials import Secrets
+from aios.daemon import Daemon
+from aios.paths import Paths
+from aios.runtime import InstanceLock, RuntimeInfo
+from aios.server.app import create_app
+
+log = logging.getLogger("aios.service")
+T = TypeVar("T")
+
+HOST = "127.0.0.1"
+# How long a second instance waits for a starting first one to write its runtime file.
+DISCOVERY_WAIT = 5.0
+# Hypercorn's grace for in-flight requests; SSE streams end on their own stop event first.
+GRACEFUL_TIMEOUT = 5.0
+
+
+class ServiceError(Exception):
+    """The service could not start (port in use, lock held by an unresponsive process...)."""
+
+
+class AlreadyRunning(ServiceError):
+    def __init__(self, info: RuntimeInfo) -> None:
+        self.info = info
+        super().__init__(f"AIOS is already running at {info.url} (pid {info.pid})")
+
+
+class State(Enum):
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class Service:
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        port: int = 0,
+        announce: bool = False,
+        on_ready: Callable[[RuntimeInfo], None] | None = None,
+    ) -> None:
+        self.paths = paths
+        self.requested_port = port
+        self.announce = announce  # print AIOS_PORT:<port> on stdout when ready
+        self.on_ready = on_ready  # called on a worker thread once the port accepts
+        self.state = State.NEW
+        self.daemon: Daemon | None = None
+        self.info: RuntimeInfo | None = None
+        self.error: BaseException | None = None
+        self._lock = InstanceLock(paths.lock_file)
+        self._keys = Secrets.generate()
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._guard = threading.Lock()
+
+    # -- public lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve on this thread until SIGINT/SIGTERM or ``POST /api/shutdown``."""
+        self._prepare()
+        asyncio.run(self._main(install_signals=True))
+        if self.error is not None:
+            raise ServiceError(str(self.error)) from self.error
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Serve on a thread of its own; returns once the port accepts connections."""
+        with self._guard:
+            if self.state is not State.NEW:
+                return
+            self._prepare()
+            self._thread = threading.Thread(target=self._thread_main, name="aios-service")
+            self._thread.start()
+        if not self._ready.wait(timeout) and self.error is None:
+            self.stop()
+            raise ServiceError(f"the service did not become ready within {timeout:g} s")
+        if self.error is not None:
+            raise ServiceError(str(self.error)) from self.error
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop gracefully and wait for the service thread to end; safe to call twice."""
+        self.request_stop()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("the service thread did not stop within %g s", timeout)
+
+    def request_stop(self) -> None:
+        """Thread-safe, non-blocking: ask the loop to begin a graceful shutdown."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(stop.set)
+        elif self.state is State.NEW:
+            self.state = State.STOPPED
+            self._release()
+
+    @property
+    def alive(self) -> bool:
+        return self.state in (State.STARTING, State.RUNNING)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run a coroutine on the service loop from another thread (the tray's facade)."""
+        if self._loop is None or not self.alive:
+            coro.close()
+            raise ServiceError("the service is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.paths.ensure()
+        if not self._lock.try_acquire():
+            info = client.discover(self.paths, wait=DISCOVERY_WAIT)
+            if info is not None:
+                raise AlreadyRunning(info)
+            raise ServiceError(
+                f"another AIOS process holds {self.paths.lock_file} but does not answer"
+            )
+        logs.redact([self._keys.token, self._keys.session, self._keys.csrf])
+        try:
+            self._sock = _bind(self.requested_port)
+        except OSError as exc:
+            self._release()
+            raise ServiceError(
+                f"cannot listen on {HOST}:{self.requested_port}: {exc.strerror or exc}"
+            ) from exc
+        self.state = State.STARTING
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main(install_signals=False))
+        finally:
+            self._ready.set()  # wake a start() still waiting if we died before ready
+
+    async def _main(self, *, install_signals: bool) -> None:
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        port = self._sock.getsockname()[1]
+        daemon = Daemon(self.paths, port, self._keys, request_shutdown=self._stop.set)
+        self.daemon = daemon
+        if install_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self._stop.set)
+        try:
+            await daemon.start()
+            config = _hypercorn_config(self._sock, on_listening=lambda: self._on_ready(daemon))
+            self._sock = None  # Hypercorn owns the descriptor now
+            await serve(create_app(daemon), config, shutdown_trigger=self._shutdown_trigger)
+        except Exception as exc:
+            log.exception("the service failed: %s", exc)
+            self.error = exc
+        finally:
+            self.state = State.STOPPING
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(daemon.stop(), timeout=120)
+            if install_signals:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+            self._release()
+            self.state = State.STOPPED
+            log.info("AIOS stopped")
+
+    async def _shutdown_trigger(self) -> None:
+        assert self._stop is not None and self.daemon is not None
+        await self._stop.wait()
+        log.info("shutting down")
+        # Runs stop and streams end before Hypercorn starts its graceful wait.
+        await self.daemon.stop()
+
+    def _on_ready(self, daemon: Daemon) -> None:
+        info = RuntimeInfo(
+            pid=daemon.pid,
+            port=daemon.port,
+            url=daemon.url,
+            token=daemon.keys.token,
+            version=__version__,
+            started_at=datetime.fromtimestamp(daemon.started_at, UTC).isoformat(),
+        )
+        # A few hundred bytes, once, before anything else runs: not worth a thread hop.
+        runtime.write(self.paths.runtime_file, info)
+        self.info = info
+        self.state = State.RUNNING
+        if self.announce:
+            sys.stdout.write(f"AIOS_PORT:{daemon.port}\n")
+            sys.stdout.flush()
+        log.info("AIOS %s listening on %s", __version__, daemon.url)
+        self._ready.set()
+        if self.on_ready is not None:
+            callback = self.on_ready
+            threading.Thread(target=callback, args=(info,), name="aios-ready", daemon=True).start()
+
+    def _release(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self.info is not None:
+            runtime.remove(self.paths.runtime_file, self.info.pid)
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.browser_file(self.info.port).unlink()
+        self._lock.release()
+
+
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if sys.platform != "win32":
+            # A restart on a fixed --port must not fail on the old socket's TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _hypercorn_config(sock: socket.socket, *, on_listening: Callable[[], None]) -> Config:
+    config = Config()
+    # detach(): Hypercorn wraps the fd in a socket of its own and closes it on shutdown.
+    config.bind = [f"fd://{sock.detach()}"]
+    config.accesslog = None  # an access log would record /login?token=...
+    config.errorlog = logging.getLogger("aios.http")
+    config.graceful_timeout = GRACEFUL_TIMEOUT
+    config.include_server_header = False
+    config.logger_class = _listening_logger(on_listening)
+    return config
+
+
+def _listening_logger(on_listening: Callable[[], None]) -> type[Logger]:
+    """Hypercorn logs "Running on ..." right after its listener exists: our readiness signal.
+
+    Quart's ``before_serving`` fires before the listener is created, so it is too early.
+    """
+
+    class ListeningLogger(Logger):
+        async def info(self, message: str, *args: Any, **kwargs: Any) -> None:
+            await super().info(message, *args, **kwargs)
+            if message.startswith("Running on "):
+                on_listening()
+
+    return ListeningLogger
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Poll until ``pid`` is gone (``aios stop``); True if it went."""
+    import psutil  # noqa: PLC0415 - only the CLI's stop path needs it
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
