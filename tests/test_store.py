@@ -1,0 +1,410 @@
+"""The run history store, against real SQLite files and real log files in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aios.agents.run import Run, RunState, new_run_id
+from aios.store import SCHEMA_VERSION, AmbiguousRun, Store, StoreError, UnknownRun
+
+MARKER = b"\n[aios: output truncated at"
+
+
+def run_async(test: Callable[[], Awaitable[None]]) -> None:
+    async def main() -> None:
+        await test()
+
+    asyncio.run(main())
+
+
+def make_store(tmp_path: Path, **options: Any) -> Store:
+    return Store(tmp_path / "data" / "history.sqlite3", tmp_path / "data" / "runs", **options)
+
+
+@asynccontextmanager
+async def opened(tmp_path: Path, **options: Any) -> AsyncIterator[Store]:
+    store = make_store(tmp_path, **options)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def make_run(state: RunState = RunState.QUEUED, *, run_id: str | None = None) -> Run:
+    return Run(id=run_id or new_run_id(), agent="shell", prompt="hi", cwd="/", state=state)
+
+
+def test_save_get_round_trips_every_persisted_field(tmp_path: Path) -> None:
+    values: dict[str, Any] = {
+        "id": "0123456789ab",
+        "agent": "claude",
+        "prompt": "fix it — ünïcode\nand newlines",
+        "cwd": "/home/me/src",
+        "state": RunState.FAILED,
+        "pid": 4242,
+        "exit_code": -9,
+        "created_at": 1_700_000_000.123456,
+        "started_at": 1_700_000_001.5,
+        "ended_at": 1_700_000_002.25,
+        "restarts": 3,
+        "error": "executable not found",
+        "pid_started_at": 1_700_000_000.987654,
+        "cpu_percent": 12.5,
+        "rss_bytes": 1024,
+    }
+    # If Run grows a field, this test must be taught about it (and the store must persist it).
+    assert set(values) == {f.name for f in dataclasses.fields(Run)}
+
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            await store.save(Run(**values))
+            got = await store.get("0123456789ab")
+            assert got == Run(**{**values, "cpu_percent": None, "rss_bytes": None})
+            assert got is not None
+            assert type(got.state) is RunState
+            assert await store.get("nope") is None
+
+            bare = Run(id="bare", agent="a", prompt="", cwd="/")
+            await store.save(bare)
+            assert await store.get("bare") == bare
+
+    run_async(test)
+
+
+def test_save_updates_in_place_and_keeps_insertion_order(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            first, second = make_run(run_id="first"), make_run(run_id="second")
+            await store.save(first)
+            await store.save(second)
+            first.state, first.pid = RunState.RUNNING, 99
+            await store.save(first)
+            assert [r.id for r in await store.list()] == ["second", "first"]
+            assert await store.get("first") == first
+
+    run_async(test)
+
+
+def test_list_newest_first_with_paging_and_state_filter(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            states = [RunState.SUCCEEDED, RunState.RUNNING, RunState.FAILED] * 3
+            ids = [f"run{i}" for i in range(len(states))]
+            for run_id, state in zip(ids, states, strict=True):
+                await store.save(make_run(state, run_id=run_id))
+            newest_first = ids[::-1]
+
+            assert [r.id for r in await store.list()] == newest_first
+            page1 = await store.list(limit=4)
+            page2 = await store.list(limit=4, before=page1[-1].id)
+            page3 = await store.list(limit=4, before=page2[-1].id)
+            assert [r.id for r in page1 + page2 + page3] == newest_first
+            assert await store.list(before=ids[0]) == []
+
+            finished = await store.list(states={RunState.SUCCEEDED, RunState.FAILED})
+            assert [r.id for r in finished] == [i for i in newest_first if i[-1] not in "147"]
+            assert [r.id for r in await store.list(states=[RunState.RUNNING], before="run4")] == [
+                "run1"
+            ]
+            assert await store.list(states=()) == []
+
+            with pytest.raises(UnknownRun, match="no run matches 'ghost'"):
+                await store.list(before="ghost")
+
+    run_async(test)
+
+
+def test_resolve_exact_prefix_ambiguous_unknown(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            for run_id in ("abc123", "abd456", "ab", "x_y", "x%z"):
+                await store.save(make_run(run_id=run_id))
+
+            assert (await store.resolve("abc")).id == "abc123"
+            assert (await store.resolve("abd456")).id == "abd456"
+            # "ab" is a prefix of three ids, but it is also one run's full id.
+            assert (await store.resolve("ab")).id == "ab"
+            with pytest.raises(AmbiguousRun) as info:
+                await store.resolve("a")
+            assert sorted(info.value.candidates) == ["ab", "abc123", "abd456"]
+            assert "abc123" in str(info.value)
+
+            for missing in ("zz", "", "abc1234"):
+                with pytest.raises(UnknownRun, match=f"no run matches '{missing}'"):
+                    await store.resolve(missing)
+            # LIKE wildcards in a prefix are plain characters.
+            assert (await store.resolve("x_")).id == "x_y"
+            assert (await store.resolve("x%")).id == "x%z"
+            with pytest.raises(UnknownRun):
+                await store.resolve("%")
+            with pytest.raises(UnknownRun):
+                await store.resolve("_")
+
+    run_async(test)
+
+
+def test_delete_removes_row_and_log(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            run = make_run(RunState.SUCCEEDED)
+            await store.save(run)
+            await store.append_log(run.id, b"output\n")
+            log_file = store.logs_dir / f"{run.id}.log"
+            assert log_file.exists()
+
+            await store.delete(run.id)
+            assert await store.get(run.id) is None
+            assert not log_file.exists()
+            with pytest.raises(UnknownRun):
+                await store.delete(run.id)
+
+    run_async(test)
+
+
+def test_retention_prunes_oldest_final_runs_never_live_ones(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path, retention=3) as store:
+            plan = [
+                ("live1", RunState.RUNNING),
+                ("old1", RunState.SUCCEEDED),
+                ("old2", RunState.FAILED),
+                ("live2", RunState.QUEUED),
+                ("old3", RunState.STOPPED),
+            ]
+            for run_id, state in plan:
+                await store.save(make_run(state, run_id=run_id))
+                await store.append_log(run_id, b"x")
+            assert [r.id for r in await store.list()] == ["old3", "live2", "live1"]
+            assert not (store.logs_dir / "old1.log").exists()
+            assert not (store.logs_dir / "old2.log").exists()
+            assert (store.logs_dir / "old3.log").exists()
+
+            # Only live runs left to prune: the history grows past retention rather than lose one.
+            for run_id in ("live3", "live4"):
+                await store.save(make_run(RunState.STARTING, run_id=run_id))
+            assert [r.id for r in await store.list()] == ["live4", "live3", "live2", "live1"]
+            assert await store.counts() == {"running": 1, "queued": 1, "starting": 2, "total": 4}
+
+    run_async(test)
+
+
+def test_counts(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            assert await store.counts() == {"total": 0}
+            for state in (RunState.RUNNING, RunState.FAILED, RunState.FAILED):
+                await store.save(make_run(state))
+            assert await store.counts() == {"running": 1, "failed": 2, "total": 3}
+
+    run_async(test)
+
+
+def test_log_append_and_read(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            assert await store.read_log("r1") == b""
+            assert await store.log_size("r1") == 0
+            await store.append_log("r1", b"hello ")
+            await store.append_log("r1", b"w\xc3\xb6rld\r\n\x00")
+            assert await store.read_log("r1") == b"hello w\xc3\xb6rld\r\n\x00"
+            assert await store.read_log("r1", offset=6) == b"w\xc3\xb6rld\r\n\x00"
+            assert await store.read_log("r1", offset=6, limit=2) == b"w\xc3"
+            assert await store.read_log("r1", offset=1000) == b""
+            assert await store.log_size("r1") == 15
+
+            await store.close_log("r1")
+            assert await store.log_size("r1") == 15
+            await store.append_log("r1", b"!")  # reopening appends, never truncates
+            assert await store.read_log("r1", offset=14) == b"\x00!"
+
+            with pytest.raises(ValueError, match="negative"):
+                await store.read_log("r1", offset=-1)
+            with pytest.raises(UnknownRun):
+                await store.append_log("../escape", b"x")
+
+    run_async(test)
+
+
+def test_log_cap_keeps_the_first_bytes_and_marks_truncation_once(tmp_path: Path) -> None:
+    cap = 1000
+
+    async def test() -> None:
+        async with opened(tmp_path, log_cap_bytes=cap) as store:
+            chunks = [bytes([65 + i]) * 300 for i in range(10)]
+            for chunk in chunks:
+                await store.append_log("big", chunk)
+            data = await store.read_log("big")
+            assert data[:cap] == b"".join(chunks)[:cap]
+            assert data.count(MARKER) == 1
+            assert data.endswith(b"later output was not kept]\n")
+            assert len(data) == await store.log_size("big")
+            assert cap < len(data) <= cap + 80
+
+            # Exactly at the cap nothing was lost yet; the next byte is what gets marked.
+            await store.append_log("exact", b"x" * cap)
+            assert await store.log_size("exact") == cap
+            await store.append_log("exact", b"y")
+            assert (await store.read_log("exact")).count(MARKER) == 1
+
+            await store.close_log("big")
+            await store.append_log("big", b"more")
+            assert await store.read_log("big") == data
+
+        # A later daemon sees the marker is there already.
+        async with opened(tmp_path, log_cap_bytes=cap) as store:
+            await store.append_log("big", b"more")
+            assert await store.read_log("big") == data
+
+    run_async(test)
+
+
+def test_history_and_live_runs_survive_a_restart(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            for state in RunState:
+                await store.save(make_run(state, run_id=str(state)))
+        store = make_store(tmp_path)
+        try:
+            live = await store.open()
+            assert sorted(r.id for r in live) == sorted(str(s) for s in RunState if s.is_live)
+            assert all(r.state == RunState(r.id) for r in live)
+            assert len(await store.list()) == len(RunState)
+        finally:
+            await store.close()
+
+    run_async(test)
+
+
+def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            database = store.database
+        with closing(sqlite3.connect(database)) as db:
+            assert SCHEMA_VERSION >= 1
+            assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # Reopening an up-to-date database runs nothing and keeps the version.
+        async with opened(tmp_path):
+            pass
+        with closing(sqlite3.connect(database)) as db:
+            assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+    run_async(test)
+
+
+def test_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    store.database.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(store.database)) as db:
+        db.execute("CREATE TABLE future (x)")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        db.commit()
+    before = store.database.read_bytes()
+
+    async def test() -> None:
+        try:
+            with pytest.raises(StoreError, match="newer") as info:
+                await store.open()
+            assert str(store.database) in str(info.value)
+        finally:
+            await store.close()
+
+    run_async(test)
+    assert store.database.read_bytes() == before
+
+
+def test_garbage_database_is_an_error_and_left_byte_identical(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    store.database.parent.mkdir(parents=True)
+    garbage = b"this is not a database, it is a shopping list\n" * 100
+    store.database.write_bytes(garbage)
+
+    async def test() -> None:
+        try:
+            with pytest.raises(StoreError) as info:
+                await store.open()
+            message = str(info.value)
+            assert str(store.database) in message
+            assert "not a database" in message
+        finally:
+            await store.close()
+
+    run_async(test)
+    assert store.database.read_bytes() == garbage
+
+
+def test_close_is_idempotent_and_later_calls_fail_cleanly(tmp_path: Path) -> None:
+    async def test() -> None:
+        store = make_store(tmp_path)
+        await store.close()  # never opened
+        store = make_store(tmp_path)
+        with pytest.raises(StoreError, match="not open"):
+            await store.get("x")
+        await store.open()
+        await store.append_log("r", b"x")
+        await store.close()
+        await store.close()
+        with pytest.raises(StoreError, match="closed"):
+            await store.save(make_run())
+
+    run_async(test)
+
+
+def test_concurrent_callers_are_serialised(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            runs = [make_run() for _ in range(50)]
+            await asyncio.gather(*(store.save(run) for run in runs))
+            await asyncio.gather(*(store.append_log("shared", b"%03d\n" % i) for i in range(50)))
+            assert (await store.counts())["total"] == 50
+            lines = (await store.read_log("shared")).splitlines()
+            assert sorted(lines) == [b"%03d" % i for i in range(50)]
+
+    run_async(test)
+
+
+# Audit events are raised on the thread doing the work, so they show where the store's
+# blocking calls really run. Hooks cannot be removed, so one is installed and switched on and off.
+_recording = threading.Event()
+_audit_log: list[tuple[str, str, str]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _recording.is_set() and event in {"sqlite3.connect", "open", "os.remove"} and args:
+        _audit_log.append((event, str(args[0]), threading.current_thread().name))
+
+
+sys.addaudithook(_audit)
+
+
+def test_database_and_log_work_happen_off_the_event_loop_thread(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            run = make_run(RunState.SUCCEEDED)
+            await store.save(run)
+            await store.append_log(run.id, b"out")
+            await store.read_log(run.id)
+            await store.delete(run.id)
+
+    _audit_log.clear()
+    _recording.set()
+    try:
+        run_async(test)
+    finally:
+        _recording.clear()
+    ours = [entry for entry in _audit_log if str(tmp_path) in entry[1]]
+    assert {event for event, _, _ in ours} == {"sqlite3.connect", "open", "os.remove"}
+    assert {thread for _, _, thread in ours if not thread.startswith("aios-store")} == set()
+    # The connection is made on the store thread and sqlite3's check_same_thread then refuses
+    # any use of it from elsewhere, so every later query ran there too.
