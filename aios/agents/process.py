@@ -1,0 +1,329 @@
+"""One agent's process group: spawn it, read its output, sample it, stop it.
+
+Every agent starts in a session of its own (``start_new_session=True``), so it leads a fresh
+process group whose id is its pid. Signals go to the whole group with ``os.killpg``: the shells,
+test runners and language servers an agent starts share its fate, whatever the agent itself does
+with SIGTERM. Stopping is SIGTERM to the group, a grace period for *every* member to leave (not
+only the leader), then SIGKILL to whatever is left.
+
+Limits, and what covers them:
+
+* A descendant that calls ``setsid()``/``setpgid()`` leaves the group. ``stop()`` also signals such
+  escapees when they are still descendants of the leader when ``stop()`` begins (psutil walks the
+  tree); one whose parent has already exited was reparented to init and is out of reach.
+* When the daemon itself dies without cleaning up, ``aios.agents.watchdog`` stops the groups.
+* Pids are reused. A process group id is not reused while the group has a member (POSIX), and
+  this class stops signalling a group once it has seen it empty. Records from a previous daemon
+  carry the leader's ``create_time`` so ``kill_stale_group`` never kills a stranger.
+* PID 1 in a container may never reap orphans, which then linger as zombies and keep their group
+  "existing" for ``killpg(pgid, 0)``: liveness checks here ignore zombies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+__all__ = ["AgentProcess", "SpawnError", "kill_stale_group", "spawn"]
+
+log = logging.getLogger(__name__)
+
+READ_LIMIT = 65536  # bytes the output reader buffers before it stops reading the pipe
+_POLL = 0.02  # seconds between checks while the group empties
+_REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
+_CREATE_TIME_SLACK = 1.0  # seconds; create times from psutil are rounded to clock ticks
+
+
+class SpawnError(Exception):
+    """The agent could not be started at all (missing or non-executable program, bad cwd)."""
+
+    def __init__(self, program: str, reason: str) -> None:
+        self.program = program
+        self.reason = reason
+        super().__init__(f"cannot start {program!r}: {reason}")
+
+
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The stock stream protocol plus a future set the moment the leader exits.
+
+    ``asyncio.subprocess.Process.wait()`` also waits for the output pipe to close, so a grandchild
+    that keeps stdout open would hide the leader's exit; a supervisor needs that exit on its own.
+    """
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> AgentProcess:
+    """Start ``argv`` (never through a shell) as the leader of a new session and process group.
+
+    stdin is /dev/null; stdout and stderr are merged into one pipe, read with ``read()``; the agent
+    sees exactly ``env`` and inherits no other file descriptor.
+    """
+    if sys.platform == "win32":
+        raise NotImplementedError("agent process groups need a POSIX system")
+    if not argv:
+        raise SpawnError("", "empty command")
+    program = argv[0]
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _Protocol(limit=READ_LIMIT, loop=loop),
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise SpawnError(program, _spawn_failure(program, cwd, exc)) from exc
+    except ValueError as exc:  # an embedded NUL byte
+        raise SpawnError(program, str(exc)) from exc
+    process = asyncio.subprocess.Process(transport, protocol, loop)
+    return AgentProcess(process, transport, protocol.exited)
+
+
+def _spawn_failure(program: str, cwd: Path, exc: OSError) -> str:
+    if exc.filename is not None and Path(os.fsdecode(exc.filename)) == cwd:
+        return f"working directory {str(cwd)!r}: {exc.strerror or exc}"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file" if os.sep in program else "executable not found on PATH"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+class AgentProcess:
+    """A running agent: the leader of its own process group (``pgid == pid``)."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        transport: asyncio.SubprocessTransport,
+        exited: asyncio.Future[None],
+    ) -> None:
+        self._process = process
+        self._transport = transport
+        self._exited = exited
+        self.pid: int = process.pid
+        self.pgid: int = process.pid
+        self.create_time: float = _create_time(process.pid)
+        self._group_gone = False  # seen empty once: never signal that pgid again
+        self._sampled: dict[int, psutil.Process] = {}
+        self._sample_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<AgentProcess pid={self.pid} returncode={self.returncode}>"
+
+    @property
+    def returncode(self) -> int | None:
+        """The leader's exit code once it has exited; ``-N`` when signal N killed it."""
+        return self._process.returncode
+
+    async def read(self, n: int = READ_LIMIT) -> bytes:
+        """Up to ``n`` bytes of merged stdout/stderr; ``b""`` once every writer has closed it."""
+        assert self._process.stdout is not None
+        return await self._process.stdout.read(n)
+
+    async def wait(self) -> int:
+        """Wait for the leader to exit (not for its output pipe to close); return its exit code."""
+        await asyncio.shield(self._exited)
+        returncode = self._process.returncode
+        assert returncode is not None
+        return returncode
+
+    async def stop(self, timeout: float) -> int:  # noqa: ASYNC109  (a grace period, not a deadline)
+        """SIGTERM the group, give every member ``timeout`` seconds, then SIGKILL what is left.
+
+        Returns the leader's exit code. Safe to call again, concurrently, or after the agent ended.
+        """
+        if self._group_gone and self.returncode is not None:
+            return self.returncode
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        escaped = await asyncio.to_thread(self._escaped_descendants)
+        self._signal_group(signal.SIGTERM)
+        _signal_each(escaped, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._exited), deadline - loop.time())
+        # Nothing signals when a grandchild exits: poll.
+        left = self._anything_left
+        while loop.time() < deadline and await asyncio.to_thread(left, escaped):  # noqa: ASYNC110
+            await asyncio.sleep(_POLL)
+        self._signal_group(signal.SIGKILL)
+        _signal_each(escaped, signal.SIGKILL)
+        try:
+            returncode = await asyncio.wait_for(self.wait(), _REAP_TIMEOUT)
+        except TimeoutError as exc:
+            raise TimeoutError(f"agent {self.pid} survived SIGKILL for {_REAP_TIMEOUT} s") from exc
+        # SIGKILL is final but not instant: return once the members are gone too.
+        deadline = loop.time() + _REAP_TIMEOUT
+        while await asyncio.to_thread(self._anything_left, escaped):
+            if loop.time() > deadline:
+                log.warning("process group %d survived SIGKILL for %s s", self.pgid, _REAP_TIMEOUT)
+                break
+            await asyncio.sleep(_POLL)
+        return returncode
+
+    def kill_group(self) -> None:
+        """SIGKILL the whole group now, without waiting."""
+        self._signal_group(signal.SIGKILL)
+
+    def close(self) -> None:
+        """Release the output pipe (killing the group first if the leader still runs). Idempotent.
+
+        Needed only when output is not read to end-of-file, which closes it by itself.
+        """
+        if self.returncode is None:
+            self.kill_group()
+        self._transport.close()
+
+    def sample(self) -> tuple[float, int] | None:
+        """(CPU percent, RSS bytes) summed over the leader and its descendants; None once it ended.
+
+        CPU is in percent of one core (it can exceed 100) measured since the previous call, so the
+        first call reports 0.0 for each process. Blocks for a few milliseconds: call it in a thread.
+        """
+        if self.returncode is not None:
+            return None
+        with self._sample_lock:
+            try:
+                leader = self._sampled.get(self.pid) or psutil.Process(self.pid)
+                if leader.status() == psutil.STATUS_ZOMBIE or not _same_start(
+                    leader.create_time(), self.create_time
+                ):
+                    return None
+                members = [leader, *leader.children(recursive=True)]
+            except psutil.Error:
+                return None
+            cpu, rss = 0.0, 0
+            sampled: dict[int, psutil.Process] = {}
+            for found in members:
+                cached = self._sampled.get(found.pid)
+                proc = cached if cached is not None and cached == found else found
+                try:
+                    with proc.oneshot():
+                        cpu += proc.cpu_percent(interval=None)
+                        rss += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                sampled[proc.pid] = proc
+            self._sampled = sampled
+            return cpu, rss
+
+    def _signal_group(self, sig: int) -> None:
+        if self._group_gone:
+            return
+        try:
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            # Empty now, and the leader cannot come back: a later group with this id is a stranger.
+            self._group_gone = True
+        except PermissionError:
+            log.warning("not allowed to signal process group %d", self.pgid)
+
+    def _escaped_descendants(self) -> list[psutil.Process]:
+        """Descendants of the leader that left its process group (setsid, setpgid)."""
+        try:
+            children = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        return [child for child in children if _pgid(child.pid) not in (self.pgid, None)]
+
+    def _anything_left(self, escaped: Iterable[psutil.Process]) -> bool:
+        if self.returncode is None:
+            return True
+        return _group_has_live_member(self.pgid) or any(_alive(proc) for proc in escaped)
+
+
+def kill_stale_group(pgid: int, create_time: float | None) -> bool:
+    """SIGKILL the group of an agent left running by a previous daemon; True if it was there.
+
+    The leader (pid == pgid) must still be that agent: its start time must match ``create_time``
+    (when given) within a second. A live leader that does not match is a reused pid and is left
+    alone. With the leader gone, the group id cannot have been reused while members remain, so
+    they are killed.
+    """
+    if pgid <= 1 or pgid == os.getpgrp() or not _is_stale_leader(pgid, create_time):
+        return False
+    if not _group_has_live_member(pgid):
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _is_stale_leader(pgid: int, create_time: float | None) -> bool:
+    """Whether pid ``pgid`` is gone, or still the group leader that started at ``create_time``."""
+    try:
+        leader = psutil.Process(pgid)
+        if _pgid(pgid) not in (pgid, None):  # None: a zombie, on some systems
+            return False  # a process with that pid that leads no group of that id
+        return create_time is None or _same_start(leader.create_time(), create_time)
+    except psutil.NoSuchProcess:
+        return True  # the leader is gone; its group may still have members
+    except psutil.Error:
+        return False
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """Whether any process in the group is more than a zombie."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return any(_pgid(proc.pid) == pgid and _alive(proc) for proc in psutil.process_iter())
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal_each(procs: Iterable[psutil.Process], sig: int) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)  # psutil checks the pid still names the same process
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _same_start(a: float, b: float) -> bool:
+    return abs(a - b) <= _CREATE_TIME_SLACK
+
+
+def _create_time(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return time.time()  # already gone and reaped: now is within moments of its start
