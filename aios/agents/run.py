@@ -48,9 +48,7 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     _S.QUEUED: frozenset({_S.STARTING, _S.STOPPED, _S.INTERRUPTED}),
     # starting → failed when the executable cannot be spawned at all.
     _S.STARTING: frozenset({_S.RUNNING, _S.FAILED, _S.STOPPING, _S.INTERRUPTED}),
-    _S.RUNNING: frozenset(
-        {_S.SUCCEEDED, _S.FAILED, _S.STOPPING, _S.BACKOFF, _S.INTERRUPTED}
-    ),
+    _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.STOPPING, _S.BACKOFF, _S.INTERRUPTED}),
     # A run asked to stop ends stopped whatever its exit code: the user chose to end it.
     _S.STOPPING: frozenset({_S.STOPPED, _S.INTERRUPTED}),
     _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.FAILED, _S.INTERRUPTED}),
@@ -82,8 +80,10 @@ def new_run_id() -> str:
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
