@@ -8,12 +8,16 @@ never a traceback: 0 ok, 1 failure, 2 usage error, 3 not running.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 from aios import __version__, browser, logs
 from aios.client import ClientError, DaemonClient, discover
+from aios.follow import LogReader, follow
 from aios.paths import Paths
 from aios.runtime import RuntimeInfo
 from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
@@ -75,6 +79,33 @@ def build_parser() -> Parser:
     sub.add_parser("stop", help="shut the running daemon down gracefully").set_defaults(
         handler=cmd_stop
     )
+
+    agents = sub.add_parser("agents", help="list agents and whether each is available")
+    agents.add_argument("--json", action="store_true", help="print JSON")
+    agents.set_defaults(handler=cmd_agents)
+
+    run = sub.add_parser("run", help="start a run; print its id")
+    run.add_argument("agent", help="agent name (see `aios agents`)")
+    run.add_argument("prompt", nargs="?", default="", help="the task for the agent")
+    run.add_argument("--cwd", help="working directory (default: the agent's, else this one)")
+    run.add_argument(
+        "--wait", action="store_true", help="follow the run and exit with its exit code"
+    )
+    run.set_defaults(handler=cmd_run)
+
+    ps = sub.add_parser("ps", help="list live runs (--all: the history too)")
+    ps.add_argument("--all", action="store_true", help="include finished runs")
+    ps.add_argument("--json", action="store_true", help="print JSON")
+    ps.set_defaults(handler=cmd_ps)
+
+    logs_cmd = sub.add_parser("logs", help="print a run's output")
+    logs_cmd.add_argument("run", help="run id (or an unambiguous prefix)")
+    logs_cmd.add_argument("-f", "--follow", action="store_true", help="follow live output")
+    logs_cmd.set_defaults(handler=cmd_logs)
+
+    kill = sub.add_parser("kill", help="stop a run (SIGTERM, then SIGKILL)")
+    kill.add_argument("run", help="run id (or an unambiguous prefix)")
+    kill.set_defaults(handler=cmd_kill)
     return parser
 
 
@@ -146,6 +177,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     assert isinstance(status, dict)
     print(f"AIOS {status['version']} running at {status['url']}")
     print(f"pid {status['pid']}, up {format_duration(float(status['uptime']))}")
+    counts = status.get("runs", {})
+    live = sum(counts.get(s, 0) for s in ("queued", "starting", "running", "stopping", "backoff"))
+    print(
+        f"runs: {live} live, {counts.get('failed', 0)} failed, {counts.get('total', 0)} in history"
+    )
     return EXIT_OK
 
 
@@ -164,6 +200,139 @@ def cmd_stop(args: argparse.Namespace) -> int:
         raise CliError(f"AIOS (pid {info.pid}) did not exit within {STOP_WAIT:g} s")
     print("AIOS stopped")
     return EXIT_OK
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    body = call(running(Paths.from_env()), "GET", "/api/agents")
+    assert isinstance(body, dict)
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    rows = [
+        (
+            agent["name"],
+            agent["source"],
+            "yes" if agent["available"] else f"no: {agent['unavailable_reason']}",
+            " ".join(agent["command"]),
+        )
+        for agent in body["agents"]
+    ]
+    print_table(("NAME", "SOURCE", "AVAILABLE", "COMMAND"), rows)
+    problems = body["config"]["problems"]
+    if problems:
+        print(
+            f"\n{len(problems)} problem(s) in the config file (these agents/settings are ignored):"
+        )
+        for problem in problems:
+            print(f"  {problem}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    info = running(Paths.from_env())
+    client = DaemonClient(info)
+    cwd = args.cwd
+    if cwd is not None:
+        cwd = str(Path(cwd).expanduser().absolute())
+    elif not agent_has_cwd(client, args.agent):
+        cwd = os.getcwd()
+    try:
+        run = client.request(
+            "POST", "/api/runs", {"agent": args.agent, "prompt": args.prompt, "cwd": cwd}
+        )
+        print(run["id"], flush=True)
+        if not args.wait:
+            return EXIT_OK
+        final = follow(client, run["id"], sys.stdout.buffer)
+    except ClientError as exc:
+        raise CliError(str(exc)) from exc
+    return exit_code_of(final)
+
+
+def agent_has_cwd(client: DaemonClient, name: str) -> bool:
+    try:
+        body = client.request("GET", "/api/agents")
+    except ClientError as exc:
+        raise CliError(str(exc)) from exc
+    return any(a["name"] == name and a.get("cwd") for a in body["agents"])
+
+
+def exit_code_of(run: dict[str, Any]) -> int:
+    """The agent's exit code; 1 when it ended without one (spawn failure, interrupted)."""
+    code = run.get("exit_code")
+    if run["state"] == "succeeded":
+        return EXIT_OK
+    if isinstance(code, int) and code > 0:
+        return code
+    if isinstance(code, int) and code < 0:
+        return 128 - code  # killed by a signal, as a shell reports it
+    if run.get("error"):
+        print(f"aios: {run['error']}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    query = "/api/runs?limit=50"
+    if not args.all:
+        query += "".join(
+            f"&state={s}" for s in ("queued", "starting", "running", "stopping", "backoff")
+        )
+    runs = call(running(Paths.from_env()), "GET", query)
+    assert isinstance(runs, list)
+    if args.json:
+        print(json.dumps(runs, indent=2))
+        return EXIT_OK
+    if not runs:
+        print("no runs" if args.all else "no live runs (`aios ps --all` shows the history)")
+        return EXIT_OK
+    rows = [
+        (
+            r["id"],
+            r["agent"],
+            r["state"],
+            "" if r["exit_code"] is None else str(r["exit_code"]),
+            (r["started_at"] or r["created_at"] or "")[:19].replace("T", " "),
+            one_line(r["prompt"], 40),
+        )
+        for r in runs
+    ]
+    print_table(("ID", "AGENT", "STATE", "EXIT", "STARTED (UTC)", "PROMPT"), rows)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    client = DaemonClient(running(Paths.from_env()))
+    try:
+        run = client.request("GET", f"/api/runs/{args.run}")
+        if args.follow:
+            follow(client, run["id"], sys.stdout.buffer)
+        else:
+            LogReader(client, run["id"], sys.stdout.buffer).drain()
+    except ClientError as exc:
+        raise CliError(str(exc)) from exc
+    return EXIT_OK
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    run = call(running(Paths.from_env()), "POST", f"/api/runs/{args.run}/stop")
+    assert isinstance(run, dict)
+    print(f"{run['id']}: {run['state']}")
+    return EXIT_OK
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+
+
+def one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def format_duration(seconds: float) -> str:

@@ -5,11 +5,12 @@ Standard library only (``http.client``): the CLI should start fast and needs not
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +55,9 @@ class DaemonClient:
         headers.update(extra or {})
         return headers
 
-    def request(
-        self, method: str, path: str, body: object = None, *, timeout: float | None = None
-    ) -> Any:
-        """Send a request; returns the decoded JSON (or text) body, raises on any 4xx/5xx."""
+    def _send(
+        self, method: str, path: str, body: object, timeout: float | None
+    ) -> tuple[int, str, bytes]:
         payload = None if body is None else json.dumps(body).encode()
         extra = {} if payload is None else {"Content-Type": "application/json"}
         conn = self._connect(self.timeout if timeout is None else timeout)
@@ -69,17 +69,31 @@ class DaemonClient:
             raise DaemonUnreachable(self.info, str(exc) or type(exc).__name__) from exc
         finally:
             conn.close()
-        text = raw.decode("utf-8", errors="replace")
-        is_json = response.getheader("Content-Type", "").startswith("application/json")
-        data: Any = json.loads(text) if is_json and text else text
+        content_type = response.getheader("Content-Type", "")
         if response.status >= 400:
-            message = data.get("error") if isinstance(data, dict) else None
+            message = None
+            if content_type.startswith("application/json"):
+                with contextlib.suppress(ValueError):
+                    message = json.loads(raw).get("error")
             raise ApiCallError(response.status, message or f"HTTP {response.status}")
-        return data
+        return response.status, content_type, raw
+
+    def request(
+        self, method: str, path: str, body: object = None, *, timeout: float | None = None
+    ) -> Any:
+        """Send a request; returns the decoded JSON (or text) body, raises on any 4xx/5xx."""
+        _, content_type, raw = self._send(method, path, body, timeout)
+        text = raw.decode("utf-8", errors="replace")
+        if content_type.startswith("application/json") and text:
+            return json.loads(text)
+        return text
+
+    def request_bytes(self, method: str, path: str) -> bytes:
+        return self._send(method, path, None, None)[2]
 
     def events(
         self, path: str = "/api/events", last_event_id: str | None = None
-    ) -> Iterator[SseEvent]:
+    ) -> Generator[SseEvent, None, None]:
         """Follow a Server-Sent Events stream until the server ends it."""
         extra = {"Accept": "text/event-stream"}
         if last_event_id is not None:

@@ -2,6 +2,9 @@
 
 The HTTP app, the tray facade and the CLI (through the API) all reach the daemon through this one
 object. It knows nothing of threads, sockets or Hypercorn: ``aios.service`` owns those.
+
+Start order: config → store → watchdog → supervisor (which marks leftovers interrupted).
+Stop order: runs stopped (events still flow) → streams ended → watchdog → store.
 """
 
 from __future__ import annotations
@@ -12,12 +15,44 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aios import __version__
+from aios.agents.supervisor import Supervisor
+from aios.agents.watchdog import Watchdog
+from aios.config import Config, load_config
 from aios.credentials import Secrets
+from aios.events import EventBus
 from aios.paths import Paths
+from aios.store import Store
 
 log = logging.getLogger("aios.daemon")
+
+
+class ConfigSource:
+    """``config.toml``, re-read when it changes, so edits apply without a restart.
+
+    A broken file never stops anything: ``load_config`` reports problems and falls back to
+    defaults, and we log each distinct set of problems once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._config: Config | None = None
+
+    def __call__(self) -> Config:
+        try:
+            info = self.path.stat()
+            stamp: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
+        except OSError:
+            stamp = None
+        if self._config is None or stamp != self._stamp:
+            self._config = load_config(self.path)
+            self._stamp = stamp
+            for problem in self._config.problems:
+                log.warning("config: %s", problem)
+        return self._config
 
 
 @dataclass
@@ -31,9 +66,26 @@ class Daemon:
     pid: int = field(default_factory=os.getpid)
     started_at: float = field(default_factory=time.time)
     _started_mono: float = field(default_factory=time.monotonic)
-    # Set when shutdown begins: long-lived responses (SSE) end on it instead of holding
-    # Hypercorn's graceful shutdown for its whole timeout.
+    # Set once shutdown has begun and the event streams have ended.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    bus: EventBus = field(default_factory=EventBus)
+    config: ConfigSource = field(init=False)
+    store: Store = field(init=False)
+    watchdog: Watchdog = field(default_factory=Watchdog)
+    supervisor: Supervisor = field(init=False)
+    _stop_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _closed: bool = False
+
+    def __post_init__(self) -> None:
+        self.config = ConfigSource(self.paths.config_file)
+        settings = self.config().settings
+        self.store = Store(
+            self.paths.database,
+            self.paths.run_logs_dir,
+            log_cap_bytes=settings.log_cap_mib * 1024 * 1024,
+            retention=settings.retention,
+        )
+        self.supervisor = Supervisor(self.store, self.bus, self.watchdog, self.config)
 
     @property
     def url(self) -> str:
@@ -44,7 +96,19 @@ class Daemon:
         return time.monotonic() - self._started_mono
 
     async def start(self) -> None:
-        log.debug("daemon parts started")
+        await asyncio.to_thread(self.watchdog.start)
+        await self.supervisor.start()
 
     async def stop(self) -> None:
-        self.stopping.set()
+        """Stop runs, end streams, release resources. Idempotent; safe to call concurrently."""
+        async with self._stop_lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                await self.supervisor.shutdown()
+            finally:
+                self.bus.close()
+                self.stopping.set()
+                await asyncio.to_thread(self.watchdog.close)
+                await self.store.close()

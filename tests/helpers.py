@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -59,11 +60,12 @@ def aios_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    home: Path, *args: str, timeout: float = 60, **env: str
+    home: Path, *args: str, timeout: float = 60, cwd: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "aios", *args],
         env=aios_env(home, **env),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -141,3 +143,117 @@ def _readline(stream: IO[str], timeout: float) -> str:
         if not selector.select(timeout):
             raise AssertionError(f"no output within {timeout:g} s")
     return stream.readline()
+
+
+class EventCollector:
+    """Reads a daemon's SSE stream on a thread, so a test can wait for an event with a timeout."""
+
+    def __init__(self, port: int, token: str, last_event_id: str | None = None) -> None:
+        import http.client
+        import queue
+        import threading
+
+        self.events: queue.Queue[tuple[str | None, str, Any] | None] = queue.Queue()
+        self.seen: list[tuple[str | None, str, Any]] = []
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        self._conn.request("GET", "/api/events", headers=headers)
+        self._response = self._conn.getresponse()
+        assert self._response.status == 200
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        self.wait(lambda kind, data: kind == "hello")
+
+    def _read(self) -> None:
+        event_id: str | None = None
+        kind, data = "message", list[str]()
+        try:
+            for raw in self._response:
+                line = raw.decode().rstrip("\r\n")
+                if not line:
+                    if data:
+                        self.events.put((event_id, kind, json.loads("\n".join(data))))
+                    kind, data = "message", []
+                elif line.startswith("id:"):
+                    event_id = line[3:].strip()
+                elif line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+        except Exception:  # close() pulls the socket from under this thread
+            pass
+        self.events.put(None)
+
+    def wait(
+        self, match: Callable[[str, Any], bool], timeout: float = 15
+    ) -> tuple[str | None, Any]:
+        """The next event for which ``match(kind, data)`` holds; earlier ones are kept in seen."""
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self.events.get(timeout=max(remaining, 0.001))
+            except queue.Empty:
+                raise AssertionError(f"no matching event within {timeout:g} s") from None
+            if item is None:
+                raise AssertionError("the event stream ended")
+            self.seen.append(item)
+            if match(item[1], item[2]):
+                return item[0], item[2]
+
+    def wait_end(self, timeout: float = 15) -> None:
+        """Wait until the server ends the stream."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            import queue
+
+            try:
+                item = self.events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            self.seen.append(item)
+        raise AssertionError("the event stream did not end")
+
+    def close(self) -> None:
+        import socket as socket_module
+
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket_module.SHUT_RDWR)
+        self._response.close()
+        self._conn.close()
+        self._thread.join(5)
+
+
+def write_config(home: Path, text: str) -> Path:
+    path = home / "config" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def agent_script(directory: Path, name: str, body: str, *, prompt: bool = True) -> str:
+    """A small Python agent in a file; returns the TOML command array for it."""
+    script = directory / f"{name}.py"
+    script.write_text(body)
+    return json.dumps([sys.executable, str(script), *(["{prompt}"] if prompt else [])])
+
+
+def pids_alive(pids: list[int]) -> list[int]:
+    import psutil
+
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive

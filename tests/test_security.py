@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,15 @@ def shutdowns() -> list[int]:
 
 
 @pytest.fixture
-def app(tmp_path: Path, keys: Secrets, shutdowns: list[int]) -> Quart:
+async def app(tmp_path: Path, keys: Secrets, shutdowns: list[int]) -> AsyncIterator[Quart]:
     paths = Paths.from_env({"AIOS_HOME": str(tmp_path)})
-    return create_app(Daemon(paths, PORT, keys, request_shutdown=lambda: shutdowns.append(1)))
+    paths.ensure()
+    daemon = Daemon(paths, PORT, keys, request_shutdown=lambda: shutdowns.append(1))
+    await daemon.start()
+    try:
+        yield create_app(daemon)
+    finally:
+        await daemon.stop()
 
 
 @pytest.fixture

@@ -1,15 +1,27 @@
-"""The JSON API (DESIGN.md section 5)."""
+"""The JSON API (DESIGN.md section 5).
+
+Run ids in paths may be any unambiguous prefix, like git's: the CLI passes what the user typed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
-from quart import Blueprint, Response, jsonify
+from quart import Blueprint, Response, jsonify, request
 
+from aios.agents.run import Run, RunState
 from aios.server.context import daemon
+from aios.server.errors import ApiError
+from aios.store import AmbiguousRun, UnknownRun
 
 blueprint = Blueprint("api", __name__)
+
+HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle event stream
+MAX_PAGE = 500
+LAUNCH_FIELDS = {"agent", "prompt", "cwd"}
 
 
 @blueprint.get("/health")
@@ -21,18 +33,17 @@ async def health() -> Response:
 @blueprint.get("/api/status")
 async def status() -> Response:
     """What ``aios status`` prints; also how a client confirms it reached *this* daemon."""
-    return jsonify(status_body())
-
-
-def status_body() -> dict[str, Any]:
     d = daemon()
-    return {
-        "status": "ok",
-        "version": d.version,
-        "pid": d.pid,
-        "url": d.url,
-        "uptime": round(d.uptime, 3),
-    }
+    return jsonify(
+        {
+            "status": "ok",
+            "version": d.version,
+            "pid": d.pid,
+            "url": d.url,
+            "uptime": round(d.uptime, 3),
+            "runs": await d.supervisor.summary(),
+        }
+    )
 
 
 @blueprint.post("/api/shutdown")
@@ -41,3 +52,163 @@ async def shutdown() -> tuple[Response, int]:
     # Answer first, then stop: the response must leave before the server closes connections.
     asyncio.get_running_loop().call_soon(d.request_shutdown)
     return jsonify({"status": "stopping"}), 202
+
+
+@blueprint.get("/api/agents")
+async def agents() -> Response:
+    config = daemon().config()
+    return jsonify(
+        {
+            "agents": [agent.to_json() for agent in config.agents.values()],
+            "config": {
+                "path": str(config.path),
+                "problems": [str(problem) for problem in config.problems],
+            },
+        }
+    )
+
+
+@blueprint.post("/api/runs")
+async def launch() -> tuple[Response, int]:
+    body = await json_object()
+    unknown = sorted(set(body) - LAUNCH_FIELDS)
+    if unknown:
+        raise ApiError(422, f"unknown field {unknown[0]!r}; expected agent, prompt, cwd")
+    agent = body.get("agent")
+    if not isinstance(agent, str) or not agent:
+        raise ApiError(422, "field 'agent' is required and must be a string")
+    prompt = optional_string(body, "prompt") or ""
+    cwd = optional_string(body, "cwd")
+    run = await daemon().supervisor.launch(agent, prompt, cwd)
+    return jsonify(run.to_json()), 201
+
+
+@blueprint.get("/api/runs")
+async def list_runs() -> Response:
+    limit = int_arg("limit", 50, 1, MAX_PAGE)
+    states = None
+    if "state" in request.args:
+        try:
+            states = [RunState(s) for s in request.args.getlist("state")]
+        except ValueError as exc:
+            choices = ", ".join(s.value for s in RunState)
+            raise ApiError(422, f"invalid state filter: {exc}; one of {choices}") from exc
+    before = request.args.get("before") or None
+    try:
+        runs = await daemon().supervisor.list(limit=limit, before=before, states=states)
+    except UnknownRun as exc:
+        raise ApiError(422, f"invalid 'before': {exc}") from exc
+    return jsonify([run.to_json() for run in runs])
+
+
+@blueprint.get("/api/runs/<run_id>")
+async def get_run(run_id: str) -> Response:
+    return jsonify((await find_run(run_id)).to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/stop")
+async def stop_run(run_id: str) -> Response:
+    run = await find_run(run_id)
+    return jsonify((await daemon().supervisor.stop(run.id)).to_json())
+
+
+@blueprint.delete("/api/runs/<run_id>")
+async def delete_run(run_id: str) -> tuple[str, int]:
+    run = await find_run(run_id)
+    await daemon().supervisor.delete(run.id)
+    return "", 204
+
+
+@blueprint.get("/api/runs/<run_id>/log")
+async def run_log(run_id: str) -> Response:
+    run = await find_run(run_id)
+    offset = int_arg("offset", 0, 0, None)
+    store = daemon().store
+    data = await store.read_log(run.id, offset, 4 * 1024 * 1024)
+    response = Response(data, mimetype="text/plain")
+    response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
+    response.headers["X-AIOS-Run-State"] = str(run.state)
+    return response
+
+
+@blueprint.get("/api/events")
+async def events() -> Response:
+    d = daemon()
+    last_id = request.headers.get("Last-Event-ID")
+    try:
+        last = int(last_id) if last_id else None
+    except ValueError:
+        last = -1  # unknown id: the bus answers with a reset
+    subscription = d.bus.subscribe(last)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            # Without an id, so it does not move the client's Last-Event-ID: tells the client
+            # the stream is open (the dashboard shows "connected", the CLI starts fetching).
+            hello = json.dumps({"last_id": d.bus.last_id})
+            yield f"retry: 1000\nevent: hello\ndata: {hello}\n\n".encode()
+            while True:
+                try:
+                    async with asyncio.timeout(HEARTBEAT):
+                        event = await subscription.get()
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event is None:
+                    return
+                yield event.sse()
+        finally:
+            subscription.close()
+
+    response = Response(stream(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    response.timeout = None  # an event stream lasts as long as the page is open
+    return response
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+async def find_run(run_id: str) -> Run:
+    d = daemon()
+    try:
+        stored = await d.store.resolve(run_id)
+    except UnknownRun as exc:
+        raise ApiError(404, str(exc)) from exc
+    except AmbiguousRun as exc:
+        raise ApiError(400, str(exc)) from exc
+    run = await d.supervisor.get(stored.id)
+    return run or stored
+
+
+async def json_object() -> dict[str, Any]:
+    raw = await request.get_data(as_text=True)
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"malformed JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(422, f"the body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def optional_string(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(422, f"field {name!r} must be a string, not {type(value).__name__}")
+    return value
+
+
+def int_arg(name: str, default: int, minimum: int, maximum: int | None) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, f"query parameter {name!r} must be an integer, not {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise ApiError(422, f"query parameter {name!r} must be {bound}")
+    return value

@@ -7,6 +7,8 @@ import logging
 from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from aios.agents.errors import SupervisorError
+
 log = logging.getLogger("aios.server")
 
 
@@ -27,6 +29,10 @@ def install(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.message)
+
+    @app.errorhandler(SupervisorError)
+    async def supervisor_error(exc: SupervisorError) -> Response:
+        return error_response(exc.status, str(exc))
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

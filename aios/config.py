@@ -1,0 +1,439 @@
+"""Settings and agent definitions: built-in presets, overridden or extended by ``config.toml``.
+
+The file is optional and only ever read. Nothing wrong in it stops the daemon: each mistake
+becomes a :class:`ConfigProblem` (with a line number when one can be found) and the setting keeps
+its default or the agent is left out, so a typo costs one agent, not the whole service.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import os
+import re
+import shutil
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+PROMPT = "{prompt}"  # an argv element that is replaced, as a whole, by the run's prompt
+AGENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_STOP_TIMEOUT = 3600.0
+MAX_RESTARTS = 100
+
+
+class RestartPolicy(StrEnum):
+    NO = "no"
+    ON_FAILURE = "on-failure"
+
+
+def _no_env() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class AgentDef:
+    name: str
+    # The argv template. Only elements equal to "{prompt}" are replaced: "--msg={prompt}" stays
+    # literal, because splicing text into a larger string is how quoting bugs and injection start.
+    command: tuple[str, ...]
+    source: Literal["preset", "config"]
+    description: str = ""
+    cwd: str | None = None  # default working directory, as written: ``~`` is not expanded here
+    # Read-only, and left out of the hash (a mapping is not hashable) but not out of equality.
+    env: Mapping[str, str] = field(default_factory=_no_env, hash=False)
+    stop_timeout: float = 10.0  # seconds between SIGTERM and SIGKILL
+    restart: RestartPolicy = RestartPolicy.NO
+    max_restarts: int = 5
+    label: str = ""  # human name, e.g. "Claude Code"
+
+    def __post_init__(self) -> None:
+        if not self.command:
+            raise ValueError(f"agent {self.name!r} has an empty command")
+        # Copy, so a caller mutating the dict it passed in cannot change a frozen definition.
+        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+
+    def executable(self) -> str:
+        return self.command[0]
+
+    @property
+    def takes_prompt(self) -> bool:
+        return PROMPT in self.command
+
+    def argv(self, prompt: str) -> list[str]:
+        """The command with every whole ``"{prompt}"`` element replaced; never a shell string."""
+        return [prompt if part == PROMPT else part for part in self.command]
+
+    def availability(self, path: str | None = None) -> tuple[bool, str | None]:
+        """Whether the executable can be started here: ``(True, None)`` or ``(False, why)``.
+
+        ``path`` is a PATH value to search instead of the environment's (tests use it).
+        """
+        exe = self.executable()
+        if os.sep in exe or (os.altsep is not None and os.altsep in exe):
+            # Written as a path, so PATH is not searched; a relative one is taken from the
+            # agent's working directory, where it will be started.
+            target = Path(exe)
+            if not target.is_absolute() and self.cwd is not None:
+                target = Path(self.cwd).expanduser() / target
+            if not target.is_file():
+                return False, f"'{exe}' does not exist"
+            if not os.access(target, os.X_OK):
+                return False, f"'{exe}' is not executable"
+            return True, None
+        if shutil.which(exe, path=path) is None:
+            return False, f"'{exe}' not found on PATH"
+        return True, None
+
+    def to_json(self, path: str | None = None) -> dict[str, object]:
+        available, reason = self.availability(path)
+        return {
+            "name": self.name,
+            "label": self.label or self.name,
+            "command": list(self.command),
+            "description": self.description,
+            "source": self.source,
+            "available": available,
+            "unavailable_reason": reason,
+            "cwd": self.cwd,
+            # Names only: values are whatever the user wrote, API keys included.
+            "env": sorted(self.env),
+            "stop_timeout": self.stop_timeout,
+            "restart": str(self.restart),
+            "max_restarts": self.max_restarts,
+            "takes_prompt": self.takes_prompt,
+        }
+
+
+def _preset(name: str, label: str, description: str, *command: str) -> AgentDef:
+    return AgentDef(name, command, "preset", description=description, label=label)
+
+
+# One table, so supporting another agent or a changed invocation never touches the supervisor.
+# Each runs one prompt non-interactively and exits.
+PRESETS: tuple[AgentDef, ...] = (
+    _preset("claude", "Claude Code", "Anthropic's coding agent", "claude", "-p", PROMPT),
+    _preset("codex", "Codex CLI", "OpenAI's coding agent", "codex", "exec", PROMPT),
+    # --message processes one message and exits; --yes-always answers its confirmations, since
+    # nobody is at a terminal to do so.
+    _preset("aider", "Aider", "AI pair programming", "aider", "--yes-always", "--message", PROMPT),
+    _preset("gemini", "Gemini CLI", "Google's coding agent", "gemini", "-p", PROMPT),
+    # The one preset that does use a shell: the prompt *is* the command line the user typed.
+    _preset("command", "Command", "Run the prompt as a shell command line", "sh", "-c", PROMPT),
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One top-level setting; the docs and the settings page are generated from these."""
+
+    name: str
+    default: int
+    help: str
+    minimum: int
+    maximum: int
+
+    def check(self, value: object) -> str | None:
+        """Why ``value`` is not acceptable, or None."""
+        try:
+            _integer(self.name, value, self.minimum, self.maximum)
+        except _Invalid as exc:
+            return exc.message
+        return None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("max_concurrent", 4, "runs beyond this wait in a queue", 1, 64),
+    Setting(
+        "retention", 1000, "finished runs kept in history; older ones are pruned", 10, 1_000_000
+    ),
+    Setting(
+        "log_cap_mib", 50, "per-run output kept on disk; later output is dropped with a marker",
+        1, 10_240,
+    ),
+)  # fmt: skip
+_SETTINGS = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Defaults come from SETTINGS so they are written down once.
+    max_concurrent: int = _SETTINGS["max_concurrent"].default
+    retention: int = _SETTINGS["retention"].default
+    log_cap_mib: int = _SETTINGS["log_cap_mib"].default
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = str(self.path) if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Config:
+    settings: Settings
+    # Presets in table order, then agents new in the file in file order; a config agent with a
+    # preset's name takes its place.
+    agents: Mapping[str, AgentDef] = field(hash=False)
+    problems: tuple[ConfigProblem, ...]
+    path: Path
+
+    def agent(self, name: str) -> AgentDef | None:
+        return self.agents.get(name)
+
+
+def load_config(path: Path) -> Config:
+    """Read ``path``; never raises for anything in the file and never writes to it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return _defaults(path)  # no file is the normal case: defaults work without one
+    except OSError as exc:
+        return _defaults(path, ConfigProblem(path, None, f"cannot read it ({exc.strerror or exc})"))
+    data = data.removeprefix(codecs.BOM_UTF8)  # some Windows editors add one
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return _defaults(path, ConfigProblem(path, line, "not valid UTF-8 (TOML must be)"))
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return _defaults(path, _syntax_problem(path, text, exc))
+    except RecursionError:  # Python 3.11's tomllib recurses once per nested array or table
+        return _defaults(path, ConfigProblem(path, None, "TOML syntax error: nested too deeply"))
+    return _Loader(path, text).load(document)
+
+
+def _defaults(path: Path, *problems: ConfigProblem) -> Config:
+    agents = MappingProxyType({agent.name: agent for agent in PRESETS})
+    return Config(Settings(), agents, problems, path)
+
+
+def _syntax_problem(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> ConfigProblem:
+    # tomllib only reports its position inside the message text.
+    message = str(exc)
+    if found := re.search(r" \(at line (\d+), column \d+\)$", message):
+        return ConfigProblem(path, int(found[1]), f"TOML syntax error: {message[: found.start()]}")
+    line = text.rstrip("\n").count("\n") + 1 if "at end of document" in message else None
+    return ConfigProblem(path, line, f"TOML syntax error: {message}")
+
+
+class _Invalid(Exception):
+    """A field value that cannot be used; ``key`` narrows where it is (an env variable)."""
+
+    def __init__(self, message: str, *key: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+
+
+_LIST_HINT = 'an argv list like ["pytest", "-x"]'
+
+
+def _command(full: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise _Invalid(f"{full} must be {_LIST_HINT}, not a shell string")
+    if not isinstance(value, list) or not all(map(_is_arg, value)) or not value or not value[0]:
+        raise _Invalid(f"{full} must be a non-empty list of strings")
+    return tuple(value)
+
+
+def _text(full: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"{full} must be a string, not {_show(value)}")
+    return value
+
+
+def _cwd(full: str, value: object) -> str:
+    if not (text := _text(full, value)):
+        raise _Invalid(f"{full} must not be empty")
+    return text
+
+
+def _env(full: str, value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _Invalid(f'{full} must be a table of strings, like {{ PYTHONUNBUFFERED = "1" }}')
+    for key, item in value.items():
+        if not key or "=" in key or "\0" in key:
+            raise _Invalid(f"{full} has an invalid variable name {key!r}", key)
+        if not _is_arg(item):
+            raise _Invalid(f"{full}.{key} must be a string, not {_show(item)}", key)
+    return value
+
+
+def _stop_timeout(full: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"{full} must be a number of seconds, not {_show(value)}")
+    if not 0 < value <= MAX_STOP_TIMEOUT:  # also refuses nan and inf, which TOML allows
+        raise _Invalid(f"{full} must be above 0 and at most {MAX_STOP_TIMEOUT:g}, not {value}")
+    return float(value)
+
+
+def _restart(full: str, value: object) -> RestartPolicy:
+    if not isinstance(value, str) or value not in {str(policy) for policy in RestartPolicy}:
+        raise _Invalid(f'{full} must be "no" or "on-failure", not {_show(value)}')
+    return RestartPolicy(value)
+
+
+# The keys an [agents.NAME] table may hold, each with what checks and converts its value.
+_AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
+    "command": _command,
+    "cwd": _cwd,
+    "description": _text,
+    "label": _text,
+    "env": _env,
+    "stop_timeout": _stop_timeout,
+    "restart": _restart,
+    "max_restarts": lambda full, value: _integer(full, value, 0, MAX_RESTARTS),
+}
+
+
+class _Loader:
+    """Validates a parsed document; every mistake becomes a problem, never an exception."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = _key_lines(text)
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, key: tuple[str, ...], message: str) -> None:
+        # tomllib gives no positions; use the line of the key, or of the nearest enclosing table.
+        while key and key not in self.lines:
+            key = key[:-1]
+        self.problems.append(ConfigProblem(self.path, self.lines.get(key), message))
+
+    def load(self, document: dict[str, Any]) -> Config:
+        values: dict[str, int] = {}
+        for key, value in document.items():
+            if key == "agents":
+                continue
+            if (setting := _SETTINGS.get(key)) is None:
+                self.problem((key,), f"unknown setting {key!r}{_suggest(key, [*_SETTINGS])}")
+            elif (message := setting.check(value)) is not None:
+                self.problem((key,), message)
+            else:
+                values[key] = value
+        agents = {agent.name: agent for agent in PRESETS}
+        tables = document.get("agents", {})
+        if not isinstance(tables, dict):
+            self.problem(("agents",), "agents must be a table, with one [agents.NAME] per agent")
+            tables = {}
+        for name, table in tables.items():
+            if (agent := self.agent(name, table, agents.get(name))) is not None:
+                agents[name] = agent
+        # In file order, so they read like an editor's error list.
+        problems = tuple(sorted(self.problems, key=lambda problem: problem.line or 0))
+        return Config(Settings(**values), MappingProxyType(agents), problems, self.path)
+
+    def agent(self, name: str, table: object, preset: AgentDef | None) -> AgentDef | None:
+        where = ("agents", name)
+        if not AGENT_NAME.fullmatch(name):
+            self.problem(where, f"agent name {name!r} is invalid: use 1-64 of A-Z a-z 0-9 _ . -")
+            return None
+        if not isinstance(table, dict):
+            self.problem(where, f"agents.{name} must be a table of agent settings")
+            return None
+        before = len(self.problems)
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if (check := _AGENT_FIELDS.get(key)) is None:
+                hint = _suggest(key, [*_AGENT_FIELDS])
+                self.problem((*where, key), f"unknown key {key!r} in agents.{name}{hint}")
+                continue
+            try:
+                values[key] = check(f"agents.{name}.{key}", value)
+            except _Invalid as exc:
+                self.problem((*where, key, *exc.key), exc.message)
+        if "command" not in table and preset is None:
+            self.problem(where, f"agents.{name}.command is missing: give {_LIST_HINT}")
+        if len(self.problems) > before:
+            return None  # skip the whole agent rather than run a guess at what was meant
+        if preset is not None:  # overriding a preset: what the file leaves out is inherited
+            return replace(preset, source="config", **values)
+        return AgentDef(name=name, source="config", **values)
+
+
+def _is_arg(value: object) -> bool:
+    """A string with no NUL, which no argv element or environment value can hold."""
+    return isinstance(value, str) and "\0" not in value
+
+
+def _integer(name: str, value: object, minimum: int, maximum: int) -> int:
+    # bool is an int subclass in Python; ``true`` for a count is a mistake, not 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(f"{name} must be an integer, not {_show(value)}")
+    if not minimum <= value <= maximum:
+        raise _Invalid(f"{name} must be between {minimum} and {maximum}, not {value}")
+    return value
+
+
+def _show(value: object) -> str:
+    """A value as the user wrote it, short enough for one line of a message."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    kinds: dict[type, str] = {dict: "a table", list: "a list"}
+    return kinds.get(type(value), str(value))
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_KEY_PART = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
+
+
+def _dotted_key(text: str) -> tuple[tuple[str, ...], str] | None:
+    """Split a dotted key (``agents."x.y".cwd``) off the front of ``text``: (parts, the rest)."""
+    parts: list[str] = []
+    position = 0
+    while match := _KEY_PART.match(text, position):
+        parts.append(next(group for group in match.groups() if group is not None))
+        position = match.end()
+        if not text.startswith(".", position):
+            return tuple(parts), text[position:]
+        position += 1
+    return None
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where each table and key is first written, found by scanning; best effort.
+
+    It only has to be right for files tomllib already accepted, and for the usual shapes: table
+    headers, ``key =`` lines, dotted keys. A key inside an inline table maps to its parent's line.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    in_string = False
+    # Split on "\n" only, as tomllib counts lines (str.splitlines also splits on \f, \x1c...).
+    for number, line in enumerate(text.split("\n"), start=1):
+        toggles = (line.count('"""') + line.count("'''")) % 2 == 1
+        if in_string:  # inside a multi-line string, nothing is a key
+            in_string = not toggles
+            continue
+        stripped = line.strip()
+        if stripped.startswith("["):
+            found = _dotted_key(stripped.lstrip("["))
+            if found is None or not found[1].startswith("]"):
+                continue
+            table, key = found[0], found[0]
+        elif (found := _dotted_key(stripped)) is not None and found[1].startswith("="):
+            key = table + found[0]
+            in_string = toggles
+        else:
+            continue
+        for end in range(1, len(key) + 1):
+            lines.setdefault(key[:end], number)
+    return lines

@@ -1,0 +1,140 @@
+"""The event bus: every state change and output chunk, fanned out to SSE streams and the tray.
+
+Publishing never waits. Each subscriber has a bounded queue; one that falls behind is dropped
+(its stream ends, the client reconnects with ``Last-Event-ID``) rather than slowing the supervisor
+or anyone else. A replay buffer lets a reconnecting client catch up on what it missed; if what it
+missed is no longer buffered - or came from a previous daemon - it gets a ``reset`` event telling
+it to refetch instead.
+
+Ids start from the wall clock in microseconds at daemon start, so they keep increasing across
+daemon restarts and an id from a previous daemon can never be mistaken for one of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("aios.events")
+
+REPLAY = 4096
+QUEUE_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    kind: str  # run | log | stats | summary | reset
+    data: dict[str, Any]
+
+    def sse(self) -> bytes:
+        payload = json.dumps(self.data, separators=(",", ":"))
+        return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, size: int) -> None:
+        self._bus = bus
+        # One slot more than events may use: the end-of-stream marker always fits.
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(size + 1)
+        self._size = size
+        self.dropped = False
+        self.closed = False
+
+    def offer(self, event: Event) -> None:
+        if self.closed:
+            return
+        if self._queue.qsize() < self._size:
+            self._queue.put_nowait(event)
+        else:
+            log.warning("dropping a slow event subscriber (%d events behind)", self._queue.qsize())
+            self.dropped = True
+            self.close()
+
+    def close(self) -> None:
+        """End the stream: the consumer sees the end after what is already queued."""
+        if self.closed:
+            return
+        self.closed = True
+        self._bus.discard(self)
+        if self.dropped:
+            # A dropped subscriber must reconnect and replay: discard what it has not read.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def get(self) -> Event | None:
+        """The next event; None at the end of the stream."""
+        return await self._queue.get()
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while (event := await self.get()) is not None:
+            yield event
+
+
+class EventBus:
+    def __init__(self, *, replay: int = REPLAY, queue_size: int = QUEUE_SIZE) -> None:
+        self._next_id = time.time_ns() // 1000
+        self._buffer: deque[Event] = deque(maxlen=replay)
+        self._subscribers: set[Subscription] = set()
+        self._listeners: list[Callable[[Event], None]] = []
+        self._queue_size = queue_size
+        self.closed = False
+
+    @property
+    def last_id(self) -> int:
+        return self._next_id - 1
+
+    def publish(self, kind: str, data: dict[str, Any]) -> Event:
+        """Call on the loop thread. Never blocks: slow subscribers are dropped instead."""
+        event = Event(self._next_id, kind, data)
+        self._next_id += 1
+        self._buffer.append(event)
+        for subscriber in list(self._subscribers):
+            subscriber.offer(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener %r failed", listener)
+        return event
+
+    def subscribe(self, last_event_id: int | None = None) -> Subscription:
+        subscription = Subscription(self, self._queue_size)
+        if self.closed:
+            subscription.close()
+            return subscription
+        if last_event_id is not None and last_event_id != self.last_id:
+            first = self._buffer[0].id if self._buffer else self._next_id
+            if first - 1 <= last_event_id < self.last_id:
+                for event in self._buffer:
+                    if event.id > last_event_id:
+                        subscription.offer(event)
+            else:
+                subscription.offer(Event(self.last_id, "reset", {"reason": "missed events"}))
+        self._subscribers.add(subscription)
+        return subscription
+
+    def discard(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    def add_listener(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """In-process consumers (the tray); returns a function that removes the listener."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def close(self) -> None:
+        """End every stream (daemon shutdown); later subscriptions end at once."""
+        self.closed = True
+        for subscription in list(self._subscribers):
+            subscription.close()

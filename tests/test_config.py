@@ -1,0 +1,407 @@
+"""Settings and agent definitions, loaded from real config.toml files in tmp_path."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aios.config import (
+    PRESETS,
+    SETTINGS,
+    AgentDef,
+    Config,
+    ConfigProblem,
+    RestartPolicy,
+    Setting,
+    Settings,
+    load_config,
+)
+
+PRESET_NAMES = ["claude", "codex", "aider", "gemini", "command"]
+
+# The example from DESIGN.md section 4, verbatim.
+DESIGN_EXAMPLE = """\
+max_concurrent = 4            # runs beyond this wait in a queue
+
+[agents.tests]                # a user-defined agent
+command = ["pytest", "-x"]    # argv list, never a shell string
+cwd = "~/src/app"             # default working directory
+description = "Run the test suite"
+stop_timeout = 10             # seconds between SIGTERM and SIGKILL
+restart = "no"                # "no" | "on-failure" (with exponential backoff, max_restarts)
+env = { PYTHONUNBUFFERED = "1" }
+"""
+
+
+def load(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "config.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return load_config(path)
+
+
+def only_problem(config: Config) -> ConfigProblem:
+    assert len(config.problems) == 1, config.problems
+    return config.problems[0]
+
+
+def executable(directory: Path, name: str, mode: int = 0o755) -> Path:
+    path = directory / name
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(mode)
+    return path
+
+
+def test_missing_file_gives_presets_and_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "config.toml"
+    config = load_config(path)
+    assert config.problems == ()
+    assert config.settings == Settings()
+    assert list(config.agents) == PRESET_NAMES
+    assert all(agent.source == "preset" for agent in config.agents.values())
+    assert config.path == path
+    assert not path.exists()
+
+
+def test_presets_table() -> None:
+    commands = {agent.name: (agent.label, agent.command) for agent in PRESETS}
+    assert commands == {
+        "claude": ("Claude Code", ("claude", "-p", "{prompt}")),
+        "codex": ("Codex CLI", ("codex", "exec", "{prompt}")),
+        "aider": ("Aider", ("aider", "--yes-always", "--message", "{prompt}")),
+        "gemini": ("Gemini CLI", ("gemini", "-p", "{prompt}")),
+        "command": ("Command", ("sh", "-c", "{prompt}")),
+    }
+    assert all(agent.takes_prompt and agent.description for agent in PRESETS)
+
+
+def test_design_example_loads(tmp_path: Path) -> None:
+    override = '\n[agents.claude]\ncommand = ["claude", "--model", "opus", "-p", "{prompt}"]\n'
+    config = load(tmp_path, DESIGN_EXAMPLE + override)
+    assert config.problems == ()
+    assert config.settings == Settings(max_concurrent=4)
+    # Presets keep their places (an override included); new agents follow in file order.
+    assert list(config.agents) == [*PRESET_NAMES, "tests"]
+    tests = config.agent("tests")
+    assert tests == AgentDef(
+        name="tests",
+        command=("pytest", "-x"),
+        source="config",
+        description="Run the test suite",
+        cwd="~/src/app",
+        env={"PYTHONUNBUFFERED": "1"},
+        stop_timeout=10.0,
+        restart=RestartPolicy.NO,
+    )
+    assert isinstance(tests.stop_timeout, float)
+    claude = config.agents["claude"]
+    assert claude.source == "config"
+    assert claude.command == ("claude", "--model", "opus", "-p", "{prompt}")
+    assert claude.label == "Claude Code"  # what the file leaves out comes from the preset
+    assert config.agents["codex"].source == "preset"
+    assert config.agent("nope") is None
+
+
+def test_every_field_of_an_agent(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        retention = 10
+        log_cap_mib = 10240
+
+        [agents."deploy.v2"]
+        command = ["./deploy.sh", "--msg={prompt}", "{prompt}"]
+        label = "Deploy"
+        restart = "on-failure"
+        max_restarts = 0
+        stop_timeout = 0.5
+        """,
+    )
+    assert config.problems == ()
+    agent = config.agents["deploy.v2"]
+    assert (agent.label, agent.restart, agent.max_restarts, agent.stop_timeout) == (
+        "Deploy",
+        RestartPolicy.ON_FAILURE,
+        0,
+        0.5,
+    )
+    assert config.settings == Settings(retention=10, log_cap_mib=10240)
+
+
+def test_overriding_a_preset_inherits_what_is_left_out(tmp_path: Path) -> None:
+    config = load(tmp_path, '[agents.aider]\ncwd = "~/src"\nenv = { OPENAI_API_KEY = "sk-1" }\n')
+    assert config.problems == ()
+    aider = config.agents["aider"]
+    assert aider.source == "config"
+    assert aider.command == ("aider", "--yes-always", "--message", "{prompt}")
+    assert (aider.cwd, dict(aider.env)) == ("~/src", {"OPENAI_API_KEY": "sk-1"})
+
+
+def test_available_when_on_path(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    claude = next(agent for agent in PRESETS if agent.name == "claude")
+    assert claude.availability(str(bin_dir)) == (False, "'claude' not found on PATH")
+    executable(bin_dir, "claude")
+    assert claude.availability(str(bin_dir)) == (True, None)
+    data = claude.to_json(str(bin_dir))
+    assert (data["available"], data["unavailable_reason"]) == (True, None)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="execute bits are a POSIX notion")
+def test_available_when_given_as_a_path(tmp_path: Path) -> None:
+    def check(command: str, cwd: str | None = None) -> tuple[bool, str | None]:
+        return AgentDef("x", (command,), "config", cwd=cwd).availability(path="")
+
+    tool = executable(tmp_path, "tool")
+    plain = executable(tmp_path, "plain", mode=0o644)
+    assert check(str(tool)) == (True, None)
+    assert check(str(plain)) == (False, f"'{plain}' is not executable")
+    assert check(str(tmp_path / "gone")) == (False, f"'{tmp_path / 'gone'}' does not exist")
+    assert check(str(tmp_path)) == (False, f"'{tmp_path}' does not exist")
+    # A relative path is where the agent starts: its working directory.
+    assert check("./tool", cwd=str(tmp_path)) == (True, None)
+
+
+def test_argv_replaces_whole_elements_only() -> None:
+    agent = AgentDef("a", ("tool", "--msg={prompt}", "{prompt}", "x{prompt}", "{prompt}"), "config")
+    prompt = "fix it; echo \"$(rm -rf ~)\" 'q' `id` {prompt}"
+    assert agent.argv(prompt) == ["tool", "--msg={prompt}", prompt, "x{prompt}", prompt]
+    assert agent.takes_prompt
+    plain = AgentDef("b", ("pytest", "--msg={prompt}"), "config")
+    assert not plain.takes_prompt
+    assert plain.argv("ignored") == ["pytest", "--msg={prompt}"]
+
+
+def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
+    agent = AgentDef("a", ("zzz-not-here",), "config", env={"TOKEN": "s3cret", "A": "1"})
+    data = agent.to_json(path=str(tmp_path))
+    assert data == {
+        "name": "a",
+        "label": "a",
+        "command": ["zzz-not-here"],
+        "description": "",
+        "source": "config",
+        "available": False,
+        "unavailable_reason": "'zzz-not-here' not found on PATH",
+        "cwd": None,
+        "env": ["A", "TOKEN"],
+        "stop_timeout": 10.0,
+        "restart": "no",
+        "max_restarts": 5,
+        "takes_prompt": False,
+    }
+    assert "s3cret" not in repr(data)
+
+
+def test_agent_definitions_are_frozen_and_hashable() -> None:
+    env = {"A": "1"}
+    agent = AgentDef("a", ("x",), "config", env=env)
+    env["A"] = "changed"
+    assert agent.env == {"A": "1"}
+    with pytest.raises(TypeError):
+        agent.env["B"] = "2"  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        agent.name = "b"  # type: ignore[misc]
+    assert len({agent, AgentDef("a", ("x",), "config", env={"A": "1"})}) == 1
+    with pytest.raises(ValueError, match="empty command"):
+        AgentDef("a", (), "config")
+
+
+T = '[agents.t]\ncommand = ["x"]\n'  # a good start for an agent; its bad line is line 3
+
+# Each case: the bad lines, placed after a good setting and before a good agent; the line of the
+# problem counted within those bad lines; the exact message.
+PROBLEMS = [
+    ("max_concurent = 3", 1, "unknown setting 'max_concurent' (did you mean 'max_concurrent'?)"),
+    ("colour = 3", 1, "unknown setting 'colour'"),
+    ('max_concurrent = "four"', 1, "max_concurrent must be an integer, not 'four'"),
+    ("max_concurrent = true", 1, "max_concurrent must be an integer, not true"),
+    ("log_cap_mib = 1.5", 1, "log_cap_mib must be an integer, not 1.5"),
+    ("max_concurrent = [1]", 1, "max_concurrent must be an integer, not a list"),
+    ("max_concurrent = 0", 1, "max_concurrent must be between 1 and 64, not 0"),
+    ("log_cap_mib = 10241", 1, "log_cap_mib must be between 1 and 10240, not 10241"),
+    ('[agents."my agent"]\ncommand = ["x"]', 1, "agent name 'my agent' is invalid"),
+    (f'[agents.{"a" * 65}]\ncommand = ["x"]', 1, f"agent name '{'a' * 65}' is invalid"),
+    ("[agents]\nbad = 1", 2, "agents.bad must be a table of agent settings"),
+    ('[agents.t]\ncwd = "/"', 1, 'agents.t.command is missing: give an argv list like ["pytest"'),
+    ("[agents.t]\ncommand = []", 2, "agents.t.command must be a non-empty list of strings"),
+    ('[agents.t]\ncommand = ["a", 1]', 2, "agents.t.command must be a non-empty list of strings"),
+    ('[agents.t]\ncommand = ["", "a"]', 2, "agents.t.command must be a non-empty list of strings"),
+    ('[agents.t]\ncommand = ["a\\u0000"]', 2, "agents.t.command must be a non-empty list of"),
+    (
+        '[agents.t]\n\ncommand = "pytest -x"',
+        3,
+        'agents.t.command must be an argv list like ["pytest", "-x"], not a shell string',
+    ),
+    ('[agents]\nt.command = "pytest -x"', 2, "agents.t.command must be an argv list like"),
+    (T + 'env = "A=1"', 3, "agents.t.env must be a table of strings"),
+    (T + "env = { A = 1 }", 3, "agents.t.env.A must be a string, not 1"),
+    (T + '[agents.t.env]\nA = "1"\nB = 2', 5, "agents.t.env.B must be a"),
+    (T + 'env = { "A=B" = "1" }', 3, "invalid variable name 'A=B'"),
+    (T + "stop_timeout = 0", 3, "agents.t.stop_timeout must be above 0"),
+    (T + "stop_timeout = 3601", 3, "at most 3600, not 3601"),
+    (T + "stop_timeout = nan", 3, "at most 3600, not nan"),
+    (T + "stop_timeout = inf", 3, "at most 3600, not inf"),
+    (T + 'stop_timeout = "10"', 3, "must be a number of seconds, not '10'"),
+    (T + "stop_timeout = true", 3, "must be a number of seconds, not true"),
+    (
+        T + 'restart = "always"',
+        3,
+        'agents.t.restart must be "no" or "on-failure", not \'always\'',
+    ),
+    (T + 'restart = ["no"]', 3, 'must be "no" or "on-failure", not a list'),
+    (T + "max_restarts = 101", 3, "between 0 and 100, not 101"),
+    (T + "max_restarts = -1", 3, "between 0 and 100, not -1"),
+    (T + "max_restarts = false", 3, "must be an integer, not false"),
+    (T + "cwd = 1", 3, "agents.t.cwd must be a string, not 1"),
+    (T + 'cwd = ""', 3, "agents.t.cwd must not be empty"),
+    (T + "label = {}", 3, "agents.t.label must be a string, not a table"),
+    (
+        T + 'comand = ["y"]',
+        3,
+        "unknown key 'comand' in agents.t (did you mean 'command'?)",
+    ),
+    # A multi-line string that looks like keys must not throw the line count off.
+    (
+        T + 'description = """\nrestart = 1\n"""\nrestart = 1',
+        6,
+        'agents.t.restart must be "no" or "on-failure", not 1',
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad", "line", "message"), PROBLEMS)
+def test_each_problem_is_reported_and_the_rest_loads(
+    tmp_path: Path, bad: str, line: int, message: str
+) -> None:
+    text = f'retention = 20\n{bad}\n\n[agents.good]\ncommand = ["ok"]\n'
+    config = load(tmp_path, text)
+    problem = only_problem(config)
+    assert message in problem.message
+    assert problem.line == line + 1
+    assert str(problem) == f"{tmp_path / 'config.toml'}:{line + 1}: {problem.message}"
+    assert config.settings.retention == 20
+    assert config.agents["good"].command == ("ok",)
+    # The bad agent is left out entirely; the bad setting keeps its default.
+    assert list(config.agents) == [*PRESET_NAMES, "good"]
+    assert (config.settings.max_concurrent, config.settings.log_cap_mib) == (4, 50)
+
+
+def test_a_bad_override_leaves_the_preset_alone(tmp_path: Path) -> None:
+    config = load(tmp_path, '[agents.claude]\nrestart = "always"\n')
+    assert only_problem(config).line == 2
+    assert config.agents["claude"] == PRESETS[0]
+
+
+def test_agents_not_a_table(tmp_path: Path) -> None:
+    config = load(tmp_path, 'max_concurrent = 2\nagents = ["claude"]\n')
+    problem = only_problem(config)
+    assert (problem.line, problem.message) == (
+        2,
+        "agents must be a table, with one [agents.NAME] per agent",
+    )
+    assert list(config.agents) == PRESET_NAMES
+    assert config.settings.max_concurrent == 2
+
+
+def test_several_problems_come_in_file_order(tmp_path: Path) -> None:
+    text = 'max_concurrent = 0\n[agents.a]\ncommand = "a"\n[agents.b]\nrestart = 1\n'
+    config = load(tmp_path, text + "[agents.c]\nretart = 1\n")
+    assert [problem.line for problem in config.problems] == [1, 3, 4, 5, 6, 7]
+
+
+def test_syntax_error_has_its_line_and_nothing_else_loads(tmp_path: Path) -> None:
+    config = load(tmp_path, 'max_concurrent = 8\n\n[agents.t\ncommand = ["x"]\n')
+    problem = only_problem(config)
+    assert problem.line == 3
+    assert problem.message.startswith("TOML syntax error: ")
+    assert "(at line" not in problem.message
+    assert config.settings == Settings()
+    assert list(config.agents) == PRESET_NAMES
+
+
+def test_syntax_error_at_end_of_file(tmp_path: Path) -> None:
+    problem = only_problem(load(tmp_path, 'max_concurrent = 8\ncommand = ["x",\n'))
+    assert problem.line == 2
+    assert "end of document" in problem.message
+
+
+def test_absurd_nesting_is_one_problem(tmp_path: Path) -> None:
+    problem = only_problem(load(tmp_path, "a = " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert problem.message.startswith("TOML syntax error")
+
+
+def test_a_directory_at_the_path_is_one_problem(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.mkdir()
+    config = load_config(path)
+    problem = only_problem(config)
+    assert problem.line is None
+    assert str(problem).startswith(f"{path}: cannot read it")
+    assert list(config.agents) == PRESET_NAMES
+
+
+def test_bad_utf8_is_one_problem(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'max_concurrent = 8\ndescription = "caf\xe9"\n')
+    config = load_config(path)
+    problem = only_problem(config)
+    assert (problem.line, problem.message) == (2, "not valid UTF-8 (TOML must be)")
+    assert config.settings == Settings()
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbfmax_concurrent = 8\n")
+    config = load_config(path)
+    assert config.problems == ()
+    assert config.settings.max_concurrent == 8
+
+
+def test_the_file_is_never_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    original = (DESIGN_EXAMPLE + "colour = 1\n[agents.x]\ncommand = 'x'\n").encode()
+    path.write_bytes(original)
+    path.chmod(0o600)
+    before = path.stat()
+    config = load_config(path)
+    assert len(config.problems) == 2
+    after = path.stat()
+    assert path.read_bytes() == original
+    assert (after.st_mtime_ns, stat.S_IMODE(after.st_mode)) == (before.st_mtime_ns, 0o600)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+def test_settings_table_documents_every_setting() -> None:
+    fields = dataclasses.fields(Settings)
+    assert [setting.name for setting in SETTINGS] == [f.name for f in fields]
+    defaults = Settings()
+    for setting in SETTINGS:
+        assert setting.help
+        assert getattr(defaults, setting.name) == setting.default
+        assert setting.minimum <= setting.default <= setting.maximum
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
+def test_settings_bounds_are_inclusive(tmp_path: Path, setting: Setting) -> None:
+    for value, ok in (
+        (setting.minimum, True),
+        (setting.maximum, True),
+        (setting.minimum - 1, False),
+        (setting.maximum + 1, False),
+    ):
+        config = load(tmp_path, f"{setting.name} = {value}\n")
+        assert (config.problems == ()) is ok
+        assert setting.check(value) is None if ok else setting.check(value)
+        expected = value if ok else setting.default
+        assert getattr(config.settings, setting.name) == expected
+
+
+def test_problem_text_without_a_line() -> None:
+    assert str(ConfigProblem(Path("/x/config.toml"), None, "m")) == "/x/config.toml: m"
+    assert str(ConfigProblem(Path("/x/config.toml"), 7, "m")) == "/x/config.toml:7: m"
