@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import startup
+from bench import runs, startup
 
-for module in (startup,):
+for module in (startup, runs):
     module.main()
