@@ -6,8 +6,10 @@ or anyone else. A replay buffer lets a reconnecting client catch up on what it m
 missed is no longer buffered - or came from a previous daemon - it gets a ``reset`` event telling
 it to refetch instead.
 
-Ids start from the wall clock in microseconds at daemon start, so they keep increasing across
-daemon restarts and an id from a previous daemon can never be mistaken for one of ours.
+Each id is the wall clock in microseconds (or one more than the previous id, if that is larger),
+so ids keep increasing across daemon restarts and an id from a previous daemon is not mistaken
+for one of ours. (A clock stepped backwards between two daemons could break that; the client
+then replays from the wrong place once, which is why the dashboard also re-syncs on connect.)
 """
 
 from __future__ import annotations
@@ -78,9 +80,15 @@ class Subscription:
             yield event
 
 
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
 class EventBus:
     def __init__(self, *, replay: int = REPLAY, queue_size: int = QUEUE_SIZE) -> None:
-        self._next_id = time.time_ns() // 1000
+        self._next_id = _now_us()
+        # The newest id no longer in the buffer: a client that saw it can be replayed exactly.
+        self._horizon = self._next_id - 1
         self._buffer: deque[Event] = deque(maxlen=replay)
         self._subscribers: set[Subscription] = set()
         self._listeners: list[Callable[[Event], None]] = []
@@ -93,8 +101,10 @@ class EventBus:
 
     def publish(self, kind: str, data: dict[str, Any]) -> Event:
         """Call on the loop thread. Never blocks: slow subscribers are dropped instead."""
-        event = Event(self._next_id, kind, data)
-        self._next_id += 1
+        event = Event(max(self._next_id, _now_us()), kind, data)
+        self._next_id = event.id + 1
+        if len(self._buffer) == self._buffer.maxlen:
+            self._horizon = self._buffer[0].id
         self._buffer.append(event)
         for subscriber in list(self._subscribers):
             subscriber.offer(event)
@@ -111,11 +121,12 @@ class EventBus:
             subscription.close()
             return subscription
         if last_event_id is not None and last_event_id != self.last_id:
-            first = self._buffer[0].id if self._buffer else self._next_id
-            if first - 1 <= last_event_id < self.last_id:
-                for event in self._buffer:
-                    if event.id > last_event_id:
-                        subscription.offer(event)
+            missed = [event for event in self._buffer if event.id > last_event_id]
+            # Replay only what the buffer holds in full and the queue can take; anything else
+            # (too old, from another daemon, more than a queue's worth) is a reset.
+            if self._horizon <= last_event_id < self.last_id and len(missed) < self._queue_size:
+                for event in missed:
+                    subscription.offer(event)
             else:
                 subscription.offer(Event(self.last_id, "reset", {"reason": "missed events"}))
         self._subscribers.add(subscription)

@@ -3,8 +3,9 @@
 The transitions are a table, not a trail of ``if`` statements, so the whole life of a run can be
 read in one place (DESIGN.md section 6)::
 
-    queued → starting → running → stopping → succeeded | failed | stopped
-                 ↘ failed     ↘ backoff → starting          (restart = "on-failure")
+    queued → starting → running → succeeded | failed
+                 ↘ failed     ↘ stopping → stopped        (a run the user stops ends stopped)
+                              ↘ backoff → starting        (restart = "on-failure")
     any live state → interrupted   (found at the next start after the daemon died)
 """
 
