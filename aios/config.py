@@ -120,8 +120,24 @@ PRESETS: tuple[AgentDef, ...] = (
     _preset("codex", "Codex CLI", "OpenAI's coding agent", "codex", "exec", PROMPT),
     # --message processes one message and exits; --yes-always answers its confirmations, since
     # nobody is at a terminal to do so.
-    _preset("aider", "Aider", "AI pair programming", "aider", "--yes-always", "--message", PROMPT),
-    _preset("gemini", "Gemini CLI", "Google's coding agent", "gemini", "-p", PROMPT),
+    # --yes-always: never wait on a confirmation (stdin is /dev/null); --no-analytics: with no
+    # terminal aider answers its own opt-in question "yes", which is not ours to give.
+    _preset(
+        "aider",
+        "Aider",
+        "AI pair programming",
+        "aider",
+        "--yes-always",
+        "--no-analytics",
+        "--no-check-update",
+        "--message",
+        PROMPT,
+    ),
+    # --skip-trust: a logged-in gemini otherwise refuses (exit 55) every directory it has not
+    # been told to trust, and AIOS launches it in whatever directory the user picked.
+    _preset(
+        "gemini", "Gemini CLI", "Google's coding agent", "gemini", "--skip-trust", "-p", PROMPT
+    ),
     # The one preset that does use a shell: the prompt *is* the command line the user typed.
     _preset("command", "Command", "Run the prompt as a shell command line", "sh", "-c", PROMPT),
 )

@@ -72,8 +72,18 @@ def test_presets_table() -> None:
     assert commands == {
         "claude": ("Claude Code", ("claude", "-p", "{prompt}")),
         "codex": ("Codex CLI", ("codex", "exec", "{prompt}")),
-        "aider": ("Aider", ("aider", "--yes-always", "--message", "{prompt}")),
-        "gemini": ("Gemini CLI", ("gemini", "-p", "{prompt}")),
+        "aider": (
+            "Aider",
+            (
+                "aider",
+                "--yes-always",
+                "--no-analytics",
+                "--no-check-update",
+                "--message",
+                "{prompt}",
+            ),
+        ),
+        "gemini": ("Gemini CLI", ("gemini", "--skip-trust", "-p", "{prompt}")),
         "command": ("Command", ("sh", "-c", "{prompt}")),
     }
     assert all(agent.takes_prompt and agent.description for agent in PRESETS)
@@ -137,7 +147,7 @@ def test_overriding_a_preset_inherits_what_is_left_out(tmp_path: Path) -> None:
     assert config.problems == ()
     aider = config.agents["aider"]
     assert aider.source == "config"
-    assert aider.command == ("aider", "--yes-always", "--message", "{prompt}")
+    assert aider.command == next(p.command for p in PRESETS if p.name == "aider")
     assert (aider.cwd, dict(aider.env)) == ("~/src", {"OPENAI_API_KEY": "sk-1"})
 
 

@@ -29,7 +29,7 @@ STAND_INS = {
     # Like `codex exec --skip-git-repo-check` offline: reconnects forever, with a child process.
     "codex": 'echo "$$" > "$STANDIN_PID_FILE"\nsleep 300 &\necho $! >> "$STANDIN_PID_FILE"\n'
     'while true; do echo "stream error: reconnecting..."; sleep 0.2; done\n',
-    "aider": 'echo "aider got: $3"\nexit 0\n',
+    "aider": 'for last; do :; done\necho "aider got: $last"\nexit 0\n',
 }
 
 

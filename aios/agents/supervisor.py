@@ -160,6 +160,7 @@ class Supervisor:
                 f"run {run_id} is still {self.live[run_id].run.state}; stop it first"
             )
         await self.store.delete(run_id)
+        self.bus.publish("deleted", {"id": run_id})
         await self._publish_summary()
 
     async def get(self, run_id: str) -> Run | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from quart import Quart
 
 from aios.daemon import Daemon
-from aios.server import api, errors, pages
+from aios.server import api, errors, live, pages, views
 from aios.server.security import Guard
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -26,4 +26,6 @@ def create_app(daemon: Daemon) -> Quart:
     errors.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(live.blueprint)
+    views.install(app)
     return app

@@ -1,17 +1,32 @@
-"""The browser side: login and the HTML pages."""
+"""The dashboard: login, the HTML pages, and the small form endpoints htmx posts to.
+
+Pages and the live stream (``aios.server.live``) render the same partials, so a row looks the same
+whether it came with the page or was pushed later. The form endpoints answer 204 on success: the
+change itself reaches every open page through the event stream.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-from quart import Blueprint, redirect, render_template, request
+from markupsafe import Markup
+from quart import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers.response import Response as RedirectResponse
 
+from aios.agents.run import Run
+from aios.config import SETTINGS
+from aios.server.api import find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.live import OutputRenderer
 from aios.server.security import cookie_name, same
+from aios.server.views import FILTERS, PAGE, Counts
 
 blueprint = Blueprint("pages", __name__)
+
+OUTPUT_SHOWN = 256 * 1024  # a run page opens with the last 256 KiB of output
 
 
 @blueprint.get("/login")
@@ -34,7 +49,144 @@ def _local_path(target: str) -> str:
     return target
 
 
+async def _page(template: str, **context: Any) -> str:
+    d = daemon()
+    return await render_template(template, daemon=d, csrf=d.keys.csrf, **context)
+
+
+def _filter() -> str:
+    name = request.args.get("filter", "all")
+    if name not in FILTERS:
+        raise ApiError(422, f"unknown filter {name!r}; one of {', '.join(FILTERS)}")
+    return name
+
+
+async def _rows(filter_name: str, before: str | None) -> dict[str, Any]:
+    runs = await daemon().supervisor.list(
+        limit=PAGE + 1, before=before, states=FILTERS[filter_name]
+    )
+    return {"runs": runs[:PAGE], "more": len(runs) > PAGE, "filter": filter_name, "before": before}
+
+
 @blueprint.get("/")
 async def index() -> str:
     d = daemon()
-    return await render_template("index.html", daemon=d, csrf=d.keys.csrf)
+    filter_name = _filter()
+    # The stream starts right after what this render shows: no gap, no duplicate row.
+    after = d.bus.last_id
+    config = d.config()
+    agents = [agent.to_json() for agent in config.agents.values()]
+    selected = request.args.get("agent")
+    return await _page(
+        "index.html",
+        page="overview",
+        events_url="/ui/events?"
+        + urlencode({"after": after, "view": "overview", "filter": filter_name}),
+        agents=agents,
+        problems=[str(p) for p in config.problems],
+        selected_agent=selected,
+        home=str(Path.home()),
+        counts=Counts.from_summary(await d.supervisor.summary()),
+        **await _rows(filter_name, None),
+    )
+
+
+@blueprint.get("/ui/rows")
+async def rows() -> str:
+    return await render_template(
+        "partials/rows.html", **await _rows(_filter(), request.args.get("before") or None)
+    )
+
+
+@blueprint.get("/runs/<run_id>")
+async def run_page(run_id: str) -> str:
+    d = daemon()
+    after = d.bus.last_id
+    run = await _find(run_id)
+    total = await d.store.log_size(run.id)
+    start = max(0, total - OUTPUT_SHOWN)
+    raw = await d.store.read_log(run.id, start, total - start)
+    renderer = OutputRenderer()
+    # Already escaped by the renderer (ansi.to_html escapes before it adds colour spans).
+    output = Markup(renderer.render(raw, start_mid_line=start > 0))  # noqa: S704
+    query = {"after": after, "view": "run", "run": run.id, "offset": total, **renderer.state()}
+    return await _page(
+        "run.html",
+        page="run",
+        run=run,
+        output=output,
+        truncated=start > 0,
+        shown=total - start,
+        total=total,
+        events_url="/ui/events?" + urlencode(query),
+    )
+
+
+@blueprint.get("/runs/<run_id>/log.txt")
+async def run_log_file(run_id: str) -> Response:
+    d = daemon()
+    run = await _find(run_id)
+    data = await d.store.read_log(run.id, 0, None)
+    return Response(data, mimetype="text/plain")
+
+
+@blueprint.get("/settings")
+async def settings() -> str:
+    d = daemon()
+    current = d.config().settings
+    rows = [
+        {
+            "name": s.name,
+            "label": s.name.replace("_", " ").capitalize(),
+            "value": getattr(current, s.name),
+            "default": s.default,
+            "help": s.help,
+        }
+        for s in SETTINGS
+    ]
+    return await _page(
+        "settings.html",
+        page="settings",
+        settings=rows,
+        paths=d.paths,
+        autostart="arrives with the tray (not available yet)",
+    )
+
+
+# -- form endpoints (htmx) ---------------------------------------------------------------------
+
+
+@blueprint.post("/ui/runs")
+async def launch() -> tuple[str, int]:
+    form = await request.form
+    cwd = (form.get("cwd") or "").strip() or None
+    await daemon().supervisor.launch(form.get("agent", ""), form.get("prompt", ""), cwd)
+    return "", 204
+
+
+@blueprint.post("/ui/runs/<run_id>/stop")
+async def stop(run_id: str) -> tuple[str, int]:
+    run = await _find(run_id)
+    await daemon().supervisor.stop(run.id)
+    return "", 204
+
+
+@blueprint.post("/ui/runs/<run_id>/rerun")
+async def rerun(run_id: str) -> Response:
+    old = await _find(run_id)
+    new = await daemon().supervisor.launch(old.agent, old.prompt, old.cwd)
+    response = Response("", 204)
+    if request.args.get("open"):
+        response.headers["HX-Redirect"] = f"/runs/{new.id}"
+    return response
+
+
+@blueprint.post("/ui/runs/<run_id>/delete")
+async def delete(run_id: str) -> tuple[str, int]:
+    run = await _find(run_id)
+    await daemon().supervisor.delete(run.id)
+    return "", 204
+
+
+async def _find(run_id: str) -> Run:
+    return await find_run(run_id)

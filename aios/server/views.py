@@ -1,0 +1,105 @@
+"""What the templates show, computed once: run rows, counts, filters, and formatting helpers.
+
+Pages and live SSE fragments render the same partials through these functions, so a row looks
+the same whether it came with the page or was pushed later.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from quart import Quart
+
+from aios.agents.run import FINAL_STATES, Run, RunState
+
+LIVE = tuple(s for s in RunState if s.is_live)
+FILTERS: dict[str, tuple[RunState, ...] | None] = {
+    "all": None,
+    "running": LIVE,
+    "finished": tuple(s for s in RunState if s in FINAL_STATES and s is not RunState.FAILED),
+    "failed": (RunState.FAILED,),
+}
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class Counts:
+    running: int
+    queued: int
+    failed: int
+    total: int
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, int]) -> Counts:
+        live = sum(summary.get(s.value, 0) for s in LIVE if s is not RunState.QUEUED)
+        return cls(
+            live, summary.get("queued", 0), summary.get("failed", 0), summary.get("total", 0)
+        )
+
+
+def matches(run: Run, filter_name: str) -> bool:
+    states = FILTERS.get(filter_name)
+    return states is None or run.state in states
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def run_duration(run: Run) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.ended_at if run.ended_at is not None else time.time()
+    return end - run.started_at
+
+
+def size(value: int | None) -> str:
+    if value is None:
+        return ""
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GiB"
+
+
+def clock(timestamp: float | None) -> str:
+    """Local wall time, like a terminal would show it; the ISO value goes in <time datetime>."""
+    if timestamp is None:
+        return ""
+    moment = datetime.fromtimestamp(timestamp)
+    if moment.date() == datetime.now().date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def iso(timestamp: float | None) -> str:
+    return "" if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def preview(text: str, width: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def install(app: Quart) -> None:
+    env = app.jinja_env
+    env.filters.update(duration=duration, size=size, clock=clock, iso=iso, preview=preview)
+    env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
+
+
+def template_globals(**values: Any) -> dict[str, Any]:
+    return values

@@ -1,0 +1,118 @@
+// AIOS dashboard glue. No inline script or style anywhere: the CSP forbids both.
+// htmx 4 specifics (event names, what hx-sse does) are documented in docs/htmx-notes.md.
+(() => {
+  "use strict";
+  const csrf = document.querySelector('meta[name="aios-csrf"]')?.content ?? "";
+
+  // Every htmx request, SSE connects and reconnects included, carries the CSRF header.
+  document.addEventListener("htmx:config:request", (evt) => {
+    evt.detail.ctx.request.headers["X-AIOS-CSRF"] = csrf;
+  });
+
+  // htmx 4 has no allowScriptTags: it re-creates every <script> in swapped HTML. Drop them all.
+  document.addEventListener("htmx:before:swap", (evt) => {
+    for (const task of evt.detail.tasks ?? []) {
+      for (const script of task.fragment?.querySelectorAll?.("script") ?? []) script.remove();
+    }
+  });
+
+  // -- connection indicator: connecting / connected / reconnecting --------------------------
+  const show = (source, state) => {
+    const out = source.dataset?.status && document.querySelector(source.dataset.status);
+    if (!out) return;
+    out.className = `conn ${state}`;
+    out.textContent = state;
+  };
+  document.addEventListener("htmx:sse:before:connection", (evt) =>
+    show(evt.target, evt.detail.connection.attempt > 0 ? "reconnecting" : "connecting"));
+  document.addEventListener("htmx:sse:after:connection", (evt) => {
+    evt.target.aiosFailures = 0;
+    show(evt.target, "connected");
+  });
+  document.addEventListener("htmx:sse:error", (evt) => show(evt.target, "reconnecting"));
+  document.addEventListener("htmx:sse:close", (evt) => show(evt.target, "reconnecting"));
+
+  // The daemon could not replay what this page missed (it restarted, or we were away too long):
+  // the page is stale, so fetch it again rather than patch it.
+  document.addEventListener("reset", (evt) => {
+    if (evt.target.id === "events") window.location.reload();
+  });
+
+  // hx-sse does not retry a failed FIRST connect (a plain htmx request): retry it ourselves.
+  const RETRY_MS = [1000, 2000, 5000, 10000];
+  const retry = (el) => {
+    const n = el.aiosFailures = (el.aiosFailures ?? 0) + 1;
+    show(el, "reconnecting");
+    setTimeout(() => htmx.trigger(el, "aios:connect"), RETRY_MS[Math.min(n, RETRY_MS.length) - 1]);
+  };
+
+  // -- answers to our own requests -----------------------------------------------------------
+  const errorBox = (el) =>
+    el.closest?.("form, section")?.querySelector("[data-errors]") ?? document.getElementById("flash");
+  document.addEventListener("htmx:after:request", (evt) => {
+    const el = evt.target;
+    const ctx = evt.detail.ctx;
+    if (el.hasAttribute?.("hx-sse:connect")) {   // an answer, not a stream: retry later
+      evt.preventDefault();
+      retry(el);
+      return;
+    }
+    const status = ctx.response?.status ?? 0;
+    const box = errorBox(el);
+    if (status >= 400) {
+      let message = `request failed (HTTP ${status})`;
+      try { message = JSON.parse(ctx.text).error ?? message; } catch { /* not JSON */ }
+      if (box) { box.textContent = message; box.classList.remove("hidden"); }
+      return;
+    }
+    if (box) { box.textContent = ""; if (box.id === "flash") box.classList.add("hidden"); }
+    if (el.matches?.("form[data-reset-on-success]")) {
+      const prompt = el.querySelector("textarea");
+      if (prompt) prompt.value = "";
+    }
+  });
+  document.addEventListener("htmx:error", (evt) => {
+    const el = evt.target;
+    if (el.hasAttribute?.("hx-sse:connect") && !el._htmx?.sse) { retry(el); return; }
+    const box = errorBox(el);
+    if (box) { box.textContent = "AIOS is not reachable"; box.classList.remove("hidden"); }
+  });
+
+  // -- live durations ------------------------------------------------------------------------
+  const format = (seconds) => {
+    seconds = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
+    if (m) return `${m}m ${String(s).padStart(2, "0")}s`;
+    return `${s}s`;
+  };
+  const tick = () => {
+    const now = Date.now() / 1000;
+    for (const el of document.querySelectorAll(".duration[data-start]:not([data-end])")) {
+      el.textContent = format(now - Number(el.dataset.start));
+    }
+  };
+  setInterval(tick, 1000);
+
+  // -- run output: follow the end unless the reader scrolled up ----------------------------
+  const MAX_OUTPUT_CHARS = 2_000_000;   // keep a flood from growing the page without bound
+  const setup = () => {
+    const out = document.getElementById("output");
+    if (!out || out.aiosReady) return;
+    out.aiosReady = true;
+    const paused = document.getElementById("output-paused");
+    let follow = true;
+    const atBottom = () => out.scrollHeight - out.scrollTop - out.clientHeight < 24;
+    out.scrollTop = out.scrollHeight;
+    out.addEventListener("scroll", () => {
+      follow = atBottom();
+      paused?.classList.toggle("hidden", follow);
+    });
+    new MutationObserver(() => {
+      while (out.textContent.length > MAX_OUTPUT_CHARS && out.firstChild) out.firstChild.remove();
+      if (follow) out.scrollTop = out.scrollHeight;
+    }).observe(out, { childList: true, characterData: true, subtree: true });
+  };
+  document.addEventListener("DOMContentLoaded", setup);
+  document.addEventListener("htmx:after:swap", setup);
+})();
