@@ -57,6 +57,16 @@ class Paths:
         return self.run_dir / f"open-{port}.html"
 
     @property
+    def session_file(self) -> Path:
+        """The browser session's secrets, kept across restarts so open pages stay signed in."""
+        return self.run_dir / "session.json"
+
+    @property
+    def port_file(self) -> Path:
+        """The port the last daemon listened on, tried first by the next one."""
+        return self.state_dir / "last-port"
+
+    @property
     def log_file(self) -> Path:
         return self.state_dir / "aios.log"
 

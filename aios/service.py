@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hypercorn.asyncio import serve
@@ -85,7 +86,7 @@ class Service:
         self.info: RuntimeInfo | None = None
         self.error: BaseException | None = None
         self._lock = InstanceLock(paths.lock_file)
-        self._keys = Secrets.generate()
+        self._keys = Secrets.generate()  # replaced in _prepare once we hold the lock
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -157,9 +158,10 @@ class Service:
             raise ServiceError(
                 f"another AIOS process holds {self.paths.lock_file} but does not answer"
             )
+        self._keys = Secrets.for_start(self.paths.session_file)
         logs.redact([self._keys.token, self._keys.session, self._keys.csrf])
         try:
-            self._sock = _bind(self.requested_port)
+            self._sock = _bind_preferring(self.requested_port, self.paths.port_file)
         except OSError as exc:
             self._release()
             raise ServiceError(
@@ -241,6 +243,30 @@ class Service:
             with contextlib.suppress(FileNotFoundError):
                 self.paths.browser_file(self.info.port).unlink()
         self._lock.release()
+
+
+def _bind_preferring(port: int, remembered: Path) -> socket.socket:
+    """Bind ``port``; for 0, first try the port the previous daemon had.
+
+    A dashboard left open across a daemon restart can then reconnect and re-sync by itself
+    instead of pointing at a dead port. If that port is taken, any free one will do.
+    """
+    if port == 0:
+        try:
+            previous = int(remembered.read_text().strip())
+        except (OSError, ValueError):
+            previous = 0
+        if 1024 <= previous <= 65535:
+            with contextlib.suppress(OSError):
+                sock = _bind(previous)
+                return _remember(sock, remembered)
+    return _remember(_bind(port), remembered)
+
+
+def _remember(sock: socket.socket, remembered: Path) -> socket.socket:
+    with contextlib.suppress(OSError):
+        remembered.write_text(f"{sock.getsockname()[1]}\n")
+    return sock
 
 
 def _bind(port: int) -> socket.socket:

@@ -1,0 +1,209 @@
+"""The dashboard in a real headless Chromium against a real daemon with real agents."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import PageWatch, browser
+from tests.helpers import DaemonProcess, agent_script, start_daemon, write_config
+
+__all__ = ["browser"]  # the fixture, imported so pytest finds it here
+
+pytestmark = pytest.mark.daemon
+
+TICKER = (
+    "import sys, time\nfor i in range(int(sys.argv[1])):\n"
+    "    print(f'line {i}', flush=True)\n    time.sleep(0.15)\n"
+)
+XSS = (
+    "print('<script>alert(\"xss\")</script>')\n"
+    "print('<img src=x onerror=\"alert(1)\">')\n"
+    "print('\\x1b[1;31mbold red\\x1b[0m plain')\n"
+    "raise SystemExit(2)\n"
+)
+
+
+@pytest.fixture
+def dash_home(home: Path, tmp_path: Path) -> Path:
+    scripts = tmp_path / "agents"
+    scripts.mkdir()
+    write_config(
+        home,
+        f"[agents.ticker]\ncommand = {agent_script(scripts, 'ticker', TICKER)}\n"
+        f"[agents.xss]\ncommand = {agent_script(scripts, 'xss', XSS, prompt=False)}\n"
+        '[agents.sleeper]\ncommand = ["sleep", "300"]\nstop_timeout = 2\n',
+    )
+    return home
+
+
+@pytest.fixture
+def served(dash_home: Path) -> Iterator[DaemonProcess]:
+    d = start_daemon(dash_home)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def page(browser: Any, served: DaemonProcess) -> Iterator[tuple[Any, PageWatch]]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    watch = PageWatch()
+    watch.attach(page)
+    page.goto(f"http://127.0.0.1:{served.port}/login?token={served.info.token}")
+    page.wait_for_selector("#conn.connected")
+    try:
+        yield page, watch
+    finally:
+        context.close()
+
+
+def mark_no_reload(page: Any) -> None:
+    page.evaluate("window.aiosMarker = 'same page'")
+
+
+def assert_no_reload(page: Any) -> None:
+    assert page.evaluate("window.aiosMarker") == "same page"
+
+
+def launch(page: Any, agent: str, prompt: str = "") -> None:
+    page.get_by_label("Agent", exact=True).select_option(agent)
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_role("button", name="Launch").click()
+
+
+def test_login_sets_a_session_and_leaves_the_token_out_of_the_address_bar(
+    page: tuple[Any, PageWatch], served: DaemonProcess
+) -> None:
+    p, watch = page
+    assert p.url == f"http://127.0.0.1:{served.port}/"
+    cookies = p.context.cookies()
+    assert [c["name"] for c in cookies] == [f"aios_session_{served.port}"]
+    assert cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Strict"
+    assert p.locator("#conn").inner_text() == "connected"
+    assert watch.errors == []
+
+
+def test_launch_shows_the_final_state_without_reload(page: tuple[Any, PageWatch]) -> None:
+    p, watch = page
+    mark_no_reload(p)
+    launch(p, "command", "echo launched from the browser; exit 3")
+    row = p.locator("#runs tr.run").first
+    row.locator(".state-failed").wait_for()
+    assert row.locator("td").nth(5).inner_text() == "3"
+    assert "echo launched" in row.inner_text()
+    assert p.locator("#count-failed").inner_text() == "1"
+    assert_no_reload(p)
+    assert p.get_by_label("Prompt").input_value() == ""
+    assert watch.errors == []
+
+
+def test_launch_errors_are_shown_next_to_the_form(page: tuple[Any, PageWatch]) -> None:
+    p, watch = page
+    p.get_by_label("Agent", exact=True).select_option("command")
+    p.get_by_label("Prompt").fill("true")
+    p.get_by_label("Working directory").fill("/no/such/dir")
+    p.get_by_role("button", name="Launch").click()
+    expect(p.locator("#launch [data-errors]")).to_contain_text("does not exist")
+    # A 422 is an expected answer, not a page error; the browser logs failed fetches though.
+    assert all("422" in e for e in watch.errors)
+
+
+def test_run_page_streams_output_line_by_line(page: tuple[Any, PageWatch]) -> None:
+    p, watch = page
+    launch(p, "ticker", "20")
+    p.locator("#runs tr.run a").first.click()
+    p.wait_for_selector("#run-details")
+    output = p.locator("#output")
+    expect(output).to_contain_text("line 2")
+    early = output.inner_text()
+    assert "line 19" not in early  # it arrives while the agent runs, not all at the end
+    p.locator("#run-details .state-succeeded").wait_for()
+    expect(output).to_contain_text("line 19")
+    lines = output.inner_text().strip().splitlines()
+    assert lines == [f"line {i}" for i in range(20)]  # nothing twice, nothing missing
+    assert p.get_by_role("button", name="Re-run").is_visible()
+    assert watch.errors == []
+
+
+def test_stop_from_the_run_page(page: tuple[Any, PageWatch], served: DaemonProcess) -> None:
+    p, watch = page
+    launch(p, "sleeper")
+    p.locator("#runs tr.run .state-running").first.wait_for()
+    p.locator("#runs tr.run a").first.click()
+    p.get_by_role("button", name="Stop").click()
+    p.locator("#run-details .state-stopped").wait_for()
+    assert p.get_by_role("button", name="Re-run").is_visible()
+    assert watch.errors == []
+
+
+def test_output_payloads_are_inert_and_colours_rendered(page: tuple[Any, PageWatch]) -> None:
+    p, watch = page
+    launch(p, "xss")
+    p.locator("#runs tr.run .state-failed").first.wait_for()
+    p.locator("#runs tr.run a").first.click()
+    expect(p.locator("#output")).to_contain_text("plain")
+    text = p.locator("#output").inner_text()
+    assert '<script>alert("xss")</script>' in text
+    assert '<img src=x onerror="alert(1)">' in text
+    assert "\x1b" not in text and "[1;31m" not in text
+    assert p.locator("#output script, #output img").count() == 0
+    red = p.locator("#output .ansi-fg-1.ansi-bold")
+    assert red.inner_text() == "bold red"
+    assert watch.dialogs == []
+    assert watch.errors == []
+
+
+def test_filters_and_delete(page: tuple[Any, PageWatch]) -> None:
+    p, watch = page
+    launch(p, "command", "exit 0")
+    p.locator("#runs tr.run .state-succeeded").first.wait_for()
+    launch(p, "command", "exit 1")
+    p.locator("#runs tr.run .state-failed").first.wait_for()
+    p.get_by_role("link", name="failed", exact=True).click()
+    p.wait_for_url(re.compile(r"filter=failed"))
+    assert p.locator("#runs tr.run").count() == 1
+    p.get_by_role("button", name=re.compile("^Delete run")).click()
+    p.locator("#runs tr.run").first.wait_for(state="detached")
+    assert p.locator("#count-total").inner_text() == "1"
+    assert watch.errors == []
+
+
+def test_reconnects_and_resyncs_after_a_daemon_restart(
+    page: tuple[Any, PageWatch], served: DaemonProcess
+) -> None:
+    p, _ = page
+    mark_no_reload(p)
+    assert served.terminate() == 0
+    p.wait_for_selector("#conn.reconnecting")
+    again = start_daemon(served.home)
+    try:
+        assert again.port == served.port  # the next daemon takes the same port back
+        run = again.client.request(
+            "POST", "/api/runs", {"agent": "command", "prompt": "echo after restart"}
+        )
+        p.wait_for_selector("#conn.connected", timeout=20_000)
+        p.locator(f"#run-{run['id']}").wait_for(timeout=20_000)
+        assert p.locator("#count-total").inner_text() == "1"
+    finally:
+        again.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="screenshots are made on the CI machine")
+def test_pages_render_at_narrow_width(page: tuple[Any, PageWatch]) -> None:
+    p, watch = page
+    p.set_viewport_size({"width": 420, "height": 800})
+    for path in ("/", "/settings"):
+        p.goto(p.url.split("/", 3)[0] + "//" + p.url.split("/", 3)[2] + path)
+        width = p.evaluate("document.documentElement.scrollWidth")
+        assert width <= 430, f"{path} scrolls sideways at 420 px ({width} px)"
+    assert watch.errors == []
