@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("AIOS needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -17,8 +17,8 @@ run: $(STAMP)
 	$(BIN)/aios serve
 
 test: $(STAMP)
-	$(BIN)/ruff check aios tests bench
-	$(BIN)/ruff format --check aios tests bench
+	$(BIN)/ruff check aios tests bench scripts
+	$(BIN)/ruff format --check aios tests bench scripts
 	$(BIN)/mypy
 	@# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 	$(BIN)/python -m pytest; rc=$$?; \
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

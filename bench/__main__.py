@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import runs, startup
+from bench import dashboard, runs, startup
 
-for module in (startup, runs):
+for module in (startup, runs, dashboard):
     module.main()

@@ -1,0 +1,108 @@
+"""Regenerate the dashboard screenshots in docs/ (light and dark): `python scripts/screenshots.py`.
+
+Starts a real daemon in a scratch AIOS_HOME with a few demo agents, runs them, and photographs
+the overview and a run page in Debian's Chromium at 1280 by 800.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+BUILD = """import time
+steps = ["collecting tests",
+         "\\x1b[32mtest_api.py ....\\x1b[0m",
+         "\\x1b[32mtest_cli.py ......\\x1b[0m",
+         "\\x1b[31mtest_store.py F\\x1b[0m",
+         "\\x1b[1;31m1 failed\\x1b[0m, 10 passed in 3.2s"]
+for s in steps:
+    print(s, flush=True); time.sleep(0.2)
+raise SystemExit(1)
+"""
+WATCH = """import time
+i = 0
+while True:
+    print(f"[{i:04d}] compiled 42 modules in 0.{i % 10}s, watching for changes", flush=True)
+    i += 1; time.sleep(0.5)
+"""
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="aios-shots-"))
+    scripts = home / "scripts"
+    scripts.mkdir()
+    (scripts / "build.py").write_text(BUILD)
+    (scripts / "watch.py").write_text(WATCH)
+    (home / "config").mkdir()
+    (home / "config" / "config.toml").write_text(
+        f'[agents.tests]\ncommand = ["{sys.executable}", "{scripts / "build.py"}"]\n'
+        'description = "Run the test suite"\n'
+        f'[agents.watch]\ncommand = ["{sys.executable}", "{scripts / "watch.py"}"]\n'
+    )
+    env = {**os.environ, "AIOS_HOME": str(home)}
+    env.pop("DISPLAY", None)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "aios", "serve", "--no-browser"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert daemon.stdout is not None
+    port = int(daemon.stdout.readline().split(":")[1])
+    token = json.loads((home / "run" / "aios.json").read_text())["token"]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            for scheme in ("light", "dark"):
+                context = browser.new_context(
+                    viewport={"width": 1280, "height": 800}, color_scheme=scheme
+                )
+                page = context.new_page()
+                page.goto(f"{base}/login?token={token}")
+                page.wait_for_selector("#conn.connected")
+                if scheme == "light":
+                    for agent, prompt in (
+                        ("command", "echo hello from AIOS"),
+                        ("tests", ""),
+                        ("command", "ls /nonexistent"),
+                        ("watch", ""),
+                    ):
+                        page.get_by_label("Agent", exact=True).select_option(agent)
+                        page.get_by_label("Prompt").fill(prompt)
+                        page.get_by_role("button", name="Launch").click()
+                        time.sleep(0.4)
+                    time.sleep(2.5)
+                page.screenshot(path=str(DOCS / f"overview-{scheme}.png"))
+                page.locator("#runs tr.run", has_text="tests").first.locator("a").click()
+                page.wait_for_selector("#output .ansi-fg-1")
+                page.screenshot(path=str(DOCS / f"run-{scheme}.png"))
+                context.close()
+            browser.close()
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+    print("wrote", ", ".join(sorted(p.name for p in DOCS.glob("*.png"))))
+
+
+if __name__ == "__main__":
+    main()
