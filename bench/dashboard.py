@@ -27,11 +27,12 @@ RENDERS = 30
 CLICKS = 10
 
 
-async def seed(paths: Paths) -> None:
-    store = Store(paths.database, paths.run_logs_dir, retention=HISTORY * 2)
+async def seed_history(paths: Paths, count: int = HISTORY) -> None:
+    """Finished runs written straight into the history, as a daemon would have left them."""
+    store = Store(paths.database, paths.run_logs_dir, retention=count * 2)
     await store.open()
     now = time.time()
-    for i in range(HISTORY):
+    for i in range(count):
         run = Run(new_run_id(), "command", f"echo run {i}", "/tmp")
         run.state = RunState.FAILED if i % 7 == 0 else RunState.SUCCEEDED
         run.created_at = run.started_at = now - 10_000 + i
@@ -79,7 +80,7 @@ def click_times(d: DaemonProcess) -> list[float]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        asyncio.run(seed(Paths.from_env({"AIOS_HOME": str(home)})))
+        asyncio.run(seed_history(Paths.from_env({"AIOS_HOME": str(home)})))
         d = start_daemon(home)
         try:
             renders = render_times(d)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from aios.paths import Paths
+from bench.dashboard import seed_history
 from tests.browser import PageWatch, browser
 from tests.helpers import DaemonProcess, agent_script, start_daemon, write_config
 
@@ -207,3 +211,31 @@ def test_pages_render_at_narrow_width(page: tuple[Any, PageWatch]) -> None:
         width = p.evaluate("document.documentElement.scrollWidth")
         assert width <= 430, f"{path} scrolls sideways at 420 px ({width} px)"
     assert watch.errors == []
+
+
+def test_history_paginates(browser: Any, home: Path) -> None:
+
+    # Playwright's loop owns this thread while the browser is open: seed on another one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(
+            asyncio.run, seed_history(Paths.from_env({"AIOS_HOME": str(home)}), 60)
+        ).result()
+    d = start_daemon(home)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        p = context.new_page()
+        watch = PageWatch()
+        watch.attach(p)
+        p.goto(f"http://127.0.0.1:{d.port}/login?token={d.info.token}")
+        assert p.locator("#runs tr.run").count() == 50
+        assert p.locator("#count-total").inner_text() == "60"
+        p.get_by_role("button", name="Older runs").click()
+        expect(p.locator("#runs tr.run")).to_have_count(60)
+        assert p.get_by_role("button", name="Older runs").count() == 0
+        p.goto(f"http://127.0.0.1:{d.port}/settings")
+        expect(p.locator("main")).to_contain_text("AIOS 0.1.0")
+        expect(p.locator("main")).to_contain_text(str(home / "config" / "config.toml"))
+        assert watch.errors == []
+    finally:
+        context.close()
+        d.close()
