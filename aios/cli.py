@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from aios import __version__, browser, logs
+from aios.autostart import AutostartError, for_platform
 from aios.client import ClientError, DaemonClient, discover
 from aios.follow import LogReader, follow
 from aios.paths import Paths
 from aios.runtime import RuntimeInfo
 from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
+from aios.tray import NoTray, Tray, load_pystray
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 STOP_WAIT = 120.0  # runs get their stop_timeout (10 s by default) each, in parallel
@@ -103,6 +108,10 @@ def build_parser() -> Parser:
     logs_cmd.add_argument("-f", "--follow", action="store_true", help="follow live output")
     logs_cmd.set_defaults(handler=cmd_logs)
 
+    autostart = sub.add_parser("autostart", help="start AIOS at login: enable, disable, status")
+    autostart.add_argument("action", choices=("enable", "disable", "status"))
+    autostart.set_defaults(handler=cmd_autostart)
+
     kill = sub.add_parser("kill", help="stop a run (SIGTERM, then SIGKILL)")
     kill.add_argument("run", help="run id (or an unambiguous prefix)")
     kill.set_defaults(handler=cmd_kill)
@@ -119,14 +128,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line here, the traceback in the log file
+        logging.getLogger("aios").exception("unexpected error")
+        print(f"aios: internal error: {exc} (details in the log file)", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 # -- commands ----------------------------------------------------------------------------------
 
 
 def cmd_default(args: argparse.Namespace) -> int:
-    # Until the tray lands, plain `aios` is `aios serve` that opens the browser.
-    return serve(Paths.from_env(), port=0, open_browser=not args.no_browser, reuse_opens=True)
+    """The tray icon owning the daemon; headless (with one line saying why) where none can show."""
+    paths = Paths.from_env()
+    open_browser = not args.no_browser
+    try:
+        pystray = load_pystray()
+    except NoTray as exc:
+        print(f"aios: running headless: {exc}", file=sys.stderr)
+        return serve(paths, port=0, open_browser=open_browser, reuse_opens=True)
+    handlers = logs.setup(paths.log_file)
+    tray = Tray(paths, open_browser=open_browser, pystray=pystray)
+    previous = {
+        # Quit from a fresh thread: the handler interrupts the icon loop, possibly inside Xlib
+        # holding its display lock, and calling back into it from there could deadlock.
+        signum: signal.signal(signum, lambda *_: threading.Thread(target=tray.quit).start())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return tray.run()
+    except AlreadyRunning as exc:
+        print(exc.info.url)
+        print(f"aios: {exc}", file=sys.stderr)
+        if open_browser:
+            browser.open_dashboard(paths, exc.info)
+        return EXIT_OK
+    except ServiceError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        logs.teardown(handlers)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -317,6 +358,21 @@ def cmd_kill(args: argparse.Namespace) -> int:
     run = call(running(Paths.from_env()), "POST", f"/api/runs/{args.run}/stop")
     assert isinstance(run, dict)
     print(f"{run['id']}: {run['state']}")
+    return EXIT_OK
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    """Works without a running daemon: it only reads and writes the login entry."""
+    try:
+        entry = for_platform()
+        status = {"enable": entry.enable, "disable": entry.disable, "status": entry.status}[
+            args.action
+        ]()
+    except AutostartError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"autostart {status.state}: {status.location}")
+    if status.detail:
+        print(status.detail)
     return EXIT_OK
 
 

@@ -53,7 +53,11 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
 
 def aios_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIOS_")}
-    env.update({"AIOS_HOME": str(home), "PYTHONUNBUFFERED": "1"}, **extra)
+    # Autostart entries land under XDG_CONFIG_HOME: never in the real user's config.
+    env.update(
+        {"AIOS_HOME": str(home), "XDG_CONFIG_HOME": str(home / "xdg"), "PYTHONUNBUFFERED": "1"},
+        **extra,
+    )
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     return env

@@ -239,3 +239,17 @@ def test_history_paginates(browser: Any, home: Path) -> None:
     finally:
         context.close()
         d.close()
+
+
+def test_start_at_login_from_settings(page: tuple[Any, PageWatch], served: DaemonProcess) -> None:
+    p, watch = page
+    p.goto(f"http://127.0.0.1:{served.port}/settings")
+    expect(p.locator("main")).to_contain_text("disabled")
+    p.get_by_role("button", name="Enable").click()
+    expect(p.get_by_role("button", name="Disable")).to_be_visible()
+    entry = served.home / "xdg" / "autostart" / "aios.desktop"
+    assert entry.exists() and "--no-browser" in entry.read_text()
+    p.get_by_role("button", name="Disable").click()
+    expect(p.get_by_role("button", name="Enable")).to_be_visible()
+    assert not entry.exists()
+    assert watch.errors == []

@@ -16,6 +16,7 @@ from quart import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers.response import Response as RedirectResponse
 
 from aios.agents.run import Run
+from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
 from aios.server.api import find_run
 from aios.server.context import daemon
@@ -149,8 +150,28 @@ async def settings() -> str:
         page="settings",
         settings=rows,
         paths=d.paths,
-        autostart="arrives with the tray (not available yet)",
+        autostart=_autostart_status(),
     )
+
+
+def _autostart_status() -> AutostartStatus | None:
+    try:
+        return for_platform().status()
+    except AutostartError:
+        return None  # a platform without an autostart mechanism we know
+
+
+@blueprint.post("/ui/autostart")
+async def toggle_autostart() -> Response:
+    form = await request.form
+    entry = for_platform()
+    try:
+        entry.enable() if form.get("enabled") == "true" else entry.disable()
+    except AutostartError as exc:
+        raise ApiError(409, str(exc)) from exc
+    response = Response("", 204)
+    response.headers["HX-Refresh"] = "true"
+    return response
 
 
 # -- form endpoints (htmx) ---------------------------------------------------------------------
