@@ -22,6 +22,7 @@ from aios import __version__, browser, logs
 from aios.autostart import AutostartError, for_platform
 from aios.client import ClientError, DaemonClient, discover
 from aios.follow import LogReader, follow
+from aios.formatting import duration
 from aios.paths import Paths
 from aios.runtime import RuntimeInfo
 from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
@@ -217,7 +218,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = call(info, "GET", "/api/status")
     assert isinstance(status, dict)
     print(f"AIOS {status['version']} running at {status['url']}")
-    print(f"pid {status['pid']}, up {format_duration(float(status['uptime']))}")
+    print(f"pid {status['pid']}, up {duration(float(status['uptime']))}")
     counts = status.get("runs", {})
     live = sum(counts.get(s, 0) for s in ("queued", "starting", "running", "stopping", "backoff"))
     print(
@@ -389,14 +390,3 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 def one_line(text: str, width: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"

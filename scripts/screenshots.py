@@ -1,4 +1,4 @@
-"""Regenerate the dashboard screenshots in docs/ (light and dark): `python scripts/screenshots.py`.
+"""Regenerate the dashboard screenshots in docs/ (light and dark): `python -m scripts.screenshots`.
 
 Starts a real daemon in a scratch AIOS_HOME with a few demo agents, runs them, and photographs
 the overview and a run page in Debian's Chromium at 1280 by 800.
@@ -16,16 +16,10 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from tests.browser import CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 BUILD = """import time
 steps = ["collecting tests",
@@ -72,7 +66,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             for scheme in ("light", "dark"):
                 context = browser.new_context(
                     viewport={"width": 1280, "height": 800}, color_scheme=scheme

@@ -15,11 +15,11 @@ from quart import Blueprint, Response, jsonify, request
 from aios.agents.run import Run, RunState
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.store import AmbiguousRun, UnknownRun
 
 blueprint = Blueprint("api", __name__)
 
-HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle event stream
 MAX_PAGE = 500
 LAUNCH_FIELDS = {"agent", "prompt", "cwd"}
 
@@ -142,29 +142,14 @@ async def events() -> Response:
     subscription = d.bus.subscribe(last)
 
     async def stream() -> AsyncIterator[bytes]:
-        try:
-            # Without an id, so it does not move the client's Last-Event-ID: tells the client
-            # the stream is open (the dashboard shows "connected", the CLI starts fetching).
-            hello = json.dumps({"last_id": d.bus.last_id})
-            yield f"retry: 1000\nevent: hello\ndata: {hello}\n\n".encode()
-            while True:
-                try:
-                    async with asyncio.timeout(HEARTBEAT):
-                        event = await subscription.get()
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                if event is None:
-                    return
-                yield event.sse()
-        finally:
-            subscription.close()
+        # Without an id, so it does not move the client's Last-Event-ID: tells the client the
+        # stream is open (the dashboard shows "connected", the CLI starts fetching).
+        hello = json.dumps({"last_id": d.bus.last_id})
+        yield f"retry: 1000\nevent: hello\ndata: {hello}\n\n".encode()
+        async for event in events_or_heartbeats(subscription):
+            yield KEEP_ALIVE if event is None else event.sse()
 
-    response = Response(stream(), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Accel-Buffering"] = "no"
-    response.timeout = None  # an event stream lasts as long as the page is open
-    return response
+    return event_stream(stream())
 
 
 # -- helpers -----------------------------------------------------------------------------------

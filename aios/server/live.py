@@ -10,7 +10,6 @@ named ``reset`` event and reloads itself.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import json
 from collections.abc import AsyncIterator
@@ -25,11 +24,11 @@ from aios.events import Event
 from aios.server import ansi
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.server.views import FILTERS, Counts, size
 
 blueprint = Blueprint("live", __name__)
 
-HEARTBEAT = 15.0
 READ_CHUNK = 256 * 1024
 
 
@@ -201,27 +200,15 @@ async def events() -> Response:
 
     @stream_with_context
     async def stream() -> AsyncIterator[bytes]:
-        try:
-            yield b"retry: 1000\n\n"
-            while True:
-                try:
-                    async with asyncio.timeout(HEARTBEAT):
-                        event = await subscription.get()
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                if event is None:
-                    return
-                if event.kind == "reset":
-                    yield f"id: {event.id}\nevent: reset\ndata: {{}}\n\n".encode()
-                    continue
+        yield b"retry: 1000\n\n"
+        async for event in events_or_heartbeats(subscription):
+            if event is None:
+                yield KEEP_ALIVE
+            elif event.kind == "reset":
+                yield f"id: {event.id}\nevent: reset\ndata: {{}}\n\n".encode()
+            else:
                 html = await view.render(event)
                 # Every event moves the page's Last-Event-ID, even one that changes nothing here.
                 yield message(event.id, html) if html else f"id: {event.id}\n\n".encode()
-        finally:
-            subscription.close()
 
-    response = Response(stream(), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-store"
-    response.timeout = None
-    return response
+    return event_stream(stream())

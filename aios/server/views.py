@@ -14,6 +14,7 @@ from typing import Any
 from quart import Quart
 
 from aios.agents.run import FINAL_STATES, Run, RunState
+from aios.formatting import duration
 
 LIVE = tuple(s for s in RunState if s.is_live)
 FILTERS: dict[str, tuple[RunState, ...] | None] = {
@@ -43,19 +44,6 @@ class Counts:
 def matches(run: Run, filter_name: str) -> bool:
     states = FILTERS.get(filter_name)
     return states is None or run.state in states
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def run_duration(run: Run) -> float | None:
