@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/aios serve
+	$(BIN)/aios
 
 test: $(STAMP)
 	$(BIN)/ruff check aios tests bench scripts
