@@ -150,6 +150,7 @@ class Tray:
             icon.stop()
             return
         icon.visible = True
+        _keep_docking(icon, lambda: self._closing)
         _listen_for_clicks(icon)
         threading.Thread(target=self._watch_service, name="aios-tray-watch", daemon=True).start()
 
@@ -217,14 +218,11 @@ class Tray:
         if thread is None:
             return
         thread.join()
-        if self.icon is not None and not self._quitting():
+        if not self._closing:
             self.state.service_down = True
             log.error("the AIOS service stopped unexpectedly")
             self._refresh()
             self._notify_text("AIOS service stopped", "Use Restart service in the menu.")
-
-    def _quitting(self) -> bool:
-        return self.icon is None or not getattr(self.icon, "_running", True)
 
     def restart_service(self) -> None:
         if self.service.alive:
@@ -387,6 +385,28 @@ def _action(fn: Callable[[], None]) -> Callable[[Any, Any], None]:
             log.exception("tray action failed")
 
     return run
+
+
+def _keep_docking(icon: Any, closing: Callable[[], bool]) -> None:
+    """pystray's X backend asks to dock once. A tray host that is not ready yet (starting at
+    login, or just started) can miss that request, and the icon then never shows. Until our
+    window has been reparented into the tray, ask again every second, for a while.
+    """
+    if type(icon).__module__ != "pystray._xorg":
+        return
+    window = getattr(icon, "_window", None)
+    if window is None:
+        return
+    deadline = time.monotonic() + DOCK_WAIT
+    while time.monotonic() < deadline and not closing():
+        time.sleep(1.0)
+        try:
+            if window.query_tree().parent != icon._display.screen().root:
+                return  # docked
+            icon._systray_manager = None  # forget the host that ignored us, and ask again
+            icon._assert_docked()
+        except Exception:  # no host yet (AssertionError), or an X error while it restarts
+            log.debug("tray host not ready yet", exc_info=True)
 
 
 def _listen_for_clicks(icon: Any) -> None:

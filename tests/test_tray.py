@@ -51,6 +51,7 @@ def xdisplay() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     wait_until(lambda: "panel" in tree(display), what="trayer to appear")
+    wait_until(lambda: tray_selection_owned(display), what="trayer to own the tray selection")
     try:
         yield display
     finally:
@@ -58,6 +59,18 @@ def xdisplay() -> Iterator[str]:
         host.wait(10)
         server.terminate()
         server.wait(10)
+
+
+def tray_selection_owned(display: str) -> bool:
+    from Xlib import X
+    from Xlib import display as xdisplay_module
+
+    conn = xdisplay_module.Display(display)
+    try:
+        atom = conn.intern_atom(f"_NET_SYSTEM_TRAY_S{conn.get_default_screen()}")
+        return bool(conn.get_selection_owner(atom) != X.NONE)
+    finally:
+        conn.close()
 
 
 def tree(display: str) -> str:
@@ -107,7 +120,11 @@ def test_tray_docks_serves_and_sigterm_leaves_nothing(
     write_config(home, '[agents.sleeper]\ncommand = ["sleep", "300"]\nstop_timeout = 2\n')
     tray = start_tray(home, xdisplay)
     try:
-        wait_until(lambda: docked(xdisplay), what="the icon to dock in trayer")
+        try:
+            wait_until(lambda: docked(xdisplay), timeout=20, what="the icon to dock in trayer")
+        except AssertionError:
+            print(tree(xdisplay))
+            raise
         assert tray.client.request("GET", "/api/status")["pid"] == tray.proc.pid
         run = tray.client.request("POST", "/api/runs", {"agent": "sleeper"})
         pid = wait_until(
@@ -218,4 +235,22 @@ def test_a_failed_run_draws_attention_until_the_dashboard_is_opened(tray_in_proc
     wait_until(lambda: tray.state.model().state is IconState.ATTENTION, what="attention")
     assert tray.state.model().failed == 1
     tray.open_dashboard()
+    assert tray.state.model().state is IconState.IDLE
+
+
+def test_a_dead_service_shows_as_an_error_and_can_be_restarted(tray_in_process: Any) -> None:
+    import threading
+
+    from aios.icon import IconState
+
+    tray, _ = tray_in_process
+    threading.Thread(target=tray._watch_service, daemon=True).start()
+    tray.service.request_stop()  # the service ends without the user quitting
+    wait_until(lambda: tray.state.service_down, what="the tray to notice")
+    assert tray.state.model().state is IconState.ERROR
+    assert tray.status_text() == "Service stopped"
+    assert item(tray.menu(), "Restart service").visible
+    item(tray.menu(), "Restart service")(None)
+    assert tray.service.alive and not tray.state.service_down
+    assert tray.service.daemon is not None
     assert tray.state.model().state is IconState.IDLE
