@@ -29,6 +29,8 @@ bench: $(STAMP)
 
 screenshots: $(STAMP)
 	$(BIN)/python -m scripts.screenshots
+	$(BIN)/python -m scripts.icon_states
+	$(BIN)/python -m scripts.menu_image
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
