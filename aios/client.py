@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import socket
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -161,8 +160,3 @@ def discover(paths: Paths, *, wait: float = 0.0) -> RuntimeInfo | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0

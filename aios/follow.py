@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any, BinaryIO
 
+from aios.agents.run import FINAL_STATES as FINAL
 from aios.client import DaemonClient
 
-FINAL_STATES = {"succeeded", "failed", "stopped", "interrupted"}
+FINAL_STATES = {state.value for state in FINAL}
 
 
 class LogReader:

@@ -496,3 +496,10 @@ def test_flood_keeps_daemon_memory_bounded(home: Path, tmp_path: Path) -> None:
         assert log_file.read_bytes().endswith(b"later output was not kept]\n")
     finally:
         d.close()
+
+
+def test_dashboard_stream_refuses_bad_views(served: DaemonProcess) -> None:
+    c = served.client
+    assert "no run matches" in expect_error(c, 404, "GET", "/ui/events?view=run&run=ffffffffffff")
+    assert "run=<id>" in expect_error(c, 422, "GET", "/ui/events?view=run")
+    assert "view must be" in expect_error(c, 422, "GET", "/ui/events?view=nope")

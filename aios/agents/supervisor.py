@@ -116,7 +116,7 @@ class Supervisor:
         agent = config.agents.get(agent_name)
         if agent is None:
             raise UnknownAgent(agent_name)
-        available, reason = agent.availability()
+        available, reason = await asyncio.to_thread(agent.availability)
         if not available:
             raise InvalidLaunch(f"agent {agent_name!r} is not available: {reason}")
         if agent.takes_prompt and not prompt.strip():

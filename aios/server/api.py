@@ -57,9 +57,11 @@ async def shutdown() -> tuple[Response, int]:
 @blueprint.get("/api/agents")
 async def agents() -> Response:
     config = daemon().config()
+    # to_json checks each executable on PATH: file system work, kept off the event loop.
+    agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
     return jsonify(
         {
-            "agents": [agent.to_json() for agent in config.agents.values()],
+            "agents": agents,
             "config": {
                 "path": str(config.path),
                 "problems": [str(problem) for problem in config.problems],

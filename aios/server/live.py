@@ -22,6 +22,7 @@ from quart import Blueprint, Response, render_template, request, stream_with_con
 from aios.agents.run import FINAL_STATES, Run, RunState
 from aios.events import Event
 from aios.server import ansi
+from aios.server.api import find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
@@ -196,6 +197,8 @@ def _resume_id() -> int | None:
 async def events() -> Response:
     d = daemon()
     view = _view()
+    if view.run_id is not None:  # 404 for an unknown run, before any stream starts
+        view.run_id = (await find_run(view.run_id)).id
     subscription = d.bus.subscribe(_resume_id())
 
     @stream_with_context

@@ -7,6 +7,7 @@ change itself reaches every open page through the event stream.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -15,7 +16,6 @@ from markupsafe import Markup
 from quart import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers.response import Response as RedirectResponse
 
-from aios.agents.run import Run
 from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
 from aios.server.api import find_run
@@ -76,7 +76,8 @@ async def index() -> str:
     # The stream starts right after what this render shows: no gap, no duplicate row.
     after = d.bus.last_id
     config = d.config()
-    agents = [agent.to_json() for agent in config.agents.values()]
+    # to_json checks each executable on PATH: file system work, kept off the event loop.
+    agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
     selected = request.args.get("agent")
     return await _page(
         "index.html",
@@ -103,7 +104,7 @@ async def rows() -> str:
 async def run_page(run_id: str) -> str:
     d = daemon()
     after = d.bus.last_id
-    run = await _find(run_id)
+    run = await find_run(run_id)
     total = await d.store.log_size(run.id)
     start = max(0, total - OUTPUT_SHOWN)
     raw = await d.store.read_log(run.id, start, total - start)
@@ -126,7 +127,7 @@ async def run_page(run_id: str) -> str:
 @blueprint.get("/runs/<run_id>/log.txt")
 async def run_log_file(run_id: str) -> Response:
     d = daemon()
-    run = await _find(run_id)
+    run = await find_run(run_id)
     data = await d.store.read_log(run.id, 0, None)
     return Response(data, mimetype="text/plain")
 
@@ -150,7 +151,7 @@ async def settings() -> str:
         page="settings",
         settings=rows,
         paths=d.paths,
-        autostart=_autostart_status(),
+        autostart=await asyncio.to_thread(_autostart_status),
     )
 
 
@@ -165,8 +166,9 @@ def _autostart_status() -> AutostartStatus | None:
 async def toggle_autostart() -> Response:
     form = await request.form
     entry = for_platform()
+    change = entry.enable if form.get("enabled") == "true" else entry.disable
     try:
-        entry.enable() if form.get("enabled") == "true" else entry.disable()
+        await asyncio.to_thread(change)
     except AutostartError as exc:
         raise ApiError(409, str(exc)) from exc
     response = Response("", 204)
@@ -187,14 +189,14 @@ async def launch() -> tuple[str, int]:
 
 @blueprint.post("/ui/runs/<run_id>/stop")
 async def stop(run_id: str) -> tuple[str, int]:
-    run = await _find(run_id)
+    run = await find_run(run_id)
     await daemon().supervisor.stop(run.id)
     return "", 204
 
 
 @blueprint.post("/ui/runs/<run_id>/rerun")
 async def rerun(run_id: str) -> Response:
-    old = await _find(run_id)
+    old = await find_run(run_id)
     new = await daemon().supervisor.launch(old.agent, old.prompt, old.cwd)
     response = Response("", 204)
     if request.args.get("open"):
@@ -204,10 +206,6 @@ async def rerun(run_id: str) -> Response:
 
 @blueprint.post("/ui/runs/<run_id>/delete")
 async def delete(run_id: str) -> tuple[str, int]:
-    run = await _find(run_id)
+    run = await find_run(run_id)
     await daemon().supervisor.delete(run.id)
     return "", 204
-
-
-async def _find(run_id: str) -> Run:
-    return await find_run(run_id)

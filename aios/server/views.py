@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from quart import Quart
 
@@ -87,7 +86,3 @@ def install(app: Quart) -> None:
     env = app.jinja_env
     env.filters.update(duration=duration, size=size, clock=clock, iso=iso, preview=preview)
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
-
-
-def template_globals(**values: Any) -> dict[str, Any]:
-    return values
