@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from aios.agents.run import FINAL_STATES, Run, RunState
+from aios.runs import FINAL_STATES, Run, RunState
 
 T = TypeVar("T")
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aios import browser
-from aios.agents.run import RunState
 from aios.autostart import AutostartState, for_platform
 from aios.events import Event
 from aios.icon import IconModel, IconState, draw, tooltip
 from aios.paths import Paths
+from aios.runs import RunState
 from aios.service import Service, ServiceError
 
 log = logging.getLogger("aios.tray")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aios.agents.run import (
+from aios.runs import (
     FINAL_STATES,
     TRANSITIONS,
     IllegalTransition,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from aios.agents.run import Run, RunState, new_run_id
+from aios.runs import Run, RunState, new_run_id
 from aios.store import SCHEMA_VERSION, AmbiguousRun, Store, StoreError, UnknownRun
 
 MARKER = b"\n[aios: output truncated at"

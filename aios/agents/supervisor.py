@@ -19,10 +19,10 @@ from typing import Any
 
 from aios.agents.errors import InvalidLaunch, QueueFull, UnknownAgent, WrongRunState
 from aios.agents.process import AgentProcess, SpawnError, kill_stale_group, spawn
-from aios.agents.run import Run, RunState, check_transition, new_run_id
 from aios.agents.watchdog import Watchdog
 from aios.config import AgentDef, Config, RestartPolicy
 from aios.events import EventBus
+from aios.runs import Run, RunState, check_transition, new_run_id
 from aios.store import Store
 
 log = logging.getLogger("aios.supervisor")

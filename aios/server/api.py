@@ -12,7 +12,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
-from aios.agents.run import Run, RunState
+from aios.runs import Run, RunState
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats

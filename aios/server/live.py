@@ -19,8 +19,8 @@ from typing import Any
 
 from quart import Blueprint, Response, render_template, request, stream_with_context
 
-from aios.agents.run import FINAL_STATES, Run, RunState
 from aios.events import Event
+from aios.runs import FINAL_STATES, Run, RunState
 from aios.server import ansi
 from aios.server.api import find_run
 from aios.server.context import daemon
