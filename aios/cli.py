@@ -29,7 +29,8 @@ from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
 from aios.tray import NoTray, Tray, load_pystray
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
-STOP_WAIT = 120.0  # runs get their stop_timeout (10 s by default) each, in parallel
+STOP_WAIT = 120.0  # when the daemon does not say how long its shutdown may take
+STOP_MARGIN = 5.0
 
 
 class CliError(Exception):
@@ -237,9 +238,12 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     info = running(Paths.from_env())
-    call(info, "POST", "/api/shutdown")
-    if not wait_for_exit(info.pid, STOP_WAIT):
-        raise CliError(f"AIOS (pid {info.pid}) did not exit within {STOP_WAIT:g} s")
+    answer = call(info, "POST", "/api/shutdown")
+    # The daemon says how long its shutdown may take (its runs' stop_timeout decides).
+    within = answer.get("within") if isinstance(answer, dict) else None
+    wait = STOP_WAIT if not isinstance(within, int | float) else float(within) + STOP_MARGIN
+    if not wait_for_exit(info.pid, wait):
+        raise CliError(f"AIOS (pid {info.pid}) did not exit within {wait:.0f} s")
     print("AIOS stopped")
     return EXIT_OK
 

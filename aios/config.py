@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 PROMPT = "{prompt}"  # an argv element that is replaced, as a whole, by the run's prompt
 AGENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-MAX_STOP_TIMEOUT = 3600.0
+MAX_SECONDS = 3600.0  # for stop_timeout and start_seconds
 MAX_RESTARTS = 100
 
 
@@ -49,6 +49,9 @@ class AgentDef:
     stop_timeout: float = 10.0  # seconds between SIGTERM and SIGKILL
     restart: RestartPolicy = RestartPolicy.NO
     max_restarts: int = 5
+    # A process that exits sooner than this after it was spawned failed to start (supervisord's
+    # startsecs): the run is ``running`` only once it has stayed up this long.
+    start_seconds: float = 1.0
     label: str = ""  # human name, e.g. "Claude Code"
 
     def __post_init__(self) -> None:
@@ -105,6 +108,7 @@ class AgentDef:
             "stop_timeout": self.stop_timeout,
             "restart": str(self.restart),
             "max_restarts": self.max_restarts,
+            "start_seconds": self.start_seconds,
             "takes_prompt": self.takes_prompt,
         }
 
@@ -287,11 +291,14 @@ def _env(full: str, value: object) -> dict[str, str]:
     return value
 
 
-def _stop_timeout(full: str, value: object) -> float:
+def _seconds(full: str, value: object, *, zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(f"{full} must be a number of seconds, not {_show(value)}")
-    if not 0 < value <= MAX_STOP_TIMEOUT:  # also refuses nan and inf, which TOML allows
-        raise _Invalid(f"{full} must be above 0 and at most {MAX_STOP_TIMEOUT:g}, not {value}")
+    # The comparisons also refuse nan and inf, which TOML allows.
+    low_ok = value >= 0 if zero else value > 0
+    if not low_ok or not value <= MAX_SECONDS:
+        floor = "at least 0" if zero else "above 0"
+        raise _Invalid(f"{full} must be {floor} and at most {MAX_SECONDS:g}, not {value}")
     return float(value)
 
 
@@ -308,7 +315,8 @@ _AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
     "description": _text,
     "label": _text,
     "env": _env,
-    "stop_timeout": _stop_timeout,
+    "stop_timeout": _seconds,
+    "start_seconds": lambda full, value: _seconds(full, value, zero=True),
     "restart": _restart,
     "max_restarts": lambda full, value: _integer(full, value, 0, MAX_RESTARTS),
 }

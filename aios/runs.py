@@ -1,12 +1,17 @@
 """A run: one task given to one agent, and the state machine it moves through.
 
-The transitions are a table, not a trail of ``if`` statements, so the whole life of a run can be
-read in one place (DESIGN.md section 6)::
+This module sits at the bottom of the house: the store, the server, the tray and the CLI all use
+it, and it imports nothing of theirs. The transitions are a table, not a trail of ``if``
+statements, so the whole life of a run can be read in one place (docs/agents.md, "Run states")::
 
     queued → starting → running → succeeded | failed
-                 ↘ failed     ↘ stopping → stopped        (a run the user stops ends stopped)
-                              ↘ backoff → starting        (restart = "on-failure")
-    any live state → interrupted   (found at the next start after the daemon died)
+               │  ↘ succeeded | failed        (ended within start_seconds: a failed start)
+               ↘ stopping → stopped           (a run the user stops ends stopped)
+    starting | running → backoff → starting   (restart = "on-failure")
+    any live state → interrupted              (found at the next start after the daemon died)
+
+Which transition happens when is decided by ``aios.agents.lifecycle``; this table only says
+which ones can.
 """
 
 from __future__ import annotations
@@ -47,11 +52,15 @@ _S = RunState
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # A queued run the user stops never started: it goes straight to stopped.
     _S.QUEUED: frozenset({_S.STARTING, _S.STOPPED, _S.INTERRUPTED}),
-    # starting → failed when the executable cannot be spawned at all.
-    _S.STARTING: frozenset({_S.RUNNING, _S.FAILED, _S.STOPPING, _S.INTERRUPTED}),
+    # starting → failed when the executable cannot be spawned at all, or the process ended
+    # before start_seconds; → succeeded when it did its job that fast; → backoff to retry.
+    _S.STARTING: frozenset(
+        {_S.RUNNING, _S.SUCCEEDED, _S.FAILED, _S.BACKOFF, _S.STOPPING, _S.INTERRUPTED}
+    ),
     _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.STOPPING, _S.BACKOFF, _S.INTERRUPTED}),
     # A run asked to stop ends stopped whatever its exit code: the user chose to end it.
     _S.STOPPING: frozenset({_S.STOPPED, _S.INTERRUPTED}),
+    # backoff → failed only when supervising it broke (the error says so).
     _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.FAILED, _S.INTERRUPTED}),
     _S.SUCCEEDED: frozenset(),
     _S.FAILED: frozenset(),

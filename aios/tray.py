@@ -187,10 +187,8 @@ class Tray:
         async def subscribe() -> None:
             daemon = self.service.daemon
             assert daemon is not None
-            self.state.counts = await daemon.supervisor.summary()
-            self.state.recent.extend(
-                r.to_json() for r in reversed(await daemon.supervisor.list(limit=RECENT))
-            )
+            self.state.counts = await daemon.summary()
+            self.state.recent.extend(r.to_json() for r in reversed(await daemon.runs(limit=RECENT)))
             self._remove_listener = daemon.bus.add_listener(self._on_event)
 
         self.service.submit(subscribe()).result(10)
@@ -214,10 +212,7 @@ class Tray:
         self._refresh()
 
     def _watch_service(self) -> None:
-        thread = self.service._thread
-        if thread is None:
-            return
-        thread.join()
+        self.service.wait_stopped()
         if not self._closing:
             self.state.service_down = True
             log.error("the AIOS service stopped unexpectedly")
@@ -357,16 +352,9 @@ class Tray:
         )
 
     def stop_all(self) -> None:
-        async def stop_all() -> None:
-            daemon = self.service.daemon
-            assert daemon is not None
-            for run_id in list(daemon.supervisor.live):
-                try:
-                    await daemon.supervisor.stop(run_id)
-                except Exception:  # a run that ended meanwhile
-                    log.debug("stop %s", run_id, exc_info=True)
-
-        self.service.submit(stop_all()).result(30)
+        daemon = self.service.daemon
+        if daemon is not None:
+            self.service.submit(daemon.stop_all()).result(30)
 
     def toggle_autostart(self) -> None:
         if self.autostart.status().state is AutostartState.ENABLED:

@@ -84,7 +84,7 @@ def main() -> None:
         daemon = tray.service.daemon
         assert daemon is not None
         for prompt in ("echo build ok", "exit 1", "sleep 600"):
-            tray.service.submit(daemon.supervisor.launch("command", prompt)).result(10)
+            tray.service.submit(daemon.launch("command", prompt)).result(10)
         time.sleep(1.0)  # let the runs reach their states
         menu = tray.menu()
         font = (

@@ -203,6 +203,7 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "stop_timeout": 10.0,
         "restart": "no",
         "max_restarts": 5,
+        "start_seconds": 1.0,
         "takes_prompt": False,
     }
     assert "s3cret" not in repr(data)

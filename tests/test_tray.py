@@ -202,15 +202,13 @@ def test_menu_actions_against_the_running_service(tray_in_process: Any) -> None:
     )
 
     daemon = tray.service.daemon
-    run = tray.service.submit(daemon.supervisor.launch("sleeper")).result(10)
+    run = tray.service.submit(daemon.launch("sleeper")).result(10)
     wait_until(lambda: tray.state.running == 1, what="the tray to see the run")
     assert "1 running" in tray.status_text()
     assert item(tray.menu(), "Recent runs").submenu.items[0].text.startswith("sleeper")
     item(tray.menu(), "Stop all runs")(None)
     wait_until(
-        lambda: (
-            tray.service.submit(daemon.supervisor.get(run.id)).result(5).state.value == "stopped"
-        ),
+        lambda: tray.service.submit(daemon.get_run(run.id)).result(5).state.value == "stopped",
         what="the run to stop",
     )
 
@@ -231,7 +229,7 @@ def test_a_failed_run_draws_attention_until_the_dashboard_is_opened(tray_in_proc
 
     tray, _ = tray_in_process
     daemon = tray.service.daemon
-    tray.service.submit(daemon.supervisor.launch("command", "exit 4")).result(10)
+    tray.service.submit(daemon.launch("command", "exit 4")).result(10)
     wait_until(lambda: tray.state.model().state is IconState.ATTENTION, what="attention")
     assert tray.state.model().failed == 1
     tray.open_dashboard()

@@ -21,6 +21,7 @@ from aios.store import AmbiguousRun, UnknownRun
 blueprint = Blueprint("api", __name__)
 
 MAX_PAGE = 500
+GRACEFUL_TIMEOUT = 5.0  # Hypercorn's grace for open requests (aios.service sets it from this)
 LAUNCH_FIELDS = {"agent", "prompt", "cwd"}
 
 
@@ -41,7 +42,7 @@ async def status() -> Response:
             "pid": d.pid,
             "url": d.url,
             "uptime": round(d.uptime, 3),
-            "runs": await d.supervisor.summary(),
+            "runs": await d.summary(),
         }
     )
 
@@ -51,7 +52,10 @@ async def shutdown() -> tuple[Response, int]:
     d = daemon()
     # Answer first, then stop: the response must leave before the server closes connections.
     asyncio.get_running_loop().call_soon(d.request_shutdown)
-    return jsonify({"status": "stopping"}), 202
+    # How long the shutdown may take (stopping the runs decides), so a client knows how long
+    # to wait; Hypercorn's grace for open requests comes on top.
+    within = d.stop_bound() + GRACEFUL_TIMEOUT
+    return jsonify({"status": "stopping", "within": round(within, 1)}), 202
 
 
 @blueprint.get("/api/agents")
@@ -81,7 +85,7 @@ async def launch() -> tuple[Response, int]:
         raise ApiError(422, "field 'agent' is required and must be a string")
     prompt = optional_string(body, "prompt") or ""
     cwd = optional_string(body, "cwd")
-    run = await daemon().supervisor.launch(agent, prompt, cwd)
+    run = await daemon().launch(agent, prompt, cwd)
     return jsonify(run.to_json()), 201
 
 
@@ -97,7 +101,7 @@ async def list_runs() -> Response:
             raise ApiError(422, f"invalid state filter: {exc}; one of {choices}") from exc
     before = request.args.get("before") or None
     try:
-        runs = await daemon().supervisor.list(limit=limit, before=before, states=states)
+        runs = await daemon().runs(limit=limit, before=before, states=states)
     except UnknownRun as exc:
         raise ApiError(422, f"invalid 'before': {exc}") from exc
     return jsonify([run.to_json() for run in runs])
@@ -111,13 +115,13 @@ async def get_run(run_id: str) -> Response:
 @blueprint.post("/api/runs/<run_id>/stop")
 async def stop_run(run_id: str) -> Response:
     run = await find_run(run_id)
-    return jsonify((await daemon().supervisor.stop(run.id)).to_json())
+    return jsonify((await daemon().stop_run(run.id)).to_json())
 
 
 @blueprint.delete("/api/runs/<run_id>")
 async def delete_run(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
-    await daemon().supervisor.delete(run.id)
+    await daemon().delete_run(run.id)
     return "", 204
 
 
@@ -125,8 +129,7 @@ async def delete_run(run_id: str) -> tuple[str, int]:
 async def run_log(run_id: str) -> Response:
     run = await find_run(run_id)
     offset = int_arg("offset", 0, 0, None)
-    store = daemon().store
-    data = await store.read_log(run.id, offset, 4 * 1024 * 1024)
+    data = await daemon().read_log(run.id, offset, 4 * 1024 * 1024)
     response = Response(data, mimetype="text/plain")
     response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
     response.headers["X-AIOS-Run-State"] = str(run.state)
@@ -158,15 +161,12 @@ async def events() -> Response:
 
 
 async def find_run(run_id: str) -> Run:
-    d = daemon()
     try:
-        stored = await d.store.resolve(run_id)
+        return await daemon().find_run(run_id)
     except UnknownRun as exc:
         raise ApiError(404, str(exc)) from exc
     except AmbiguousRun as exc:
         raise ApiError(400, str(exc)) from exc
-    run = await d.supervisor.get(stored.id)
-    return run or stored
 
 
 async def json_object() -> dict[str, Any]:

@@ -90,7 +90,7 @@ class View:
         return await handler(event.data) if handler is not None else ""
 
     async def on_run(self, data: dict[str, Any]) -> str:
-        run = await daemon().supervisor.get(data["id"])
+        run = await daemon().get_run(data["id"])
         if run is None:
             return ""
         if self.kind == "run":
@@ -150,9 +150,9 @@ class View:
     async def drain_output(self) -> str:
         """Exactly the bytes after what the page has, read from the log file (never twice)."""
         assert self.run_id is not None
-        store = daemon().store
+        d = daemon()
         chunks = []
-        while data := await store.read_log(self.run_id, self.offset, READ_CHUNK):
+        while data := await d.read_log(self.run_id, self.offset, READ_CHUNK):
             self.offset += len(data)
             chunks.append(self.output.render(data))
             if len(data) < READ_CHUNK:
