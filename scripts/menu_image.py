@@ -71,13 +71,12 @@ def render(menu: Any, font: Any, x: int, y: int, canvas: ImageDraw.ImageDraw) ->
 
 
 def main() -> None:
-    from aios.tray import Tray, load_pystray  # noqa: PLC0415 - after PYSTRAY_BACKEND is set
+    from aios.tray import Tray  # noqa: PLC0415 - after PYSTRAY_BACKEND is set
+    from aios.tray_backend import import_pystray  # noqa: PLC0415
+    from aios.tray_menu import to_pystray  # noqa: PLC0415
 
-    os.environ.setdefault("DISPLAY", ":none")  # load_pystray checks for a display on Linux
     home = Path(tempfile.mkdtemp(prefix="aios-menu-"))
-    tray = Tray(
-        Paths.from_env({"AIOS_HOME": str(home)}), open_browser=False, pystray=load_pystray()
-    )
+    tray = Tray(Paths.from_env({"AIOS_HOME": str(home)}), open_browser=False)
     tray.service.start()
     try:
         tray._follow_service()
@@ -86,7 +85,7 @@ def main() -> None:
         for prompt in ("echo build ok", "exit 1", "sleep 600"):
             tray.service.submit(daemon.supervisor.launch("command", prompt)).result(10)
         time.sleep(1.0)  # let the runs reach their states
-        menu = tray.menu()
+        menu = to_pystray(tray.menu_entries, import_pystray())
         font = (
             ImageFont.truetype("DejaVuSans.ttf", 14)
             if _has_dejavu()
