@@ -34,28 +34,44 @@ Layout = Annotated[list[Any], DBusSignature("u(ia{sv}av)")]
 Void = Annotated[None, DBusSignature("")]  # dbus-fast reads signatures from annotations
 
 
+class Ids:
+    """Ids that stay with an entry's place across snapshots, and are never reused.
+
+    libdbusmenu (the panels' client) updates the widget it made for an id in place: it follows a
+    new label, but not a standard item turning into a separator or a submenu. So an id is keyed by
+    the entry's parent, position and kind, and a run added to a submenu shifts nothing else.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[int, int, str], int] = {}
+
+    def __call__(self, parent: int, position: int, kind: str) -> int:
+        return self._ids.setdefault((parent, position, kind), len(self._ids) + 1)
+
+
 @dataclass
 class Snapshot:
     """The menu as the panel sees it: properties and children per id, and what each id does."""
 
+    ids: Ids = field(default_factory=Ids)
     props: dict[int, Props] = field(default_factory=lambda: {ROOT: _root_props()})
     children: dict[int, list[int]] = field(default_factory=lambda: {ROOT: []})
     actions: dict[int, Callable[[], None]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, menu: Any, activate: Callable[[Any], None]) -> Snapshot:
-        snap = cls()
+    def of(cls, menu: Any, activate: Callable[[Any], None], ids: Ids | None = None) -> Snapshot:
+        snap = cls(ids or Ids())
         if menu is not None:
             snap._add(menu, ROOT, activate)
         return snap
 
     def _add(self, menu: Any, parent: int, activate: Callable[[Any], None]) -> None:
-        for item in menu.items:
-            if not item.visible:
-                continue
-            ident = len(self.props)
+        for position, item in enumerate(i for i in menu.items if i.visible):
+            separator = item is menu.SEPARATOR
+            kind = "separator" if separator else "submenu" if item.submenu else "item"
+            ident = self.ids(parent, position, kind)
             self.children[parent].append(ident)
-            if item is menu.SEPARATOR:
+            if separator:
                 self.props[ident] = {"type": Variant("s", "separator")}
                 continue
             props: Props = {
@@ -108,11 +124,12 @@ class DBusMenu(ServiceInterface):
         self._menu = menu
         self._activate = activate
         self._revision = 1
-        self._snapshot = Snapshot.of(menu(), activate)
+        self._ids = Ids()
+        self._snapshot = Snapshot.of(menu(), activate, self._ids)
 
     def refresh(self) -> None:
         """Re-read the menu; tell the panel if anything it shows changed. On the bus's loop."""
-        fresh = Snapshot.of(self._menu(), self._activate)
+        fresh = Snapshot.of(self._menu(), self._activate, self._ids)
         changed = not fresh.same_as(self._snapshot)
         self._snapshot = fresh
         if changed:

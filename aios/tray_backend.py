@@ -32,6 +32,7 @@ WATCHER = "org.kde.StatusNotifierWatcher"
 NOTIFICATIONS = "org.freedesktop.Notifications"
 PROBE_TIMEOUT = 2.0
 POLL = 0.25
+WATCHER_GRACE = 2.0  # seconds an X tray waits for a StatusNotifierWatcher to appear beside it
 
 
 class NoTray(Exception):
@@ -100,12 +101,20 @@ def choose(wait: float = 0.0, cancelled: Callable[[], bool] = lambda: False) -> 
     if not on_linux() or os.environ.get("PYSTRAY_BACKEND"):
         return _pystrays(pystray)
     deadline = time.monotonic() + wait
+    grace: float | None = None  # set once an X tray is there: the watcher may be just behind
     while True:
         if session_bus_has(WATCHER):
             from aios.sni import SniIcon  # noqa: PLC0415 - needs dbus-fast, Linux only
 
             return Backend("StatusNotifierItem over D-Bus", SniIcon, pystray, True, "", True)
-        if x_tray_owned() or time.monotonic() >= deadline or cancelled():
+        now = time.monotonic()
+        if grace is None and x_tray_owned():
+            # One panel often hosts both (xfce4-panel's tray plugin claims the X tray, then the
+            # watcher name): at login, give the one with a menu a moment to catch up, where
+            # there is a session bus for it to appear on.
+            has_bus = bool(os.environ.get("DBUS_SESSION_BUS_ADDRESS"))
+            grace = now + WATCHER_GRACE if has_bus and now < deadline else now
+        if (grace is not None and now >= grace) or now >= deadline or cancelled():
             break
         time.sleep(POLL)
     if pystray.Icon.__module__ in ("pystray._appindicator", "pystray._gtk"):

@@ -77,3 +77,22 @@ def test_pixmaps_are_argb_in_network_order_at_every_size() -> None:
         assert len(data) == width * height * 4
         assert data[:4] == bytes([255, 10, 20, 30])
     assert pixmaps(None) == []
+
+
+def test_ids_stay_with_their_place_when_a_submenu_grows() -> None:
+    """Panels update the widget of an id in place: a separator must never take a label's id."""
+    from aios.dbusmenu import Ids
+
+    ids = Ids()
+    pystray = import_pystray()
+
+    def menu(runs: int) -> Any:
+        recent = tuple(Entry(f"run {i}", lambda: None) for i in range(runs))
+        entries = [Entry("Recent runs", submenu=recent), SEPARATOR, Entry("Quit", lambda: None)]
+        return to_pystray(lambda: entries, pystray)
+
+    before = Snapshot.of(menu(1), lambda item: None, ids)
+    after = Snapshot.of(menu(3), lambda item: None, ids)
+    assert before.children[ROOT] == after.children[ROOT]
+    assert labels(before) == labels(after) == ["Recent runs", "-", "Quit"]
+    assert len(after.children[after.children[ROOT][0]]) == 3
