@@ -93,7 +93,9 @@ class DesktopNotifier:
 
     def notify(self, title: str, body: str, actions: Sequence[Action] = ()) -> Future[int]:
         loop = self._ensure_loop()
-        return asyncio.run_coroutine_threadsafe(self._send(title, body, tuple(actions)), loop)
+        sent = asyncio.run_coroutine_threadsafe(self._send(title, body, tuple(actions)), loop)
+        sent.add_done_callback(_log_failure)
+        return sent
 
     def server_information(self) -> Future[list[str]]:
         """``[name, vendor, version, spec_version]`` of the running notification service."""
@@ -215,6 +217,12 @@ class DesktopNotifier:
 
 class NotificationError(Exception):
     """The notification service refused or did not answer."""
+
+
+def _log_failure(sent: Future[int]) -> None:
+    """Nobody waits for a notification: a failure is logged here or nowhere."""
+    if not sent.cancelled() and sent.exception() is not None:
+        log.warning("a notification was not shown: %s", sent.exception())
 
 
 def _run_forever(loop: asyncio.AbstractEventLoop) -> None:

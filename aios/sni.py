@@ -263,7 +263,13 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
         self._mark_ready()
         try:
             await self._register()
-            await self._stopped.wait()
+            # Until stop(), or until the bus goes away (the session is ending): then the loop
+            # ends and the tray quits, as it does when the X server goes away.
+            ended = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+            stopped = asyncio.ensure_future(self._stopped.wait())
+            await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (ended, stopped):
+                waiter.cancel()
         finally:
             self._loop = None
             bus.disconnect()

@@ -8,6 +8,7 @@ watcher, read its properties and its dbusmenu layout, send ``Event(id, "clicked"
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from tests.desktop import (
     xfce_panel,
     xvfb,
 )
-from tests.helpers import DaemonProcess, pids_alive, wait_until, write_config
+from tests.helpers import DaemonProcess, pids_alive, require_tool, wait_until, write_config
 
 pytestmark = [
     pytest.mark.daemon,
@@ -202,13 +203,14 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
 
 
 def test_a_finished_run_is_a_notification_the_daemon_shows(
-    desktop: Desktop, home: Path, tmp_path: Path
+    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
 ) -> None:
+    env, opened = browser
     log = tmp_path / "aios.err"
-    tray = start_aios(home, desktop.session.env, log)
+    tray = start_aios(home, {**desktop.session.env, **env}, log)
     try:
         item_of(desktop, tray)
-        tray.client.request("POST", "/api/runs", {"agent": "command", "prompt": "exit 3"})
+        run = tray.client.request("POST", "/api/runs", {"agent": "command", "prompt": "exit 3"})
         line = wait_until(
             lambda: next(
                 (x for x in desktop.notifications.read_text().splitlines() if "exit 3" in x), None
@@ -216,6 +218,13 @@ def test_a_finished_run_is_a_notification_the_daemon_shows(
             what="dunst to show the notification",
         )
         assert line == "AIOS|command failed (exit 3)|exit 3"
+        # Clicking it (dunst's default action) opens the run's page.
+        subprocess.run(
+            [require_tool("dunstctl"), "action", "0"], env=desktop.session.env, check=True
+        )
+        wait_until(opened.exists, what="the browser to be asked")
+        page = Path(opened.read_text().splitlines()[-1].removeprefix("file://"))
+        assert f"next=%2Fruns%2F{run['id']}" in page.read_text()
         tray.client.request("POST", "/api/runs", {"agent": "command", "prompt": "echo done"})
         wait_until(
             lambda: "AIOS|command finished|echo done" in desktop.notifications.read_text(),
