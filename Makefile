@@ -30,7 +30,7 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python -m scripts.screenshots
 	$(BIN)/python -m scripts.icon_states
-	$(BIN)/python -m scripts.menu_image
+	$(BIN)/python -m scripts.tray_pictures
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

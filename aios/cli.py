@@ -26,7 +26,7 @@ from aios.formatting import duration
 from aios.paths import Paths
 from aios.runtime import RuntimeInfo
 from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
-from aios.tray import NoTray, Tray, load_pystray
+from aios.tray import NoTray, Tray, check_display
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 STOP_WAIT = 120.0  # when the daemon does not say how long its shutdown may take
@@ -144,15 +144,15 @@ def cmd_default(args: argparse.Namespace) -> int:
     paths = Paths.from_env()
     open_browser = not args.no_browser
     try:
-        pystray = load_pystray()
+        check_display()
     except NoTray as exc:
         print(f"aios: running headless: {exc}", file=sys.stderr)
         return serve(paths, port=0, open_browser=open_browser, reuse_opens=True)
     handlers = logs.setup(paths.log_file)
-    tray = Tray(paths, open_browser=open_browser, pystray=pystray)
+    tray = Tray(paths, open_browser=open_browser)
     previous = {
-        # Quit from a fresh thread: the handler interrupts the icon loop, possibly inside Xlib
-        # holding its display lock, and calling back into it from there could deadlock.
+        # Quit from a fresh thread: the handler interrupts whatever the main thread was doing,
+        # possibly holding a lock that quitting needs, and waiting for it there would deadlock.
         signum: signal.signal(signum, lambda *_: threading.Thread(target=tray.quit).start())
         for signum in (signal.SIGINT, signal.SIGTERM)
     }

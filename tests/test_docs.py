@@ -29,3 +29,12 @@ def test_every_command_is_in_the_readme() -> None:
     assert subparsers.choices is not None
     for name in subparsers.choices:
         assert f"`aios {name}" in text, name
+
+
+def test_the_tray_shutdown_bound_is_the_documented_one() -> None:
+    from aios.tray import ICON_STOP
+    from tests.test_tray import SHUTDOWN_BOUND
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert f"within {SHUTDOWN_BOUND:g} s plus the time the runs take to stop" in text
+    assert f"the icon gets {ICON_STOP:g} s" in text
