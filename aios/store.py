@@ -15,17 +15,28 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import re
 import sqlite3
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from aios.runs import FINAL_STATES, Run, RunState
+from aios.runs import (
+    FINAL_STATES,
+    Activity,
+    Denial,
+    FailureKind,
+    Permission,
+    Run,
+    RunState,
+    Tokens,
+)
 
 T = TypeVar("T")
 
@@ -54,6 +65,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # 2: what a run knows from its agent's output, and how it was asked to work.
+    (
+        "ALTER TABLE runs ADD COLUMN permission TEXT",
+        "ALTER TABLE runs ADD COLUMN format TEXT NOT NULL DEFAULT 'text'",
+        "ALTER TABLE runs ADD COLUMN activity TEXT",
+        "ALTER TABLE runs ADD COLUMN activity_detail TEXT",
+        "ALTER TABLE runs ADD COLUMN session_id TEXT",
+        "ALTER TABLE runs ADD COLUMN model TEXT",
+        "ALTER TABLE runs ADD COLUMN tokens TEXT",  # JSON {"input", "output", "cached"}
+        "ALTER TABLE runs ADD COLUMN cost_usd REAL",
+        "ALTER TABLE runs ADD COLUMN num_turns INTEGER",
+        "ALTER TABLE runs ADD COLUMN denials TEXT NOT NULL DEFAULT '[]'",  # JSON list
+        "ALTER TABLE runs ADD COLUMN error_kind TEXT",
+        "ALTER TABLE runs ADD COLUMN hint TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -61,6 +87,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 COLUMNS = (
     "id", "agent", "prompt", "cwd", "state", "pid", "exit_code",
     "created_at", "started_at", "ended_at", "restarts", "error", "pid_started_at",
+    "permission", "format", "activity", "activity_detail", "session_id", "model", "tokens",
+    "cost_usd", "num_turns", "denials", "error_kind", "hint",
 )  # fmt: skip
 # Only our own column names are interpolated into SQL; values always go through "?".
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"  # noqa: S608
@@ -223,8 +251,7 @@ class Store:
         return [_to_run(row) for row in rows]
 
     def _save(self, run: Run) -> None:
-        values = [getattr(run, column) for column in COLUMNS]
-        values[COLUMNS.index("state")] = str(run.state)
+        values = _to_row(run)
         with _transaction(self._conn) as db:
             if db.execute(_UPDATE, [*values[1:], run.id]).rowcount:
                 return
@@ -374,7 +401,34 @@ def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
+def _to_row(run: Run) -> list[Any]:
+    values: dict[str, Any] = {column: getattr(run, column) for column in COLUMNS}
+    for key in ("state", "permission", "activity", "error_kind"):
+        values[key] = None if values[key] is None else str(values[key])
+    values["tokens"] = json.dumps(run.tokens.to_json()) if run.tokens else None
+    values["denials"] = json.dumps([denial.to_json() for denial in run.denials])
+    return [values[column] for column in COLUMNS]
+
+
 def _to_run(row: Sequence[Any]) -> Run:
     values = dict(zip(COLUMNS, row, strict=True))
     values["state"] = RunState(values["state"])
+    # Values this version does not know (written by a newer one) read as unknown, not as errors.
+    values["permission"] = _enum(Permission, values["permission"])
+    values["activity"] = _enum(Activity, values["activity"])
+    values["error_kind"] = _enum(FailureKind, values["error_kind"])
+    tokens = json.loads(values["tokens"]) if values["tokens"] else None
+    values["tokens"] = Tokens(**tokens) if isinstance(tokens, dict) else None
+    denials = json.loads(values["denials"] or "[]")
+    values["denials"] = tuple(Denial(**d) for d in denials if isinstance(d, dict))
     return Run(**values)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _enum(kind: type[E], value: str | None) -> E | None:
+    try:
+        return None if value is None else kind(value)
+    except ValueError:
+        return None
