@@ -299,9 +299,12 @@ def test_sse_reconnect_replays_missed_events(served: DaemonProcess) -> None:
     wait_until(both_failed, what="both runs to fail")
     second = EventCollector(served.port, served.info.token, last_event_id=last_id)
     try:
-        second.wait(
-            lambda k, d: k == "run" and d["id"] == final_run["id"] and d["state"] == "failed"
-        )
+        # Replayed in the order they ended: either may come first.
+        ended = {run["id"], final_run["id"]}
+        while not ended <= {
+            d["id"] for _, k, d in second.seen if k == "run" and d["state"] == "failed"
+        }:
+            second.wait(lambda k, d: k == "run" and d["id"] in ended and d["state"] == "failed")
         kinds = [k for _, k, _ in second.seen]
         assert "reset" not in kinds
         ids = [int(i) for i, k, _ in second.seen if i is not None]
