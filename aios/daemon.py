@@ -26,8 +26,8 @@ from aios.config import Config, load_config
 from aios.credentials import Secrets
 from aios.events import EventBus
 from aios.paths import Paths
-from aios.runs import Run, RunState
-from aios.store import Store
+from aios.runs import Permission, Run, RunState
+from aios.store import Store, Stream
 
 log = logging.getLogger("aios.daemon")
 
@@ -125,8 +125,14 @@ class Daemon:
 
     # -- the facade: runs ------------------------------------------------------------------------
 
-    async def launch(self, agent: str, prompt: str = "", cwd: str | None = None) -> Run:
-        return await self._supervisor.launch(agent, prompt, cwd)
+    async def launch(
+        self,
+        agent: str,
+        prompt: str = "",
+        cwd: str | None = None,
+        permission: Permission | None = None,
+    ) -> Run:
+        return await self._supervisor.launch(agent, prompt, cwd, permission)
 
     async def find_run(self, prefix: str) -> Run:
         """The run whose id is, or uniquely starts with, ``prefix`` (live figures included).
@@ -162,8 +168,11 @@ class Daemon:
         """Runs per state, plus "total"."""
         return await self._supervisor.summary()
 
-    async def read_log(self, run_id: str, offset: int = 0, limit: int | None = None) -> bytes:
-        return await self._store.read_log(run_id, offset, limit)
+    async def read_log(
+        self, run_id: str, offset: int = 0, limit: int | None = None, stream: Stream = "log"
+    ) -> bytes:
+        """A run's readable log, or (``stream="events"``) the raw lines its agent wrote."""
+        return await self._store.read_log(run_id, offset, limit, stream)
 
-    async def log_size(self, run_id: str) -> int:
-        return await self._store.log_size(run_id)
+    async def log_size(self, run_id: str, stream: Stream = "log") -> int:
+        return await self._store.log_size(run_id, stream)

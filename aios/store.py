@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 from aios.runs import (
     FINAL_STATES,
@@ -97,6 +97,11 @@ _INSERT = f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({_MARKS})"  # noqa: 
 _UPDATE = f"UPDATE runs SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} WHERE id = ?"  # noqa: S608
 _FINAL = tuple(str(state) for state in FINAL_STATES)
 _LIVE = tuple(str(state) for state in RunState if state.is_live)
+# Each run has a readable log, and for agents with a structured output the raw lines it wrote
+# on stdout (its "events", JSON lines), both capped at log_cap_mib.
+Stream = Literal["log", "events"]
+_SUFFIXES: dict[Stream, str] = {"log": ".log", "events": ".events.jsonl"}
+_EVENTS_MARKER = b'\n{"type":"aios.truncated","message":"later events were not kept"}\n'
 # Log files are named after run ids, which may arrive from a URL: never let one be a path.
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]+")
 
@@ -146,7 +151,7 @@ class Store:
         ).encode()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-store")
         self._db: sqlite3.Connection | None = None  # created, used and closed on the worker
-        self._logs: dict[str, _Log] = {}  # touched only on the worker
+        self._logs: dict[tuple[str, Stream], _Log] = {}  # touched only on the worker
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -198,16 +203,18 @@ class Store:
 
     # -- logs -------------------------------------------------------------------------------
 
-    async def append_log(self, run_id: str, data: bytes) -> None:
-        await self._call(partial(self._append_log, run_id, data))
+    async def append_log(self, run_id: str, data: bytes, stream: Stream = "log") -> None:
+        await self._call(partial(self._append_log, run_id, data, stream))
 
-    async def read_log(self, run_id: str, offset: int = 0, limit: int | None = None) -> bytes:
+    async def read_log(
+        self, run_id: str, offset: int = 0, limit: int | None = None, stream: Stream = "log"
+    ) -> bytes:
         if offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
-        return await self._call(partial(self._read_log, run_id, offset, limit))
+        return await self._call(partial(self._read_log, run_id, offset, limit, stream))
 
-    async def log_size(self, run_id: str) -> int:
-        return await self._call(partial(self._log_size, run_id))
+    async def log_size(self, run_id: str, stream: Stream = "log") -> int:
+        return await self._call(partial(self._log_size, run_id, stream))
 
     async def close_log(self, run_id: str) -> None:
         await self._call(partial(self._close_log, run_id))
@@ -319,16 +326,16 @@ class Store:
         counts["total"] = sum(counts.values())
         return counts
 
-    def _log_path(self, run_id: str) -> Path:
+    def _log_path(self, run_id: str, stream: Stream = "log") -> Path:
         if not _SAFE_ID.fullmatch(run_id):
             raise UnknownRun(run_id)
-        return self.logs_dir / f"{run_id}.log"
+        return self.logs_dir / f"{run_id}{_SUFFIXES[stream]}"
 
-    def _append_log(self, run_id: str, data: bytes) -> None:
-        log = self._logs.get(run_id)
+    def _append_log(self, run_id: str, data: bytes, stream: Stream) -> None:
+        log = self._logs.get((run_id, stream))
         if log is None:
-            file = self._log_path(run_id).open("ab")
-            log = self._logs[run_id] = _Log(file, file.tell())
+            file = self._log_path(run_id, stream).open("ab")
+            log = self._logs[run_id, stream] = _Log(file, file.tell())
         # Past the cap means the marker is already there (this run or an earlier daemon wrote it).
         if log.size > self.log_cap_bytes or not data:
             return
@@ -336,35 +343,38 @@ class Store:
         log.file.write(kept)
         log.size += len(kept)
         if len(kept) < len(data):
-            log.file.write(self._marker)
-            log.size += len(self._marker)
+            marker = self._marker if stream == "log" else _EVENTS_MARKER
+            log.file.write(marker)
+            log.size += len(marker)
         # read_log uses its own handle, so nothing may sit in our buffer.
         log.file.flush()
 
-    def _read_log(self, run_id: str, offset: int, limit: int | None) -> bytes:
+    def _read_log(self, run_id: str, offset: int, limit: int | None, stream: Stream) -> bytes:
         try:
-            with self._log_path(run_id).open("rb") as file:
+            with self._log_path(run_id, stream).open("rb") as file:
                 file.seek(offset)
                 return file.read(-1 if limit is None else limit)
         except FileNotFoundError:
             return b""
 
-    def _log_size(self, run_id: str) -> int:
-        if run_id in self._logs:
-            return self._logs[run_id].size
+    def _log_size(self, run_id: str, stream: Stream) -> int:
+        if (log := self._logs.get((run_id, stream))) is not None:
+            return log.size
         try:
-            return self._log_path(run_id).stat().st_size
+            return self._log_path(run_id, stream).stat().st_size
         except FileNotFoundError:
             return 0
 
     def _close_log(self, run_id: str) -> None:
-        log = self._logs.pop(run_id, None)
-        if log is not None:
-            log.file.close()
+        for stream in _SUFFIXES:
+            log = self._logs.pop((run_id, stream), None)
+            if log is not None:
+                log.file.close()
 
     def _forget_log(self, run_id: str) -> None:
         self._close_log(run_id)
-        self._log_path(run_id).unlink(missing_ok=True)
+        for stream in _SUFFIXES:
+            self._log_path(run_id, stream).unlink(missing_ok=True)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -32,13 +32,14 @@ from enum import Enum
 from typing import Any, Protocol
 
 from aios.agents.errors import QueueFull, ShuttingDown, WrongRunState
-from aios.runs import Run, RunState, check_transition
+from aios.runs import Activity, FailureKind, Run, RunState, check_transition
 
 __all__ = [
     "Changed",
     "Clock",
     "Effect",
     "Lifecycle",
+    "Outcome",
     "Policy",
     "Released",
     "Schedule",
@@ -77,6 +78,18 @@ class Policy:
     restart_on_failure: bool = False
     max_restarts: int = 5
     start_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an agent's output said about how its attempt ended."""
+
+    failure: str | None = None  # the stream says it failed, and why
+    kind: FailureKind | None = None
+    hint: str | None = None  # what the user can do about it
+
+
+_NO_ERROR: dict[str, Any] = {"error": None, "error_kind": None, "hint": None}
 
 
 # -- effects: what the shell must do, in the order given ------------------------------------------
@@ -211,33 +224,35 @@ class Lifecycle:
         target = _S.STOPPED if life.run.state is _S.STOPPING else _S.FAILED
         return self._end(life, target, error=error)
 
-    def exited(self, run_id: str, exit_code: int) -> list[Effect]:
+    def exited(self, run_id: str, exit_code: int, outcome: Outcome | None = None) -> list[Effect]:
         """The leader exited with ``exit_code`` (negative: killed by that signal), and what it
-        left behind has been dealt with."""
+        left behind has been dealt with. ``outcome`` is what its output said: a failure there
+        wins over an exit code of 0 (CLIs that exit 0 when every model call failed exist)."""
         life = self._life(run_id)
         run, policy = life.run, life.policy
+        outcome = outcome or Outcome()
         up = self.clock.monotonic() - (life.spawned_at or self.clock.monotonic())
         life.spawned_at = None
         if run.state is _S.STOPPING:  # the user chose to end it, whatever the exit code says
             return self._end(life, _S.STOPPED, exit_code=exit_code)
-        if exit_code == 0:
-            return self._end(life, _S.SUCCEEDED, exit_code=exit_code)
+        if exit_code == 0 and outcome.failure is None:
+            return self._end(life, _S.SUCCEEDED, exit_code=exit_code, **_NO_ERROR)
+        why = {"error": outcome.failure, "error_kind": outcome.kind, "hint": outcome.hint}
         failed_start = up < policy.start_seconds
         life.failed_starts = life.failed_starts + 1 if failed_start else 0
         if policy.restart_on_failure and run.restarts < policy.max_restarts:
             steps = max(life.failed_starts - 1, 0)
             delay = min(self.backoff_base * 2**steps, self.backoff_cap)
             return [
-                self._move(life, _S.BACKOFF, exit_code=exit_code),
+                self._move(life, _S.BACKOFF, exit_code=exit_code, **why),
                 self._schedule(life, delay, _Timer.RESTART),
             ]
-        error = None
-        if policy.restart_on_failure and failed_start:
-            error = (
+        if policy.restart_on_failure and failed_start and outcome.failure is None:
+            why["error"] = (
                 f"gave up after {run.restarts} restarts: it exited within "
                 f"{policy.start_seconds:g} s of starting"
             )
-        return self._end(life, _S.FAILED, exit_code=exit_code, error=error)
+        return self._end(life, _S.FAILED, exit_code=exit_code, **why)
 
     def stop(self, run_id: str) -> list[Effect]:
         """The user asked the run to stop. Asking again while it stops changes nothing."""
@@ -309,8 +324,11 @@ class Lifecycle:
         check_transition(run.id, run.state, target)
         source = run.state
         run.state = target
-        if target is _S.STARTING and run.started_at is None:
-            run.started_at = self.clock.time()
+        if target is _S.STARTING:
+            run.started_at = run.started_at or self.clock.time()
+            run.activity, run.activity_detail = Activity.STARTING, None
+        elif target not in (_S.RUNNING, _S.STOPPING):  # backoff and the ends: doing nothing
+            run.activity, run.activity_detail = None, None
         for name, value in changes.items():
             setattr(run, name, value)
         return Changed(replace(run), source)

@@ -73,11 +73,15 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
-async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> AgentProcess:
+async def spawn(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], merge_stderr: bool = True
+) -> AgentProcess:
     """Start ``argv`` (never through a shell) as the leader of a new session and process group.
 
-    stdin is /dev/null; stdout and stderr are merged into one pipe, read with ``read()``; the agent
-    sees exactly ``env`` and inherits no other file descriptor.
+    stdin is /dev/null; stdout and stderr are merged into one pipe, read with ``read()``, or with
+    ``merge_stderr=False`` kept apart (``read()`` and ``read_stderr()``: a structured stream on
+    stdout must not be interleaved with diagnostics). The agent sees exactly ``env`` and inherits
+    no other file descriptor.
     """
     if sys.platform == "win32":
         raise NotImplementedError("agent process groups need a POSIX system")
@@ -91,7 +95,7 @@ async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> Ag
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
             cwd=cwd,
             env=dict(env),
             start_new_session=True,
@@ -126,7 +130,8 @@ class AgentProcess:
     ) -> None:
         self._process = process
         self._transport = transport
-        self.pipe_inode = _pipe_inode(transport)
+        # The output pipes, by inode: what still holds one after the group is gone is ours.
+        self.pipe_inodes = {i for i in (_pipe_inode(transport, 1), _pipe_inode(transport, 2)) if i}
         self._exited = exited
         self.pid: int = process.pid
         self.pgid: int = process.pid
@@ -145,9 +150,16 @@ class AgentProcess:
         return self._process.returncode
 
     async def read(self, n: int = READ_LIMIT) -> bytes:
-        """Up to ``n`` bytes of merged stdout/stderr; ``b""`` once every writer has closed it."""
+        """Up to ``n`` bytes of stdout (merged with stderr unless spawned apart); ``b""`` once
+        every writer has closed it."""
         assert self._process.stdout is not None
         return await self._process.stdout.read(n)
+
+    async def read_stderr(self, n: int = READ_LIMIT) -> bytes:
+        """Up to ``n`` bytes of stderr when it was kept apart; ``b""`` at its end (or if not)."""
+        if self._process.stderr is None:
+            return b""
+        return await self._process.stderr.read(n)
 
     async def wait(self) -> int:
         """Wait for the leader to exit (not for its output pipe to close); return its exit code."""
@@ -196,7 +208,7 @@ class AgentProcess:
         (nothing else can have it: it is inherited) and escaped both the group and the tree, by
         a double fork. Linux only (``/proc``); elsewhere nothing is found. Returns how many.
         """
-        holders = await asyncio.to_thread(pipe_holders, self.pipe_inode)
+        holders = await asyncio.to_thread(pipe_holders, self.pipe_inodes)
         if not holders:
             return 0
         log.warning("agent %d left %d processes holding its output", self.pid, len(holders))
@@ -298,20 +310,20 @@ class AgentProcess:
         return _group_has_live_member(self.pgid) or any(_alive(proc) for proc in escaped)
 
 
-def _pipe_inode(transport: asyncio.SubprocessTransport) -> int | None:
-    pipe = transport.get_pipe_transport(1)
+def _pipe_inode(transport: asyncio.SubprocessTransport, fd: int) -> int | None:
+    pipe = transport.get_pipe_transport(fd)
     file = pipe.get_extra_info("pipe") if pipe is not None else None
     try:
         return os.fstat(file.fileno()).st_ino if file is not None else None
-    except OSError:
+    except (OSError, ValueError):  # already at its end and closed: nobody can hold it now
         return None
 
 
-def pipe_holders(inode: int | None) -> list[psutil.Process]:
-    """Processes other than this one with the pipe ``inode`` open (Linux ``/proc``; else [])."""
-    if inode is None or not os.path.isdir("/proc/self/fd"):
+def pipe_holders(inodes: Iterable[int]) -> list[psutil.Process]:
+    """Processes other than this one with one of the pipes ``inodes`` open (Linux ``/proc``)."""
+    targets = {f"pipe:[{inode}]" for inode in inodes}
+    if not targets or not os.path.isdir("/proc/self/fd"):
         return []
-    target = f"pipe:[{inode}]"
     found: list[psutil.Process] = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -323,7 +335,7 @@ def pipe_holders(inode: int | None) -> list[psutil.Process]:
         with fds:
             for fd in fds:
                 try:
-                    if os.readlink(fd.path) == target:
+                    if os.readlink(fd.path) in targets:
                         found.append(psutil.Process(int(entry.name)))
                         break
                 except (OSError, psutil.Error):

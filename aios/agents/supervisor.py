@@ -17,11 +17,10 @@ later, SIGKILL, and the pipe is closed: nothing an agent leaves behind can keep 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +38,21 @@ from aios.agents.lifecycle import (
     Spawn,
     Terminate,
 )
+from aios.agents.output import Output
 from aios.agents.process import REAP_TIMEOUT, AgentProcess, SpawnError, kill_stale_group, spawn
 from aios.agents.watchdog import Watchdog
 from aios.config import AgentDef, Config, RestartPolicy
 from aios.events import EventBus
-from aios.runs import Run, RunState, new_run_id
+from aios.formatting import duration
+from aios.runs import Activity, Permission, Run, RunState, new_run_id
 from aios.store import Store
 from aios.tasks import TaskSet, cancel
 
 log = logging.getLogger("aios.supervisor")
 
 LOG_FLUSH_INTERVAL = 0.075  # coalesce output into one `log` event per run per 75 ms
-LOG_EVENT_MAX = 64 * 1024  # a flood keeps only the newest bytes of a window; the file has all
 STATS_INTERVAL = 2.0
+STALL_CHECK = 0.5  # seconds between looks for runs that have gone quiet
 # Once the leader is gone and its group stopped, the reader has this long to reach the end of
 # the output before the pipe is closed (a child that escaped the group may hold it for ever).
 DRAIN_TIMEOUT = 1.0
@@ -65,14 +66,9 @@ class Live:
 
     run: Run
     agent: AgentDef
+    output: Output
     process: AgentProcess | None = None
     timer: asyncio.Task[None] | None = None
-    pending: bytearray = field(default_factory=bytearray)
-    skipped: int = 0
-    offset: int = 0  # bytes of output read so far
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
-    )
 
 
 class Supervisor:
@@ -113,6 +109,7 @@ class Supervisor:
             log.info("run %s was %s when the daemon stopped: interrupted", run.id, run.state)
             await self._apply([self.core.interrupt(run)])
         self._tasks.spawn(self._sample_stats(), "stats sampler")
+        self._tasks.spawn(self._watch_stalls(), "stall watch")
 
     def shutdown_bound(self) -> float:
         """Seconds ``shutdown`` may take: the longest stop escalation among the live runs, then
@@ -133,7 +130,13 @@ class Supervisor:
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def launch(self, agent_name: str, prompt: str = "", cwd: str | None = None) -> Run:
+    async def launch(
+        self,
+        agent_name: str,
+        prompt: str = "",
+        cwd: str | None = None,
+        permission: Permission | None = None,
+    ) -> Run:
         config = self.config()
         agent = config.agents.get(agent_name)
         if agent is None:
@@ -143,12 +146,21 @@ class Supervisor:
             raise InvalidLaunch(f"agent {agent_name!r} is not available: {reason}")
         if agent.takes_prompt and not prompt.strip():
             raise InvalidLaunch(f"agent {agent_name!r} needs a prompt")
+        if permission is not None and permission not in agent.permissions:
+            raise InvalidLaunch(f"agent {agent_name!r} has no permission modes")
         directory = resolve_cwd(cwd or agent.cwd)
-        run = Run(id=new_run_id(), agent=agent_name, prompt=prompt, cwd=str(directory))
+        run = Run(
+            id=new_run_id(),
+            agent=agent_name,
+            prompt=prompt,
+            cwd=str(directory),
+            permission=permission or agent.default_permission,
+            format=agent.format,
+        )
         # From here to the core's answer nothing awaits: admission is atomic.
         self.core.max_concurrent = config.settings.max_concurrent
         effects = self.core.launch(run, policy(agent))
-        self._live[run.id] = Live(run, agent)
+        self._live[run.id] = Live(run, agent, Output(run, agent, self.store, self.bus))
         await self._apply(effects)
         first = effects[0]
         assert isinstance(first, Changed)
@@ -240,19 +252,26 @@ class Supervisor:
     # -- one start of an agent -------------------------------------------------------------------
 
     async def _attempt(self, live: Live) -> None:
-        run, agent = live.run, live.agent
+        run, agent, output = live.run, live.agent, live.output
         try:
+            output.new_attempt(self.core.clock.monotonic())
             try:
                 process = await self._spawn(
-                    agent.argv(run.prompt), cwd=Path(run.cwd), env=agent_environment(agent, run)
+                    agent.argv(run.prompt, run.permission),
+                    cwd=Path(run.cwd),
+                    env=agent_environment(agent, run),
+                    merge_stderr=not agent.output.structured,
                 )
             except SpawnError as exc:
                 await self._apply(self.core.spawn_failed(run.id, str(exc)))
                 return
             code = await self._watch(live, process)
-            await self._flush_log(live)
+            await self._publish_output(live)
             run.cpu_percent = run.rss_bytes = None
-            await self._apply(self.core.exited(run.id, code))
+            outcome = output.outcome(code)
+            await self._apply(self.core.exited(run.id, code, outcome))
+            output.attention_at_end()
+            output.publish_attention()
         except Exception as exc:
             log.exception("supervising run %s failed", run.id)
             await self._apply(self.core.crashed(run.id, f"internal error: {exc}"))
@@ -292,36 +311,40 @@ class Supervisor:
     async def _read_output(self, live: Live, process: AgentProcess) -> None:
         flusher = self._tasks.spawn(self._flush_periodically(live), f"flush {live.run.id}")
         try:
-            while chunk := await process.read():
-                # Awaiting the writer thread is the backpressure: a flooding agent blocks on its
-                # pipe instead of our memory growing.
-                await self.store.append_log(live.run.id, chunk)
-                live.offset += len(chunk)
-                live.pending += chunk
-                if len(live.pending) > LOG_EVENT_MAX:
-                    cut = len(live.pending) - LOG_EVENT_MAX
-                    del live.pending[:cut]
-                    live.skipped += cut
+            await live.output.read(process, self.core.clock.monotonic)
         finally:
             flusher.cancel()
 
     async def _flush_periodically(self, live: Live) -> None:
         while True:
             await asyncio.sleep(LOG_FLUSH_INTERVAL)
-            await self._flush_log(live)
+            await self._publish_output(live)
 
-    async def _flush_log(self, live: Live) -> None:
-        if not live.pending:
-            return
-        data = bytes(live.pending)
-        offset = live.offset - len(data)
-        text = live.decoder.decode(data)
-        self.bus.publish(
-            "log",
-            {"run": live.run.id, "offset": offset, "skipped": live.skipped, "text": text},
-        )
-        live.pending.clear()
-        live.skipped = 0
+    async def _publish_output(self, live: Live) -> None:
+        """The output since the last call as one ``log`` event; what the run learned from it,
+        persisted and published; then any call for the user's attention."""
+        output = live.output
+        output.flush_log()
+        if output.dirty and live.run.id in self.core:
+            output.dirty = False
+            await self._apply([Changed(replace(live.run), live.run.state)])
+        output.publish_attention()
+
+    async def _watch_stalls(self) -> None:
+        """A run that prints nothing for its agent's ``stall_after`` seconds is stalled."""
+        while True:
+            await asyncio.sleep(STALL_CHECK)
+            now = self.core.clock.monotonic()
+            for live in list(self._live.values()):
+                quiet, limit = now - live.output.last_heard, live.agent.stall_after
+                if (
+                    live.process is not None
+                    and live.run.state in (RunState.STARTING, RunState.RUNNING)
+                    and 0 < limit <= quiet
+                    and live.run.activity is not Activity.STALLED
+                ):
+                    live.output.set_activity(Activity.STALLED, f"no output for {duration(quiet)}")
+                    await self._publish_output(live)
 
     async def _sample_stats(self) -> None:
         while True:

@@ -12,7 +12,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
-from aios.runs import Run, RunState
+from aios.runs import Permission, Run, RunState
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
@@ -22,7 +22,7 @@ blueprint = Blueprint("api", __name__)
 
 MAX_PAGE = 500
 GRACEFUL_TIMEOUT = 5.0  # Hypercorn's grace for open requests (aios.service sets it from this)
-LAUNCH_FIELDS = {"agent", "prompt", "cwd"}
+LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission"}
 
 
 @blueprint.get("/health")
@@ -79,14 +79,26 @@ async def launch() -> tuple[Response, int]:
     body = await json_object()
     unknown = sorted(set(body) - LAUNCH_FIELDS)
     if unknown:
-        raise ApiError(422, f"unknown field {unknown[0]!r}; expected agent, prompt, cwd")
+        expected = ", ".join(sorted(LAUNCH_FIELDS))
+        raise ApiError(422, f"unknown field {unknown[0]!r}; expected {expected}")
     agent = body.get("agent")
     if not isinstance(agent, str) or not agent:
         raise ApiError(422, "field 'agent' is required and must be a string")
     prompt = optional_string(body, "prompt") or ""
     cwd = optional_string(body, "cwd")
-    run = await daemon().launch(agent, prompt, cwd)
+    permission = parse_permission(optional_string(body, "permission"))
+    run = await daemon().launch(agent, prompt, cwd, permission)
     return jsonify(run.to_json()), 201
+
+
+def parse_permission(value: str | None) -> Permission | None:
+    if value is None:
+        return None
+    try:
+        return Permission(value)
+    except ValueError:
+        choices = ", ".join(p.value for p in Permission)
+        raise ApiError(422, f"field 'permission' must be one of {choices}, not {value!r}") from None
 
 
 @blueprint.get("/api/runs")
@@ -131,6 +143,18 @@ async def run_log(run_id: str) -> Response:
     offset = int_arg("offset", 0, 0, None)
     data = await daemon().read_log(run.id, offset, 4 * 1024 * 1024)
     response = Response(data, mimetype="text/plain")
+    response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
+    response.headers["X-AIOS-Run-State"] = str(run.state)
+    return response
+
+
+@blueprint.get("/api/runs/<run_id>/events")
+async def run_events(run_id: str) -> Response:
+    """The raw JSON lines a structured agent wrote on stdout, from byte ``offset``."""
+    run = await find_run(run_id)
+    offset = int_arg("offset", 0, 0, None)
+    data = await daemon().read_log(run.id, offset, 4 * 1024 * 1024, "events")
+    response = Response(data, mimetype="application/x-ndjson")
     response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
     response.headers["X-AIOS-Run-State"] = str(run.state)
     return response
