@@ -93,7 +93,15 @@ def build_parser() -> Parser:
 
     run = sub.add_parser("run", help="start a run; print its id")
     run.add_argument("agent", help="agent name (see `aios agents`)")
-    run.add_argument("prompt", nargs="?", default="", help="the task for the agent")
+    # After "--" everything is the prompt, even text that starts with "-".
+    run.add_argument(
+        "prompt", nargs="*", default=[], help='the task for the agent (put "--" before it)'
+    )
+    run.add_argument(
+        "--permission",
+        choices=("read-only", "edit", "full"),
+        help="what the agent may do in its directory (default: edit, where the agent has modes)",
+    )
     run.add_argument("--cwd", help="working directory (default: the agent's, else this one)")
     run.add_argument(
         "--wait", action="store_true", help="follow the run and exit with its exit code"
@@ -259,15 +267,17 @@ def cmd_agents(args: argparse.Namespace) -> int:
             agent["name"],
             agent["source"],
             "yes" if agent["available"] else f"no: {agent['unavailable_reason']}",
+            (agent.get("auth") or "").replace("_", " "),
             " ".join(agent["command"]),
         )
         for agent in body["agents"]
     ]
-    print_table(("NAME", "SOURCE", "AVAILABLE", "COMMAND"), rows)
+    print_table(("NAME", "SOURCE", "AVAILABLE", "LOGIN", "COMMAND"), rows)
     problems = body["config"]["problems"]
     if problems:
         print(
-            f"\n{len(problems)} problem(s) in the config file (these agents/settings are ignored):"
+            f"\n{len(problems)} problem(s) in the config file (an error leaves its agent or"
+            " setting out; a warning does not):"
         )
         for problem in problems:
             print(f"  {problem}")
@@ -283,9 +293,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif not agent_has_cwd(client, args.agent):
         cwd = os.getcwd()
     try:
-        run = client.request(
-            "POST", "/api/runs", {"agent": args.agent, "prompt": args.prompt, "cwd": cwd}
-        )
+        body = {"agent": args.agent, "prompt": " ".join(args.prompt), "cwd": cwd}
+        if args.permission:
+            body["permission"] = args.permission
+        run = client.request("POST", "/api/runs", body)
         print(run["id"], flush=True)
         if not args.wait:
             return EXIT_OK
@@ -336,14 +347,26 @@ def cmd_ps(args: argparse.Namespace) -> int:
             r["id"],
             r["agent"],
             r["state"],
+            activity_text(r),
             "" if r["exit_code"] is None else str(r["exit_code"]),
             (r["started_at"] or r["created_at"] or "")[:19].replace("T", " "),
             one_line(r["prompt"], 40),
         )
         for r in runs
     ]
-    print_table(("ID", "AGENT", "STATE", "EXIT", "STARTED (UTC)", "PROMPT"), rows)
+    print_table(("ID", "AGENT", "STATE", "ACTIVITY", "EXIT", "STARTED (UTC)", "PROMPT"), rows)
     return EXIT_OK
+
+
+def activity_text(run: dict[str, Any]) -> str:
+    """What a live run is doing, or why a finished one failed, in a few words."""
+    activity = run.get("activity")
+    if activity:
+        detail = run.get("activity_detail")
+        return one_line(f"{activity}: {detail}" if detail else activity, 40)
+    if run.get("state") == "failed" and run.get("error"):
+        return one_line(run["error"], 40)
+    return ""
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -60,9 +60,9 @@ async def shutdown() -> tuple[Response, int]:
 
 @blueprint.get("/api/agents")
 async def agents() -> Response:
-    config = daemon().config()
-    # to_json checks each executable on PATH: file system work, kept off the event loop.
-    agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
+    d = daemon()
+    config = d.config()
+    agents = await d.agents()
     return jsonify(
         {
             "agents": agents,

@@ -18,7 +18,7 @@ from werkzeug.wrappers.response import Response as RedirectResponse
 
 from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
-from aios.server.api import find_run
+from aios.server.api import find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer
@@ -74,8 +74,7 @@ async def index() -> str:
     # The stream starts right after what this render shows: no gap, no duplicate row.
     after = d.bus.last_id
     config = d.config()
-    # to_json checks each executable on PATH: file system work, kept off the event loop.
-    agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
+    agents = await d.agents()
     selected = request.args.get("agent")
     return await _page(
         "index.html",
@@ -87,6 +86,7 @@ async def index() -> str:
         selected_agent=selected,
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
+        usage=await d.usage(),
         **await _rows(filter_name, None),
     )
 
@@ -128,6 +128,14 @@ async def run_log_file(run_id: str) -> Response:
     run = await find_run(run_id)
     data = await d.read_log(run.id, 0, None)
     return Response(data, mimetype="text/plain")
+
+
+@blueprint.get("/runs/<run_id>/events.jsonl")
+async def run_events_file(run_id: str) -> Response:
+    d = daemon()
+    run = await find_run(run_id)
+    data = await d.read_log(run.id, 0, None, "events")
+    return Response(data, mimetype="application/x-ndjson")
 
 
 @blueprint.get("/settings")
@@ -180,8 +188,15 @@ async def toggle_autostart() -> Response:
 @blueprint.post("/ui/runs")
 async def launch() -> tuple[str, int]:
     form = await request.form
+    d = daemon()
     cwd = (form.get("cwd") or "").strip() or None
-    await daemon().launch(form.get("agent", ""), form.get("prompt", ""), cwd)
+    name = form.get("agent", "")
+    agent = d.config().agent(name)
+    # The form offers a permission for every agent; one without permission modes takes none.
+    permission = parse_permission(form.get("permission") or None)
+    if agent is not None and not agent.permissions:
+        permission = None
+    await d.launch(name, form.get("prompt", ""), cwd, permission)
     return "", 204
 
 
@@ -195,7 +210,7 @@ async def stop(run_id: str) -> tuple[str, int]:
 @blueprint.post("/ui/runs/<run_id>/rerun")
 async def rerun(run_id: str) -> Response:
     old = await find_run(run_id)
-    new = await daemon().launch(old.agent, old.prompt, old.cwd)
+    new = await daemon().launch(old.agent, old.prompt, old.cwd, old.permission)
     response = Response("", 204)
     if request.args.get("open"):
         response.headers["HX-Redirect"] = f"/runs/{new.id}"
