@@ -343,12 +343,12 @@ def _selected_auth_type(path: Path) -> str:
 FORMAT = Format(
     "gemini-stream-json",
     structured=True,
-    # --skip-trust: gemini turns folder trust on by default, and headless in a folder it does
-    # not trust it exits 55 and forces any approval mode back to "default" (0.56+).
+    # These hold only in a folder gemini trusts (the preset passes --skip-trust): elsewhere,
+    # headless, it exits 55, and it forces any approval mode back to "default" besides.
     permissions={
-        Permission.READ_ONLY: ("--skip-trust", "--approval-mode", "plan"),
-        Permission.EDIT: ("--skip-trust", "--approval-mode", "auto_edit"),
-        Permission.FULL: ("--skip-trust", "--approval-mode", "yolo"),
+        Permission.READ_ONLY: ("--approval-mode", "plan"),
+        Permission.EDIT: ("--approval-mode", "auto_edit"),
+        Permission.FULL: ("--approval-mode", "yolo"),
     },
     reducer=GeminiReducer,
     hint=hint,
