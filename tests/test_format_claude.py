@@ -89,6 +89,22 @@ def test_usage_counts_each_message_once_with_its_latest_figure() -> None:
     )
 
 
+def test_the_result_usage_wins_unless_it_is_smaller_than_the_messages() -> None:
+    message = {"id": "m1", "content": [], "usage": {"input_tokens": 500, "output_tokens": 50}}
+    for reported, expected in (
+        ({"input_tokens": 900, "output_tokens": 70}, Tokens(900, 70, 0)),  # the whole run
+        ({"input_tokens": 20, "output_tokens": 5}, Tokens(500, 50, 0)),  # only the last call
+        (None, Tokens(500, 50, 0)),
+    ):
+        _, reducer = reducer_for("claude")
+        reducer.stdout(json.dumps({"type": "assistant", "message": message}))
+        reducer.stdout(json.dumps({"type": "result", "subtype": "success", "usage": reported}))
+        assert reducer.knowledge.tokens == expected
+    _, only = reducer_for("claude")
+    only.stdout(json.dumps({"type": "result", "usage": {"cache_read_input_tokens": 7}}))
+    assert only.knowledge.tokens == Tokens(0, 0, 7)
+
+
 def test_denied_actions_are_listed_and_the_run_still_succeeds() -> None:
     run = replay("claude-denied")
     k = run.knowledge

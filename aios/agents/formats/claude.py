@@ -127,6 +127,10 @@ def _tokens(usage: object) -> Tokens | None:
     return Tokens(input=fresh + written, output=output, cached=read)
 
 
+def _total(tokens: Tokens) -> int:
+    return tokens.input + tokens.output + tokens.cached
+
+
 def _result_text(content: object) -> str:
     """A tool result's content: a string, or a list of text (and image) blocks."""
     if isinstance(content, str):
@@ -228,7 +232,10 @@ class ClaudeReducer(JsonReducer):
         turns = int_of(event.get("num_turns"))
         k.num_turns = turns if turns is not None and turns >= 0 else k.num_turns
         k.cost_usd = float_of(event.get("total_cost_usd"))
-        k.tokens = _tokens(event.get("usage")) or k.tokens
+        # result.usage is the whole run's in the versions we know, but some have reported only
+        # the last call there: the larger of it and the sum of the messages is the truer one.
+        streamed, reported = k.tokens, _tokens(event.get("usage"))
+        k.tokens = max((t for t in (streamed, reported) if t), key=_total, default=None)
         for denial in map(dict_of, list_of(event.get("permission_denials"))):
             name = str_of(denial.get("tool_name")) or "tool"
             k.deny(name, key_argument(name, denial.get("tool_input"), self._cwd))
