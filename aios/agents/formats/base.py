@@ -18,7 +18,9 @@ apart for the API.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -28,15 +30,30 @@ from aios.runs import Activity, Denial, FailureKind, Permission, Tokens
 __all__ = [
     "AuthState",
     "Format",
+    "JsonReducer",
     "Knowledge",
     "Reducer",
+    "count_of",
+    "dict_of",
+    "duration",
+    "float_of",
     "fold",
+    "fold_error",
+    "int_of",
+    "kind_from",
+    "list_of",
     "one_line",
+    "outcome",
     "parse_json",
+    "str_of",
     "style",
+    "tokens_text",
+    "tool_call",
 ]
 
+CLASSIFIED = 2000  # characters of a message read for its failure kind: the words come first
 RESULT_LINES = 3  # lines of a tool result shown before the rest is folded away
+RESULT_WIDTH = 240  # characters of one result line shown: a minified file is not a wall of text
 ONE_LINE = 120  # characters of a summary on one line
 
 
@@ -93,6 +110,50 @@ class Reducer:
     def exited(self, exit_code: int) -> None:
         """The process exited: the last chance to conclude (a failure hidden behind exit 0)."""
 
+    def ending(self) -> str:
+        """Readable text for the log once the process exited (called after ``exited``): what
+        the output left unsaid, such as text still held back or the verdict of a text format
+        that prints none; "" for none."""
+        return ""
+
+
+class JsonReducer(Reducer):
+    """A reducer for a CLI printing one JSON object per stdout line: subclasses write ``event``.
+
+    Whatever the line, this never raises: a line that is not a JSON object is counted in
+    ``malformed`` and shown as the plain text it is, and an event whose shape ``event`` did not
+    foresee (a wrong type deep inside) is counted and shown dim on one line instead of stopping
+    the run's log.
+    """
+
+    concluded = False  # the verdict line is in the log already
+
+    def stdout(self, line: str) -> str:
+        event = parse_json(line)
+        if event is None:
+            if not line.strip():
+                return ""
+            self.knowledge.malformed += 1
+            return line + "\n"
+        try:
+            return self.event(event)
+        except Exception:  # an unforeseen shape: say so, never fail the run's log
+            self.knowledge.malformed += 1
+            return style.dim(one_line(line)) + "\n"
+
+    def event(self, event: dict[str, Any]) -> str:
+        """One JSON object from stdout; returns readable text for the log."""
+        return ""
+
+    def conclude(self, failure: str | None, *facts: str) -> str:
+        """The verdict line (:func:`outcome`), remembered so that ``ending`` adds no other."""
+        self.concluded = True
+        return outcome(failure, *facts)
+
+    def ending(self) -> str:
+        failure = self.knowledge.failure
+        return "" if self.concluded or not failure else self.conclude(failure)
+
 
 class AuthState(StrEnum):
     LOGGED_IN = "logged_in"
@@ -141,14 +202,108 @@ def one_line(text: object, limit: int = ONE_LINE) -> str:
 
 
 def fold(text: str, lines: int = RESULT_LINES) -> str:
-    """The first ``lines`` lines of a (tool) result, indented, and a count of the rest."""
+    """The first ``lines`` lines of a (tool) result, indented, and a count of the rest; each
+    line cut to ``RESULT_WIDTH`` characters."""
+    return _fold(text, lines, style.dim)
+
+
+def fold_error(text: str, lines: int = RESULT_LINES) -> str:
+    """A failed result, folded like :func:`fold`, in red."""
+    return _fold(text, lines, style.error)
+
+
+def _fold(text: str, lines: int, paint: Callable[[str], str]) -> str:
     all_lines = text.rstrip("\n").split("\n") if text.strip() else []
+    cut = [line if len(line) <= RESULT_WIDTH else line[: RESULT_WIDTH - 1] + "…"
+           for line in all_lines[:lines]]  # fmt: skip
     shown = "".join(f"  ⎿ {line}\n" if i == 0 else f"    {line}\n" for i, line in
-                    enumerate(all_lines[:lines]))  # fmt: skip
+                    enumerate(cut))  # fmt: skip
     rest = len(all_lines) - lines
     if rest > 0:
         shown += f"    … +{rest} lines\n"
-    return style.dim(shown.rstrip("\n")) + "\n" if shown else ""
+    return paint(shown.rstrip("\n")) + "\n" if shown else ""
+
+
+def kind_from(patterns: Iterable[tuple[re.Pattern[str], FailureKind]], text: str) -> FailureKind:
+    """The kind of the first pattern found at the start of ``text``; OTHER when none is."""
+    head = text[:CLASSIFIED]
+    return next((kind for pattern, kind in patterns if pattern.search(head)), FailureKind.OTHER)
+
+
+def tool_call(name: str, argument: str = "") -> str:
+    """One styled line for a tool call, its name and key argument: ``⏺ Bash(npm test)``."""
+    name, argument = one_line(name, 60), one_line(argument) if argument else ""
+    return style.tool(f"⏺ {name}({argument})" if argument else f"⏺ {name}") + "\n"
+
+
+def outcome(failure: str | None, *facts: str) -> str:
+    """The last line of a run: ``✓ done · 3 turns · 12.3 s · $0.0123``, or ``✗ why``."""
+    if failure:
+        return style.error(f"✗ {one_line(failure, 300)}") + "\n"
+    return style.success(" · ".join(["✓ done", *(fact for fact in facts if fact)])) + "\n"
+
+
+def tokens_text(tokens: Tokens | None) -> str:
+    """``12,400 tokens in (8,000 cached), 512 out`` for a summary line; "" when none."""
+    if tokens is None:
+        return ""
+    given = tokens.input + tokens.cached
+    cached = f" ({tokens.cached:,} cached)" if tokens.cached else ""
+    return f"{given:,} tokens in{cached}, {tokens.output:,} out"
+
+
+def duration(seconds: float, precise: bool = True) -> str:
+    """``0.5 s``, ``12.3 s`` (``12 s`` when not ``precise``), ``3 min 9 s``."""
+    if seconds < (60 if precise else 10):
+        return f"{max(seconds, 0):.1f} s"
+    if seconds < 60:
+        return f"{round(seconds)} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+# Typed reads of decoded JSON: a CLI's event may hold any type where its schema promises one, and
+# a reducer must neither raise nor carry a wrong type into what the run knows.
+
+
+def int_of(value: object) -> int | None:
+    """An integer (a float with no fraction counts), never a bool."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def count_of(value: object) -> int:
+    """A count (of tokens, turns …): a non-negative integer, 0 for anything else."""
+    number = int_of(value)
+    return number if number is not None and number > 0 else 0
+
+
+def float_of(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)  # an int of 400 digits does not fit
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None  # json.loads takes NaN and Infinity
+
+
+def str_of(value: object) -> str:
+    """A string, or "" for anything else."""
+    return value if isinstance(value, str) else ""
+
+
+def dict_of(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def list_of(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 class _Style:

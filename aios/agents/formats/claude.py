@@ -1,9 +1,336 @@
-"""Claude Code (``claude -p --output-format stream-json --verbose``). Placeholder: being written."""
+"""Claude Code (``claude -p --output-format stream-json --verbose``): one JSON event per line.
+
+What the stream says (Claude Code 2.1.197; recordings in tests/fakes/streams/claude-*):
+
+- ``system/init``: ``session_id``, ``model``, ``cwd``, ``permissionMode``.
+- ``assistant``: one API message (``message.id``) with ``content`` blocks (``text``,
+  ``tool_use`` {id, name, input}, ``thinking``) and ``usage``. The CLI prints a message once per
+  content block, each time with the usage so far, so usage is kept per message id (the latest
+  figure wins) and summed over ids. A top-level ``error`` (``authentication_failed``,
+  ``billing_error``, ``rate_limit``, ``invalid_request``, ``server_error``, ``unknown``) marks a
+  message the CLI made up to report a failure ("Not logged in · Please run /login").
+- ``user``: ``tool_result`` blocks (``tool_use_id``, ``content``, ``is_error``).
+- ``system/api_retry``: ``attempt``, ``max_retries``, ``retry_delay_ms``, ``error_status``.
+- ``result``: ``is_error`` wins over ``subtype`` (a failed login is ``"subtype":"success",
+  "is_error":true``); ``num_turns``, ``duration_ms``, ``total_cost_usd``, ``usage`` (the whole
+  run's), ``permission_denials`` [{tool_name, tool_use_id, tool_input}], ``errors`` [str].
+- stderr: ``No conversation found with session ID: …`` when ``--resume`` names a session this
+  directory does not have.
+"""
 
 from __future__ import annotations
 
-from aios.agents.formats.base import Format, Reducer
-from aios.runs import Permission
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aios.agents.formats.base import (
+    AuthState,
+    Format,
+    JsonReducer,
+    Knowledge,
+    count_of,
+    dict_of,
+    duration,
+    float_of,
+    fold,
+    fold_error,
+    int_of,
+    kind_from,
+    list_of,
+    one_line,
+    str_of,
+    style,
+    tool_call,
+)
+from aios.agents.formats.checks import run_check
+from aios.runs import Activity, FailureKind, Permission, Tokens
+
+# The ``error`` of an assistant message the CLI wrote itself to report a failure.
+_MESSAGE_ERRORS = {
+    "authentication_failed": FailureKind.AUTH,
+    "billing_error": FailureKind.API,
+    "rate_limit": FailureKind.API,
+    "invalid_request": FailureKind.API,
+    "server_error": FailureKind.API,
+}
+# What a failure's words say about its kind, first match wins.
+_KINDS = (
+    (re.compile(r"No conversation found", re.I), FailureKind.SESSION_GONE),
+    (
+        re.compile(r"not logged in|/login|invalid api key|api key|oauth|authenticat", re.I),
+        FailureKind.AUTH,
+    ),
+    (
+        re.compile(r"connection error|ENOTFOUND|ECONNREFUSED|ETIMEDOUT|fetch failed|network", re.I),
+        FailureKind.OFFLINE,
+    ),
+    (re.compile(r"max(imum)? turns", re.I), FailureKind.TURN_LIMIT),
+    (re.compile(r"API Error|overloaded|rate limit|credit|usage limit", re.I), FailureKind.API),
+)
+# The argument that says what a built-in tool call is about.
+_KEY_ARGUMENT = {
+    "Bash": "command",
+    "Read": "file_path",
+    "Write": "file_path",
+    "Edit": "file_path",
+    "MultiEdit": "file_path",
+    "NotebookEdit": "notebook_path",
+    "Glob": "pattern",
+    "Grep": "pattern",
+    "WebFetch": "url",
+    "WebSearch": "query",
+    "Task": "description",
+    "Agent": "description",
+    "Skill": "skill",
+}
+_ANY_ARGUMENT = ("command", "file_path", "path", "pattern", "url", "query", "description")
+# Events that say nothing a person reading the log needs.
+_QUIET_SYSTEM = {"hook_started", "hook_response", "hook_progress", "status"}
+
+
+def kind_of(text: str) -> FailureKind:
+    return kind_from(_KINDS, text)
+
+
+def key_argument(name: str, tool_input: object, cwd: str = "") -> str:
+    """The one argument that says what a tool call does: Bash's command, Write's file (relative
+    to the session's directory when inside it), Grep's pattern …"""
+    arguments = dict_of(tool_input)
+    key = _KEY_ARGUMENT.get(name)
+    value = str_of(arguments.get(key)) if key else ""
+    if not value and name == "TodoWrite":
+        return f"{len(list_of(arguments.get('todos')))} todos"
+    if not value:
+        value = next((str_of(arguments[k]) for k in _ANY_ARGUMENT if str_of(arguments.get(k))), "")
+    if cwd and value.startswith(cwd.rstrip("/") + "/"):
+        value = value[len(cwd.rstrip("/")) + 1 :]
+    return one_line(value)
+
+
+def _tokens(usage: object) -> Tokens | None:
+    """Anthropic usage: input not read from the cache includes what was written to it."""
+    usage = dict_of(usage)
+    figures = [
+        count_of(usage.get(k))
+        for k in (
+            "input_tokens",
+            "cache_creation_input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+        )
+    ]
+    if not any(figures):
+        return None
+    fresh, written, output, read = figures
+    return Tokens(input=fresh + written, output=output, cached=read)
+
+
+def _total(tokens: Tokens) -> int:
+    return tokens.input + tokens.output + tokens.cached
+
+
+def _result_text(content: object) -> str:
+    """A tool result's content: a string, or a list of text (and image) blocks."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in map(dict_of, list_of(content)):
+        if block.get("type") == "text":
+            parts.append(str_of(block.get("text")))
+        elif block.get("type"):
+            parts.append(f"[{str_of(block.get('type')) or 'block'}]")
+    return "\n".join(parts)
+
+
+class ClaudeReducer(JsonReducer):
+    def __init__(self) -> None:
+        super().__init__()
+        self._cwd = ""
+        self._usage: dict[str, Tokens] = {}  # per API message id: the latest figure
+        self._message_failure: FailureKind | None = None
+
+    def event(self, event: dict[str, Any]) -> str:
+        kind = str_of(event.get("type"))
+        handler = {
+            "system": self._system,
+            "assistant": self._assistant,
+            "user": self._user,
+            "result": self._result,
+        }.get(kind)
+        if handler:
+            return handler(event)
+        # stream_event: a partial message (--include-partial-messages), complete later.
+        return (
+            style.dim(f"[{one_line(kind, 40)}]") + "\n" if kind not in ("", "stream_event") else ""
+        )
+
+    def _system(self, event: dict[str, Any]) -> str:
+        subtype = str_of(event.get("subtype"))
+        k = self.knowledge
+        if subtype == "init":
+            k.session_id = str_of(event.get("session_id")) or k.session_id
+            k.model = str_of(event.get("model")) or k.model
+            self._cwd = str_of(event.get("cwd"))
+            k.working()
+            facts = [k.model or "", f"session {k.session_id}" if k.session_id else ""]
+            mode = str_of(event.get("permissionMode"))
+            facts.append(f"permission mode {mode}" if mode else "")
+            return style.dim("claude · " + " · ".join(f for f in facts if f)) + "\n"
+        if subtype == "api_retry":
+            detail = _retry_detail(event)
+            k.activity, k.activity_detail = Activity.RETRYING, detail
+            return style.warning(f"↻ {detail}") + "\n"
+        if subtype == "compact_boundary":
+            return style.dim("· conversation compacted") + "\n"
+        if subtype in _QUIET_SYSTEM:
+            return ""
+        return style.dim(f"[system/{one_line(subtype, 40)}]") + "\n" if subtype else ""
+
+    def _assistant(self, event: dict[str, Any]) -> str:
+        message = dict_of(event.get("message"))
+        message_id = str_of(message.get("id"))
+        tokens = _tokens(message.get("usage"))
+        if message_id and tokens:
+            self._usage[message_id] = tokens
+            self.knowledge.tokens = sum(self._usage.values(), Tokens())
+        error = str_of(event.get("error"))
+        text = "\n".join(
+            str_of(b.get("text")) for b in map(dict_of, list_of(message.get("content")))
+        ).strip()
+        if error:
+            self._message_failure = _MESSAGE_ERRORS.get(error) or kind_of(text)
+            self.knowledge.fail(text or error, self._message_failure)
+            return style.error(text or f"error: {error}") + "\n"
+        self.knowledge.working()
+        out = []
+        for block in map(dict_of, list_of(message.get("content"))):
+            block_type = block.get("type")
+            if block_type == "text" and str_of(block.get("text")).strip():
+                out.append(str_of(block.get("text")).rstrip("\n") + "\n")
+            elif block_type == "tool_use":
+                name = str_of(block.get("name")) or "tool"
+                out.append(tool_call(name, key_argument(name, block.get("input"), self._cwd)))
+        return "".join(out)
+
+    def _user(self, event: dict[str, Any]) -> str:
+        out = []
+        for block in map(dict_of, list_of(dict_of(event.get("message")).get("content"))):
+            if block.get("type") != "tool_result":
+                continue
+            text = _result_text(block.get("content"))
+            if block.get("is_error") is True:
+                out.append(fold_error(text or "error"))
+            else:
+                out.append(fold(text) or style.dim("  ⎿ (no output)") + "\n")
+        return "".join(out)
+
+    def _result(self, event: dict[str, Any]) -> str:
+        k = self.knowledge
+        k.session_id = k.session_id or str_of(event.get("session_id")) or None
+        turns = int_of(event.get("num_turns"))
+        k.num_turns = turns if turns is not None and turns >= 0 else k.num_turns
+        k.cost_usd = float_of(event.get("total_cost_usd"))
+        # result.usage is the whole run's in the versions we know, but some have reported only
+        # the last call there: the larger of it and the sum of the messages is the truer one.
+        streamed, reported = k.tokens, _tokens(event.get("usage"))
+        k.tokens = max((t for t in (streamed, reported) if t), key=_total, default=None)
+        for denial in map(dict_of, list_of(event.get("permission_denials"))):
+            name = str_of(denial.get("tool_name")) or "tool"
+            k.deny(name, key_argument(name, denial.get("tool_input"), self._cwd))
+        subtype = str_of(event.get("subtype"))
+        if event.get("is_error") is True or subtype.startswith("error"):
+            errors = [one_line(e, 300) for e in list_of(event.get("errors")) if str_of(e)]
+            why = str_of(event.get("result")) or "; ".join(errors) or _SUBTYPES.get(subtype, "")
+            why = why or "claude reported an error"
+            if subtype == "error_max_turns":
+                kind = FailureKind.TURN_LIMIT
+            else:
+                kind = self._message_failure or kind_of(why)
+            k.fail(why, kind)
+        k.working()  # whatever it was retrying or waiting for is over: this is the end
+        out = ""
+        if k.denials:
+            listed = ", ".join(f"{d.tool}({d.summary})" if d.summary else d.tool for d in k.denials)
+            out += style.warning(f"⊘ denied: {one_line(listed, 300)}") + "\n"
+        seconds = float_of(event.get("duration_ms"))
+        return out + self.conclude(
+            k.failure,
+            f"{k.num_turns} turn{'s' if k.num_turns != 1 else ''}" if k.num_turns else "",
+            duration(seconds / 1000) if seconds else "",
+            f"${k.cost_usd:.4f}" if k.cost_usd else "",
+        )
+
+    def stderr(self, line: str) -> str:
+        if "No conversation found with session ID" in line:
+            self.knowledge.fail(line.strip(), FailureKind.SESSION_GONE)
+            return style.error(line) + "\n"
+        if line.lstrip().lower().startswith("error"):
+            return style.error(line) + "\n"
+        return style.dim(line) + "\n"
+
+
+_SUBTYPES = {
+    "error_max_turns": "reached the maximum number of turns",
+    "error_max_budget_usd": "reached the maximum budget",
+    "error_during_execution": "failed during execution",
+}
+
+
+def _retry_detail(event: Mapping[str, Any]) -> str:
+    """``API retry 7/10, next in 37 s`` (with the HTTP status when there was one)."""
+    attempt, most = int_of(event.get("attempt")), int_of(event.get("max_retries"))
+    text = "API retry" + (f" {attempt}" if attempt is not None else "")
+    text += f"/{most}" if attempt is not None and most is not None else ""
+    status = int_of(event.get("error_status"))
+    text += f" (HTTP {status})" if status else ""
+    delay = float_of(event.get("retry_delay_ms"))
+    return text + (
+        f", next in {duration(delay / 1000, precise=False)}" if delay is not None else ""
+    )
+
+
+HINTS = {
+    FailureKind.AUTH: (
+        "Log in: run `claude` in a terminal and type /login, or set an API key (ANTHROPIC_API_KEY)."
+    ),
+    FailureKind.OFFLINE: "Claude cannot reach the Anthropic API: check the network or the proxy.",
+    FailureKind.SESSION_GONE: (
+        "That session is not in this directory (claude keeps sessions per directory): "
+        "resume it from where it ran, or start a new run."
+    ),
+    FailureKind.TURN_LIMIT: "The run used all its turns: give it a smaller task.",
+    FailureKind.API: "The Anthropic API refused the request: check the account's usage limits.",
+}
+DENIED = "Some actions were denied: run it again with permission edit, or full for commands."
+
+
+def hint(knowledge: Knowledge, exit_code: int | None) -> str | None:
+    kind = knowledge.failure_kind
+    if kind is None and exit_code and knowledge.activity is Activity.RETRYING:
+        kind = FailureKind.OFFLINE  # it ended while still retrying the API
+    if kind is not None:
+        return HINTS.get(kind)
+    return DENIED if knowledge.denials else None
+
+
+def auth(executable: str, env: Mapping[str, str], timeout: float = 5.0) -> AuthState:
+    """``claude auth status`` prints ``{"loggedIn": …}`` and exits 1 when not logged in."""
+    result = run_check([executable, "auth", "status"], env, timeout)
+    if result is None:
+        return AuthState.UNKNOWN
+    try:
+        status = json.loads(result.stdout)
+    except ValueError:
+        return AuthState.UNKNOWN
+    logged_in = dict_of(status).get("loggedIn")
+    if logged_in is True:
+        return AuthState.LOGGED_IN
+    if logged_in is False:
+        return AuthState.NOT_LOGGED_IN
+    return AuthState.UNKNOWN
+
 
 FORMAT = Format(
     "claude-stream-json",
@@ -13,5 +340,9 @@ FORMAT = Format(
         Permission.EDIT: ("--permission-mode", "acceptEdits"),
         Permission.FULL: ("--dangerously-skip-permissions",),
     },
-    reducer=Reducer,
+    reducer=ClaudeReducer,
+    hint=hint,
+    auth=auth,
 )
+
+__all__ = ["FORMAT", "ClaudeReducer", "auth", "hint", "key_argument", "kind_of"]
