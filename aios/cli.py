@@ -129,7 +129,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else list(argv))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -142,6 +142,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("aios").exception("unexpected error")
         print(f"aios: internal error: {exc} (details in the log file)", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; for ``run``, everything after ``--`` is the prompt, options included.
+
+    argparse alone cannot do that once options come between the agent and ``--`` (it has
+    already settled the prompt by then), so the prompt after ``--`` is split off first.
+    """
+    parser = build_parser()
+    if "--" not in argv:
+        return parser.parse_args(argv)
+    cut = argv.index("--")
+    args = parser.parse_args(argv[:cut])
+    if getattr(args, "handler", None) is not cmd_run:
+        parser.error(f"unrecognized arguments: {' '.join(argv[cut:])}")
+    args.prompt = [*args.prompt, *argv[cut + 1 :]]
+    return args
 
 
 # -- commands ----------------------------------------------------------------------------------

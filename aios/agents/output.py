@@ -21,6 +21,7 @@ from typing import Any
 
 from aios.agents.capture import LineSplitter
 from aios.agents.formats import Reducer
+from aios.agents.formats.base import style
 from aios.agents.lifecycle import Outcome
 from aios.agents.process import AgentProcess
 from aios.config import AgentDef
@@ -174,13 +175,21 @@ class Output:
         }[activity]
         return f"{words}: {detail}" if detail else words
 
-    def outcome(self, exit_code: int) -> Outcome:
-        """At the end of an attempt: what the output said about how it went."""
+    async def outcome(self, exit_code: int) -> Outcome:
+        """At the end of an attempt: what the output said about how it went (and what it left
+        unsaid, written to the log)."""
         if self.reducer is None:
             return Outcome()
         self.reducer.exited(exit_code)
-        self.learn()
+        text = self.reducer.ending()
         knowledge = self.reducer.knowledge
+        unread = knowledge.malformed + self.overlong
+        if unread:
+            what = "line" if unread == 1 else "lines"
+            text += style.dim(f"[aios: {unread} {what} of output could not be read]") + "\n"
+        if text:
+            await self._append(text.encode())
+        self.learn()
         failed = exit_code != 0 or knowledge.failure is not None
         hint = self.agent.output.hint(knowledge, exit_code) if failed else None
         return Outcome(knowledge.failure, knowledge.failure_kind, hint)

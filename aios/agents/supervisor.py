@@ -266,9 +266,9 @@ class Supervisor:
                 await self._apply(self.core.spawn_failed(run.id, str(exc)))
                 return
             code = await self._watch(live, process)
+            outcome = await output.outcome(code)
             await self._publish_output(live)
             run.cpu_percent = run.rss_bytes = None
-            outcome = output.outcome(code)
             await self._apply(self.core.exited(run.id, code, outcome))
             output.attention_at_end()
             output.publish_attention()
