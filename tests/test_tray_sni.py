@@ -8,6 +8,7 @@ watcher, read its properties and its dbusmenu layout, send ``Event(id, "clicked"
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +31,14 @@ from tests.desktop import (
     xfce_panel,
     xvfb,
 )
-from tests.helpers import DaemonProcess, pids_alive, require_tool, wait_until, write_config
+from tests.helpers import (
+    DaemonProcess,
+    fake_agents,
+    pids_alive,
+    require_tool,
+    wait_until,
+    write_config,
+)
 
 pytestmark = [
     pytest.mark.daemon,
@@ -230,6 +238,47 @@ def test_a_finished_run_is_a_notification_the_daemon_shows(
             lambda: "AIOS|command finished|echo done" in desktop.notifications.read_text(),
             what="dunst to show the second notification",
         )
+        assert tray.terminate() == 0
+    finally:
+        tray.close()
+
+
+def test_an_agent_that_needs_the_user_is_a_notification(
+    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+) -> None:
+    env, _ = browser
+    bin_dir = fake_agents(tmp_path / "bin")
+    write_config(
+        home,
+        '[agents.aider]\nenv = { AIOS_FAKE_SCENARIO = "aider-openrouter-login",'
+        ' AIOS_FAKE_SPEED = "0" }\n'
+        '[agents.crashy]\ncommand = ["aider", "--message={prompt}"]\nformat = "aider"\n'
+        'env = { AIOS_FAKE_SCENARIO = "aider-api-down", AIOS_FAKE_SPEED = "0" }\n',
+    )
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    tray = start_aios(home, {**desktop.session.env, **env, "PATH": path}, tmp_path / "aios.err")
+    try:
+        item_of(desktop, tray)
+        waiting = tray.client.request("POST", "/api/runs", {"agent": "aider", "prompt": "x"})
+        line = wait_until(
+            lambda: next(
+                (x for x in desktop.notifications.read_text().splitlines() if "needs you" in x),
+                None,
+            ),
+            what="dunst to show that aider waits for a login",
+        )
+        assert line.startswith("AIOS|aider needs you|aider is waiting for you to log in")
+        tray.client.request("POST", f"/api/runs/{waiting['id']}/stop")
+        tray.client.request("POST", "/api/runs", {"agent": "crashy", "prompt": "x"})
+        line = wait_until(
+            lambda: next(
+                (x for x in desktop.notifications.read_text().splitlines() if "crashy" in x),
+                None,
+            ),
+            what="dunst to show the failure that exit 0 hid",
+        )
+        # Failed although it exited 0 (no "(exit …)"), with what to do in the body.
+        assert line.startswith("AIOS|crashy failed|") and len(line) > len("AIOS|crashy failed|")
         assert tray.terminate() == 0
     finally:
         tray.close()
