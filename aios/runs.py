@@ -197,6 +197,8 @@ class Run:
     denials: tuple[Denial, ...] = ()
     error_kind: FailureKind | None = None
     hint: str | None = None  # what to do about a failure, in one sentence
+    # The run this one continues (same agent, directory and session): a conversation is a chain.
+    parent: str | None = None
     # Resource figures, sampled while running; not persisted.
     cpu_percent: float | None = None
     rss_bytes: int | None = None

@@ -80,6 +80,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runs ADD COLUMN error_kind TEXT",
         "ALTER TABLE runs ADD COLUMN hint TEXT",
     ),
+    # 3: conversations (a run that continues another) and isolation (a git worktree per run,
+    # and what the run changed).
+    (
+        "ALTER TABLE runs ADD COLUMN parent TEXT",
+        "ALTER TABLE runs ADD COLUMN worktree TEXT",  # JSON {"path", "branch", "base"}
+        "ALTER TABLE runs ADD COLUMN changes TEXT",  # JSON {"files": [...], "commits": ...}
+        "CREATE INDEX runs_parent ON runs (parent)",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -88,7 +96,7 @@ COLUMNS = (
     "id", "agent", "prompt", "cwd", "state", "pid", "exit_code",
     "created_at", "started_at", "ended_at", "restarts", "error", "pid_started_at",
     "permission", "format", "activity", "activity_detail", "session_id", "model", "tokens",
-    "cost_usd", "num_turns", "denials", "error_kind", "hint",
+    "cost_usd", "num_turns", "denials", "error_kind", "hint", "parent",
 )  # fmt: skip
 # Only our own column names are interpolated into SQL; values always go through "?".
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"  # noqa: S608

@@ -126,6 +126,7 @@ JSON_KEYS = {
     "denials",
     "error_kind",
     "hint",
+    "parent",
 }
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 

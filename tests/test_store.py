@@ -81,6 +81,7 @@ def test_save_get_round_trips_every_persisted_field(tmp_path: Path) -> None:
         "denials": (Denial("Write", "hello.py"), Denial("Bash")),
         "error_kind": FailureKind.AUTH,
         "hint": "Log in.",
+        "parent": "fedcba987654",
         "cpu_percent": 12.5,
         "rss_bytes": 1024,
     }
