@@ -61,6 +61,8 @@ class AgentDef:
     # Seconds without any output after which a running agent counts as stalled (0: never).
     stall_after: float = 120.0
     label: str = ""  # human name, e.g. "Claude Code"
+    # Each run works in a git worktree of its own unless the launch says otherwise.
+    worktree: bool = False
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -137,6 +139,7 @@ class AgentDef:
             "max_restarts": self.max_restarts,
             "start_seconds": self.start_seconds,
             "stall_after": self.stall_after,
+            "worktree": self.worktree,
             "format": self.format,
             "permissions": [str(p) for p in self.permissions],
             "default_permission": str(self.default_permission or "") or None,
@@ -347,6 +350,12 @@ def _choice(full: str, value: object, choices: Mapping[str, object]) -> str:
     return value
 
 
+def _boolean(full: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"{full} must be true or false, not {_show(value)}")
+    return value
+
+
 def _restart(full: str, value: object) -> RestartPolicy:
     if not isinstance(value, str) or value not in {str(policy) for policy in RestartPolicy}:
         raise _Invalid(f'{full} must be "no" or "on-failure", not {_show(value)}')
@@ -366,6 +375,7 @@ _AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
     "format": lambda full, value: _choice(full, value, FORMATS),
     "restart": _restart,
     "max_restarts": lambda full, value: _integer(full, value, 0, MAX_RESTARTS),
+    "worktree": _boolean,
 }
 
 

@@ -78,6 +78,11 @@ class Paths:
     def run_logs_dir(self) -> Path:
         return self.data_dir / "runs"
 
+    @property
+    def worktrees_dir(self) -> Path:
+        """Runs' git worktrees, each beside a marker saying AIOS made it (aios.worktrees)."""
+        return self.data_dir / "worktrees"
+
     def ensure(self) -> None:
         """Create the directories; the run dir holds the token, so it is 0700 whatever existed."""
         for directory in (self.config_dir, self.data_dir, self.state_dir):

@@ -190,9 +190,9 @@ class Worktrees:
             return False
         return await uncommitted(path) == 0
 
-    async def record(self, top: Path, start: str, since: str) -> Recorded:
+    async def record(self, top: Path, start: str, since: str | None) -> Recorded:
         """What changed in ``top`` since ``start`` (a commit or a snapshot's tree); commits are
-        counted from commit ``since``."""
+        counted from commit ``since`` (None: a repository that had none)."""
         end = await self.snapshot(top)
         numstat = await git(
             "diff", "--numstat", "-z", "--no-renames", start, end, cwd=top, timeout=SLOW
@@ -200,7 +200,8 @@ class Worktrees:
         names = await git(
             "diff", "--name-status", "-z", "--no-renames", start, end, cwd=top, timeout=SLOW
         )
-        counted = await git("rev-list", "--count", f"{since}..HEAD", cwd=top, check=False)
+        span = f"{since}..HEAD" if since else "HEAD"
+        counted = await git("rev-list", "--count", span, cwd=top, check=False)
         commits = int(counted.text) if counted.code == 0 and counted.text.isdigit() else 0
         diff = await git(
             "-c", "core.quotepath=false", "diff", "--no-color", "--no-ext-diff", "--no-textconv",

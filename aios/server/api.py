@@ -22,7 +22,8 @@ blueprint = Blueprint("api", __name__)
 
 MAX_PAGE = 500
 GRACEFUL_TIMEOUT = 5.0  # Hypercorn's grace for open requests (aios.service sets it from this)
-LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission"}
+LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission", "worktree"}
+DIFF_TYPE = "text/x-diff"
 
 
 @blueprint.get("/health")
@@ -87,7 +88,8 @@ async def launch() -> tuple[Response, int]:
     prompt = optional_string(body, "prompt") or ""
     cwd = optional_string(body, "cwd")
     permission = parse_permission(optional_string(body, "permission"))
-    run = await daemon().launch(agent, prompt, cwd, permission)
+    worktree = optional_bool(body, "worktree")
+    run = await daemon().launch(agent, prompt, cwd, permission, worktree=worktree)
     return jsonify(run.to_json()), 201
 
 
@@ -133,7 +135,7 @@ async def stop_run(run_id: str) -> Response:
 @blueprint.delete("/api/runs/<run_id>")
 async def delete_run(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
-    await daemon().delete_run(run.id)
+    await daemon().delete_run(run.id, discard=bool_arg("discard"))
     return "", 204
 
 
@@ -181,6 +183,37 @@ async def events() -> Response:
     return event_stream(stream())
 
 
+# -- worktrees and changes (issue 11) ------------------------------------------------------------
+
+
+@blueprint.get("/api/runs/<run_id>/diff")
+async def run_diff(run_id: str) -> Response:
+    """What the run changed, as a unified diff (recorded when it ended, capped)."""
+    run = await find_run(run_id)
+    response = Response(await daemon().run_diff(run.id), mimetype=DIFF_TYPE)
+    response.headers["Content-Disposition"] = f'inline; filename="aios-{run.id}.diff"'
+    return response
+
+
+@blueprint.post("/api/runs/<run_id>/worktree/merge")
+async def merge_worktree(run_id: str) -> Response:
+    run = await find_run(run_id)
+    return jsonify((await daemon().merge_worktree(run.id)).to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/worktree/discard")
+async def discard_worktree(run_id: str) -> Response:
+    run = await find_run(run_id)
+    return jsonify((await daemon().discard_worktree(run.id)).to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/worktree/open")
+async def open_worktree(run_id: str) -> Response:
+    run = await find_run(run_id)
+    path = await daemon().open_worktree(run.id)
+    return jsonify({"path": str(path)})
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
@@ -209,6 +242,22 @@ def optional_string(body: dict[str, Any], name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ApiError(422, f"field {name!r} must be a string, not {type(value).__name__}")
     return value
+
+
+def optional_bool(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ApiError(422, f"field {name!r} must be true or false, not {json.dumps(value)}")
+    return value
+
+
+def bool_arg(name: str) -> bool:
+    raw = request.args.get(name)
+    if raw is None:
+        return False
+    if raw.lower() not in ("true", "false", "1", "0"):
+        raise ApiError(422, f"query parameter {name!r} must be true or false, not {raw!r}")
+    return raw.lower() in ("true", "1")
 
 
 def int_arg(name: str, default: int, minimum: int, maximum: int | None) -> int:
