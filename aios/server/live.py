@@ -21,7 +21,7 @@ from quart import Blueprint, Response, render_template, request, stream_with_con
 
 from aios.events import Event
 from aios.runs import FINAL_STATES, Run, RunState
-from aios.server import ansi
+from aios.server import ansi, diffview
 from aios.server.api import find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
@@ -84,6 +84,8 @@ class View:
     run_id: str | None = None
     offset: int = 0
     output: OutputRenderer = field(default_factory=OutputRenderer)
+    # The worktree and changes the page shows: the changes panel is re-sent only when they move.
+    shown_changes: tuple[object, object] | None = None
 
     async def render(self, event: Event) -> str:
         handler = getattr(self, f"on_{event.kind}", None)
@@ -100,9 +102,17 @@ class View:
     async def run_details(self, run: Run) -> str:
         details = await render_template("partials/run_details.html", run=run)
         out = partial("#run-details", "outerHTML", details)
+        out += await self.changes_panel(run)
         if run.state in FINAL_STATES:
             out += await self.drain_output()
         return out
+
+    async def changes_panel(self, run: Run) -> str:
+        key = (run.worktree, run.changes)
+        if key == self.shown_changes:
+            return ""
+        self.shown_changes = key
+        return partial("#run-changes", "outerHTML", await render_changes(run))
 
     async def overview_row(self, run: Run, state: RunState, never_started: bool) -> str:
         """Which partial keeps this filter's table true (a row is prepended, replaced or removed).
@@ -164,6 +174,14 @@ class View:
                 break
         html = "".join(chunks)
         return partial("#output", "beforeend", html) if html else ""
+
+
+async def render_changes(run: Run) -> str:
+    """The run page's changes panel: the files, the highlighted diff, the worktree's actions."""
+    diff = ""
+    if run.changes is not None and run.changes.file_count:
+        diff = diffview.render(await daemon().read_log(run.id, 0, None, "diff"))
+    return await render_template("partials/run_changes.html", run=run, diff=diff)
 
 
 def _view() -> View:

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 from quart import Quart
 
-from aios.formatting import duration
+from aios.formatting import MINUS, duration
 from aios.runs import ATTENTION_ACTIVITIES, FINAL_STATES, Activity, Run, RunState, Tokens
+from aios.server.diffview import anchor
 
 LIVE = tuple(s for s in RunState if s.is_live)
 FILTERS: dict[str, tuple[RunState, ...] | None] = {
@@ -132,3 +133,5 @@ def install(app: Quart) -> None:
     env.filters.update(duration=duration, size=size, clock=clock, iso=iso, preview=preview)
     env.filters.update(activity=activity, attention=attention, tokens=tokens, cost=cost)
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
+    env.filters.update(diff_anchor=anchor)
+    env.globals.update(MINUS=MINUS)

@@ -114,5 +114,14 @@
     }).observe(out, { childList: true, characterData: true, subtree: true });
   };
   document.addEventListener("DOMContentLoaded", setup);
+
+  // -- launch form: the worktree box starts as the chosen agent's `worktree` setting ----------
+  document.addEventListener("change", (evt) => {
+    const select = evt.target;
+    if (select.id !== "launch-agent") return;
+    const box = document.getElementById("launch-worktree");
+    const option = select.selectedOptions?.[0];
+    if (box && option) box.checked = option.dataset.worktree === "true";
+  }, true);  // capture: before htmx's "change from:#launch" asks for the note
   document.addEventListener("htmx:after:swap", setup);
 })();
