@@ -40,6 +40,10 @@ MARKER = "aios-worktree.json"
 BRANCH_PREFIX = "aios/"
 SCRATCH = ".scratch"  # temporary indexes, under the root; emptied at start-up
 DIFF_CAP = 1024 * 1024
+# A plain checkout with more untracked files than this when a run starts (a home directory kept
+# in git, say) is compared on its tracked files only: snapshotting them all would copy every one
+# into the repository's object store.
+MAX_UNTRACKED = 5000
 _SLUG_WIDTH = 40
 _AIOS_IDENTITY = {
     "GIT_AUTHOR_NAME": "AIOS",
@@ -190,10 +194,13 @@ class Worktrees:
             return False
         return await uncommitted(path) == 0
 
-    async def record(self, top: Path, start: str, since: str | None) -> Recorded:
+    async def record(
+        self, top: Path, start: str, since: str | None, *, untracked: bool = True
+    ) -> Recorded:
         """What changed in ``top`` since ``start`` (a commit or a snapshot's tree); commits are
-        counted from commit ``since`` (None: a repository that had none)."""
-        end = await self.snapshot(top)
+        counted from commit ``since`` (None: a repository that had none). ``untracked`` as
+        the start's snapshot was taken."""
+        end = await self.snapshot(top, untracked=untracked)
         numstat = await git(
             "diff", "--numstat", "-z", "--no-renames", start, end, cwd=top, timeout=SLOW
         )
@@ -216,9 +223,23 @@ class Worktrees:
             ).encode()
         return Recorded(Changes.of(_files(numstat.out, names.out), commits), text)
 
-    async def snapshot(self, top: Path) -> str:
-        """The work tree of ``top`` as it is now, as a git tree (untracked files included,
-        ignored ones not), written through a temporary index: the user's is never touched."""
+    async def untracked_allowed(self, top: Path) -> bool:
+        """Whether snapshots of this checkout take in its untracked files: not when the
+        repository hides them (``status.showUntrackedFiles = no``), nor when there are too many."""
+        shown = await git("config", "--get", "status.showUntrackedFiles", cwd=top, check=False)
+        if shown.text == "no":
+            return False
+        others = await git(
+            "ls-files", "--others", "--exclude-standard", "-z",
+            cwd=top, timeout=SLOW, limit=MAX_UNTRACKED * 256,
+        )  # fmt: skip
+        return not others.truncated and others.out.count(b"\0") <= MAX_UNTRACKED
+
+    async def snapshot(self, top: Path, *, untracked: bool = True) -> str:
+        """The work tree of ``top`` as it is now, as a git tree (untracked files included unless
+        told otherwise, ignored ones never), written through a temporary index: the user's is
+        never touched."""
+        adding = ("add", "-A") if untracked else ("add", "-u")
         found = await git("rev-parse", "--git-path", "index", cwd=top)
         index = top / found.text
         scratch = self.root / SCRATCH
@@ -229,13 +250,14 @@ class Worktrees:
             # A copy of the real index knows every file's stat data: only changed files are read.
             copied = await asyncio.to_thread(_copy, index, temp)
             try:
-                await git("add", "-A", cwd=top, timeout=SLOW, env=env)
+                await git(*adding, cwd=top, timeout=SLOW, env=env)
             except GitError:
                 if not copied:
                     raise
-                # An index in a shape a copy cannot stand for (a split index): start empty.
+                # An index in a shape a copy cannot stand for (a split index): start from HEAD.
                 await asyncio.to_thread(temp.unlink, True)
-                await git("add", "-A", cwd=top, timeout=SLOW, env=env)
+                await git("read-tree", "HEAD", cwd=top, timeout=SLOW, env=env, check=False)
+                await git(*adding, cwd=top, timeout=SLOW, env=env)
             return (await git("write-tree", cwd=top, env=env)).text
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)

@@ -283,3 +283,26 @@ async def test_git_errors_carry_gits_words(tmp_path: Path, monkeypatch: pytest.M
     # A daemon started from a git hook inherits GIT_DIR: it must not aim AIOS's git elsewhere.
     monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
     assert "GIT_DIR" not in environment() and environment()["GIT_TERMINAL_PROMPT"] == "0"
+
+
+async def test_a_checkout_that_hides_or_floods_untracked_files_is_compared_on_tracked_ones(
+    repo: Path, trees: Worktrees, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert await trees.untracked_allowed(repo)
+    for i in range(4):
+        (repo / f"junk{i}.bin").write_text(f"junk {i}\n")
+    monkeypatch.setattr(wt_module, "MAX_UNTRACKED", 3)
+    assert not await trees.untracked_allowed(repo)  # a home directory kept in git, say
+    monkeypatch.setattr(wt_module, "MAX_UNTRACKED", 100)
+    assert await trees.untracked_allowed(repo)
+    sh_git(repo, "config", "status.showUntrackedFiles", "no")
+    assert not await trees.untracked_allowed(repo)
+    head = sh_git(repo, "rev-parse", "HEAD")
+    start = await trees.snapshot(repo, untracked=False)
+    (repo / "README.md").write_text("hello\nagent\n")
+    (repo / "secret.txt").write_text("never copied into the object store\n")
+    recorded = await trees.record(repo, start, head, untracked=False)
+    assert [f.path for f in recorded.changes.files] == ["README.md"]
+    blob = sh_git(repo, "hash-object", "secret.txt")  # computes, does not write
+    missing = await git("cat-file", "-e", blob, cwd=repo, check=False)
+    assert missing.code != 0

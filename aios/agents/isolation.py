@@ -49,6 +49,7 @@ class Baseline:
     top: Path  # the work tree to look at
     start: str  # a commit (a worktree's base) or a snapshot's tree (a plain checkout)
     since: str | None  # commits are counted from this one
+    untracked: bool = True  # whether untracked files are part of the snapshots
 
 
 class Isolation:
@@ -143,8 +144,11 @@ class Isolation:
             async with asyncio.timeout(BASELINE_TIMEOUT):
                 checkout = await find_checkout(Path(run.cwd))
                 if checkout is not None:
-                    start = await self.worktrees.snapshot(checkout.top)
-                    self._baselines[run.id] = Baseline(checkout.top, start, checkout.head)
+                    untracked = await self.worktrees.untracked_allowed(checkout.top)
+                    start = await self.worktrees.snapshot(checkout.top, untracked=untracked)
+                    self._baselines[run.id] = Baseline(
+                        checkout.top, start, checkout.head, untracked
+                    )
         except (GitError, TimeoutError, OSError) as exc:
             log.warning("run %s: its changes will not be recorded: %s", run.id, exc or "timeout")
 
@@ -156,7 +160,9 @@ class Isolation:
             return run.changes
         try:
             async with asyncio.timeout(RECORD_TIMEOUT):
-                recorded = await self.worktrees.record(baseline.top, baseline.start, baseline.since)
+                recorded = await self.worktrees.record(
+                    baseline.top, baseline.start, baseline.since, untracked=baseline.untracked
+                )
                 await self.store.write_file(run.id, recorded.diff, "diff")
         except (GitError, TimeoutError, OSError, StoreError) as exc:
             log.warning("run %s: could not record its changes: %s", run.id, exc or "timeout")
