@@ -473,3 +473,19 @@ def test_the_runs_json_carries_worktree_and_changes_in_ps(
     assert entry["worktree"]["branch"] == run["worktree"]["branch"]
     assert entry["changes"]["file_count"] == 1
     assert sys.executable  # the agent ran with this Python
+
+
+def test_without_git_runs_work_and_a_worktree_is_refused_saying_why(
+    home: Path, config: str, repo: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-git-here"
+    empty.mkdir()
+    write_config(home, config)
+    d = start_daemon(home, PATH=str(empty))
+    try:
+        message = refused(lambda: launch(d, repo, "write x x"), 422)
+        assert "git is not installed" in message
+        done = final(d, launch(d, repo, "write x.txt x", worktree=False)["id"])
+        assert done["state"] == "succeeded" and done["changes"] is None
+    finally:
+        d.close()

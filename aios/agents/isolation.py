@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aios.agents.errors import InvalidLaunch, NoChanges, WorktreeRefused
-from aios.git import GitError
+from aios.git import GitError, GitMissing
 from aios.runs import Changes, Run, Worktree, WorktreeState
 from aios.store import Store, StoreError
 from aios.tasks import TaskSet
@@ -69,6 +69,7 @@ class Isolation:
         self._users: dict[str, set[str]] = {}  # worktree path → live runs working in it
         self._claimed: set[str] = set()  # runs between prepare and their end
         self._tidying: set[asyncio.Task[None]] = set()
+        self._told_no_git = False
 
     # -- the supervisor's calls ------------------------------------------------------------------
 
@@ -149,6 +150,10 @@ class Isolation:
                     self._baselines[run.id] = Baseline(
                         checkout.top, start, checkout.head, untracked
                     )
+        except GitMissing as exc:
+            if not self._told_no_git:  # once, not at every run of a machine without git
+                self._told_no_git = True
+                log.info("no run's changes are recorded: %s", exc)
         except (GitError, TimeoutError, OSError) as exc:
             log.warning("run %s: its changes will not be recorded: %s", run.id, exc or "timeout")
 
