@@ -87,6 +87,7 @@ class Activity(StrEnum):
     NEEDS_LOGIN = "needs_login"  # the agent waits for the user to log in
     STALLED = "stalled"  # no output at all for the agent's stall_after seconds
     AWAITING_APPROVAL = "awaiting_approval"  # the agent asks the user to allow a tool
+    WAITING = "waiting"  # a two-way session between turns, waiting for the user's next message
 
 
 # Activities that call for the user: entering one publishes an ``attention`` event.
@@ -132,6 +133,18 @@ class Denial:
 
     def to_json(self) -> dict[str, str]:
         return {"tool": self.tool, "summary": self.summary}
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A tool the agent asks the user to allow (two-way sessions): ``id`` is the agent's own."""
+
+    id: str
+    tool: str
+    summary: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "tool": self.tool, "summary": self.summary}
 
 
 class IllegalTransition(Exception):
@@ -199,6 +212,8 @@ class Run:
     hint: str | None = None  # what to do about a failure, in one sentence
     # The run this one continues (same agent, directory and session): a conversation is a chain.
     parent: str | None = None
+    # A two-way session's oldest unanswered request (not persisted: it dies with the process).
+    pending_approval: Approval | None = None
     # Resource figures, sampled while running; not persisted.
     cpu_percent: float | None = None
     rss_bytes: int | None = None
@@ -211,5 +226,8 @@ class Run:
             data[key] = iso(data[key])
         data["tokens"] = self.tokens.to_json() if self.tokens else None
         data["denials"] = [denial.to_json() for denial in self.denials]
+        data["pending_approval"] = (
+            self.pending_approval.to_json() if self.pending_approval else None
+        )
         del data["pid_started_at"]
         return data

@@ -42,9 +42,9 @@ PRESET_ARGV = {
     ("codex", "full"): ["exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--",
                         "--version is broken"],
     ("gemini", "edit"): ["--skip-trust", "-o", "stream-json", "--approval-mode", "auto_edit",
-                         "--", "--version is broken"],
+                         "--prompt=--version is broken"],
     ("gemini", "read-only"): ["--skip-trust", "-o", "stream-json", "--approval-mode", "plan",
-                              "--", "--version is broken"],
+                              "--prompt=--version is broken"],
     ("aider", "edit"): ["--no-analytics", "--no-check-update", "--yes-always",
                         "--no-suggest-shell-commands", "--message=--version is broken"],
 }  # fmt: skip

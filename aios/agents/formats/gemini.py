@@ -283,6 +283,9 @@ HINTS = {
     FailureKind.OFFLINE: "Gemini cannot reach the Gemini API: check the network or the proxy.",
     FailureKind.INPUT: "Gemini rejected its input: check the prompt (a file it names with @).",
     FailureKind.CONFIG: "Gemini could not load its settings: fix ~/.gemini/settings.json.",
+    FailureKind.SESSION_GONE: (
+        "Gemini no longer has that session for this folder: start afresh with the same prompt."
+    ),
     FailureKind.TURN_LIMIT: "The session hit its turn limit: raise model.maxSessionTurns.",
     FailureKind.TOOL: "A tool failed beyond repair (a full disk?): its error is in the log.",
     FailureKind.API: "The Gemini API refused the request: check the key's quota, or try later.",
@@ -353,6 +356,7 @@ FORMAT = Format(
     reducer=GeminiReducer,
     hint=hint,
     auth=auth,
+    resume=lambda session: ("--resume", session or ""),
 )
 
 __all__ = ["FORMAT", "GeminiReducer", "auth", "hint", "key_argument", "kind_of"]
