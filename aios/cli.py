@@ -108,6 +108,18 @@ def build_parser() -> Parser:
     )
     run.set_defaults(handler=cmd_run)
 
+    cont = sub.add_parser(
+        "continue", help="continue a run's conversation: a new run resuming its session"
+    )
+    cont.add_argument("run", help="run id (or an unambiguous prefix)")
+    cont.add_argument(
+        "prompt", nargs="*", default=[], help='what to tell the agent next (put "--" before it)'
+    )
+    cont.add_argument(
+        "--wait", action="store_true", help="follow the new run and exit with its exit code"
+    )
+    cont.set_defaults(handler=cmd_continue)
+
     ps = sub.add_parser("ps", help="list live runs (--all: the history too)")
     ps.add_argument("--all", action="store_true", help="include finished runs")
     ps.add_argument("--json", action="store_true", help="print JSON")
@@ -155,7 +167,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         return parser.parse_args(argv)
     cut = argv.index("--")
     args = parser.parse_args(argv[:cut])
-    if getattr(args, "handler", None) is not cmd_run:
+    if getattr(args, "handler", None) not in (cmd_run, cmd_continue):
         parser.error(f"unrecognized arguments: {' '.join(argv[cut:])}")
     args.prompt = [*args.prompt, *argv[cut + 1 :]]
     return args
@@ -314,6 +326,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.permission:
             body["permission"] = args.permission
         run = client.request("POST", "/api/runs", body)
+        print(run["id"], flush=True)
+        if not args.wait:
+            return EXIT_OK
+        final = follow(client, run["id"], sys.stdout.buffer)
+    except ClientError as exc:
+        raise CliError(str(exc)) from exc
+    return exit_code_of(final)
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    client = DaemonClient(running(Paths.from_env()))
+    try:
+        run = client.request(
+            "POST", f"/api/runs/{args.run}/continue", {"prompt": " ".join(args.prompt)}
+        )
         print(run["id"], flush=True)
         if not args.wait:
             return EXIT_OK

@@ -41,6 +41,7 @@ from aios.runs import (
 T = TypeVar("T")
 
 MiB = 1024 * 1024
+CHAIN_MAX = 200  # runs shown as one conversation; a longer chain starts at its newest 200
 
 # Each migration is a list of statements, run in one transaction together with the
 # user_version bump; append new ones, never edit old ones (databases in the wild ran them).
@@ -211,6 +212,12 @@ class Store:
         """Forget a run and its log; raises UnknownRun if there was no such row."""
         await self._call(partial(self._delete, run_id))
 
+    async def chain(self, run_id: str, live: Callable[[str], Run | None]) -> builtins.list[Run]:
+        """``run_id``'s conversation, oldest first (a run whose ``parent`` is gone starts it);
+        ``live`` gives the live copy of a run, where there is one."""
+        runs = await self._call(partial(self._chain, run_id))
+        return [live(r.id) or r for r in runs]
+
     async def counts(self) -> dict[str, int]:
         """Runs per state (only states that occur), plus "total"."""
         return await self._call(self._counts)
@@ -343,6 +350,25 @@ class Store:
         counts = {state: count for state, count in rows}
         counts["total"] = sum(counts.values())
         return counts
+
+    def _chain(self, run_id: str) -> builtins.list[Run]:
+        runs = self._select("WHERE id = ?", (run_id,))
+        if not runs:
+            return []
+        seen = {run_id}
+        while (parent := runs[0].parent) and parent not in seen and len(seen) < CHAIN_MAX:
+            found = self._select("WHERE id = ?", (parent,))
+            if not found:
+                break
+            runs.insert(0, found[0])
+            seen.add(parent)
+        while len(seen) < CHAIN_MAX:
+            children = self._select("WHERE parent = ? ORDER BY seq DESC LIMIT 1", (runs[-1].id,))
+            if not children or children[0].id in seen:
+                break
+            runs.append(children[0])
+            seen.add(children[0].id)
+        return runs
 
     def _usage(self) -> Usage:
         row = self._conn.execute(

@@ -127,6 +127,7 @@ JSON_KEYS = {
     "error_kind",
     "hint",
     "parent",
+    "pending_approval",
 }
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 

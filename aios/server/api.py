@@ -130,6 +130,43 @@ async def stop_run(run_id: str) -> Response:
     return jsonify((await daemon().stop_run(run.id)).to_json())
 
 
+@blueprint.post("/api/runs/<run_id>/continue")
+async def continue_run(run_id: str) -> tuple[Response, int]:
+    body = await json_object()
+    _only(body, {"prompt"})
+    run = await find_run(run_id)
+    new = await daemon().continue_run(run.id, required_string(body, "prompt"))
+    return jsonify(new.to_json()), 201
+
+
+@blueprint.post("/api/runs/<run_id>/message")
+async def message(run_id: str) -> Response:
+    body = await json_object()
+    _only(body, {"prompt"})
+    run = await find_run(run_id)
+    return jsonify((await daemon().message(run.id, required_string(body, "prompt"))).to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/approval")
+async def approval(run_id: str) -> Response:
+    body = await json_object()
+    _only(body, {"id", "decision", "message"})
+    approval_id = required_string(body, "id")
+    decision = body.get("decision")
+    if decision not in ("allow", "deny"):
+        raise ApiError(422, 'field \'decision\' must be "allow" or "deny"')
+    note = optional_string(body, "message") or ""
+    run = await find_run(run_id)
+    decided = await daemon().decide(run.id, approval_id, decision == "allow", note)
+    return jsonify(decided.to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/done")
+async def done(run_id: str) -> Response:
+    run = await find_run(run_id)
+    return jsonify((await daemon().finish(run.id)).to_json())
+
+
 @blueprint.delete("/api/runs/<run_id>")
 async def delete_run(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
@@ -202,6 +239,19 @@ async def json_object() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(422, f"the body must be a JSON object, not {type(body).__name__}")
     return body
+
+
+def _only(body: dict[str, Any], fields: set[str]) -> None:
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        raise ApiError(422, f"unknown field {unknown[0]!r}; expected {', '.join(sorted(fields))}")
+
+
+def required_string(body: dict[str, Any], name: str) -> str:
+    value = optional_string(body, name)
+    if value is None or not value.strip():
+        raise ApiError(422, f"field {name!r} is required and must be a non-empty string")
+    return value
 
 
 def optional_string(body: dict[str, Any], name: str) -> str | None:

@@ -26,7 +26,7 @@ from aios.server.api import find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
-from aios.server.views import FILTERS, Counts, cost, size, tokens
+from aios.server.views import FILTERS, Counts, continuable, cost, size, tokens
 
 blueprint = Blueprint("live", __name__)
 
@@ -98,10 +98,12 @@ class View:
         return await self.overview_row(run, RunState(data["state"]), data["started_at"] is None)
 
     async def run_details(self, run: Run) -> str:
-        details = await render_template("partials/run_details.html", run=run)
+        details = await render_template(
+            "partials/run_details.html", run=run, continuable=continuable(run)
+        )
         out = partial("#run-details", "outerHTML", details)
         if run.state in FINAL_STATES:
-            out += await self.drain_output()
+            out += await self.drain_output() + partial("#talk", "delete", "")
         return out
 
     async def overview_row(self, run: Run, state: RunState, never_started: bool) -> str:

@@ -18,16 +18,18 @@ from werkzeug.wrappers.response import Response as RedirectResponse
 
 from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
+from aios.runs import Run
 from aios.server.api import find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer
 from aios.server.security import cookie_name, same
-from aios.server.views import FILTERS, PAGE, Counts
+from aios.server.views import FILTERS, PAGE, Counts, continuable
 
 blueprint = Blueprint("pages", __name__)
 
 OUTPUT_SHOWN = 256 * 1024  # a run page opens with the last 256 KiB of output
+TURN_SHOWN = 64 * 1024  # and the last 64 KiB of each earlier turn of its conversation
 
 
 @blueprint.get("/login")
@@ -110,16 +112,32 @@ async def run_page(run_id: str) -> str:
     # Already escaped by the renderer (ansi.to_html escapes before it adds colour spans).
     output = Markup(renderer.render(raw, start_mid_line=start > 0))  # noqa: S704
     query = {"after": after, "view": "run", "run": run.id, "offset": total, **renderer.state()}
+    chain = await d.conversation(run)
+    position = next((i for i, r in enumerate(chain) if r.id == run.id), len(chain))
+    agent = d.config().agent(run.agent)
     return await _page(
         "run.html",
         page="run",
         run=run,
+        agent=agent,
         output=output,
         truncated=start > 0,
         shown=total - start,
         total=total,
+        earlier=[(r, await _transcript(r)) for r in chain[:position]],
+        continuable=continuable(run),
+        later=chain[position + 1 :],
         events_url="/ui/events?" + urlencode(query),
     )
+
+
+async def _transcript(run: Run) -> Markup:
+    """The end of an earlier turn's log, as HTML (escaped by the renderer)."""
+    d = daemon()
+    total = await d.log_size(run.id)
+    start = max(0, total - TURN_SHOWN)
+    raw = await d.read_log(run.id, start, total - start)
+    return Markup(OutputRenderer().render(raw, start_mid_line=start > 0))  # noqa: S704
 
 
 @blueprint.get("/runs/<run_id>/log.txt")
@@ -198,6 +216,56 @@ async def launch() -> tuple[str, int]:
         permission = None
     await d.launch(name, form.get("prompt", ""), cwd, permission)
     return "", 204
+
+
+@blueprint.post("/ui/runs/<run_id>/continue")
+async def continue_run(run_id: str) -> Response:
+    form = await request.form
+    run = await find_run(run_id)
+    new = await daemon().continue_run(run.id, form.get("prompt", ""))
+    return _redirect(f"/runs/{new.id}")
+
+
+@blueprint.post("/ui/runs/<run_id>/afresh")
+async def afresh(run_id: str) -> Response:
+    """The same prompt, as a new conversation (its session is gone)."""
+    old = await find_run(run_id)
+    new = await daemon().launch(old.agent, old.prompt, old.cwd, old.permission)
+    return _redirect(f"/runs/{new.id}")
+
+
+@blueprint.post("/ui/runs/<run_id>/message")
+async def message(run_id: str) -> tuple[str, int]:
+    form = await request.form
+    run = await find_run(run_id)
+    await daemon().message(run.id, form.get("prompt", ""))
+    return "", 204
+
+
+@blueprint.post("/ui/runs/<run_id>/approval")
+async def approval(run_id: str) -> tuple[str, int]:
+    form = await request.form
+    # The buttons carry the request id and the decision in their URL; a form may post them.
+    decision = form.get("decision") or request.args.get("decision")
+    approval_id = form.get("id") or request.args.get("id") or ""
+    if decision not in ("allow", "deny"):
+        raise ApiError(422, 'decision must be "allow" or "deny"')
+    run = await find_run(run_id)
+    await daemon().decide(run.id, approval_id, decision == "allow", form.get("message", ""))
+    return "", 204
+
+
+@blueprint.post("/ui/runs/<run_id>/done")
+async def done(run_id: str) -> tuple[str, int]:
+    run = await find_run(run_id)
+    await daemon().finish(run.id)
+    return "", 204
+
+
+def _redirect(path: str) -> Response:
+    response = Response("", 204)
+    response.headers["HX-Redirect"] = path
+    return response
 
 
 @blueprint.post("/ui/runs/<run_id>/stop")

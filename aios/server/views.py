@@ -14,6 +14,7 @@ from quart import Quart
 
 from aios.formatting import duration
 from aios.runs import ATTENTION_ACTIVITIES, FINAL_STATES, Activity, Run, RunState, Tokens
+from aios.server.context import daemon
 
 LIVE = tuple(s for s in RunState if s.is_live)
 FILTERS: dict[str, tuple[RunState, ...] | None] = {
@@ -90,6 +91,7 @@ ACTIVITY_WORDS = {
     Activity.NEEDS_LOGIN: "needs login",
     Activity.STALLED: "stalled",
     Activity.AWAITING_APPROVAL: "awaiting approval",
+    Activity.WAITING: "waiting",
 }
 
 
@@ -125,6 +127,18 @@ def cost(value: float | None) -> str:
     if value is None:
         return "—"
     return f"${value:.2f}" if value >= 1 else f"${value:.4f}".rstrip("0").rstrip(".")
+
+
+def continuable(run: Run) -> bool:
+    """Whether the run page offers to continue ``run``: it ended, its agent resumes sessions,
+    and it has one (where its CLI needs an id)."""
+    agent = daemon().config().agent(run.agent)
+    return (
+        run.state.is_final
+        and agent is not None
+        and agent.can_resume
+        and (bool(run.session_id) or not agent.output.needs_session)
+    )
 
 
 def install(app: Quart) -> None:

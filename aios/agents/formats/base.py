@@ -123,6 +123,8 @@ class Reducer:
         # A two-way session (the prompt, answers and follow-ups on stdin): between turns it
         # waits for the user instead of ending.
         self.two_way = False
+        # Two-way: the input each pending request asked with (an answer "allow" sends it back).
+        self.approval_inputs: dict[str, Mapping[str, Any]] = {}
 
     def stdout(self, line: str) -> str:
         """One line from stdout; returns readable text for the log ("" for none)."""

@@ -164,8 +164,6 @@ class ClaudeReducer(JsonReducer):
         self._cwd = ""
         self._usage: dict[str, Tokens] = {}  # per API message id: the latest figure
         self._message_failure: FailureKind | None = None
-        # Two-way: the input of each tool the agent asked to use (the answer sends it back).
-        self.inputs: dict[str, dict[str, Any]] = {}
 
     def event(self, event: dict[str, Any]) -> str:
         kind = str_of(event.get("type"))
@@ -294,14 +292,14 @@ class ClaudeReducer(JsonReducer):
             return ""
         name = str_of(request.get("tool_name")) or "tool"
         tool_input = dict_of(request.get("input"))
-        self.inputs[request_id] = tool_input
+        self.approval_inputs[request_id] = tool_input
         summary = key_argument(name, tool_input, self._cwd)
         self.knowledge.ask(Approval(request_id, name, summary))
         return style.warning(f"? {name}({summary}) needs your approval") + "\n"
 
     def _control_cancel(self, event: dict[str, Any]) -> str:
         request_id = str_of(event.get("request_id"))
-        self.inputs.pop(request_id, None)
+        self.approval_inputs.pop(request_id, None)
         self.knowledge.answered(request_id)
         return style.dim("· the request was withdrawn") + "\n" if request_id else ""
 
