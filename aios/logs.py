@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,6 +43,22 @@ def setup(log_file: Path | None, *, level: int = logging.INFO) -> list[logging.H
         handler.setFormatter(logging.Formatter(FORMAT))
         logger.addHandler(handler)
     return handlers
+
+
+def write_exception(log_file: Path, message: str, exc: BaseException) -> None:
+    """Append one record with its traceback, for a process that has no handlers (the CLI).
+
+    Written directly, not through a handler: a handler that cannot write prints a traceback of
+    its own on stderr, and this must fail with an OSError the caller can put in one line.
+    """
+    record = logging.LogRecord(
+        "aios.cli", logging.ERROR, __file__, 0, message, None, (type(exc), exc, exc.__traceback__)
+    )
+    text = logging.Formatter(FORMAT).format(record) + "\n"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def teardown(handlers: Iterable[logging.Handler]) -> None:
