@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from aios import workdir
 from aios.agents.errors import InvalidLaunch, QueueFull, UnknownAgent, WrongRunState
 from aios.agents.process import AgentProcess, SpawnError, kill_stale_group, spawn
 from aios.agents.run import Run, RunState, check_transition, new_run_id
@@ -123,7 +124,8 @@ class Supervisor:
             raise InvalidLaunch(f"agent {agent_name!r} needs a prompt")
         if len(self.queue) >= MAX_QUEUED:
             raise QueueFull(MAX_QUEUED)
-        directory = resolve_cwd(cwd or agent.cwd)
+        # File system work (an automounted path can take a while): off the event loop.
+        directory = await asyncio.to_thread(resolve_cwd, cwd or agent.cwd)
         run = Run(id=new_run_id(), agent=agent_name, prompt=prompt, cwd=str(directory))
         await self.store.save(run)
         self._publish_run(run)
@@ -345,14 +347,10 @@ class Supervisor:
 
 
 def resolve_cwd(requested: str | None) -> Path:
-    raw = requested or "~"
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        raise InvalidLaunch(f"working directory {raw!r} must be an absolute path (or start with ~)")
-    path = path.resolve()
-    if not path.is_dir():
-        raise InvalidLaunch(f"working directory {str(path)!r} does not exist")
-    return path
+    try:
+        return workdir.resolve(requested)
+    except workdir.WorkdirError as exc:
+        raise InvalidLaunch(str(exc)) from exc
 
 
 def agent_environment(agent: AgentDef, run: Run) -> dict[str, str]:

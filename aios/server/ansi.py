@@ -67,6 +67,11 @@ _SIMPLE: dict[int, dict[str, object]] = {
 }
 
 
+def is_colour(value: str) -> bool:
+    """A colour a Style may hold: an index of the 16 basic colours, as a string."""
+    return value.isascii() and value.isdigit() and int(value) < 16
+
+
 def _colour(code: int) -> dict[str, object] | None:
     for low, field, offset in ((30, "fg", 0), (90, "fg", 8), (40, "bg", 0), (100, "bg", 8)):
         if low <= code <= low + 7:
@@ -106,7 +111,7 @@ def to_html(text: str, style: Style = PLAIN) -> tuple[str, Style]:
         if not segment:
             return
         escaped = escape(segment, quote=False)
-        classes = style.classes()
+        classes = escape(style.classes(), quote=True)  # our own names; escaped all the same
         out.append(f'<span class="{classes}">{escaped}</span>' if classes else escaped)
 
     for match in _ESCAPES.finditer(text):

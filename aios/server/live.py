@@ -22,7 +22,7 @@ from quart import Blueprint, Response, render_template, request, stream_with_con
 from aios.agents.run import FINAL_STATES, Run, RunState
 from aios.events import Event
 from aios.server import ansi
-from aios.server.api import find_run
+from aios.server.api import MAX_OFFSET, find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
@@ -58,11 +58,19 @@ class OutputRenderer:
 
     @classmethod
     def from_state(cls, raw: str | None) -> OutputRenderer:
-        try:
-            fg, bg, bold = json.loads(raw) if raw else (None, None, False)
-            return cls(ansi.Style(fg=fg, bg=bg, bold=bool(bold)))
-        except (ValueError, TypeError):
+        """The renderer a page's ``style`` left off with; a malformed one is the caller's 422."""
+        if not raw:
             return cls()
+        try:
+            fg, bg, bold = json.loads(raw)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise ValueError("not a [fg, bg, bold] list") from exc
+        for colour in (fg, bg):
+            if colour is not None and not (isinstance(colour, str) and ansi.is_colour(colour)):
+                raise ValueError(f"{colour!r} is not a colour")
+        if not isinstance(bold, bool):
+            raise ValueError("bold must be true or false")
+        return cls(ansi.Style(fg=fg, bg=bg, bold=bold))
 
 
 def partial(target: str, swap: str, html: str) -> str:
@@ -168,15 +176,16 @@ def _view() -> View:
         if not run_id:
             raise ApiError(422, "view=run needs run=<id>")
         try:
-            offset = max(0, int(request.args.get("offset", "0")))
+            offset = int(request.args.get("offset", "0"))
         except ValueError:
-            raise ApiError(422, "offset must be an integer") from None
-        return View(
-            "run",
-            run_id=run_id,
-            offset=offset,
-            output=OutputRenderer.from_state(request.args.get("style")),
-        )
+            raise ApiError(422, "query parameter 'offset' must be an integer") from None
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ApiError(422, f"query parameter 'offset' must be 0..{MAX_OFFSET}")
+        try:
+            output = OutputRenderer.from_state(request.args.get("style"))
+        except ValueError as exc:
+            raise ApiError(422, f"query parameter 'style' is invalid: {exc}") from exc
+        return View("run", run_id=run_id, offset=offset, output=output)
     filter_name = request.args.get("filter", "all")
     if kind != "overview" or filter_name not in FILTERS:
         raise ApiError(422, "view must be overview (with a known filter) or run")
@@ -199,6 +208,8 @@ async def events() -> Response:
     view = _view()
     if view.run_id is not None:  # 404 for an unknown run, before any stream starts
         view.run_id = (await find_run(view.run_id)).id
+        if view.offset > await d.store.log_size(view.run_id):
+            raise ApiError(422, "query parameter 'offset' is past the end of the run's output")
     subscription = d.bus.subscribe(_resume_id())
 
     @stream_with_context

@@ -18,12 +18,13 @@ from werkzeug.wrappers.response import Response as RedirectResponse
 
 from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
-from aios.server.api import find_run
+from aios.server.api import check_text, find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer
 from aios.server.security import cookie_name, same
 from aios.server.views import FILTERS, PAGE, Counts
+from aios.store import UnknownRun
 
 blueprint = Blueprint("pages", __name__)
 
@@ -43,9 +44,19 @@ async def login() -> RedirectResponse:
 
 
 def _local_path(target: str) -> str:
-    """Only a path on this server: never an open redirect to another site."""
+    """Only a path on this server: never an open redirect to another site.
+
+    Browsers read ``\\`` as ``/`` in a URL, so ``/\\evil.com`` would be ``//evil.com``: another
+    host. A backslash, a control character or whitespace anywhere means "/" instead.
+    """
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or any(c == "\\" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
+        return "/"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc:
         return "/"
     return target
 
@@ -63,9 +74,12 @@ def _filter() -> str:
 
 
 async def _rows(filter_name: str, before: str | None) -> dict[str, Any]:
-    runs = await daemon().supervisor.list(
-        limit=PAGE + 1, before=before, states=FILTERS[filter_name]
-    )
+    try:
+        runs = await daemon().supervisor.list(
+            limit=PAGE + 1, before=before, states=FILTERS[filter_name]
+        )
+    except UnknownRun as exc:
+        raise ApiError(422, f"invalid 'before': {exc}") from exc
     return {"runs": runs[:PAGE], "more": len(runs) > PAGE, "filter": filter_name, "before": before}
 
 
@@ -182,8 +196,11 @@ async def toggle_autostart() -> Response:
 @blueprint.post("/ui/runs")
 async def launch() -> tuple[str, int]:
     form = await request.form
+    agent, prompt = form.get("agent", ""), form.get("prompt", "")
     cwd = (form.get("cwd") or "").strip() or None
-    await daemon().supervisor.launch(form.get("agent", ""), form.get("prompt", ""), cwd)
+    for name, value in (("agent", agent), ("prompt", prompt), ("cwd", cwd or "")):
+        check_text(name, value)
+    await daemon().supervisor.launch(agent, prompt, cwd)
     return "", 204
 
 
