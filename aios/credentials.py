@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from aios import private
+
 
 @dataclass(frozen=True)
 class Secrets:
@@ -35,6 +37,7 @@ class Secrets:
             saved = json.loads(session_file.read_text(encoding="utf-8"))
             session, csrf = saved["session"], saved["csrf"]
             if isinstance(session, str) and isinstance(csrf, str) and len(session) >= 43:
+                private.tighten(session_file)  # as an older version may have left it
                 return cls(fresh.token, session, csrf)
         except (OSError, ValueError, KeyError, TypeError):
             pass

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
+from aios import private
 from aios.paths import ensure_private_dir
 
 
@@ -132,6 +133,7 @@ class InstanceLock:
             self._lock.acquire(timeout=0)
         except Timeout:
             return False
+        private.tighten(self.path)  # filelock's mode applies only to a file it creates
         return True
 
     def release(self) -> None:

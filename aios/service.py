@@ -33,7 +33,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.logging import Logger
 
-from aios import __version__, client, logs, runtime
+from aios import __version__, client, logs, private, runtime
 from aios.credentials import Secrets
 from aios.daemon import Daemon
 from aios.paths import Paths
@@ -297,7 +297,7 @@ def _bind_preferring(port: int, remembered: Path) -> socket.socket:
 
 def _remember(sock: socket.socket, remembered: Path) -> socket.socket:
     with contextlib.suppress(OSError):
-        remembered.write_text(f"{sock.getsockname()[1]}\n")
+        private.write_text(remembered, f"{sock.getsockname()[1]}\n")
     return sock
 
 

@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from aios import private
 from aios.agents.run import FINAL_STATES, Run, RunState
 
 T = TypeVar("T")
@@ -204,8 +205,7 @@ class Store:
 
     def _open(self) -> builtins.list[Run]:
         if self._db is None:
-            self.database.parent.mkdir(parents=True, exist_ok=True)
-            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            _make_private(self.database, self.logs_dir)
             self._db = _connect(self.database)
         marks = ", ".join("?" * len(_LIVE))
         return self._select(f"WHERE state IN ({marks}) ORDER BY seq", _LIVE)
@@ -300,7 +300,7 @@ class Store:
     def _append_log(self, run_id: str, data: bytes) -> None:
         log = self._logs.get(run_id)
         if log is None:
-            file = self._log_path(run_id).open("ab")
+            file = private.open_append(self._log_path(run_id))
             log = self._logs[run_id] = _Log(file, file.tell())
         # Past the cap means the marker is already there (this run or an earlier daemon wrote it).
         if log.size > self.log_cap_bytes or not data:
@@ -338,6 +338,16 @@ class Store:
     def _forget_log(self, run_id: str) -> None:
         self._close_log(run_id)
         self._log_path(run_id).unlink(missing_ok=True)
+
+
+def _make_private(database: Path, logs_dir: Path) -> None:
+    """History and output are the user's alone: 0600 files in 0700 directories, also those an
+    older version left readable. SQLite gives its -wal and -shm files the database's mode."""
+    private.ensure_private_dir(database.parent)
+    private.ensure_private_dir(logs_dir)
+    private.create(database)
+    private.tighten_all(private.sqlite_files(database))
+    private.tighten_all(logs_dir.glob("*.log"))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
