@@ -8,6 +8,7 @@ change itself reaches every open page through the event stream.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -18,6 +19,7 @@ from werkzeug.wrappers.response import Response as RedirectResponse
 
 from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
+from aios.credentials import SESSION_LIFETIME
 from aios.server.api import check_text, find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
@@ -38,7 +40,12 @@ async def login() -> RedirectResponse:
         raise ApiError(401, "missing or invalid token; use `aios open` to sign in")
     response = redirect(_local_path(request.args.get("next", "/")), 303)
     response.set_cookie(
-        cookie_name(d.port), d.keys.session, httponly=True, samesite="Strict", path="/"
+        cookie_name(d.port),
+        d.keys.issue_cookie(time.time()),
+        max_age=SESSION_LIFETIME,
+        httponly=True,
+        samesite="Strict",
+        path="/",
     )
     return response
 

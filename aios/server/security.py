@@ -14,6 +14,7 @@ remote code execution. Each rule holds on its own:
 from __future__ import annotations
 
 import hmac
+import time
 from enum import Enum
 from typing import Final
 
@@ -74,7 +75,7 @@ class Guard:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() == "bearer" and same(credential.strip(), self.keys.token):
             return Auth.BEARER
-        if same(request.cookies.get(self.cookie), self.keys.session):
+        if self.keys.cookie_valid(request.cookies.get(self.cookie), time.time()):
             return Auth.COOKIE
         return Auth.NONE
 
