@@ -285,3 +285,24 @@ async def test_unknown_route_and_wrong_method_are_json(client: Client, keys: Sec
     wrong = await client.get("/api/shutdown", headers=bearer(keys))
     assert wrong.status_code == 405
     assert await error_of(wrong) == "method not allowed"
+
+
+async def test_only_the_style_sheet_and_icon_are_served_without_a_session(
+    client: Client,
+) -> None:
+    for path in ("/static/app.css", "/static/favicon.svg"):
+        response = await client.get(path, headers={"Host": HOST})
+        assert response.status_code == 200, path
+    for path in ("/static/app.js", "/static/vendor/htmx.min.js", "/api/status", "/"):
+        response = await client.get(path, headers={"Host": HOST})
+        assert response.status_code == 401, path
+
+
+async def test_a_page_without_a_session_is_html_the_api_stays_json(client: Client) -> None:
+    html = {"Host": HOST, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = await client.get("/", headers=html)
+    assert page.status_code == 401 and page.mimetype == "text/html"
+    assert "aios open" in await page.get_data(as_text=True)
+    for path, extra in (("/api/status", {}), ("/ui/rows", {}), ("/", {"HX-Request": "true"})):
+        response = await client.get(path, headers={**html, **extra})
+        assert response.status_code == 401 and response.mimetype == "application/json", path

@@ -87,13 +87,15 @@ def message(event_id: int | None, html: str) -> bytes:
 class View:
     """What one open page shows, so each event becomes exactly the partials it needs."""
 
-    kind: str  # overview | run
+    kind: str  # overview | run | settings
     filter: str = "all"
     run_id: str | None = None
     offset: int = 0
     output: OutputRenderer = field(default_factory=OutputRenderer)
 
     async def render(self, event: Event) -> str:
+        if self.kind == "settings":  # the stream only says the daemon is there
+            return ""
         handler = getattr(self, f"on_{event.kind}", None)
         return await handler(event.data) if handler is not None else ""
 
@@ -186,9 +188,11 @@ def _view() -> View:
         except ValueError as exc:
             raise ApiError(422, f"query parameter 'style' is invalid: {exc}") from exc
         return View("run", run_id=run_id, offset=offset, output=output)
+    if kind == "settings":
+        return View("settings")
     filter_name = request.args.get("filter", "all")
     if kind != "overview" or filter_name not in FILTERS:
-        raise ApiError(422, "view must be overview (with a known filter) or run")
+        raise ApiError(422, "view must be overview (with a known filter), run or settings")
     return View("overview", filter=filter_name)
 
 

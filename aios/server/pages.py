@@ -170,6 +170,8 @@ async def settings() -> str:
     return await _page(
         "settings.html",
         page="settings",
+        # Only for the connection indicator: it says whether the daemon is still there.
+        events_url="/ui/events?" + urlencode({"after": d.bus.last_id, "view": "settings"}),
         settings=rows,
         paths=d.paths,
         autostart=await asyncio.to_thread(_autostart_status),

@@ -52,6 +52,11 @@
   document.addEventListener("htmx:after:request", (evt) => {
     const el = evt.target;
     const ctx = evt.detail.ctx;
+    if (ctx.response?.status === 401) {   // the sign-in ran out: the page itself says what to do
+      evt.preventDefault();
+      window.location.reload();
+      return;
+    }
     if (el.hasAttribute?.("hx-sse:connect")) {   // an answer, not a stream: retry later
       evt.preventDefault();
       retry(el);
