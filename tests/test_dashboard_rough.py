@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from aios.credentials import SESSION_LIFETIME, Secrets
 from tests.browser import PageWatch, browser
-from tests.helpers import DaemonProcess, agent_script, start_daemon, write_config
+from tests.helpers import DaemonProcess, agent_script, start_daemon, wait_until, write_config
 
 __all__ = ["browser"]  # the fixture, imported so pytest finds it here
 
@@ -25,6 +25,24 @@ pytestmark = pytest.mark.daemon
 VIEWPORTS = {"laptop": (1280, 800), "phone": (390, 844)}
 
 LINES = "import sys\nfor i in range(int(sys.argv[1])):\n    print(f'line {i}')\n"
+# Colours of all three kinds, then a progress line redrawn in place; it waits half-way for the
+# file named by its prompt, so the page can open while the line is still being redrawn.
+PROGRESS = r"""
+import pathlib, sys, time
+go = pathlib.Path(sys.argv[1])
+print("\x1b[38;5;208morange\x1b[0m \x1b[38;2;18;52;86mtrue\x1b[0m "
+      "\x1b[1;48;2;200;100;50mbg\x1b[0m \x1b[7minverse\x1b[0m", flush=True)
+for i in range(0, 40, 10):
+    print(f"\rprogress {i}%", end="", flush=True)
+    time.sleep(0.05)
+while not go.exists():
+    time.sleep(0.02)
+for i in range(40, 101, 10):
+    print(f"\r\x1b[Kprogress \x1b[32m{i}%\x1b[0m", end="", flush=True)
+    time.sleep(0.05)
+print()
+print("after")
+"""
 
 
 @pytest.fixture(params=list(VIEWPORTS))
@@ -36,7 +54,11 @@ def viewport(request: pytest.FixtureRequest) -> tuple[int, int]:
 def served(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
     scripts = tmp_path / "agents"
     scripts.mkdir()
-    write_config(home, f"[agents.lines]\ncommand = {agent_script(scripts, 'lines', LINES)}\n")
+    write_config(
+        home,
+        f"[agents.lines]\ncommand = {agent_script(scripts, 'lines', LINES)}\n"
+        f"[agents.progress]\ncommand = {agent_script(scripts, 'progress', PROGRESS)}\n",
+    )
     d = start_daemon(home)
     try:
         yield d
@@ -131,3 +153,61 @@ def test_a_sign_in_that_runs_out_shows_that_page(
     expect(page.get_by_role("heading", level=1)).to_have_text("Open the dashboard from AIOS")
     assert served.client.request("GET", "/api/runs") == []
     assert only_401s(watch.errors)
+
+
+def rgb(page: Any, selector: str, prop: str = "color") -> str:
+    return str(page.eval_on_selector(selector, f"e => getComputedStyle(e).{prop}"))
+
+
+def test_colours_and_a_progress_line_redrawn_live(
+    context: Any, served: DaemonProcess, viewport: tuple[int, int], tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    run = served.client.request("POST", "/api/runs", {"agent": "progress", "prompt": str(go)})
+    log = f"/api/runs/{run['id']}/log"
+    wait_until(lambda: b"progress 30%" in served.client.request_bytes("GET", log), what="30%")
+    watch = PageWatch()
+    page = sign_in(context, served, watch, f"/runs/{run['id']}")
+    page.wait_for_selector("#conn.connected")
+    page.evaluate("window.aiosMarker = 'same page'")
+    assert page.locator("#output-tail").inner_text() == "progress 30%"
+    go.touch()
+    page.locator("#run-details .state-succeeded").wait_for()
+    expect(page.locator("#output")).to_contain_text("after")
+    lines = page.locator("#output").inner_text().strip().splitlines()
+    assert lines == ["orange true bg inverse", "progress 100%", "after"]
+    assert page.evaluate("window.aiosMarker") == "same page"  # redrawn live, not reloaded
+    # 256 colours from the style sheet, 24-bit ones set by app.js; no inline style in markup.
+    assert rgb(page, "#output .ansi-fg-208") == "rgb(255, 135, 0)"
+    assert rgb(page, "#output .ansi-fg-rgb") == "rgb(18, 52, 86)"
+    assert rgb(page, "#output .ansi-bg-rgb", "backgroundColor") == "rgb(200, 100, 50)"
+    assert rgb(page, "#output .ansi-bg-rgb", "fontWeight") == "700"
+    inverse = page.locator("#output .ansi-fg-inverse.ansi-bg-inverse")
+    assert inverse.inner_text() == "inverse"
+    assert rgb(page, "#output .ansi-bg-inverse", "backgroundColor") == rgb(page, "body")
+    assert page.locator("#output .ansi-fg-2").inner_text() == "100%"
+    # The only style properties are the ones app.js set through the CSSOM, from data-fg/-bg.
+    assert page.locator("#output [style]:not([data-fg]):not([data-bg])").count() == 0
+    html = page.locator("#output").inner_html()
+    assert "\x1b" not in html and "\r" not in html
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]
+    assert watch.errors == []  # a CSP refusal of a style would be logged here
+
+
+def test_a_page_opened_after_the_run_shows_the_same(
+    context: Any, served: DaemonProcess, viewport: tuple[int, int], tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    go.touch()
+    run = served.client.request("POST", "/api/runs", {"agent": "progress", "prompt": str(go)})
+    wait_until(
+        lambda: served.client.request("GET", f"/api/runs/{run['id']}")["state"] == "succeeded",
+        what="the run to end",
+    )
+    watch = PageWatch()
+    page = sign_in(context, served, watch, f"/runs/{run['id']}")
+    page.wait_for_selector("#conn.connected")
+    lines = page.locator("#output").inner_text().strip().splitlines()
+    assert lines == ["orange true bg inverse", "progress 100%", "after"]
+    assert rgb(page, "#output .ansi-fg-rgb") == "rgb(18, 52, 86)"
+    assert watch.errors == []

@@ -129,10 +129,11 @@ async def run_page(run_id: str) -> str:
     total = await d.store.log_size(run.id)
     start = max(0, total - OUTPUT_SHOWN)
     raw = await d.store.read_log(run.id, start, total - start)
-    renderer = OutputRenderer()
-    # Already escaped by the renderer (ansi.to_html escapes before it adds colour spans).
-    output = Markup(renderer.render(raw, start_mid_line=start > 0))  # noqa: S704
-    query = {"after": after, "view": "run", "run": run.id, "offset": total, **renderer.state()}
+    renderer = OutputRenderer(position=start)
+    rows = renderer.render(raw, start_mid_line=start > 0)
+    # Already escaped by the renderer (ansi.Style.html escapes before it adds its spans).
+    output = Markup(rows + renderer.tail())  # noqa: S704
+    query = {"after": after, "view": "run", "run": run.id, **renderer.state()}
     return await _page(
         "run.html",
         page="run",
