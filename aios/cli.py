@@ -22,7 +22,7 @@ from aios import __version__, browser, logs, runtime
 from aios.autostart import AutostartError, for_platform
 from aios.client import ClientError, DaemonClient, discover
 from aios.follow import LogReader, follow
-from aios.formatting import duration
+from aios.formatting import duration, from_iso, timestamp, zone
 from aios.paths import Paths
 from aios.runtime import RuntimeInfo
 from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
@@ -369,12 +369,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
             r["agent"],
             r["state"],
             "" if r["exit_code"] is None else str(r["exit_code"]),
-            (r["started_at"] or r["created_at"] or "")[:19].replace("T", " "),
+            timestamp(from_iso(r["started_at"] or r["created_at"])),
             one_line(r["prompt"], 40),
         )
         for r in runs
     ]
-    print_table(("ID", "AGENT", "STATE", "EXIT", "STARTED (UTC)", "PROMPT"), rows)
+    # Local time, like the dashboard; `--json` keeps the API's UTC.
+    print_table(("ID", "AGENT", "STATE", "EXIT", f"STARTED ({zone()})", "PROMPT"), rows)
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,14 @@ from playwright.sync_api import expect
 
 from aios.credentials import SESSION_LIFETIME, Secrets
 from tests.browser import PageWatch, browser
-from tests.helpers import DaemonProcess, agent_script, start_daemon, wait_until, write_config
+from tests.helpers import (
+    DaemonProcess,
+    agent_script,
+    run_cli,
+    start_daemon,
+    wait_until,
+    write_config,
+)
 
 __all__ = ["browser"]  # the fixture, imported so pytest finds it here
 
@@ -211,3 +219,105 @@ def test_a_page_opened_after_the_run_shows_the_same(
     assert lines == ["orange true bg inverse", "progress 100%", "after"]
     assert rgb(page, "#output .ansi-fg-rgb") == "rgb(18, 52, 86)"
     assert watch.errors == []
+
+
+def finished(d: DaemonProcess, agent: str, prompt: str) -> dict[str, Any]:
+    run = d.client.request("POST", "/api/runs", {"agent": agent, "prompt": prompt})
+
+    def ended() -> dict[str, Any] | None:
+        now = d.client.request("GET", f"/api/runs/{run['id']}")
+        return now if now["state"] in ("succeeded", "failed") else None
+
+    result: dict[str, Any] = wait_until(ended, what=f"run {run['id']} to end")
+    return result
+
+
+def test_the_newest_output_is_in_view_without_scrolling_the_page(
+    context: Any, served: DaemonProcess, viewport: tuple[int, int]
+) -> None:
+    run = finished(served, "lines", "300")
+    watch = PageWatch()
+    page = sign_in(context, served, watch, f"/runs/{run['id']}")
+    page.wait_for_selector("#conn.connected")
+    width, height = viewport
+    assert page.evaluate("document.documentElement.scrollHeight") <= height
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    box = page.locator("#output").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= height
+    assert box["height"] >= 120  # room to read, not a sliver
+    # Scrolled to its end, where the last line is.
+    at_end = "o => o.scrollTop + o.clientHeight >= o.scrollHeight - 1"
+    assert page.eval_on_selector("#output", at_end)
+    assert page.locator("#output").inner_text().strip().endswith("line 299")
+    # And so it stays while a run prints: the next run's lines arrive at the bottom, in view.
+    page.get_by_role("button", name="Re-run").click()
+    page.wait_for_url("**/runs/*")
+    page.locator("#run-details .state-succeeded").wait_for()
+    expect(page.locator("#output")).to_contain_text("line 299")
+    assert page.eval_on_selector("#output", at_end)
+    assert page.evaluate("document.documentElement.scrollHeight") <= height
+    assert watch.errors == []
+
+
+def test_runs_come_within_the_first_screen_with_state_and_actions_in_reach(
+    context: Any, served: DaemonProcess, viewport: tuple[int, int]
+) -> None:
+    for i in range(3):
+        finished(served, "command", f"echo a long prompt for run {i} that will not fit; exit {i}")
+    live = served.client.request("POST", "/api/runs", {"agent": "command", "prompt": "sleep 300"})
+    watch = PageWatch()
+    page = sign_in(context, served, watch)
+    page.wait_for_selector("#conn.connected")
+    width, height = viewport
+    row = page.locator(f"#run-{live['id']}")
+    row.locator(".state-running").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    wrap = "w => w.scrollWidth <= w.clientWidth"
+    assert page.eval_on_selector(".table-wrap", wrap)  # no sideways scroll inside either
+    for locator in (row, row.locator(".state"), row.get_by_role("button", name="Stop")):
+        box = locator.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        assert box["y"] + box["height"] <= height, box  # within the first screen
+    # A table on a laptop, cards on a phone.
+    display = row.evaluate("r => getComputedStyle(r).display")
+    assert display == ("table-row" if width > 700 else "flex")
+    failed = page.locator("#runs tr.run[data-state=failed]").first
+    # Each figure says what it is on a card (the table's header row is out of sight there).
+    name = "2" if width > 700 else "Exit 2"
+    expect(failed.get_by_role("cell", name=name, exact=True)).to_be_visible()
+    row.get_by_role("button", name="Stop").click()
+    row.locator(".state-stopped").wait_for()
+    assert watch.errors == []
+
+
+def test_times_are_local_and_labelled_the_same_in_cli_and_dashboard(
+    context: Any, home: Path, viewport: tuple[int, int]
+) -> None:
+    tz = "XYZ-5:30"  # a POSIX zone: named XYZ, 5 h 30 ahead of UTC (no tzdata needed)
+    d = start_daemon(home, TZ=tz)
+    try:
+        run = finished(d, "command", "true")
+        utc = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
+        local = utc.astimezone(timezone(timedelta(hours=5, minutes=30)))
+        ps = run_cli(home, "ps", "--all", TZ=tz)
+        header, line = ps.stdout.splitlines()
+        assert "STARTED (XYZ)" in header
+        assert local.strftime("%Y-%m-%d %H:%M:%S") in line
+        as_json = json.loads(run_cli(home, "ps", "--all", "--json", TZ=tz).stdout)
+        assert as_json[0]["started_at"] == run["started_at"]  # programs get UTC
+        watch = PageWatch()
+        page = sign_in(context, d, watch)
+        page.wait_for_selector("#conn.connected")
+        if viewport[0] > 700:  # the column header; a phone's cards label each time instead
+            expect(page.locator("thead")).to_contain_text("Started (XYZ)")
+        cell = page.locator(f"#run-{run['id']} time")
+        assert cell.inner_text() == local.strftime("%H:%M:%S")
+        assert cell.get_attribute("title") == local.strftime("%Y-%m-%d %H:%M:%S XYZ")
+        page.goto(f"http://127.0.0.1:{d.port}/runs/{run['id']}")
+        expect(page.locator("#run-details")).to_contain_text(
+            local.strftime("%Y-%m-%d %H:%M:%S") + " XYZ"
+        )
+        assert watch.errors == []
+    finally:
+        d.close()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from quart import Quart
 
 from aios.agents.run import FINAL_STATES, Run, RunState
-from aios.formatting import duration
+from aios.formatting import clock, duration, timestamp, zone
 
 LIVE = tuple(s for s in RunState if s.is_live)
 FILTERS: dict[str, tuple[RunState, ...] | None] = {
@@ -63,16 +63,6 @@ def size(value: int | None) -> str:
     return f"{amount:.1f} GiB"
 
 
-def clock(timestamp: float | None) -> str:
-    """Local wall time, like a terminal would show it; the ISO value goes in <time datetime>."""
-    if timestamp is None:
-        return ""
-    moment = datetime.fromtimestamp(timestamp)
-    if moment.date() == datetime.now().date():
-        return moment.strftime("%H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M")
-
-
 def iso(timestamp: float | None) -> str:
     return "" if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
 
@@ -84,5 +74,12 @@ def preview(text: str, width: int = 80) -> str:
 
 def install(app: Quart) -> None:
     env = app.jinja_env
-    env.filters.update(duration=duration, size=size, clock=clock, iso=iso, preview=preview)
+    env.filters.update(
+        duration=duration, size=size, clock=clock, timestamp=timestamp, iso=iso, preview=preview
+    )
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
+
+    @app.context_processor
+    async def local_zone() -> dict[str, str]:
+        # Per render, not once: the name changes with daylight saving time (CET, CEST).
+        return {"zone": zone()}
