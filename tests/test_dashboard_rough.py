@@ -109,9 +109,9 @@ def test_settings_page_says_connected(
     page = sign_in(context, served, watch, "/settings")
     page.wait_for_selector("#conn.connected")
     assert page.locator("#conn").inner_text() == "connected"
-    served.terminate()  # and when the daemon goes, the page says so
+    assert watch.errors == []
+    served.terminate()  # and when the daemon goes, the page says so (the browser logs failures)
     page.wait_for_selector("#conn.reconnecting")
-    assert watch.errors == [] or all("ERR_CONNECTION_REFUSED" in e for e in watch.errors)
 
 
 def test_a_browser_without_a_session_is_told_how_to_open_the_dashboard(
@@ -251,7 +251,8 @@ def test_the_newest_output_is_in_view_without_scrolling_the_page(
     assert page.locator("#output").inner_text().strip().endswith("line 299")
     # And so it stays while a run prints: the next run's lines arrive at the bottom, in view.
     page.get_by_role("button", name="Re-run").click()
-    page.wait_for_url("**/runs/*")
+    page.wait_for_url(lambda url: "/runs/" in url and run["id"] not in url)
+    page.wait_for_selector("#conn.connected")
     page.locator("#run-details .state-succeeded").wait_for()
     expect(page.locator("#output")).to_contain_text("line 299")
     assert page.eval_on_selector("#output", at_end)
