@@ -37,7 +37,7 @@ bench: $(TEST_STAMP)
 screenshots: $(TEST_STAMP)
 	$(BIN)/python -m scripts.screenshots
 	$(BIN)/python -m scripts.icon_states
-	$(BIN)/python -m scripts.menu_image
+	$(BIN)/python -m scripts.tray_pictures
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,13 +26,14 @@ from aios.formatting import duration, from_iso, timestamp, zone
 from aios.paths import Paths
 from aios.runtime import RuntimeInfo
 from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
-from aios.tray import NoTray, Tray, load_pystray
+from aios.tray import NoTray, Tray, check_display
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 # Whoever reads our output went away (`aios ps | head -1`): 128 + SIGPIPE, what a shell reports
 # for the Unix tools that SIGPIPE ends. Not the signal itself: it would also end us mid-request.
 EXIT_PIPE_CLOSED = 141
-STOP_WAIT = 120.0  # runs get their stop_timeout (10 s by default) each, in parallel
+STOP_WAIT = 120.0  # when the daemon does not say how long its shutdown may take
+STOP_MARGIN = 5.0
 
 
 class CliError(Exception):
@@ -173,15 +174,15 @@ def cmd_default(args: argparse.Namespace) -> int:
     paths = Paths.from_env()
     open_browser = not args.no_browser
     try:
-        pystray = load_pystray()
+        check_display()
     except NoTray as exc:
         print(f"aios: running headless: {exc}", file=sys.stderr)
         return serve(paths, port=0, open_browser=open_browser, reuse_opens=True)
     handlers = logs.setup(paths.log_file)
-    tray = Tray(paths, open_browser=open_browser, pystray=pystray)
+    tray = Tray(paths, open_browser=open_browser)
     previous = {
-        # Quit from a fresh thread: the handler interrupts the icon loop, possibly inside Xlib
-        # holding its display lock, and calling back into it from there could deadlock.
+        # Quit from a fresh thread: the handler interrupts whatever the main thread was doing,
+        # possibly holding a lock that quitting needs, and waiting for it there would deadlock.
         signum: signal.signal(signum, lambda *_: threading.Thread(target=tray.quit).start())
         for signum in (signal.SIGINT, signal.SIGTERM)
     }
@@ -273,9 +274,12 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     info = running(Paths.from_env())
-    call(info, "POST", "/api/shutdown")
-    if not wait_for_exit(info.pid, STOP_WAIT):
-        raise CliError(f"AIOS (pid {info.pid}) did not exit within {STOP_WAIT:g} s")
+    answer = call(info, "POST", "/api/shutdown")
+    # The daemon says how long its shutdown may take (its runs' stop_timeout decides).
+    within = answer.get("within") if isinstance(answer, dict) else None
+    wait = STOP_WAIT if not isinstance(within, int | float) else float(within) + STOP_MARGIN
+    if not wait_for_exit(info.pid, wait):
+        raise CliError(f"AIOS (pid {info.pid}) did not exit within {wait:.0f} s")
     print("AIOS stopped")
     return EXIT_OK
 

@@ -20,9 +20,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-PROMPT = "{prompt}"  # an argv element that is replaced, as a whole, by the run's prompt
+from aios import template
+from aios.agents.formats import FORMATS, Format
+from aios.runs import Permission
+from aios.template import END_OF_OPTIONS, PERMISSION, PROMPT
+
 AGENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-MAX_STOP_TIMEOUT = 3600.0
+MAX_SECONDS = 3600.0  # for stop_timeout and start_seconds
 MAX_RESTARTS = 100
 
 
@@ -38,8 +42,8 @@ def _no_env() -> Mapping[str, str]:
 @dataclass(frozen=True)
 class AgentDef:
     name: str
-    # The argv template. Only elements equal to "{prompt}" are replaced: "--msg={prompt}" stays
-    # literal, because splicing text into a larger string is how quoting bugs and injection start.
+    # The argv template (aios.template): "{prompt}", "--flag={prompt}" and "{permission}" are
+    # replaced; everything else is passed as written. Never a shell string.
     command: tuple[str, ...]
     source: Literal["preset", "config"]
     description: str = ""
@@ -49,11 +53,20 @@ class AgentDef:
     stop_timeout: float = 10.0  # seconds between SIGTERM and SIGKILL
     restart: RestartPolicy = RestartPolicy.NO
     max_restarts: int = 5
+    # A process that exits sooner than this after it was spawned failed to start (supervisord's
+    # startsecs): the run is ``running`` only once it has stayed up this long.
+    start_seconds: float = 1.0
+    # How its output is read (aios.agents.formats): "text" keeps it as it came.
+    format: str = "text"
+    # Seconds without any output after which a running agent counts as stalled (0: never).
+    stall_after: float = 120.0
     label: str = ""  # human name, e.g. "Claude Code"
 
     def __post_init__(self) -> None:
         if not self.command:
             raise ValueError(f"agent {self.name!r} has an empty command")
+        if self.format not in FORMATS:
+            raise ValueError(f"agent {self.name!r} has an unknown format {self.format!r}")
         # Copy, so a caller mutating the dict it passed in cannot change a frozen definition.
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
 
@@ -61,12 +74,29 @@ class AgentDef:
         return self.command[0]
 
     @property
-    def takes_prompt(self) -> bool:
-        return PROMPT in self.command
+    def output(self) -> Format:
+        return FORMATS[self.format]
 
-    def argv(self, prompt: str) -> list[str]:
-        """The command with every whole ``"{prompt}"`` element replaced; never a shell string."""
-        return [prompt if part == PROMPT else part for part in self.command]
+    @property
+    def takes_prompt(self) -> bool:
+        return template.takes_prompt(self.command)
+
+    @property
+    def permissions(self) -> tuple[Permission, ...]:
+        """The permissions a run may choose; empty when the agent has no permission modes."""
+        modes = self.output.permissions
+        return tuple(modes) if modes is not None and PERMISSION in self.command else ()
+
+    @property
+    def default_permission(self) -> Permission | None:
+        return Permission.EDIT if Permission.EDIT in self.permissions else None
+
+    def argv(self, prompt: str, permission: Permission | None = None) -> list[str]:
+        """The command with its placeholders replaced (aios.template); never a shell string."""
+        modes = self.output.permissions or {}
+        chosen = permission or self.default_permission
+        flags = modes.get(chosen, ()) if chosen is not None else ()
+        return template.expand(self.command, prompt, flags)
 
     def availability(self, path: str | None = None) -> tuple[bool, str | None]:
         """Whether the executable can be started here: ``(True, None)`` or ``(False, why)``.
@@ -105,42 +135,52 @@ class AgentDef:
             "stop_timeout": self.stop_timeout,
             "restart": str(self.restart),
             "max_restarts": self.max_restarts,
+            "start_seconds": self.start_seconds,
+            "stall_after": self.stall_after,
+            "format": self.format,
+            "permissions": [str(p) for p in self.permissions],
+            "default_permission": str(self.default_permission or "") or None,
             "takes_prompt": self.takes_prompt,
         }
 
 
-def _preset(name: str, label: str, description: str, *command: str) -> AgentDef:
-    return AgentDef(name, command, "preset", description=description, label=label)
+def _preset(name: str, label: str, description: str, output: str, *command: str) -> AgentDef:
+    return AgentDef(name, command, "preset", description=description, label=label, format=output)
 
 
-# One table, so supporting another agent or a changed invocation never touches the supervisor.
-# Each runs one prompt non-interactively and exits.
+# One table, so supporting another agent or a changed invocation never touches the supervisor;
+# what each CLI's output means lives in aios.agents.formats. Each runs one prompt
+# non-interactively, in its machine-readable mode where it has one, and exits; "--" (or aider's
+# "--message=") keeps a prompt that starts with "-" a prompt; "{permission}" becomes the CLI's
+# own flags for the run's permission (read-only, edit, full).
 PRESETS: tuple[AgentDef, ...] = (
-    _preset("claude", "Claude Code", "Anthropic's coding agent", "claude", "-p", PROMPT),
-    _preset("codex", "Codex CLI", "OpenAI's coding agent", "codex", "exec", PROMPT),
-    # --message processes one message and exits; --yes-always answers its confirmations, since
-    # nobody is at a terminal to do so.
-    # --yes-always: never wait on a confirmation (stdin is /dev/null); --no-analytics: with no
-    # terminal aider answers its own opt-in question "yes", which is not ours to give.
     _preset(
-        "aider",
-        "Aider",
-        "AI pair programming",
-        "aider",
-        "--yes-always",
-        "--no-analytics",
-        "--no-check-update",
-        "--message",
-        PROMPT,
+        "claude", "Claude Code", "Anthropic's coding agent", "claude-stream-json",
+        "claude", "-p", "--output-format", "stream-json", "--verbose", PERMISSION,
+        END_OF_OPTIONS, PROMPT,
+    ),
+    _preset(
+        "codex", "Codex CLI", "OpenAI's coding agent", "codex-json",
+        "codex", "exec", "--json", PERMISSION, END_OF_OPTIONS, PROMPT,
+    ),
+    # --no-analytics: with no terminal aider answers its own opt-in question "yes", which is not
+    # ours to give; --no-check-update: no network call of its own at every start.
+    _preset(
+        "aider", "Aider", "AI pair programming", "aider",
+        "aider", "--no-analytics", "--no-check-update", PERMISSION, "--message={prompt}",
     ),
     # --skip-trust: a logged-in gemini otherwise refuses (exit 55) every directory it has not
     # been told to trust, and AIOS launches it in whatever directory the user picked.
     _preset(
-        "gemini", "Gemini CLI", "Google's coding agent", "gemini", "--skip-trust", "-p", PROMPT
+        "gemini", "Gemini CLI", "Google's coding agent", "gemini-stream-json",
+        "gemini", "--skip-trust", "-o", "stream-json", PERMISSION, END_OF_OPTIONS, PROMPT,
     ),
     # The one preset that does use a shell: the prompt *is* the command line the user typed.
-    _preset("command", "Command", "Run the prompt as a shell command line", "sh", "-c", PROMPT),
-)
+    _preset(
+        "command", "Command", "Run the prompt as a shell command line", "text",
+        "sh", "-c", END_OF_OPTIONS, PROMPT,
+    ),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -188,10 +228,12 @@ class ConfigProblem:
     path: Path
     line: int | None
     message: str
+    # A warning leaves the setting or agent in use; an error leaves it out.
+    warning: bool = False
 
     def __str__(self) -> str:
         where = str(self.path) if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: {self.message}"
+        return f"{where}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 @dataclass(frozen=True)
@@ -287,12 +329,22 @@ def _env(full: str, value: object) -> dict[str, str]:
     return value
 
 
-def _stop_timeout(full: str, value: object) -> float:
+def _seconds(full: str, value: object, *, zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(f"{full} must be a number of seconds, not {_show(value)}")
-    if not 0 < value <= MAX_STOP_TIMEOUT:  # also refuses nan and inf, which TOML allows
-        raise _Invalid(f"{full} must be above 0 and at most {MAX_STOP_TIMEOUT:g}, not {value}")
+    # The comparisons also refuse nan and inf, which TOML allows.
+    low_ok = value >= 0 if zero else value > 0
+    if not low_ok or not value <= MAX_SECONDS:
+        floor = "at least 0" if zero else "above 0"
+        raise _Invalid(f"{full} must be {floor} and at most {MAX_SECONDS:g}, not {value}")
     return float(value)
+
+
+def _choice(full: str, value: object, choices: Mapping[str, object]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        names = " | ".join(f'"{name}"' for name in choices)
+        raise _Invalid(f"{full} must be one of {names}, not {_show(value)}")
+    return value
 
 
 def _restart(full: str, value: object) -> RestartPolicy:
@@ -308,7 +360,10 @@ _AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
     "description": _text,
     "label": _text,
     "env": _env,
-    "stop_timeout": _stop_timeout,
+    "stop_timeout": _seconds,
+    "start_seconds": lambda full, value: _seconds(full, value, zero=True),
+    "stall_after": lambda full, value: _seconds(full, value, zero=True),
+    "format": lambda full, value: _choice(full, value, FORMATS),
     "restart": _restart,
     "max_restarts": lambda full, value: _integer(full, value, 0, MAX_RESTARTS),
 }
@@ -322,11 +377,11 @@ class _Loader:
         self.lines = _key_lines(text)
         self.problems: list[ConfigProblem] = []
 
-    def problem(self, key: tuple[str, ...], message: str) -> None:
+    def problem(self, key: tuple[str, ...], message: str, *, warning: bool = False) -> None:
         # tomllib gives no positions; use the line of the key, or of the nearest enclosing table.
         while key and key not in self.lines:
             key = key[:-1]
-        self.problems.append(ConfigProblem(self.path, self.lines.get(key), message))
+        self.problems.append(ConfigProblem(self.path, self.lines.get(key), message, warning))
 
     def load(self, document: dict[str, Any]) -> Config:
         values: dict[str, int] = {}
@@ -372,11 +427,26 @@ class _Loader:
                 self.problem((*where, key, *exc.key), exc.message)
         if "command" not in table and preset is None:
             self.problem(where, f"agents.{name}.command is missing: give {_LIST_HINT}")
-        if len(self.problems) > before:
+        if any(not p.warning for p in self.problems[before:]):
             return None  # skip the whole agent rather than run a guess at what was meant
         if preset is not None:  # overriding a preset: what the file leaves out is inherited
-            return replace(preset, source="config", **values)
-        return AgentDef(name=name, source="config", **values)
+            agent = replace(preset, source="config", **values)
+        else:
+            agent = AgentDef(name=name, source="config", **values)
+        return self.check_command(agent)
+
+    def check_command(self, agent: AgentDef) -> AgentDef | None:
+        key = ("agents", agent.name, "command")
+        if PERMISSION in agent.command and agent.output.permissions is None:
+            self.problem(
+                key,
+                f'agents.{agent.name}.command has "{{permission}}", but format '
+                f"{agent.format!r} has no permission modes (give a format that has)",
+            )
+            return None
+        for warning in template.warnings(agent.command):
+            self.problem(key, f"agents.{agent.name}.command: {warning}", warning=True)
+        return agent
 
 
 def _is_arg(value: object) -> bool:

@@ -1,7 +1,9 @@
 """The daemon's parts, wired together and living on the service's event loop.
 
-The HTTP app, the tray facade and the CLI (through the API) all reach the daemon through this one
-object. It knows nothing of threads, sockets or Hypercorn: ``aios.service`` owns those.
+The HTTP app and the tray (and the CLI, through the API) reach the runs only through this one
+facade: its methods are the whole of what they may ask, so the supervisor and the store can change
+inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
+``aios.service`` owns those, and the tray calls these coroutines through ``Service.submit``.
 
 Start order: config → store → watchdog → supervisor (which marks leftovers interrupted).
 Stop order: runs stopped (events still flow) → streams ended → watchdog → store.
@@ -13,7 +15,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +26,13 @@ from aios.config import Config, load_config
 from aios.credentials import Secrets
 from aios.events import EventBus
 from aios.paths import Paths
-from aios.store import Store
+from aios.runs import Permission, Run, RunState
+from aios.store import Store, Stream
 
 log = logging.getLogger("aios.daemon")
+
+WATCHDOG_CLOSE = 5.0  # seconds the watchdog has to exit once its pipe is closed
+STORE_CLOSE = 10.0  # seconds for the last writes and the database to close
 
 
 class ConfigSource:
@@ -70,22 +76,22 @@ class Daemon:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     bus: EventBus = field(default_factory=EventBus)
     config: ConfigSource = field(init=False)
-    store: Store = field(init=False)
+    _store: Store = field(init=False)
     watchdog: Watchdog = field(default_factory=Watchdog)
-    supervisor: Supervisor = field(init=False)
+    _supervisor: Supervisor = field(init=False)
     _stop_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed: bool = False
 
     def __post_init__(self) -> None:
         self.config = ConfigSource(self.paths.config_file)
         settings = self.config().settings
-        self.store = Store(
+        self._store = Store(
             self.paths.database,
             self.paths.run_logs_dir,
             log_cap_bytes=settings.log_cap_mib * 1024 * 1024,
             retention=settings.retention,
         )
-        self.supervisor = Supervisor(self.store, self.bus, self.watchdog, self.config)
+        self._supervisor = Supervisor(self._store, self.bus, self.watchdog, self.config)
 
     @property
     def url(self) -> str:
@@ -97,7 +103,11 @@ class Daemon:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.watchdog.start)
-        await self.supervisor.start()
+        await self._supervisor.start()
+
+    def stop_bound(self) -> float:
+        """Seconds ``stop`` may take: stopping the runs, then the watchdog and the store."""
+        return self._supervisor.shutdown_bound() + WATCHDOG_CLOSE + STORE_CLOSE
 
     async def stop(self) -> None:
         """Stop runs, end streams, release resources. Idempotent; safe to call concurrently."""
@@ -106,9 +116,63 @@ class Daemon:
                 return
             self._closed = True
             try:
-                await self.supervisor.shutdown()
+                await self._supervisor.shutdown()
             finally:
                 self.bus.close()
                 self.stopping.set()
-                await asyncio.to_thread(self.watchdog.close)
-                await self.store.close()
+                await asyncio.to_thread(self.watchdog.close, WATCHDOG_CLOSE)
+                await asyncio.wait_for(self._store.close(), STORE_CLOSE)
+
+    # -- the facade: runs ------------------------------------------------------------------------
+
+    async def launch(
+        self,
+        agent: str,
+        prompt: str = "",
+        cwd: str | None = None,
+        permission: Permission | None = None,
+    ) -> Run:
+        return await self._supervisor.launch(agent, prompt, cwd, permission)
+
+    async def find_run(self, prefix: str) -> Run:
+        """The run whose id is, or uniquely starts with, ``prefix`` (live figures included).
+
+        Raises ``UnknownRun`` or ``AmbiguousRun``.
+        """
+        stored = await self._store.resolve(prefix)
+        return await self._supervisor.get(stored.id) or stored
+
+    async def get_run(self, run_id: str) -> Run | None:
+        return await self._supervisor.get(run_id)
+
+    async def runs(
+        self,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        states: Collection[RunState] | None = None,
+    ) -> list[Run]:
+        """Newest first; ``before`` (a run id) pages back."""
+        return await self._supervisor.list(limit=limit, before=before, states=states)
+
+    async def stop_run(self, run_id: str) -> Run:
+        return await self._supervisor.stop(run_id)
+
+    async def stop_all(self) -> None:
+        await self._supervisor.stop_all()
+
+    async def delete_run(self, run_id: str) -> None:
+        await self._supervisor.delete(run_id)
+
+    async def summary(self) -> dict[str, int]:
+        """Runs per state, plus "total"."""
+        return await self._supervisor.summary()
+
+    async def read_log(
+        self, run_id: str, offset: int = 0, limit: int | None = None, stream: Stream = "log"
+    ) -> bytes:
+        """A run's readable log, or (``stream="events"``) the raw lines its agent wrote."""
+        return await self._store.read_log(run_id, offset, limit, stream)
+
+    async def log_size(self, run_id: str, stream: Stream = "log") -> int:
+        return await self._store.log_size(run_id, stream)

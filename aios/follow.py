@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, BinaryIO
 
-from aios.agents.run import FINAL_STATES as FINAL
 from aios.client import DaemonClient
+from aios.runs import FINAL_STATES as FINAL
 
 FINAL_STATES = {state.value for state in FINAL}
 

@@ -38,6 +38,7 @@ from aios.credentials import Secrets
 from aios.daemon import Daemon
 from aios.paths import Paths
 from aios.runtime import InstanceLock, RuntimeInfo
+from aios.server import api
 from aios.server.app import create_app
 
 log = logging.getLogger("aios.service")
@@ -49,7 +50,8 @@ DISCOVERY_WAIT = 5.0
 # How often the daemon checks that its runtime file is still there (it restores a deleted one).
 RUNTIME_CHECK = 1.0
 # Hypercorn's grace for in-flight requests; SSE streams end on their own stop event first.
-GRACEFUL_TIMEOUT = 5.0
+GRACEFUL_TIMEOUT = api.GRACEFUL_TIMEOUT
+STOP_MARGIN = 5.0  # beyond the sum of the inner waits, for the loop and threads to wind down
 
 
 class ServiceError(Exception):
@@ -120,14 +122,32 @@ class Service:
         if self.error is not None:
             raise ServiceError(str(self.error)) from self.error
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop gracefully and wait for the service thread to end; safe to call twice."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop gracefully and wait for the service thread to end; safe to call twice.
+
+        The wait defaults to ``stop_bound()``: what the shutdown inside may take, plus a margin.
+        """
+        bound = self.stop_bound() if timeout is None else timeout
         self.request_stop()
+        if not self.wait_stopped(bound):
+            log.error("the service thread did not stop within %.1f s", bound)
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Wait until the service thread has ended (for ever without a timeout); True if it has.
+
+        The tray uses it to notice a service that died on its own.
+        """
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                log.error("the service thread did not stop within %g s", timeout)
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def stop_bound(self) -> float:
+        """Seconds a graceful stop may take: the daemon's own bound, then Hypercorn's grace."""
+        daemon = self.daemon
+        inner = daemon.stop_bound() if daemon is not None else 0.0
+        return inner + GRACEFUL_TIMEOUT + STOP_MARGIN
 
     def request_stop(self) -> None:
         """Thread-safe, non-blocking: ask the loop to begin a graceful shutdown."""
@@ -208,8 +228,10 @@ class Service:
                 self._keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._keeper
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(daemon.stop(), timeout=120)
+            try:
+                await asyncio.wait_for(daemon.stop(), timeout=daemon.stop_bound() + STOP_MARGIN)
+            except Exception:
+                log.exception("stopping the daemon failed")
             if install_signals:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)

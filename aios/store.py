@@ -15,18 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import re
 import sqlite3
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 from aios import private
-from aios.agents.run import FINAL_STATES, Run, RunState
+from aios.runs import (
+    FINAL_STATES,
+    Activity,
+    Denial,
+    FailureKind,
+    Permission,
+    Run,
+    RunState,
+    Tokens,
+)
 
 T = TypeVar("T")
 
@@ -55,6 +66,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # 2: what a run knows from its agent's output, and how it was asked to work.
+    (
+        "ALTER TABLE runs ADD COLUMN permission TEXT",
+        "ALTER TABLE runs ADD COLUMN format TEXT NOT NULL DEFAULT 'text'",
+        "ALTER TABLE runs ADD COLUMN activity TEXT",
+        "ALTER TABLE runs ADD COLUMN activity_detail TEXT",
+        "ALTER TABLE runs ADD COLUMN session_id TEXT",
+        "ALTER TABLE runs ADD COLUMN model TEXT",
+        "ALTER TABLE runs ADD COLUMN tokens TEXT",  # JSON {"input", "output", "cached"}
+        "ALTER TABLE runs ADD COLUMN cost_usd REAL",
+        "ALTER TABLE runs ADD COLUMN num_turns INTEGER",
+        "ALTER TABLE runs ADD COLUMN denials TEXT NOT NULL DEFAULT '[]'",  # JSON list
+        "ALTER TABLE runs ADD COLUMN error_kind TEXT",
+        "ALTER TABLE runs ADD COLUMN hint TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -62,6 +88,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 COLUMNS = (
     "id", "agent", "prompt", "cwd", "state", "pid", "exit_code",
     "created_at", "started_at", "ended_at", "restarts", "error", "pid_started_at",
+    "permission", "format", "activity", "activity_detail", "session_id", "model", "tokens",
+    "cost_usd", "num_turns", "denials", "error_kind", "hint",
 )  # fmt: skip
 # Only our own column names are interpolated into SQL; values always go through "?".
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"  # noqa: S608
@@ -70,6 +98,11 @@ _INSERT = f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({_MARKS})"  # noqa: 
 _UPDATE = f"UPDATE runs SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} WHERE id = ?"  # noqa: S608
 _FINAL = tuple(str(state) for state in FINAL_STATES)
 _LIVE = tuple(str(state) for state in RunState if state.is_live)
+# Each run has a readable log, and for agents with a structured output the raw lines it wrote
+# on stdout (its "events", JSON lines), both capped at log_cap_mib.
+Stream = Literal["log", "events"]
+_SUFFIXES: dict[Stream, str] = {"log": ".log", "events": ".events.jsonl"}
+_EVENTS_MARKER = b'\n{"type":"aios.truncated","message":"later events were not kept"}\n'
 # Log files are named after run ids, which may arrive from a URL: never let one be a path.
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]+")
 
@@ -119,7 +152,7 @@ class Store:
         ).encode()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-store")
         self._db: sqlite3.Connection | None = None  # created, used and closed on the worker
-        self._logs: dict[str, _Log] = {}  # touched only on the worker
+        self._logs: dict[tuple[str, Stream], _Log] = {}  # touched only on the worker
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -171,16 +204,18 @@ class Store:
 
     # -- logs -------------------------------------------------------------------------------
 
-    async def append_log(self, run_id: str, data: bytes) -> None:
-        await self._call(partial(self._append_log, run_id, data))
+    async def append_log(self, run_id: str, data: bytes, stream: Stream = "log") -> None:
+        await self._call(partial(self._append_log, run_id, data, stream))
 
-    async def read_log(self, run_id: str, offset: int = 0, limit: int | None = None) -> bytes:
+    async def read_log(
+        self, run_id: str, offset: int = 0, limit: int | None = None, stream: Stream = "log"
+    ) -> bytes:
         if offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
-        return await self._call(partial(self._read_log, run_id, offset, limit))
+        return await self._call(partial(self._read_log, run_id, offset, limit, stream))
 
-    async def log_size(self, run_id: str) -> int:
-        return await self._call(partial(self._log_size, run_id))
+    async def log_size(self, run_id: str, stream: Stream = "log") -> int:
+        return await self._call(partial(self._log_size, run_id, stream))
 
     async def close_log(self, run_id: str) -> None:
         await self._call(partial(self._close_log, run_id))
@@ -223,8 +258,7 @@ class Store:
         return [_to_run(row) for row in rows]
 
     def _save(self, run: Run) -> None:
-        values = [getattr(run, column) for column in COLUMNS]
-        values[COLUMNS.index("state")] = str(run.state)
+        values = _to_row(run)
         with _transaction(self._conn) as db:
             if db.execute(_UPDATE, [*values[1:], run.id]).rowcount:
                 return
@@ -292,16 +326,16 @@ class Store:
         counts["total"] = sum(counts.values())
         return counts
 
-    def _log_path(self, run_id: str) -> Path:
+    def _log_path(self, run_id: str, stream: Stream = "log") -> Path:
         if not _SAFE_ID.fullmatch(run_id):
             raise UnknownRun(run_id)
-        return self.logs_dir / f"{run_id}.log"
+        return self.logs_dir / f"{run_id}{_SUFFIXES[stream]}"
 
-    def _append_log(self, run_id: str, data: bytes) -> None:
-        log = self._logs.get(run_id)
+    def _append_log(self, run_id: str, data: bytes, stream: Stream) -> None:
+        log = self._logs.get((run_id, stream))
         if log is None:
-            file = private.open_append(self._log_path(run_id))
-            log = self._logs[run_id] = _Log(file, file.tell())
+            file = private.open_append(self._log_path(run_id, stream))
+            log = self._logs[run_id, stream] = _Log(file, file.tell())
         # Past the cap means the marker is already there (this run or an earlier daemon wrote it).
         if log.size > self.log_cap_bytes or not data:
             return
@@ -309,35 +343,38 @@ class Store:
         log.file.write(kept)
         log.size += len(kept)
         if len(kept) < len(data):
-            log.file.write(self._marker)
-            log.size += len(self._marker)
+            marker = self._marker if stream == "log" else _EVENTS_MARKER
+            log.file.write(marker)
+            log.size += len(marker)
         # read_log uses its own handle, so nothing may sit in our buffer.
         log.file.flush()
 
-    def _read_log(self, run_id: str, offset: int, limit: int | None) -> bytes:
+    def _read_log(self, run_id: str, offset: int, limit: int | None, stream: Stream) -> bytes:
         try:
-            with self._log_path(run_id).open("rb") as file:
+            with self._log_path(run_id, stream).open("rb") as file:
                 file.seek(offset)
                 return file.read(-1 if limit is None else limit)
         except FileNotFoundError:
             return b""
 
-    def _log_size(self, run_id: str) -> int:
-        if run_id in self._logs:
-            return self._logs[run_id].size
+    def _log_size(self, run_id: str, stream: Stream) -> int:
+        if (log := self._logs.get((run_id, stream))) is not None:
+            return log.size
         try:
-            return self._log_path(run_id).stat().st_size
+            return self._log_path(run_id, stream).stat().st_size
         except FileNotFoundError:
             return 0
 
     def _close_log(self, run_id: str) -> None:
-        log = self._logs.pop(run_id, None)
-        if log is not None:
-            log.file.close()
+        for stream in _SUFFIXES:
+            log = self._logs.pop((run_id, stream), None)
+            if log is not None:
+                log.file.close()
 
     def _forget_log(self, run_id: str) -> None:
         self._close_log(run_id)
-        self._log_path(run_id).unlink(missing_ok=True)
+        for stream in _SUFFIXES:
+            self._log_path(run_id, stream).unlink(missing_ok=True)
 
 
 def _make_private(database: Path, logs_dir: Path) -> None:
@@ -347,7 +384,7 @@ def _make_private(database: Path, logs_dir: Path) -> None:
     private.ensure_private_dir(logs_dir)
     private.create(database)
     private.tighten_all(private.sqlite_files(database))
-    private.tighten_all(logs_dir.glob("*.log"))
+    private.tighten_all(p for p in logs_dir.iterdir() if p.is_file())  # output, events
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -384,7 +421,34 @@ def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
+def _to_row(run: Run) -> list[Any]:
+    values: dict[str, Any] = {column: getattr(run, column) for column in COLUMNS}
+    for key in ("state", "permission", "activity", "error_kind"):
+        values[key] = None if values[key] is None else str(values[key])
+    values["tokens"] = json.dumps(run.tokens.to_json()) if run.tokens else None
+    values["denials"] = json.dumps([denial.to_json() for denial in run.denials])
+    return [values[column] for column in COLUMNS]
+
+
 def _to_run(row: Sequence[Any]) -> Run:
     values = dict(zip(COLUMNS, row, strict=True))
     values["state"] = RunState(values["state"])
+    # Values this version does not know (written by a newer one) read as unknown, not as errors.
+    values["permission"] = _enum(Permission, values["permission"])
+    values["activity"] = _enum(Activity, values["activity"])
+    values["error_kind"] = _enum(FailureKind, values["error_kind"])
+    tokens = json.loads(values["tokens"]) if values["tokens"] else None
+    values["tokens"] = Tokens(**tokens) if isinstance(tokens, dict) else None
+    denials = json.loads(values["denials"] or "[]")
+    values["denials"] = tuple(Denial(**d) for d in denials if isinstance(d, dict))
     return Run(**values)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _enum(kind: type[E], value: str | None) -> E | None:
+    try:
+        return None if value is None else kind(value)
+    except ValueError:
+        return None

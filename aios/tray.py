@@ -1,86 +1,62 @@
 """The tray icon: it owns the service, shows its state, and is how most people start AIOS.
 
-The icon runs on the main thread (macOS requires it); the service runs on its own thread and
-loop (``aios.service.Service.start``). The tray talks to the daemon only through the service's
-``submit`` (``run_coroutine_threadsafe``) and listens to the event bus for changes, which are
-marshalled back to the tray's thread (``_on_main``) before touching pystray.
+The service runs on its own thread and loop (``aios.service.Service.start``). The tray talks to
+the daemon only through the service's ``submit`` (``run_coroutine_threadsafe``) and listens to
+the event bus for changes; icon changes are handed to the icon's backend, which never makes the
+caller wait (``aios.xembed``, ``aios.sni``) or runs them on its own loop (pystray's).
 
-Backends: pystray picks one (AppIndicator/GTK where it can, else the plain X ``xorg`` backend,
-which has no menu: a left click opens the dashboard). No display, or no usable backend, means
-headless: the same daemon, with one line on stderr saying why.
+Which icon (``aios.tray_backend``): a StatusNotifierItem over D-Bus where the desktop has a host
+for one, pystray's GTK backends where PyGObject is installed, else pystray's plain X backend made
+robust, which has no menu (a left click opens the dashboard). Notifications go through
+``aios.notifier`` whatever the icon. No display, or no usable backend, means headless: the same
+daemon, with one line on stderr saying why.
+
+Threads: our backends run their loop on a thread of their own, and the main thread only waits
+for Quit, in short waits so that SIGINT/SIGTERM handlers run however stuck the desktop is (an
+X server that stopped answering). pystray's own backends (GTK, AppKit, Win32) keep the main thread.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import queue
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aios import browser
-from aios.agents.run import RunState
 from aios.autostart import AutostartState, for_platform
 from aios.events import Event
 from aios.icon import IconModel, IconState, draw, tooltip
+from aios.notifier import Action, DesktopNotifier, IconNotifier, NoNotifier, Notifier
 from aios.paths import Paths
+from aios.runs import RunState
 from aios.service import Service, ServiceError
+from aios.tray_backend import (
+    NOTIFICATIONS,
+    Backend,
+    NoTray,
+    check_display,
+    choose,
+    on_linux,
+    session_bus_has,
+)
+from aios.tray_menu import SEPARATOR, Entry, to_pystray
 
 log = logging.getLogger("aios.tray")
 
 RECENT = 5
 DOCK_WAIT = 60.0  # at login the tray host may start after us (a known race on KDE)
-QUIT_GRACE = 3.0  # seconds the icon loop gets to end after Quit
+# How long Quit waits for the icon's loop to end before going on without it: an X server that
+# stopped answering must not keep AIOS from stopping its runs and leaving.
+ICON_STOP = 2.0
+WAKE = 0.25  # the main thread's longest wait, so signal handlers run promptly
 
-
-class NoTray(Exception):
-    """No way to show an icon here; the message says why (for the one stderr line)."""
-
-
-def load_pystray() -> Any:
-    """Import pystray, or explain why it cannot work here.
-
-    ``import pystray`` without a display raises an Xlib error, not ImportError, so anything the
-    import raises means "no tray".
-    """
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        raise NoTray("no display (DISPLAY and WAYLAND_DISPLAY are unset)")
-    try:
-        import pystray  # noqa: PLC0415 - only when a tray is wanted
-
-    except Exception as exc:  # Xlib.error.DisplayNameError, DisplayConnectionError, ...
-        raise NoTray(f"no usable tray backend ({type(exc).__name__}: {exc})") from exc
-    return pystray
-
-
-def wait_for_tray_host(timeout: float) -> bool:
-    """On X, wait until a system tray owns its selection; True if one does."""
-    if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY"):
-        return True
-    try:
-        from Xlib import X, display  # noqa: PLC0415
-    except ImportError:
-        return True
-    deadline = time.monotonic() + timeout
-    conn = display.Display()
-    try:
-        atom = conn.intern_atom(f"_NET_SYSTEM_TRAY_S{conn.get_default_screen()}")
-        while True:
-            if conn.get_selection_owner(atom) != X.NONE:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.25)
-    finally:
-        conn.close()
+__all__ = ["NoTray", "Tray", "TrayState", "check_display"]
 
 
 @dataclass
@@ -107,18 +83,19 @@ class TrayState:
 
 
 class Tray:
-    def __init__(self, paths: Paths, *, open_browser: bool, pystray: Any) -> None:
+    def __init__(self, paths: Paths, *, open_browser: bool) -> None:
         self.paths = paths
         self.open_browser = open_browser
-        self.pystray = pystray
         self.service = Service(paths, announce=True)
         self.state = TrayState()
         self.autostart = for_platform()
+        self.backend: Backend | None = None
         self.icon: Any = None
+        self.notifier: Notifier = NoNotifier()
         self._remove_listener: Callable[[], None] | None = None
         self._closing = False
+        self._quit = threading.Event()
         self._loop_started = False
-        self._loop_done = threading.Event()
         self._updates: queue.Queue[Callable[[], None]] = queue.Queue()
         self._updater: threading.Thread | None = None
 
@@ -126,23 +103,63 @@ class Tray:
 
     def run(self) -> int:
         self.service.start()
+        try:
+            self._run()
+        finally:
+            self.shutdown()
+        return 0
+
+    def _run(self) -> None:
         assert self.service.info is not None
         if self.open_browser:
             threading.Thread(target=self.open_dashboard, daemon=True).start()
         self._follow_service()
-        if not wait_for_tray_host(DOCK_WAIT):
-            log.warning("no system tray appeared within %g s; the icon may not show", DOCK_WAIT)
+        try:
+            backend = choose(wait=DOCK_WAIT, cancelled=lambda: self._closing)
+        except NoTray as exc:
+            print(f"aios: running headless: {exc}", file=sys.stderr)
+            self._wait_for_quit(None)
+            return
+        self.backend = backend
+        self.notifier = self._make_notifier(backend)
+        print(f"aios: {backend.describe()}; {self._notifications_note()}", file=sys.stderr)
         if self._closing:  # asked to quit while the service was starting
-            self.shutdown()
-            return 0
+            return
         model = self.state.model()
-        self.icon = self.pystray.Icon("aios", draw(model), self.title(model), menu=self.menu())
+        menu = to_pystray(self.menu_entries, backend.pystray)
+        self.icon = backend.icon("aios", draw(model), self.title(model), menu=menu)
+        if backend.own_thread:
+            loop = threading.Thread(target=self._run_icon, name="aios-icon", daemon=True)
+            loop.start()
+            self._wait_for_quit(loop)
+            self._stop_icon(loop)
+        else:
+            self._run_icon()
+
+    def _run_icon(self) -> None:
         try:
             self.icon.run(setup=self._setup)
-        finally:
-            self._loop_done.set()
-            self.shutdown()
-        return 0
+        except Exception:
+            log.exception("the tray icon failed")
+
+    def _wait_for_quit(self, loop: threading.Thread | None) -> None:
+        """Until Quit, or the icon's loop ends by itself (the desktop session went away).
+
+        Short waits, because Python runs signal handlers only on the main thread between
+        bytecodes: a SIGINT the kernel delivers to another thread waits for the next wake-up.
+        """
+        while not self._quit.wait(WAKE):
+            if loop is not None and not loop.is_alive():
+                log.info("the tray icon's loop ended; quitting")
+                return
+
+    def _stop_icon(self, loop: threading.Thread) -> None:
+        """Stop the icon, waiting at most ``ICON_STOP`` s: its display may not answer."""
+        icon = self.icon
+        threading.Thread(target=icon.stop, name="aios-icon-stop", daemon=True).start()
+        loop.join(ICON_STOP)
+        if loop.is_alive():
+            log.warning("the tray icon did not stop within %g s; leaving it behind", ICON_STOP)
 
     def _setup(self, icon: Any) -> None:
         self._loop_started = True
@@ -150,29 +167,17 @@ class Tray:
             icon.stop()
             return
         icon.visible = True
-        _keep_docking(icon, lambda: self._closing)
-        _listen_for_clicks(icon)
         threading.Thread(target=self._watch_service, name="aios-tray-watch", daemon=True).start()
 
     def quit(self) -> None:
         """Quit: stop all runs gracefully, shut the server down, leave."""
         log.info("quitting (icon loop %s)", "up" if self._loop_started else "not up yet")
         self._closing = True  # no more redraws; _setup stops a loop that is not up yet
-        if self.icon is not None and self._loop_started:
-            # On its own thread: pystray's stop can block on the X connection's lock.
+        self._quit.set()
+        backend = self.backend
+        if self.icon is not None and self._loop_started and backend and not backend.own_thread:
+            # pystray's own loop holds the main thread; stopping it is what lets run() go on.
             threading.Thread(target=self.icon.stop, name="aios-icon-stop", daemon=True).start()
-        if threading.current_thread() is threading.main_thread():
-            return
-        # pystray's X backend sometimes misses its own window's DestroyNotify when stopped
-        # from another thread and keeps waiting for X events. Quit must still mean quit: stop
-        # everything from here and leave, with the same clean result as the normal path.
-        if not self._loop_done.wait(QUIT_GRACE):
-            log.warning(
-                "the icon loop did not stop within %g s; shutting down from here", QUIT_GRACE
-            )
-            self.shutdown()
-            logging.shutdown()
-            os._exit(0)
 
     def shutdown(self) -> None:
         self._closing = True
@@ -180,6 +185,23 @@ class Tray:
             self._remove_listener()
             self._remove_listener = None
         self.service.stop()
+        self.notifier.close()
+
+    def _make_notifier(self, backend: Backend) -> Notifier:
+        if on_linux():
+            if session_bus_has(NOTIFICATIONS, activatable=True):
+                return DesktopNotifier(image=draw(IconModel(IconState.IDLE)))
+            return NoNotifier()
+        if getattr(backend.icon, "HAS_NOTIFICATION", False):
+            return IconNotifier(lambda: self.icon)
+        return NoNotifier()
+
+    def _notifications_note(self) -> str:
+        if isinstance(self.notifier, DesktopNotifier):
+            return "notifications over D-Bus"
+        if isinstance(self.notifier, IconNotifier):
+            return "notifications through the icon"
+        return "no notifications (no org.freedesktop.Notifications service on the session bus)"
 
     # -- the service -------------------------------------------------------------------------
 
@@ -187,10 +209,8 @@ class Tray:
         async def subscribe() -> None:
             daemon = self.service.daemon
             assert daemon is not None
-            self.state.counts = await daemon.supervisor.summary()
-            self.state.recent.extend(
-                r.to_json() for r in reversed(await daemon.supervisor.list(limit=RECENT))
-            )
+            self.state.counts = await daemon.summary()
+            self.state.recent.extend(r.to_json() for r in reversed(await daemon.runs(limit=RECENT)))
             self._remove_listener = daemon.bus.add_listener(self._on_event)
 
         self.service.submit(subscribe()).result(10)
@@ -205,8 +225,8 @@ class Tray:
                 [r for r in self.state.recent if r["id"] != run["id"]], maxlen=RECENT
             )
             self.state.recent.appendleft(run)
-            if run["state"] in ("succeeded", "failed", "stopped"):
-                self._notify(run)
+            if run["state"] in ("succeeded", "failed", "stopped") and not self._closing:
+                self._notify_run(run)
             if run["state"] == "failed":
                 self.state.failed_unseen += 1
         else:
@@ -214,15 +234,12 @@ class Tray:
         self._refresh()
 
     def _watch_service(self) -> None:
-        thread = self.service._thread
-        if thread is None:
-            return
-        thread.join()
+        self.service.wait_stopped()
         if not self._closing:
             self.state.service_down = True
             log.error("the AIOS service stopped unexpectedly")
             self._refresh()
-            self._notify_text("AIOS service stopped", "Use Restart service in the menu.")
+            self.notifier.notify("AIOS service stopped", "Use Restart service in the menu.")
 
     def restart_service(self) -> None:
         if self.service.alive:
@@ -231,7 +248,7 @@ class Tray:
         try:
             self.service.start()
         except ServiceError as exc:
-            self._notify_text("AIOS could not restart", str(exc))
+            self.notifier.notify("AIOS could not restart", str(exc))
             return
         self.state.service_down = False
         self._follow_service()
@@ -257,9 +274,7 @@ class Tray:
     def _post(self, fn: Callable[[], None]) -> None:
         """Hand an icon update to the updater thread; never block the caller (the service loop).
 
-        pystray's X backend runs each property change on its own loop thread and waits for it,
-        so a change made as that loop ends would wait forever: it must not be the service loop
-        that waits.
+        Our backends return at once anyway; pystray's may wait for their own loop.
         """
         if self._closing:
             return
@@ -278,21 +293,19 @@ class Tray:
 
     def title(self, model: IconModel) -> str:
         text = tooltip(model)
-        if self.pystray.Icon.__module__ == "pystray._xorg":
-            # Xlib sets the window name as a Latin-1 STRING: no em dash there.
+        if self.icon is not None and type(self.icon).__module__ == "pystray._xorg":
+            # pystray's own X backend sets the name as a Latin-1 STRING: no em dash there.
             text = text.replace("\u2014", "-").encode("latin-1", "replace").decode("latin-1")
         return text
 
-    def _notify(self, run: dict[str, Any]) -> None:
+    def _notify_run(self, run: dict[str, Any]) -> None:
         verb = {"succeeded": "finished", "failed": "failed", "stopped": "was stopped"}[run["state"]]
         code = f" (exit {run['exit_code']})" if run.get("exit_code") not in (None, 0) else ""
         prompt = " ".join(str(run.get("prompt", "")).split())[:60]
-        self._notify_text(f"{run['agent']} {verb}{code}", prompt or run["id"])
-
-    def _notify_text(self, title: str, message: str) -> None:
-        icon = self.icon
-        if icon is not None and getattr(icon, "HAS_NOTIFICATION", False):
-            self._post(lambda: icon.notify(message, title))
+        page = functools.partial(self.open_dashboard, f"/runs/{run['id']}")
+        self.notifier.notify(
+            f"{run['agent']} {verb}{code}", prompt or run["id"], [Action("default", "Open", page)]
+        )
 
     def open_dashboard(self, path: str = "/") -> None:
         info = self.service.info
@@ -311,126 +324,63 @@ class Tray:
             f"{counts.get('failed', 0)} failed"
         )
 
-    def menu(self) -> Any:
-        item, menu = self.pystray.MenuItem, self.pystray.Menu
-
-        def recent() -> list[Any]:
-            return [
-                item(
-                    f"{r['agent']}: {r['state']} — {' '.join(str(r['prompt']).split())[:40]}",
-                    _action(functools.partial(self.open_dashboard, f"/runs/{r['id']}")),
-                )
-                for r in self.state.recent
-            ] or [item("No runs yet", None, enabled=False)]
-
-        def launchers() -> list[Any]:
-            daemon = self.service.daemon
-            agents = daemon.config().agents.values() if daemon else []
-            return [
-                item(
-                    a.label or a.name,
-                    _action(functools.partial(self.open_dashboard, f"/?agent={a.name}#launch")),
-                )
-                for a in agents
-                if a.availability()[0]
-            ] or [item("No agent available", None, enabled=False)]
-
-        return menu(
-            item("Open Dashboard", _action(self.open_dashboard), default=True),
-            item(lambda _: self.status_text(), None, enabled=False),
-            menu.SEPARATOR,
-            item("Recent runs", menu(recent)),
-            item("Launch", menu(launchers)),
-            item("Stop all runs", _action(self.stop_all), enabled=lambda _: self.state.running > 0),
-            menu.SEPARATOR,
-            item(
+    def menu_entries(self) -> list[Entry]:
+        """The menu, read afresh each time a backend asks (so check marks follow the disk)."""
+        recent = tuple(
+            Entry(
+                f"{r['agent']}: {r['state']} — {' '.join(str(r['prompt']).split())[:40]}",
+                functools.partial(self.open_dashboard, f"/runs/{r['id']}"),
+            )
+            for r in self.state.recent
+        ) or (Entry("No runs yet", enabled=False),)
+        daemon = self.service.daemon
+        agents = daemon.config().agents.values() if daemon else []
+        launch = tuple(
+            Entry(
+                a.label or a.name,
+                functools.partial(self.open_dashboard, f"/?agent={a.name}#launch"),
+            )
+            for a in agents
+            if a.availability()[0]
+        ) or (Entry("No agent available", enabled=False),)
+        entries = [
+            Entry("Open Dashboard", self.open_dashboard, default=True),
+            Entry(self.status_text(), enabled=False),
+            SEPARATOR,
+            Entry("Recent runs", submenu=recent),
+            Entry("Launch", submenu=launch),
+            Entry("Stop all runs", self.stop_all, enabled=self.state.running > 0),
+            SEPARATOR,
+            Entry(
                 "Start at login",
-                _action(self.toggle_autostart),
-                checked=lambda _: self.autostart.status().state is AutostartState.ENABLED,
+                self.toggle_autostart,
+                checked=self.autostart.status().state is AutostartState.ENABLED,
             ),
-            item(
-                "Restart service",
-                _action(self.restart_service),
-                visible=lambda _: self.state.service_down,
-            ),
-            item("Quit", _action(self.quit)),
-        )
+        ]
+        if self.state.service_down:
+            entries.append(Entry("Restart service", self.restart_service))
+        entries.append(Entry("Quit", self.quit))
+        return entries
 
     def stop_all(self) -> None:
-        async def stop_all() -> None:
-            daemon = self.service.daemon
-            assert daemon is not None
-            for run_id in list(daemon.supervisor.live):
-                try:
-                    await daemon.supervisor.stop(run_id)
-                except Exception:  # a run that ended meanwhile
-                    log.debug("stop %s", run_id, exc_info=True)
-
-        self.service.submit(stop_all()).result(30)
+        daemon = self.service.daemon
+        if daemon is not None:
+            self.service.submit(daemon.stop_all()).result(30)
 
     def toggle_autostart(self) -> None:
         if self.autostart.status().state is AutostartState.ENABLED:
             self.autostart.disable()
         else:
             self.autostart.enable()
-
-
-def _action(fn: Callable[[], None]) -> Callable[[Any, Any], None]:
-    """pystray calls actions with (icon, item); ours take nothing. Errors are logged, not lost."""
-
-    def run(_icon: Any = None, _item: Any = None) -> None:
-        try:
-            fn()
-        except Exception:
-            log.exception("tray action failed")
-
-    return run
-
-
-def _keep_docking(icon: Any, closing: Callable[[], bool]) -> None:
-    """pystray's X backend asks to dock once. A tray host that is not ready yet (starting at
-    login, or just started) can miss that request, and the icon then never shows. Until our
-    window has been reparented into the tray, ask again every second, for a while.
-    """
-    if type(icon).__module__ != "pystray._xorg":
-        return
-    window = getattr(icon, "_window", None)
-    if window is None:
-        return
-    deadline = time.monotonic() + DOCK_WAIT
-    while time.monotonic() < deadline and not closing():
-        time.sleep(1.0)
-        try:
-            if window.query_tree().parent != icon._display.screen().root:
-                return  # docked
-            icon._systray_manager = None  # forget the host that ignored us, and ask again
-            icon._assert_docked()
-        except Exception:  # no host yet (AssertionError), or an X error while it restarts
-            log.debug("tray host not ready yet", exc_info=True)
-
-
-def _listen_for_clicks(icon: Any) -> None:
-    """pystray 0.19.5's xorg backend never asks X for button presses (pystray issue #151), so a
-    left click would do nothing there; ask for them on its window. Other backends need nothing.
-    """
-    if type(icon).__module__ != "pystray._xorg":
-        return
-    from Xlib import X  # noqa: PLC0415
-
-    window = getattr(icon, "_window", None)
-    if window is not None:
-        window.change_attributes(
-            event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask
-        )
-        icon._display.flush()
+        self._refresh()
 
 
 def _on_main(icon: Any, fn: Callable[[], None]) -> None:
     """Run ``fn`` where the backend allows pystray calls.
 
-    macOS: AppKit wants the main thread, so hop there through PyObjC. The X and GTK/AppIndicator
-    backends marshal into their own loop inside pystray, and Windows' backend posts to its
-    message window, so calling from here is safe for them.
+    macOS: AppKit wants the main thread, so hop there through PyObjC. Our backends queue the
+    change for their own loop, pystray's GTK backends marshal into theirs, and Windows' posts to
+    its message window, so calling from here is safe for them.
     """
     if icon is None:
         return

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from aios.agents.run import Run, RunState, new_run_id
 from aios.paths import Paths
+from aios.runs import Run, RunState, new_run_id
 from aios.store import Store
 from tests.browser import CHROMIUM_ARGS
 from tests.helpers import DaemonProcess, start_daemon

@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import DaemonProcess, start_daemon
+from tests.helpers import AGENT_CLIS, DaemonProcess, fake_agents, start_daemon
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``AIOS_TEST_FAKE_AGENTS=1``: run everything with fake claude, codex, gemini and aider
+    first on PATH (CI does), to show that no test depends on which agent CLIs are installed."""
+    if os.environ.get("AIOS_TEST_FAKE_AGENTS") != "1":
+        return
+    directory = Path(tempfile.mkdtemp(prefix="aios-fake-agents-"))
+    fake_agents(directory, *AGENT_CLIS)
+    os.environ["PATH"] = f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 @pytest.fixture

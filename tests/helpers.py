@@ -21,6 +21,25 @@ from aios.client import DaemonClient
 from aios.runtime import RuntimeInfo
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+FAKES = Path(__file__).resolve().parent / "fakes"
+AGENT_CLIS = ("claude", "codex", "gemini", "aider")
+# Credentials the real CLIs read: never handed to anything a test starts, so that even a real
+# CLI found on PATH could not send a prompt anywhere.
+CREDENTIALS = (
+    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "OPENAI_API_KEY",
+    "CODEX_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY",
+)  # fmt: skip
+
+
+def fake_agents(directory: Path, *names: str) -> Path:
+    """Executables named like the agent CLIs in ``directory``, running tests/fakes/agent.py
+    with this Python; returns the directory, for the front of a PATH."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names or AGENT_CLIS:
+        path = directory / name
+        path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKES / "agent.py"}" {name} "$@"\n')
+        path.chmod(0o755)
+    return directory
 
 
 def require(condition: bool, reason: str) -> None:
@@ -52,7 +71,9 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
 
 
 def aios_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOS_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AIOS_") and k not in CREDENTIALS
+    }
     # Autostart entries land under XDG_CONFIG_HOME: never in the real user's config.
     env.update(
         {"AIOS_HOME": str(home), "XDG_CONFIG_HOME": str(home / "xdg"), "PYTHONUNBUFFERED": "1"},

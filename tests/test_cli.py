@@ -124,7 +124,7 @@ def test_run_wait_piped_to_head_ends_quietly_and_the_run_goes_on(
     assert code == 141
     [run_id] = printed
     run = served.client.request("GET", f"/api/runs/{run_id}")
-    assert run["state"] == "running"  # following a run is not owning it
+    assert run["state"] in ("starting", "running")  # following a run is not owning it
     served.client.request("POST", f"/api/runs/{run_id}/stop")
 
 

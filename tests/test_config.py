@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from aios import template
 from aios.config import (
     PRESETS,
     SETTINGS,
@@ -21,6 +22,7 @@ from aios.config import (
     Settings,
     load_config,
 )
+from aios.runs import Permission
 
 PRESET_NAMES = ["claude", "codex", "aider", "gemini", "command"]
 
@@ -68,29 +70,119 @@ def test_missing_file_gives_presets_and_defaults(tmp_path: Path) -> None:
 
 
 def test_presets_table() -> None:
-    commands = {agent.name: (agent.label, agent.command) for agent in PRESETS}
+    commands = {agent.name: (agent.label, agent.format, agent.command) for agent in PRESETS}
     assert commands == {
-        "claude": ("Claude Code", ("claude", "-p", "{prompt}")),
-        "codex": ("Codex CLI", ("codex", "exec", "{prompt}")),
+        "claude": (
+            "Claude Code",
+            "claude-stream-json",
+            ("claude", "-p", "--output-format", "stream-json", "--verbose", "{permission}", "--",
+             "{prompt}"),
+        ),
+        "codex": (
+            "Codex CLI", "codex-json", ("codex", "exec", "--json", "{permission}", "--", "{prompt}")
+        ),
         "aider": (
             "Aider",
-            (
-                "aider",
-                "--yes-always",
-                "--no-analytics",
-                "--no-check-update",
-                "--message",
-                "{prompt}",
-            ),
+            "aider",
+            ("aider", "--no-analytics", "--no-check-update", "{permission}",
+             "--message={prompt}"),
         ),
-        "gemini": ("Gemini CLI", ("gemini", "--skip-trust", "-p", "{prompt}")),
-        "command": ("Command", ("sh", "-c", "{prompt}")),
-    }
+        "gemini": (
+            "Gemini CLI",
+            "gemini-stream-json",
+            ("gemini", "--skip-trust", "-o", "stream-json", "{permission}", "--", "{prompt}"),
+        ),
+        "command": ("Command", "text", ("sh", "-c", "--", "{prompt}")),
+    }  # fmt: skip
     assert all(agent.takes_prompt and agent.description for agent in PRESETS)
+    # No preset lets a prompt that starts with "-" become an option.
+    assert all(template.warnings(agent.command) == [] for agent in PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("name", "permission", "flags"),
+    [
+        ("claude", Permission.READ_ONLY, ["--permission-mode", "plan"]),
+        ("claude", Permission.EDIT, ["--permission-mode", "acceptEdits"]),
+        ("claude", Permission.FULL, ["--dangerously-skip-permissions"]),
+        ("codex", Permission.READ_ONLY, ["--sandbox", "read-only"]),
+        ("codex", Permission.EDIT, ["--sandbox", "workspace-write"]),
+        ("codex", Permission.FULL, ["--dangerously-bypass-approvals-and-sandbox"]),
+        ("gemini", Permission.READ_ONLY, ["--approval-mode", "plan"]),
+        ("gemini", Permission.EDIT, ["--approval-mode", "auto_edit"]),
+        ("gemini", Permission.FULL, ["--approval-mode", "yolo"]),
+        (
+            "aider",
+            Permission.READ_ONLY,
+            ["--dry-run", "--yes-always", "--no-suggest-shell-commands"],
+        ),
+        ("aider", Permission.EDIT, ["--yes-always", "--no-suggest-shell-commands"]),
+        ("aider", Permission.FULL, ["--yes-always"]),
+    ],
+)
+def test_preset_argv_puts_the_permission_flags_in_and_the_prompt_out_of_reach(
+    name: str, permission: Permission, flags: list[str]
+) -> None:
+    agent = next(agent for agent in PRESETS if agent.name == name)
+    assert agent.default_permission is Permission.EDIT
+    assert set(agent.permissions) == set(Permission)
+    argv = agent.argv("--version", permission)
+    if name == "aider":
+        assert argv[-1] == "--message=--version"
+        assert argv[-1 - len(flags) : -1] == flags
+    else:
+        assert argv[-2:] == ["--", "--version"]
+        assert argv[-2 - len(flags) : -2] == flags
+    assert agent.argv("x") == agent.argv("x", Permission.EDIT)
+
+
+def test_the_command_preset_has_no_permissions() -> None:
+    command = next(agent for agent in PRESETS if agent.name == "command")
+    assert (command.permissions, command.default_permission) == ((), None)
+    assert command.argv("-x; echo hi") == ["sh", "-c", "--", "-x; echo hi"]
+
+
+def test_format_and_stall_after_and_prompt_warnings(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [agents.mine]
+        command = ["my-claude", "-p", "--output-format", "stream-json", "{permission}", "{prompt}"]
+        format = "claude-stream-json"
+        stall_after = 30
+
+        [agents.spliced]
+        command = ["tool", "--msg={prompt}", "x{prompt}"]
+
+        [agents.badformat]
+        command = ["tool"]
+        format = "yaml"
+
+        [agents.noperm]
+        command = ["tool", "{permission}"]
+        """,
+    )
+    mine = config.agents["mine"]
+    assert (mine.format, mine.stall_after, mine.default_permission) == (
+        "claude-stream-json",
+        30.0,
+        Permission.EDIT,
+    )
+    assert mine.argv("hi", Permission.READ_ONLY)[-3:] == ["--permission-mode", "plan", "hi"]
+    assert config.agents["spliced"].argv("a b") == ["tool", "--msg=a b", "x{prompt}"]
+    assert "badformat" not in config.agents and "noperm" not in config.agents
+    messages = [(p.line, p.warning, p.message) for p in config.problems]
+    assert messages[0][:2] == (3, True) and '"--" before "{prompt}"' in messages[0][2]
+    assert messages[1][:2] == (8, True) and "'x{prompt}' stays literal" in messages[1][2]
+    assert messages[2][:2] == (12, False) and 'must be one of "text"' in messages[2][2]
+    assert messages[3][:2] == (15, False) and "has no permission modes" in messages[3][2]
+    assert str(config.problems[0]).startswith(f"{config.path}:3: warning: ")
 
 
 def test_design_example_loads(tmp_path: Path) -> None:
-    override = '\n[agents.claude]\ncommand = ["claude", "--model", "opus", "-p", "{prompt}"]\n'
+    override = (
+        '\n[agents.claude]\ncommand = ["claude", "--model", "opus", "-p", "--", "{prompt}"]\n'
+    )
     config = load(tmp_path, DESIGN_EXAMPLE + override)
     assert config.problems == ()
     assert config.settings == Settings(max_concurrent=4)
@@ -110,7 +202,7 @@ def test_design_example_loads(tmp_path: Path) -> None:
     assert isinstance(tests.stop_timeout, float)
     claude = config.agents["claude"]
     assert claude.source == "config"
-    assert claude.command == ("claude", "--model", "opus", "-p", "{prompt}")
+    assert claude.command == ("claude", "--model", "opus", "-p", "--", "{prompt}")
     assert claude.label == "Claude Code"  # what the file leaves out comes from the preset
     assert config.agents["codex"].source == "preset"
     assert config.agent("nope") is None
@@ -124,7 +216,7 @@ def test_every_field_of_an_agent(tmp_path: Path) -> None:
         log_cap_mib = 10240
 
         [agents."deploy.v2"]
-        command = ["./deploy.sh", "--msg={prompt}", "{prompt}"]
+        command = ["./deploy.sh", "--msg={prompt}", "--", "{prompt}"]
         label = "Deploy"
         restart = "on-failure"
         max_restarts = 0
@@ -177,14 +269,18 @@ def test_available_when_given_as_a_path(tmp_path: Path) -> None:
     assert check("./tool", cwd=str(tmp_path)) == (True, None)
 
 
-def test_argv_replaces_whole_elements_only() -> None:
-    agent = AgentDef("a", ("tool", "--msg={prompt}", "{prompt}", "x{prompt}", "{prompt}"), "config")
+def test_argv_replaces_whole_elements_and_one_splice_form_only() -> None:
+    command = ("tool", "--msg={prompt}", "{prompt}", "x{prompt}", "-m={prompt}y", "{prompt}")
+    agent = AgentDef("a", command, "config")
     prompt = "fix it; echo \"$(rm -rf ~)\" 'q' `id` {prompt}"
-    assert agent.argv(prompt) == ["tool", "--msg={prompt}", prompt, "x{prompt}", prompt]
+    assert agent.argv(prompt) == [
+        "tool", f"--msg={prompt}", prompt, "x{prompt}", "-m={prompt}y", prompt
+    ]  # fmt: skip
     assert agent.takes_prompt
-    plain = AgentDef("b", ("pytest", "--msg={prompt}"), "config")
+    assert AgentDef("b", ("tool", "--message={prompt}"), "config").takes_prompt
+    plain = AgentDef("c", ("pytest", "-x{prompt}"), "config")
     assert not plain.takes_prompt
-    assert plain.argv("ignored") == ["pytest", "--msg={prompt}"]
+    assert plain.argv("ignored") == ["pytest", "-x{prompt}"]
 
 
 def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
@@ -203,6 +299,11 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "stop_timeout": 10.0,
         "restart": "no",
         "max_restarts": 5,
+        "start_seconds": 1.0,
+        "stall_after": 120.0,
+        "format": "text",
+        "permissions": [],
+        "default_permission": None,
         "takes_prompt": False,
     }
     assert "s3cret" not in repr(data)

@@ -10,6 +10,7 @@ import pytest
 from aios.cli import build_parser
 from aios.config import PRESETS, SETTINGS
 from aios.paths import Paths
+from aios.store import _SUFFIXES
 from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,8 @@ def test_every_file_is_in_the_files_table() -> None:
     ]
     for path in files:
         assert f"`{path.name}`" in table, path.name
-    assert "`runs/<id>.log`" in table
+    for suffix in _SUFFIXES.values():  # each run's files in the data dir
+        assert f"`runs/<id>{suffix}`" in table, suffix
     assert "`open-<port>.html`" in table
     assert paths.browser_file(1234).name == "open-1234.html"
     assert paths.run_logs_dir / "x.log" == paths.data_dir / "runs" / "x.log"
@@ -78,3 +80,12 @@ def test_the_readme_says_which_commands_need_a_running_daemon(home: Path) -> Non
             assert result.stderr.strip().endswith("(start it with `aios` or `aios serve`)")
             needs.add(name)
     assert needs == named
+
+
+def test_the_tray_shutdown_bound_is_the_documented_one() -> None:
+    from aios.tray import ICON_STOP
+    from tests.test_tray import SHUTDOWN_BOUND
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert f"within {SHUTDOWN_BOUND:g} s plus the time the runs take to stop" in text
+    assert f"the icon gets {ICON_STOP:g} s" in text

@@ -71,7 +71,7 @@ def test_presets_show_the_cli_message_and_state(
         run = d.client.request("GET", f"/api/runs/{result.stdout.split()[0]}")
         assert run["state"] == "failed" and run["exit_code"] == code
     aider = run_cli(d.home, "run", "aider", "fix it", "--wait")
-    assert aider.returncode == 0 and "aider got: fix it" in aider.stdout
+    assert aider.returncode == 0 and "aider got: --message=fix it" in aider.stdout
 
 
 def test_hanging_codex_is_stopped_without_leftovers(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aios.agents.run import (
+from aios.runs import (
     FINAL_STATES,
     TRANSITIONS,
     IllegalTransition,
@@ -114,6 +114,18 @@ JSON_KEYS = {
     "error",
     "cpu_percent",
     "rss_bytes",
+    "permission",
+    "format",
+    "activity",
+    "activity_detail",
+    "session_id",
+    "model",
+    "tokens",
+    "cost_usd",
+    "num_turns",
+    "denials",
+    "error_kind",
+    "hint",
 }
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 

@@ -14,8 +14,17 @@ from typing import Any
 
 import pytest
 
-from aios.agents.run import Run, RunState, new_run_id
-from aios.store import SCHEMA_VERSION, AmbiguousRun, Store, StoreError, UnknownRun
+from aios.runs import (
+    Activity,
+    Denial,
+    FailureKind,
+    Permission,
+    Run,
+    RunState,
+    Tokens,
+    new_run_id,
+)
+from aios.store import MIGRATIONS, SCHEMA_VERSION, AmbiguousRun, Store, StoreError, UnknownRun
 
 MARKER = b"\n[aios: output truncated at"
 
@@ -60,6 +69,18 @@ def test_save_get_round_trips_every_persisted_field(tmp_path: Path) -> None:
         "restarts": 3,
         "error": "executable not found",
         "pid_started_at": 1_700_000_000.987654,
+        "permission": Permission.FULL,
+        "format": "claude-stream-json",
+        "activity": Activity.RETRYING,
+        "activity_detail": "API retry 2/10, next in 4 s",
+        "session_id": "8af1dbf7-7b4b-410a-80dd-12b0e59f662e",
+        "model": "claude-opus-4-8",
+        "tokens": Tokens(input=10, output=20, cached=30),
+        "cost_usd": 0.0123,
+        "num_turns": 4,
+        "denials": (Denial("Write", "hello.py"), Denial("Bash")),
+        "error_kind": FailureKind.AUTH,
+        "hint": "Log in.",
         "cpu_percent": 12.5,
         "rss_bytes": 1024,
     }
@@ -299,6 +320,31 @@ def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
             pass
         with closing(sqlite3.connect(database)) as db:
             assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+    run_async(test)
+
+
+def test_a_version_1_history_is_migrated_with_its_runs(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    store.database.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(store.database)) as db:
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO runs (id, agent, prompt, cwd, state, created_at, restarts)"
+            " VALUES ('old', 'claude', 'p', '/', 'succeeded', 1.0, 0)"
+        )
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+
+    async def test() -> None:
+        await store.open()
+        try:
+            old = await store.get("old")
+            assert old is not None and old.state is RunState.SUCCEEDED
+            assert (old.format, old.denials, old.tokens, old.permission) == ("text", (), None, None)
+        finally:
+            await store.close()
 
     run_async(test)
 

@@ -4,7 +4,8 @@ SupervisorError
 ├── UnknownAgent        404  no such agent name
 ├── InvalidLaunch       422  agent unavailable, prompt missing, bad working directory
 ├── QueueFull           429  too many runs already waiting
-└── WrongRunState       409  stopping a finished run, deleting a live one
+├── WrongRunState       409  stopping a finished run, deleting a live one
+└── ShuttingDown        503  a launch while the daemon shuts down
 """
 
 from __future__ import annotations
@@ -34,3 +35,10 @@ class QueueFull(SupervisorError):
 
 class WrongRunState(SupervisorError):
     status = 409
+
+
+class ShuttingDown(SupervisorError):
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("AIOS is shutting down; no new runs start")

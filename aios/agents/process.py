@@ -9,8 +9,10 @@ only the leader), then SIGKILL to whatever is left.
 Limits, and what covers them:
 
 * A descendant that calls ``setsid()``/``setpgid()`` leaves the group. ``stop()`` also signals such
-  escapees when they are still descendants of the leader when ``stop()`` begins (psutil walks the
-  tree); one whose parent has already exited was reparented to init and is out of reach.
+  escapees: the ones found in the tree under the leader or any member of its group when ``stop()``
+  begins (psutil walks it), and the ones seen there earlier, while sampling, that still run (psutil
+  checks a remembered process's start time, so a reused pid is not one of them). One whose parent
+  had already exited before we ever saw it was reparented to init and is out of reach.
 * When the daemon itself dies without cleaning up, ``aios.agents.watchdog`` stops the groups.
 * Pids are reused. A process group id is not reused while the group has a member (POSIX), and
   this class stops signalling a group once it has seen it empty. Records from a previous daemon
@@ -34,13 +36,14 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["AgentProcess", "SpawnError", "kill_stale_group", "spawn"]
+__all__ = ["REAP_TIMEOUT", "AgentProcess", "SpawnError", "kill_stale_group", "spawn"]
 
 log = logging.getLogger(__name__)
 
 READ_LIMIT = 65536  # bytes the output reader buffers before it stops reading the pipe
 _POLL = 0.02  # seconds between checks while the group empties
-_REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
+REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
+_ESCAPEES_KEPT = 64  # remembered escapees before the dead ones are forgotten
 _CREATE_TIME_SLACK = 1.0  # seconds; create times from psutil are rounded to clock ticks
 
 
@@ -70,11 +73,15 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
-async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> AgentProcess:
+async def spawn(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], merge_stderr: bool = True
+) -> AgentProcess:
     """Start ``argv`` (never through a shell) as the leader of a new session and process group.
 
-    stdin is /dev/null; stdout and stderr are merged into one pipe, read with ``read()``; the agent
-    sees exactly ``env`` and inherits no other file descriptor.
+    stdin is /dev/null; stdout and stderr are merged into one pipe, read with ``read()``, or with
+    ``merge_stderr=False`` kept apart (``read()`` and ``read_stderr()``: a structured stream on
+    stdout must not be interleaved with diagnostics). The agent sees exactly ``env`` and inherits
+    no other file descriptor.
     """
     if sys.platform == "win32":
         raise NotImplementedError("agent process groups need a POSIX system")
@@ -88,7 +95,7 @@ async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> Ag
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
             cwd=cwd,
             env=dict(env),
             start_new_session=True,
@@ -123,12 +130,15 @@ class AgentProcess:
     ) -> None:
         self._process = process
         self._transport = transport
+        # The output pipes, by inode: what still holds one after the group is gone is ours.
+        self.pipe_inodes = {i for i in (_pipe_inode(transport, 1), _pipe_inode(transport, 2)) if i}
         self._exited = exited
         self.pid: int = process.pid
         self.pgid: int = process.pid
         self.create_time: float = _create_time(process.pid)
         self._group_gone = False  # seen empty once: never signal that pgid again
         self._sampled: dict[int, psutil.Process] = {}
+        self._escapees: dict[int, psutil.Process] = {}  # seen outside the group, in the tree
         self._sample_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -140,9 +150,16 @@ class AgentProcess:
         return self._process.returncode
 
     async def read(self, n: int = READ_LIMIT) -> bytes:
-        """Up to ``n`` bytes of merged stdout/stderr; ``b""`` once every writer has closed it."""
+        """Up to ``n`` bytes of stdout (merged with stderr unless spawned apart); ``b""`` once
+        every writer has closed it."""
         assert self._process.stdout is not None
         return await self._process.stdout.read(n)
+
+    async def read_stderr(self, n: int = READ_LIMIT) -> bytes:
+        """Up to ``n`` bytes of stderr when it was kept apart; ``b""`` at its end (or if not)."""
+        if self._process.stderr is None:
+            return b""
+        return await self._process.stderr.read(n)
 
     async def wait(self) -> int:
         """Wait for the leader to exit (not for its output pipe to close); return its exit code."""
@@ -160,7 +177,7 @@ class AgentProcess:
             return self.returncode
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
-        escaped = await asyncio.to_thread(self._escaped_descendants)
+        escaped = await asyncio.to_thread(self._find_escapees)
         self._signal_group(signal.SIGTERM)
         _signal_each(escaped, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
@@ -172,17 +189,36 @@ class AgentProcess:
         self._signal_group(signal.SIGKILL)
         _signal_each(escaped, signal.SIGKILL)
         try:
-            returncode = await asyncio.wait_for(self.wait(), _REAP_TIMEOUT)
+            returncode = await asyncio.wait_for(self.wait(), REAP_TIMEOUT)
         except TimeoutError as exc:
-            raise TimeoutError(f"agent {self.pid} survived SIGKILL for {_REAP_TIMEOUT} s") from exc
+            raise TimeoutError(f"agent {self.pid} survived SIGKILL for {REAP_TIMEOUT} s") from exc
         # SIGKILL is final but not instant: return once the members are gone too.
-        deadline = loop.time() + _REAP_TIMEOUT
+        deadline = loop.time() + REAP_TIMEOUT
         while await asyncio.to_thread(self._anything_left, escaped):
             if loop.time() > deadline:
-                log.warning("process group %d survived SIGKILL for %s s", self.pgid, _REAP_TIMEOUT)
+                log.warning("process group %d survived SIGKILL for %s s", self.pgid, REAP_TIMEOUT)
                 break
             await asyncio.sleep(_POLL)
         return returncode
+
+    async def stop_pipe_holders(self, timeout: float) -> int:  # noqa: ASYNC109 (a grace period)
+        """SIGTERM, then SIGKILL after ``timeout``, every other process holding our output pipe.
+
+        After the group is gone, a process that still holds the pipe was started by the agent
+        (nothing else can have it: it is inherited) and escaped both the group and the tree, by
+        a double fork. Linux only (``/proc``); elsewhere nothing is found. Returns how many.
+        """
+        holders = await asyncio.to_thread(pipe_holders, self.pipe_inodes)
+        if not holders:
+            return 0
+        log.warning("agent %d left %d processes holding its output", self.pid, len(holders))
+        _signal_each(holders, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and any(map(_alive, holders)):  # noqa: ASYNC110
+            await asyncio.sleep(_POLL)
+        _signal_each(holders, signal.SIGKILL)
+        return len(holders)
 
     def kill_group(self) -> None:
         """SIGKILL the whole group now, without waiting."""
@@ -228,6 +264,7 @@ class AgentProcess:
                     continue
                 sampled[proc.pid] = proc
             self._sampled = sampled
+            self._remember_escapees(members)
             return cpu, rss
 
     def _signal_group(self, sig: int) -> None:
@@ -241,18 +278,69 @@ class AgentProcess:
         except PermissionError:
             log.warning("not allowed to signal process group %d", self.pgid)
 
-    def _escaped_descendants(self) -> list[psutil.Process]:
-        """Descendants of the leader that left its process group (setsid, setpgid)."""
-        try:
-            children = psutil.Process(self.pid).children(recursive=True)
-        except psutil.Error:
-            return []
-        return [child for child in children if _pgid(child.pid) not in (self.pgid, None)]
+    def _find_escapees(self) -> list[psutil.Process]:
+        """Descendants that left the group (setsid, setpgid), found now or seen before, alive.
+
+        The tree is walked from the leader and from every member of its group: once the leader
+        has exited, an escapee whose parent is still a member is found through that parent.
+        """
+        roots: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):
+            roots.append(psutil.Process(self.pid))
+        if not self._group_gone:
+            roots += _group_members(self.pgid)
+        found: list[psutil.Process] = []
+        for root in roots:
+            with contextlib.suppress(psutil.Error):
+                found += root.children(recursive=True)
+        with self._sample_lock:
+            self._remember_escapees(found)
+            return [proc for proc in self._escapees.values() if _alive(proc)]
+
+    def _remember_escapees(self, procs: Iterable[psutil.Process]) -> None:
+        for proc in procs:
+            if proc.pid not in self._escapees and _pgid(proc.pid) not in (self.pgid, None):
+                self._escapees[proc.pid] = proc
+        if len(self._escapees) > _ESCAPEES_KEPT:  # an agent that daemonizes a lot: keep the live
+            self._escapees = {pid: p for pid, p in self._escapees.items() if _alive(p)}
 
     def _anything_left(self, escaped: Iterable[psutil.Process]) -> bool:
         if self.returncode is None:
             return True
         return _group_has_live_member(self.pgid) or any(_alive(proc) for proc in escaped)
+
+
+def _pipe_inode(transport: asyncio.SubprocessTransport, fd: int) -> int | None:
+    pipe = transport.get_pipe_transport(fd)
+    file = pipe.get_extra_info("pipe") if pipe is not None else None
+    try:
+        return os.fstat(file.fileno()).st_ino if file is not None else None
+    except (OSError, ValueError):  # already at its end and closed: nobody can hold it now
+        return None
+
+
+def pipe_holders(inodes: Iterable[int]) -> list[psutil.Process]:
+    """Processes other than this one with one of the pipes ``inodes`` open (Linux ``/proc``)."""
+    targets = {f"pipe:[{inode}]" for inode in inodes}
+    if not targets or not os.path.isdir("/proc/self/fd"):
+        return []
+    found: list[psutil.Process] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            fds = os.scandir(f"/proc/{entry.name}/fd")
+        except OSError:  # gone, or another user's
+            continue
+        with fds:
+            for fd in fds:
+                try:
+                    if os.readlink(fd.path) in targets:
+                        found.append(psutil.Process(int(entry.name)))
+                        break
+                except (OSError, psutil.Error):
+                    continue
+    return found
 
 
 def kill_stale_group(pgid: int, create_time: float | None) -> bool:
@@ -295,7 +383,11 @@ def _group_has_live_member(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return any(_pgid(proc.pid) == pgid and _alive(proc) for proc in psutil.process_iter())
+    return bool(_group_members(pgid))
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    return [proc for proc in psutil.process_iter() if _pgid(proc.pid) == pgid and _alive(proc)]
 
 
 def _alive(proc: psutil.Process) -> bool:

@@ -1,59 +1,75 @@
-"""The supervisor: launches runs, keeps at most ``max_concurrent`` alive, queues the rest, stops,
-restarts with backoff, and is the one place run state changes (``_move``: validate, persist,
-publish - in that order, so nothing is ever announced that history does not hold).
+"""The supervisor: the thin async shell around the lifecycle core.
+
+``aios.agents.lifecycle`` decides what happens to a run; this module makes it happen - spawns
+processes, reads their output, stops their groups, keeps timers - and reports back what happened
+(spawned, exited, timer fired). Every change the core makes goes through ``_apply``, which
+persists each changed run and only then publishes it, in the order the core made them: nothing is
+ever announced that history does not hold.
+
+A run ends when its leader exits. What the leader leaves behind - members of its process group,
+and descendants that left the group but are still found in the tree - gets the same stop
+escalation as a stopped run (SIGTERM, SIGKILL after ``stop_timeout``). The output reader then
+gets ``DRAIN_TIMEOUT`` to reach the end of the output; if something still holds the pipe (a
+double-forked escapee, found on Linux by the pipe it holds) it gets SIGTERM and, ``DRAIN_TIMEOUT``
+later, SIGKILL, and the pipe is closed: nothing an agent leaves behind can keep its run live.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import contextlib
 import logging
 import os
-import time
-from collections import deque
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from aios import workdir
-from aios.agents.errors import InvalidLaunch, QueueFull, UnknownAgent, WrongRunState
-from aios.agents.process import AgentProcess, SpawnError, kill_stale_group, spawn
-from aios.agents.run import Run, RunState, check_transition, new_run_id
+from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
+from aios.agents.lifecycle import (
+    BACKOFF_BASE,
+    BACKOFF_CAP,
+    Changed,
+    Clock,
+    Effect,
+    Lifecycle,
+    Policy,
+    Released,
+    Schedule,
+    Spawn,
+    Terminate,
+)
+from aios.agents.output import Output
+from aios.agents.process import REAP_TIMEOUT, AgentProcess, SpawnError, kill_stale_group, spawn
 from aios.agents.watchdog import Watchdog
 from aios.config import AgentDef, Config, RestartPolicy
 from aios.events import EventBus
+from aios.formatting import duration
+from aios.runs import Activity, Permission, Run, RunState, new_run_id
 from aios.store import Store
+from aios.tasks import TaskSet, cancel
 
 log = logging.getLogger("aios.supervisor")
 
-MAX_QUEUED = 100
 LOG_FLUSH_INTERVAL = 0.075  # coalesce output into one `log` event per run per 75 ms
-LOG_EVENT_MAX = 64 * 1024  # a flood keeps only the newest bytes of a window; the file has all
-TAIL_BYTES = 64 * 1024  # the in-memory tail kept for each live run
 STATS_INTERVAL = 2.0
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
+STALL_CHECK = 0.5  # seconds between looks for runs that have gone quiet
+# Once the leader is gone and its group stopped, the reader has this long to reach the end of
+# the output before the pipe is closed (a child that escaped the group may hold it for ever).
+DRAIN_TIMEOUT = 1.0
+
+Spawner = Callable[..., Awaitable[AgentProcess]]
 
 
 @dataclass
 class Live:
-    """What the supervisor holds for a run that has not ended yet."""
+    """What the shell holds for a run that has not ended: the core holds its state."""
 
     run: Run
     agent: AgentDef
+    output: Output
     process: AgentProcess | None = None
-    stop_requested: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)  # ends a backoff wait early
-    tail: bytearray = field(default_factory=bytearray)
-    pending: bytearray = field(default_factory=bytearray)
-    pending_offset: int = 0
-    skipped: int = 0
-    offset: int = 0  # bytes of output read so far
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
-    )
+    timer: asyncio.Task[None] | None = None
 
 
 class Supervisor:
@@ -64,6 +80,8 @@ class Supervisor:
         watchdog: Watchdog,
         config: Callable[[], Config],
         *,
+        clock: Clock | None = None,
+        spawner: Spawner = spawn,
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
     ) -> None:
@@ -71,12 +89,14 @@ class Supervisor:
         self.bus = bus
         self.watchdog = watchdog
         self.config = config  # re-read on use, so edits to config.toml apply without a restart
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.live: dict[str, Live] = {}
-        self.queue: deque[str] = deque()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = False
+        self.core = Lifecycle(clock=clock, backoff_base=backoff_base, backoff_cap=backoff_cap)
+        self._spawn = spawner
+        self._live: dict[str, Live] = {}
+        self._attempts: dict[str, asyncio.Task[None]] = {}
+        self._tasks = TaskSet(log)
+        # Effects are applied in the order the core produced them: the core is called and this
+        # lock requested in one step (no await between), and asyncio.Lock wakes waiters in order.
+        self._commit = asyncio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -88,31 +108,36 @@ class Supervisor:
                 if killed:
                     log.warning("killed the leftover process group %d of run %s", run.pid, run.id)
             log.info("run %s was %s when the daemon stopped: interrupted", run.id, run.state)
-            check_transition(run.id, run.state, RunState.INTERRUPTED)
-            run.state = RunState.INTERRUPTED
-            run.ended_at = run.ended_at or time.time()
-            await self.store.save(run)
-        self._spawn_task(self._sample_stats(), "stats sampler")
+            await self._apply([self.core.interrupt(run)])
+        self._tasks.spawn(self._sample_stats(), "stats sampler")
+        self._tasks.spawn(self._watch_stalls(), "stall watch")
 
-    async def shutdown(self, grace: float = 120.0) -> None:
-        """Stop every run (SIGTERM → SIGKILL per agent), then wait for the supervise tasks."""
-        self._closing = True
-        for run_id in list(self.live):
-            with contextlib.suppress(WrongRunState):
-                await self.stop(run_id)
-        pending = [t for t in self._tasks if not t.done()]
-        supervising = [t for t in pending if t.get_name().startswith("run ")]
-        if supervising:
-            _, still = await asyncio.wait(supervising, timeout=grace)
-            for task in still:
-                task.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    def shutdown_bound(self) -> float:
+        """Seconds ``shutdown`` may take: the longest stop escalation among the live runs, then
+        the reaping and draining that follow it."""
+        timeouts = [live.agent.stop_timeout for live in self._live.values()]
+        return max(timeouts, default=0.0) + 2 * REAP_TIMEOUT + 4 * DRAIN_TIMEOUT + 1.0
+
+    async def shutdown(self) -> None:
+        """Stop every run (SIGTERM → SIGKILL per agent) and wait for them, within the bound."""
+        bound = self.shutdown_bound()
+        await self._apply(self.core.close())
+        attempts = list(self._attempts.values())
+        if attempts:
+            _, late = await asyncio.wait(attempts, timeout=bound)
+            if late:
+                log.error("%d runs did not end within %.1f s of shutdown", len(late), bound)
+        await self._tasks.cancel_all()
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def launch(self, agent_name: str, prompt: str = "", cwd: str | None = None) -> Run:
+    async def launch(
+        self,
+        agent_name: str,
+        prompt: str = "",
+        cwd: str | None = None,
+        permission: Permission | None = None,
+    ) -> Run:
         config = self.config()
         agent = config.agents.get(agent_name)
         if agent is None:
@@ -122,186 +147,213 @@ class Supervisor:
             raise InvalidLaunch(f"agent {agent_name!r} is not available: {reason}")
         if agent.takes_prompt and not prompt.strip():
             raise InvalidLaunch(f"agent {agent_name!r} needs a prompt")
-        if len(self.queue) >= MAX_QUEUED:
-            raise QueueFull(MAX_QUEUED)
+        if permission is not None and permission not in agent.permissions:
+            raise InvalidLaunch(f"agent {agent_name!r} has no permission modes")
         # File system work (an automounted path can take a while): off the event loop.
         directory = await asyncio.to_thread(resolve_cwd, cwd or agent.cwd)
-        run = Run(id=new_run_id(), agent=agent_name, prompt=prompt, cwd=str(directory))
-        await self.store.save(run)
-        self._publish_run(run)
-        self.live[run.id] = Live(run, agent)
-        self.queue.append(run.id)
-        created = replace(run)  # as created: the live object moves on as soon as it is pumped
-        self._pump()
-        await self._publish_summary()
-        return created
+        run = Run(
+            id=new_run_id(),
+            agent=agent_name,
+            prompt=prompt,
+            cwd=str(directory),
+            permission=permission or agent.default_permission,
+            format=agent.format,
+        )
+        # From here to the core's answer nothing awaits: admission is atomic.
+        self.core.max_concurrent = config.settings.max_concurrent
+        effects = self.core.launch(run, policy(agent))
+        self._live[run.id] = Live(run, agent, Output(run, agent, self.store, self.bus))
+        await self._apply(effects)
+        first = effects[0]
+        assert isinstance(first, Changed)
+        return first.run  # as created: the live record moves on as soon as it is admitted
 
     async def stop(self, run_id: str) -> Run:
-        live = self.live.get(run_id)
-        if live is None:
+        if run_id not in self.core:
             run = await self.store.get(run_id)
             state = run.state if run else "unknown"
             raise WrongRunState(f"run {run_id} has already ended ({state})")
-        run = live.run
-        live.stop_requested = True
-        if run.state is RunState.QUEUED:
-            self.queue.remove(run_id)
-            await self._move(live, RunState.STOPPED, ended_at=time.time())
-            self.live.pop(run_id, None)
-        elif run.state is RunState.BACKOFF:
-            live.wake.set()  # the supervise task moves it to stopped
-        elif run.state is RunState.RUNNING:
-            await self._move(live, RunState.STOPPING)
-            if live.process is not None:
-                self._spawn_task(live.process.stop(live.agent.stop_timeout), f"stop {run_id}")
-        return run
+        live = self._live[run_id]
+        await self._apply(self.core.stop(run_id))
+        return live.run
+
+    async def stop_all(self) -> None:
+        for run_id in self.core.live_ids:
+            if run_id in self.core:  # not ended meanwhile
+                await self._apply(self.core.stop(run_id))
 
     async def delete(self, run_id: str) -> None:
-        if run_id in self.live:
-            raise WrongRunState(
-                f"run {run_id} is still {self.live[run_id].run.state}; stop it first"
-            )
+        if (run := self.core.run(run_id)) is not None:
+            raise WrongRunState(f"run {run_id} is still {run.state}; stop it first")
         await self.store.delete(run_id)
         self.bus.publish("deleted", {"id": run_id})
         await self._publish_summary()
 
     async def get(self, run_id: str) -> Run | None:
-        live = self.live.get(run_id)
-        return live.run if live else await self.store.get(run_id)
+        return self.core.run(run_id) or await self.store.get(run_id)
 
     async def list(self, **query: Any) -> list[Run]:
         runs = await self.store.list(**query)
         # The live copy carries the resource figures that history does not.
-        return [self.live[r.id].run if r.id in self.live else r for r in runs]
-
-    def tail(self, run_id: str) -> bytes | None:
-        live = self.live.get(run_id)
-        return bytes(live.tail) if live else None
+        return [self.core.run(r.id) or r for r in runs]
 
     async def summary(self) -> dict[str, int]:
         return await self.store.counts()
 
-    # -- the life of a run ---------------------------------------------------------------------
+    # -- carrying out what the core decided ------------------------------------------------------
 
-    def _pump(self) -> None:
-        limit = self.config().settings.max_concurrent
-        while self.queue and self._active() < limit and not self._closing:
-            run_id = self.queue.popleft()
-            self._spawn_task(self._supervise(self.live[run_id]), f"run {run_id}")
+    async def _apply(self, effects: Sequence[Effect]) -> None:
+        async with self._commit:
+            moved = False
+            for effect in effects:
+                if isinstance(effect, Changed):
+                    await self.store.save(effect.run)
+                    self.bus.publish("run", effect.run.to_json())
+                    moved = moved or effect.source is not effect.run.state
+                elif isinstance(effect, Spawn):
+                    self._start_attempt(self._live[effect.run_id])
+                elif isinstance(effect, Terminate):
+                    self._terminate(self._live[effect.run_id])
+                elif isinstance(effect, Schedule):
+                    self._schedule(self._live[effect.run_id], effect)
+                elif isinstance(effect, Released):
+                    self._cancel_timer(self._live.pop(effect.run_id))
+            if moved:
+                await self._publish_summary()
 
-    def _active(self) -> int:
-        return sum(1 for live in self.live.values() if live.run.state is not RunState.QUEUED)
+    def _start_attempt(self, live: Live) -> None:
+        task = self._tasks.spawn(self._attempt(live), f"run {live.run.id}")
+        self._attempts[live.run.id] = task
+        task.add_done_callback(lambda t: self._forget_attempt(live.run.id, t))
 
-    async def _supervise(self, live: Live) -> None:
+    def _forget_attempt(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self._attempts.get(run_id) is task:
+            del self._attempts[run_id]
+
+    def _terminate(self, live: Live) -> None:
+        if live.process is not None:
+            process, timeout = live.process, live.agent.stop_timeout
+            self._tasks.spawn(process.stop(timeout), f"stop {live.run.id}")
+
+    def _schedule(self, live: Live, effect: Schedule) -> None:
+        self._cancel_timer(live)
+        live.timer = self._tasks.spawn(
+            self._timer(effect.run_id, effect.token, effect.delay), f"timer {effect.run_id}"
+        )
+
+    def _cancel_timer(self, live: Live) -> None:
+        if live.timer is not None and live.timer is not asyncio.current_task():
+            live.timer.cancel()
+        live.timer = None
+
+    async def _timer(self, run_id: str, token: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        # The core is asked and the commit lock requested in one step, like every other caller.
+        await self._apply(self.core.timer_fired(run_id, token))
+
+    # -- one start of an agent -------------------------------------------------------------------
+
+    async def _attempt(self, live: Live) -> None:
+        run, agent, output = live.run, live.agent, live.output
         try:
-            while await self._attempt(live):
-                pass
+            output.new_attempt(self.core.clock.monotonic())
+            try:
+                process = await self._spawn(
+                    agent.argv(run.prompt, run.permission),
+                    cwd=Path(run.cwd),
+                    env=agent_environment(agent, run),
+                    merge_stderr=not agent.output.structured,
+                )
+            except SpawnError as exc:
+                await self._apply(self.core.spawn_failed(run.id, str(exc)))
+                return
+            code = await self._watch(live, process)
+            await self._publish_output(live)
+            run.cpu_percent = run.rss_bytes = None
+            outcome = output.outcome(code)
+            await self._apply(self.core.exited(run.id, code, outcome))
+            output.attention_at_end()
+            output.publish_attention()
         except Exception as exc:
-            log.exception("supervising run %s failed", live.run.id)
-            if live.run.state.is_live:
-                live.run.state = RunState.FAILED
-                live.run.error = f"internal error: {exc}"
-                await self.store.save(live.run)
-                self._publish_run(live.run)
+            log.exception("supervising run %s failed", run.id)
+            await self._apply(self.core.crashed(run.id, f"internal error: {exc}"))
         finally:
-            self.live.pop(live.run.id, None)
-            await self.store.close_log(live.run.id)
-            await self._publish_summary()
-            self._pump()
+            if run.id not in self.core:
+                await self.store.close_log(run.id)
 
-    async def _attempt(self, live: Live) -> bool:
-        """One start of the agent; True if it should start again (restart policy)."""
-        run, agent = live.run, live.agent
-        await self._move(live, RunState.STARTING, started_at=run.started_at or time.time())
-        env = agent_environment(agent, run)
-        try:
-            process = await spawn(agent.argv(run.prompt), cwd=Path(run.cwd), env=env)
-        except SpawnError as exc:
-            await self._move(live, RunState.FAILED, error=str(exc), ended_at=time.time())
-            return False
+    async def _watch(self, live: Live, process: AgentProcess) -> int:
+        """Follow the process until its leader exits and what it left is gone; its exit code."""
+        run = live.run
         live.process = process
         self.watchdog.register(process.pgid)
         try:
-            await self._move(
-                live, RunState.RUNNING, pid=process.pid, pid_started_at=process.create_time
+            await self._apply(
+                self.core.spawned(run.id, pid=process.pid, pid_started_at=process.create_time)
             )
-            if live.stop_requested and run.state is RunState.RUNNING:  # stopped while starting
-                await self._move(live, RunState.STOPPING)
-                self._spawn_task(process.stop(agent.stop_timeout), f"stop {run.id}")
-            reader = asyncio.create_task(self._read_output(live, process))
+            reader = self._tasks.spawn(self._read_output(live, process), f"output {run.id}")
             code = await process.wait()
-            await reader
-            # The leader is gone; any member it left behind goes with it.
-            await process.stop(agent.stop_timeout)
+            # The leader is gone; what it left behind goes the way of a stopped run.
+            try:
+                await process.stop(live.agent.stop_timeout)
+            except TimeoutError:
+                log.exception("run %s: members of its group survived SIGKILL", run.id)
+            _, reading = await asyncio.wait({reader}, timeout=DRAIN_TIMEOUT)
+            if reading:
+                # Someone outside the group and the tree still holds the output: a double fork.
+                await process.stop_pipe_holders(DRAIN_TIMEOUT)
+                process.close()
+                _, reading = await asyncio.wait(reading, timeout=DRAIN_TIMEOUT)
+                await cancel(reading, DRAIN_TIMEOUT)
+            return code
         finally:
             self.watchdog.unregister(process.pgid)
             process.close()
             live.process = None
-        await self._flush_log(live)
-        run.cpu_percent = run.rss_bytes = None
-        ended = time.time()
-        if live.stop_requested:
-            await self._move(live, RunState.STOPPED, exit_code=code, ended_at=ended)
-            return False
-        if code == 0:
-            await self._move(live, RunState.SUCCEEDED, exit_code=code, ended_at=ended)
-            return False
-        if agent.restart is RestartPolicy.ON_FAILURE and run.restarts < agent.max_restarts:
-            await self._move(live, RunState.BACKOFF, exit_code=code)
-            delay = min(self.backoff_base * 2**run.restarts, self.backoff_cap)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(live.wake.wait(), delay)
-            if live.stop_requested or self._closing:
-                await self._move(live, RunState.STOPPED, ended_at=time.time())
-                return False
-            run.restarts += 1
-            return True
-        await self._move(live, RunState.FAILED, exit_code=code, ended_at=ended)
-        return False
 
     async def _read_output(self, live: Live, process: AgentProcess) -> None:
-        flusher = asyncio.create_task(self._flush_periodically(live))
+        flusher = self._tasks.spawn(self._flush_periodically(live), f"flush {live.run.id}")
         try:
-            while chunk := await process.read():
-                # Awaiting the writer thread is the backpressure: a flooding agent blocks on its
-                # pipe instead of our memory growing.
-                await self.store.append_log(live.run.id, chunk)
-                live.offset += len(chunk)
-                live.tail += chunk
-                if len(live.tail) > TAIL_BYTES:
-                    del live.tail[: len(live.tail) - TAIL_BYTES]
-                live.pending += chunk
-                if len(live.pending) > LOG_EVENT_MAX:
-                    cut = len(live.pending) - LOG_EVENT_MAX
-                    del live.pending[:cut]
-                    live.skipped += cut
+            await live.output.read(process, self.core.clock.monotonic)
         finally:
             flusher.cancel()
 
     async def _flush_periodically(self, live: Live) -> None:
         while True:
             await asyncio.sleep(LOG_FLUSH_INTERVAL)
-            await self._flush_log(live)
+            await self._publish_output(live)
 
-    async def _flush_log(self, live: Live) -> None:
-        if not live.pending:
-            return
-        data = bytes(live.pending)
-        offset = live.offset - len(data)
-        text = live.decoder.decode(data)
-        self.bus.publish(
-            "log",
-            {"run": live.run.id, "offset": offset, "skipped": live.skipped, "text": text},
-        )
-        live.pending.clear()
-        live.skipped = 0
+    async def _publish_output(self, live: Live) -> None:
+        """The output since the last call as one ``log`` event; what the run learned from it,
+        persisted and published; then any call for the user's attention."""
+        output = live.output
+        output.flush_log()
+        if output.dirty and live.run.id in self.core:
+            output.dirty = False
+            await self._apply([Changed(replace(live.run), live.run.state)])
+        output.publish_attention()
+
+    async def _watch_stalls(self) -> None:
+        """A run that prints nothing for its agent's ``stall_after`` seconds is stalled."""
+        while True:
+            await asyncio.sleep(STALL_CHECK)
+            now = self.core.clock.monotonic()
+            for live in list(self._live.values()):
+                quiet, limit = now - live.output.last_heard, live.agent.stall_after
+                if (
+                    live.process is not None
+                    and live.run.state in (RunState.STARTING, RunState.RUNNING)
+                    and 0 < limit <= quiet
+                    and live.run.activity is not Activity.STALLED
+                ):
+                    live.output.set_activity(Activity.STALLED, f"no output for {duration(quiet)}")
+                    await self._publish_output(live)
 
     async def _sample_stats(self) -> None:
         while True:
             await asyncio.sleep(STATS_INTERVAL)
-            for live in list(self.live.values()):
+            for live in list(self._live.values()):
                 process = live.process
-                if process is None or live.run.state is not RunState.RUNNING:
+                if process is None or live.run.state not in (RunState.STARTING, RunState.RUNNING):
                     continue
                 sample = await asyncio.to_thread(process.sample)
                 if sample is None:
@@ -316,34 +368,16 @@ class Supervisor:
                     },
                 )
 
-    # -- the one place a run changes state ------------------------------------------------------
-
-    async def _move(self, live: Live, target: RunState, **changes: Any) -> None:
-        run = live.run
-        check_transition(run.id, run.state, target)
-        run.state = target
-        for name, value in changes.items():
-            setattr(run, name, value)
-        await self.store.save(run)
-        self._publish_run(run)
-        if target.is_final or target in (RunState.RUNNING, RunState.STOPPING):
-            await self._publish_summary()
-
-    def _publish_run(self, run: Run) -> None:
-        self.bus.publish("run", run.to_json())
-
     async def _publish_summary(self) -> None:
         self.bus.publish("summary", await self.store.counts())
 
-    def _spawn_task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+def policy(agent: AgentDef) -> Policy:
+    return Policy(
+        restart_on_failure=agent.restart is RestartPolicy.ON_FAILURE,
+        max_restarts=agent.max_restarts,
+        start_seconds=agent.start_seconds,
+    )
 
 
 def resolve_cwd(requested: str | None) -> Path:
@@ -359,7 +393,9 @@ def agent_environment(agent: AgentDef, run: Run) -> dict[str, str]:
     The daemon's token lives only in its memory and the runtime file, never in os.environ, so it
     cannot leak here; AIOS_* variables of our own are replaced rather than inherited.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOS_") or k == "AIOS_HOME"}
+    env: dict[str, str] = {
+        k: v for k, v in os.environ.items() if not k.startswith("AIOS_") or k == "AIOS_HOME"
+    }
     env.update(agent.env)
     env["AIOS_PROMPT"] = run.prompt
     env["AIOS_RUN_ID"] = run.id

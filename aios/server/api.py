@@ -12,7 +12,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
-from aios.agents.run import Run, RunState
+from aios.runs import Permission, Run, RunState
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
@@ -23,7 +23,8 @@ blueprint = Blueprint("api", __name__)
 MAX_PAGE = 500
 # Byte offsets into a log: the largest a file offset can be (signed 64 bits).
 MAX_OFFSET = 2**63 - 1
-LAUNCH_FIELDS = {"agent", "prompt", "cwd"}
+GRACEFUL_TIMEOUT = 5.0  # Hypercorn's grace for open requests (aios.service sets it from this)
+LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission"}
 
 
 @blueprint.get("/health")
@@ -43,7 +44,7 @@ async def status() -> Response:
             "pid": d.pid,
             "url": d.url,
             "uptime": round(d.uptime, 3),
-            "runs": await d.supervisor.summary(),
+            "runs": await d.summary(),
         }
     )
 
@@ -53,7 +54,10 @@ async def shutdown() -> tuple[Response, int]:
     d = daemon()
     # Answer first, then stop: the response must leave before the server closes connections.
     asyncio.get_running_loop().call_soon(d.request_shutdown)
-    return jsonify({"status": "stopping"}), 202
+    # How long the shutdown may take (stopping the runs decides), so a client knows how long
+    # to wait; Hypercorn's grace for open requests comes on top.
+    within = d.stop_bound() + GRACEFUL_TIMEOUT
+    return jsonify({"status": "stopping", "within": round(within, 1)}), 202
 
 
 @blueprint.get("/api/agents")
@@ -77,15 +81,27 @@ async def launch() -> tuple[Response, int]:
     body = await json_object()
     unknown = sorted(set(body) - LAUNCH_FIELDS)
     if unknown:
-        raise ApiError(422, f"unknown field {unknown[0]!r}; expected agent, prompt, cwd")
+        expected = ", ".join(sorted(LAUNCH_FIELDS))
+        raise ApiError(422, f"unknown field {unknown[0]!r}; expected {expected}")
     agent = body.get("agent")
     if not isinstance(agent, str) or not agent:
         raise ApiError(422, "field 'agent' is required and must be a string")
     check_text("agent", agent)
     prompt = optional_string(body, "prompt") or ""
     cwd = optional_string(body, "cwd")
-    run = await daemon().supervisor.launch(agent, prompt, cwd)
+    permission = parse_permission(optional_string(body, "permission"))
+    run = await daemon().launch(agent, prompt, cwd, permission)
     return jsonify(run.to_json()), 201
+
+
+def parse_permission(value: str | None) -> Permission | None:
+    if value is None:
+        return None
+    try:
+        return Permission(value)
+    except ValueError:
+        choices = ", ".join(p.value for p in Permission)
+        raise ApiError(422, f"field 'permission' must be one of {choices}, not {value!r}") from None
 
 
 @blueprint.get("/api/runs")
@@ -100,7 +116,7 @@ async def list_runs() -> Response:
             raise ApiError(422, f"invalid state filter: {exc}; one of {choices}") from exc
     before = request.args.get("before") or None
     try:
-        runs = await daemon().supervisor.list(limit=limit, before=before, states=states)
+        runs = await daemon().runs(limit=limit, before=before, states=states)
     except UnknownRun as exc:
         raise ApiError(422, f"invalid 'before': {exc}") from exc
     return jsonify([run.to_json() for run in runs])
@@ -114,13 +130,13 @@ async def get_run(run_id: str) -> Response:
 @blueprint.post("/api/runs/<run_id>/stop")
 async def stop_run(run_id: str) -> Response:
     run = await find_run(run_id)
-    return jsonify((await daemon().supervisor.stop(run.id)).to_json())
+    return jsonify((await daemon().stop_run(run.id)).to_json())
 
 
 @blueprint.delete("/api/runs/<run_id>")
 async def delete_run(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
-    await daemon().supervisor.delete(run.id)
+    await daemon().delete_run(run.id)
     return "", 204
 
 
@@ -128,13 +144,25 @@ async def delete_run(run_id: str) -> tuple[str, int]:
 async def run_log(run_id: str) -> Response:
     run = await find_run(run_id)
     offset = int_arg("offset", 0, 0, MAX_OFFSET)
-    store = daemon().store
+    d = daemon()
     # Past the end there is nothing yet (and seeking that far is an error on some systems).
-    if offset >= await store.log_size(run.id):
+    if offset >= await d.log_size(run.id):
         data = b""
     else:
-        data = await store.read_log(run.id, offset, 4 * 1024 * 1024)
+        data = await d.read_log(run.id, offset, 4 * 1024 * 1024)
     response = Response(data, mimetype="text/plain")
+    response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
+    response.headers["X-AIOS-Run-State"] = str(run.state)
+    return response
+
+
+@blueprint.get("/api/runs/<run_id>/events")
+async def run_events(run_id: str) -> Response:
+    """The raw JSON lines a structured agent wrote on stdout, from byte ``offset``."""
+    run = await find_run(run_id)
+    offset = int_arg("offset", 0, 0, None)
+    data = await daemon().read_log(run.id, offset, 4 * 1024 * 1024, "events")
+    response = Response(data, mimetype="application/x-ndjson")
     response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
     response.headers["X-AIOS-Run-State"] = str(run.state)
     return response
@@ -165,15 +193,12 @@ async def events() -> Response:
 
 
 async def find_run(run_id: str) -> Run:
-    d = daemon()
     try:
-        stored = await d.store.resolve(run_id)
+        return await daemon().find_run(run_id)
     except UnknownRun as exc:
         raise ApiError(404, str(exc)) from exc
     except AmbiguousRun as exc:
         raise ApiError(400, str(exc)) from exc
-    run = await d.supervisor.get(stored.id)
-    return run or stored
 
 
 async def json_object() -> dict[str, Any]:

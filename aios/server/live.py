@@ -18,8 +18,8 @@ from typing import Any
 
 from quart import Blueprint, Response, render_template, request, stream_with_context
 
-from aios.agents.run import FINAL_STATES, Run, RunState
 from aios.events import Event
+from aios.runs import FINAL_STATES, Run, RunState
 from aios.server import ansi
 from aios.server.api import MAX_OFFSET, find_run
 from aios.server.context import daemon
@@ -109,7 +109,7 @@ class View:
         return await handler(event.data) if handler is not None else ""
 
     async def on_run(self, data: dict[str, Any]) -> str:
-        run = await daemon().supervisor.get(data["id"])
+        run = await daemon().get_run(data["id"])
         if run is None:
             return ""
         if self.kind == "run":
@@ -169,9 +169,9 @@ class View:
     async def drain_output(self) -> str:
         """Exactly the bytes after what the page has, read from the log file (never twice)."""
         assert self.run_id is not None
-        store = daemon().store
+        d = daemon()
         chunks = []
-        while data := await store.read_log(self.run_id, self.offset, READ_CHUNK):
+        while data := await d.read_log(self.run_id, self.offset, READ_CHUNK):
             self.offset += len(data)
             chunks.append(self.output.render(data))
             if len(data) < READ_CHUNK:
@@ -230,7 +230,7 @@ async def events() -> Response:
     view = _view()
     if view.run_id is not None:  # 404 for an unknown run, before any stream starts
         view.run_id = (await find_run(view.run_id)).id
-        if view.offset > await d.store.log_size(view.run_id):
+        if view.offset > await d.log_size(view.run_id):
             raise ApiError(422, "query parameter 'offset' is past the end of the run's output")
     subscription = d.bus.subscribe(_resume_id())
 

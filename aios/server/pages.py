@@ -82,9 +82,7 @@ def _filter() -> str:
 
 async def _rows(filter_name: str, before: str | None) -> dict[str, Any]:
     try:
-        runs = await daemon().supervisor.list(
-            limit=PAGE + 1, before=before, states=FILTERS[filter_name]
-        )
+        runs = await daemon().runs(limit=PAGE + 1, before=before, states=FILTERS[filter_name])
     except UnknownRun as exc:
         raise ApiError(422, f"invalid 'before': {exc}") from exc
     return {"runs": runs[:PAGE], "more": len(runs) > PAGE, "filter": filter_name, "before": before}
@@ -109,7 +107,7 @@ async def index() -> str:
         problems=[str(p) for p in config.problems],
         selected_agent=selected,
         home=str(Path.home()),
-        counts=Counts.from_summary(await d.supervisor.summary()),
+        counts=Counts.from_summary(await d.summary()),
         **await _rows(filter_name, None),
     )
 
@@ -126,9 +124,9 @@ async def run_page(run_id: str) -> str:
     d = daemon()
     after = d.bus.last_id
     run = await find_run(run_id)
-    total = await d.store.log_size(run.id)
+    total = await d.log_size(run.id)
     start = max(0, total - OUTPUT_SHOWN)
-    raw = await d.store.read_log(run.id, start, total - start)
+    raw = await d.read_log(run.id, start, total - start)
     renderer = OutputRenderer(position=start)
     rows = renderer.render(raw, start_mid_line=start > 0)
     # Already escaped by the renderer (ansi.Style.html escapes before it adds its spans).
@@ -150,7 +148,7 @@ async def run_page(run_id: str) -> str:
 async def run_log_file(run_id: str) -> Response:
     d = daemon()
     run = await find_run(run_id)
-    data = await d.store.read_log(run.id, 0, None)
+    data = await d.read_log(run.id, 0, None)
     return Response(data, mimetype="text/plain")
 
 
@@ -210,21 +208,21 @@ async def launch() -> tuple[str, int]:
     cwd = (form.get("cwd") or "").strip() or None
     for name, value in (("agent", agent), ("prompt", prompt), ("cwd", cwd or "")):
         check_text(name, value)
-    await daemon().supervisor.launch(agent, prompt, cwd)
+    await daemon().launch(agent, prompt, cwd)
     return "", 204
 
 
 @blueprint.post("/ui/runs/<run_id>/stop")
 async def stop(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
-    await daemon().supervisor.stop(run.id)
+    await daemon().stop_run(run.id)
     return "", 204
 
 
 @blueprint.post("/ui/runs/<run_id>/rerun")
 async def rerun(run_id: str) -> Response:
     old = await find_run(run_id)
-    new = await daemon().supervisor.launch(old.agent, old.prompt, old.cwd)
+    new = await daemon().launch(old.agent, old.prompt, old.cwd)
     response = Response("", 204)
     if request.args.get("open"):
         response.headers["HX-Redirect"] = f"/runs/{new.id}"
@@ -234,5 +232,5 @@ async def rerun(run_id: str) -> Response:
 @blueprint.post("/ui/runs/<run_id>/delete")
 async def delete(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
-    await daemon().supervisor.delete(run.id)
+    await daemon().delete_run(run.id)
     return "", 204

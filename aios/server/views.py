@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from quart import Quart
 
-from aios.agents.run import FINAL_STATES, Run, RunState
 from aios.formatting import clock, duration, timestamp, zone
+from aios.runs import FINAL_STATES, Run, RunState
 
 LIVE = tuple(s for s in RunState if s.is_live)
 FILTERS: dict[str, tuple[RunState, ...] | None] = {

@@ -1,0 +1,68 @@
+"""Command templates: how an agent's argv list takes the run's prompt and permission.
+
+Three placeholders, each only in a form that cannot be misread:
+
+* ``"{prompt}"`` as a whole element: replaced by the prompt, as one argument. Put ``"--"``
+  before it, so a prompt such as ``--verbose flag is broken`` stays a prompt for the CLI's
+  option parser instead of becoming an option (the config check warns when it is not).
+* ``"--flag={prompt}"``: the one splice form; the prompt follows ``=`` so it can never be an
+  option of its own. Any other text around ``{prompt}`` is left literal (and warned about):
+  splicing text into strings is how quoting bugs start.
+* ``"{permission}"`` as a whole element: replaced by zero or more arguments, the run's
+  permission as the agent's format spells it (aios.agents.formats).
+
+Never a shell string: the result is an argv list for ``exec``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+PROMPT = "{prompt}"
+PERMISSION = "{permission}"
+END_OF_OPTIONS = "--"
+SPLICE = re.compile(r"(--?[A-Za-z0-9][A-Za-z0-9_.-]*=)\{prompt\}")
+
+
+def takes_prompt(command: Sequence[str]) -> bool:
+    return any(part == PROMPT or SPLICE.fullmatch(part) for part in command)
+
+
+def expand(command: Sequence[str], prompt: str, permission: Sequence[str] = ()) -> list[str]:
+    argv: list[str] = []
+    for part in command:
+        if part == PROMPT:
+            argv.append(prompt)
+        elif part == PERMISSION:
+            argv.extend(permission)
+        elif splice := SPLICE.fullmatch(part):
+            argv.append(splice[1] + prompt)
+        else:
+            argv.append(part)
+    return argv
+
+
+def warnings(command: Sequence[str]) -> list[str]:
+    """What in ``command`` could misread a prompt (each a sentence; empty when all is well)."""
+    found: list[str] = []
+    if any(part == PROMPT for part in command[: _end_of_options(command)]):
+        found.append(
+            'the prompt could be read as an option when it starts with "-": put "--" before '
+            '"{prompt}", or pass it as "--flag={prompt}"'
+        )
+    literal = [p for p in command if PROMPT in p and p != PROMPT and not SPLICE.fullmatch(p)]
+    if literal:
+        found.append(
+            f'{literal[0]!r} stays literal: only a whole "{{prompt}}" element or '
+            '"--flag={prompt}" is replaced by the prompt'
+        )
+    return found
+
+
+def _end_of_options(command: Sequence[str]) -> int:
+    """Index of the first ``--`` element (``len`` if none)."""
+    try:
+        return list(command).index(END_OF_OPTIONS)
+    except ValueError:
+        return len(command)

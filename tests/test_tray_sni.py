@@ -1,0 +1,235 @@
+"""The tray on a desktop with a StatusNotifierItem host: Xvfb, a D-Bus session bus,
+xfce4-panel's Status Tray plugin as the host, and dunst as the notification daemon.
+
+The tests speak to AIOS over D-Bus exactly as a panel does: find the item through the
+watcher, read its properties and its dbusmenu layout, send ``Event(id, "clicked")`` and
+``Activate``. What the panel itself drew is checked on the screen.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aios.icon import BRAND
+from tests.desktop import (
+    Obj,
+    Session,
+    call,
+    dunst,
+    get_property,
+    screenshot,
+    session,
+    start_aios,
+    xfce_panel,
+    xvfb,
+)
+from tests.helpers import DaemonProcess, pids_alive, require_tool, wait_until, write_config
+
+pytestmark = [
+    pytest.mark.daemon,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="D-Bus desktop tests"),
+]
+
+WATCHER = Obj(
+    "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"
+)
+PANEL_HEIGHT = 28
+
+
+@dataclass
+class Desktop:
+    session: Session
+    notifications: Path  # what dunst showed, one "appname|summary|body" line each
+
+
+@pytest.fixture(scope="module")
+def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desktop]:
+    root = tmp_path_factory.mktemp("desktop")
+    record = root / "notifications.txt"
+    record.touch()
+    with (
+        xvfb() as (display, _server),
+        session(display, root) as bus,
+        xfce_panel(bus),
+        dunst(bus, record),
+    ):
+        yield Desktop(bus, record)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A stand-in browser that records what it was asked to open (a real one is not the point)."""
+    opened = tmp_path / "opened.txt"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    script.chmod(0o755)
+    return {"BROWSER": str(script)}, opened
+
+
+def item_of(desktop: Desktop, tray: DaemonProcess) -> Obj:
+    """Our item as the watcher lists it (``<bus name>/StatusNotifierItem``), once registered."""
+    name = f"org.kde.StatusNotifierItem-{tray.proc.pid}-1"
+
+    def registered() -> str | None:
+        items = get_property(desktop.session.bus, WATCHER, "RegisteredStatusNotifierItems")
+        return next((i for i in items if i.startswith(name)), None)
+
+    entry = wait_until(registered, timeout=15, what="the item to register with the watcher")
+    bus_name, _, path = entry.partition("/")
+    return Obj(bus_name, "/" + path, "org.kde.StatusNotifierItem")
+
+
+def layout(desktop: Desktop, menu: Obj) -> list[Any]:
+    """``GetLayout(0, -1, [])`` as the panel asks it: ``[id, props, children]`` of the root."""
+    revision, root = call(desktop.session.bus, menu, "GetLayout", "iias", [0, -1, []])
+    assert revision >= 1
+    return list(root)
+
+
+def entries(node: list[Any]) -> list[tuple[int, str, dict[str, Any], list[Any]]]:
+    """``(id, label, props, children)`` of each child of a layout node; separators as "-"."""
+    out = []
+    for child in node[2]:
+        ident, props, children = child.value
+        values = {k: v.value for k, v in props.items()}
+        label = "-" if values.get("type") == "separator" else values.get("label", "")
+        out.append((ident, label, values, children and [ident, props, children]))
+    return out
+
+
+def by_label(node: list[Any], label: str) -> tuple[int, dict[str, Any], list[Any]]:
+    for ident, text, props, children in entries(node):
+        if text == label:
+            return ident, props, children
+    raise AssertionError(f"no {label!r} in {[e[1] for e in entries(node)]}")
+
+
+def click(desktop: Desktop, menu: Obj, ident: int) -> None:
+    from dbus_fast import Variant
+
+    call(desktop.session.bus, menu, "Event", "isvu", [ident, "clicked", Variant("i", 0), 0])
+
+
+def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
+    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+) -> None:
+    write_config(home, '[agents.sleeper]\ncommand = ["sleep", "300"]\nstop_timeout = 2\n')
+    env, opened = browser
+    log = tmp_path / "aios.err"
+    tray = start_aios(home, {**desktop.session.env, **env}, log)
+    try:
+        item = item_of(desktop, tray)
+        assert "tray: StatusNotifierItem over D-Bus; notifications over D-Bus" in log.read_text()
+        bus = desktop.session.bus
+        assert get_property(bus, item, "Id") == "aios"
+        assert get_property(bus, item, "Status") == "Active"
+        assert get_property(bus, item, "ItemIsMenu") is False
+        tooltip = get_property(bus, item, "ToolTip")
+        assert tooltip[2] == "AIOS — idle"
+        sizes = [(w, h, len(data)) for w, h, data in get_property(bus, item, "IconPixmap")]
+        assert (22, 22, 22 * 22 * 4) in sizes
+
+        # The panel drew the icon: brand blue in the panel's strip of the screen.
+        def panel_shows_icon() -> bool:
+            strip = screenshot(desktop.session.display, (0, 0, 800, PANEL_HEIGHT))
+            colours = strip.getcolors(800 * PANEL_HEIGHT) or []
+            return any(c == BRAND[:3] and n >= 20 for n, c in colours)
+
+        wait_until(panel_shows_icon, what="xfce4-panel to draw the icon")
+
+        menu = Obj(item.dest, get_property(bus, item, "Menu"), "com.canonical.dbusmenu")
+        root = layout(desktop, menu)
+        labels = [label for _, label, _, _ in entries(root)]
+        assert labels == [
+            "Open Dashboard",
+            "0 running, 0 queued, 0 failed",
+            "-",
+            "Recent runs",
+            "Launch",
+            "Stop all runs",
+            "-",
+            "Start at login",
+            "Quit",
+        ]
+        _, status, _ = by_label(root, "0 running, 0 queued, 0 failed")
+        assert status["enabled"] is False
+        _, autostart, _ = by_label(root, "Start at login")
+        assert autostart["toggle-type"] == "checkmark" and autostart["toggle-state"] == 0
+        _, launch, launch_node = by_label(root, "Launch")
+        assert launch["children-display"] == "submenu"
+        launchers = [label for _, label, _, _ in entries(launch_node)]
+        assert "sleeper" in launchers and "Command" in launchers
+
+        # Launch ▸ sleeper, as the panel sends it: the dashboard opens on the launch form.
+        sleeper, _, _ = by_label(launch_node, "sleeper")
+        assert call(bus, menu, "AboutToShow", "i", [0]) in ([True], [False])
+        click(desktop, menu, sleeper)
+        wait_until(opened.exists, what="the browser to be asked")
+        page = Path(opened.read_text().splitlines()[-1].removeprefix("file://"))
+        assert "next=%2F%3Fagent%3Dsleeper%23launch" in page.read_text()
+
+        # A left click on the icon (Activate) opens the dashboard.
+        call(bus, item, "Activate", "ii", [0, 0])
+        wait_until(lambda: len(opened.read_text().splitlines()) == 2, what="a second page")
+
+        # A run shows in the menu and the tooltip; Quit stops it and AIOS.
+        run = tray.client.request("POST", "/api/runs", {"agent": "sleeper"})
+        pid = wait_until(
+            lambda: tray.client.request("GET", f"/api/runs/{run['id']}")["pid"], what="agent pid"
+        )
+        wait_until(
+            lambda: get_property(bus, item, "ToolTip")[2] == "AIOS — 1 running",
+            what="the tooltip to follow",
+        )
+        root = layout(desktop, menu)
+        assert by_label(root, "1 running, 0 queued, 0 failed")
+        _, stop_all, _ = by_label(root, "Stop all runs")
+        assert stop_all["enabled"] is True
+        quit_id, _, _ = by_label(root, "Quit")
+        click(desktop, menu, quit_id)
+        assert tray.finish(30) == 0, log.read_text()
+        assert not tray.runtime_file.exists()
+        assert pids_alive([pid]) == []
+        assert "Traceback" not in log.read_text()
+    finally:
+        tray.close()
+
+
+def test_a_finished_run_is_a_notification_the_daemon_shows(
+    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+) -> None:
+    env, opened = browser
+    log = tmp_path / "aios.err"
+    tray = start_aios(home, {**desktop.session.env, **env}, log)
+    try:
+        item_of(desktop, tray)
+        run = tray.client.request("POST", "/api/runs", {"agent": "command", "prompt": "exit 3"})
+        line = wait_until(
+            lambda: next(
+                (x for x in desktop.notifications.read_text().splitlines() if "exit 3" in x), None
+            ),
+            what="dunst to show the notification",
+        )
+        assert line == "AIOS|command failed (exit 3)|exit 3"
+        # Clicking it (dunst's default action) opens the run's page.
+        subprocess.run(
+            [require_tool("dunstctl"), "action", "0"], env=desktop.session.env, check=True
+        )
+        wait_until(opened.exists, what="the browser to be asked")
+        page = Path(opened.read_text().splitlines()[-1].removeprefix("file://"))
+        assert f"next=%2Fruns%2F{run['id']}" in page.read_text()
+        tray.client.request("POST", "/api/runs", {"agent": "command", "prompt": "echo done"})
+        wait_until(
+            lambda: "AIOS|command finished|echo done" in desktop.notifications.read_text(),
+            what="dunst to show the second notification",
+        )
+        assert tray.terminate() == 0
+    finally:
+        tray.close()
