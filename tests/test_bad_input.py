@@ -25,6 +25,7 @@ def served(home: Path) -> Iterator[DaemonProcess]:
     d = start_daemon(home)
     try:
         yield d
+        assert d.terminate() == 0  # and it still shuts down cleanly
     finally:
         d.close()
         log = (home / "state" / "aios.log").read_text()
