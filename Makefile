@@ -8,7 +8,7 @@ STAMP      := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP        := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test bench screenshots clean
+.PHONY: run test bench screenshots smoke-agents clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("AIOS needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -38,6 +38,10 @@ screenshots: $(TEST_STAMP)
 	$(BIN)/python -m scripts.screenshots
 	$(BIN)/python -m scripts.icon_states
 	$(BIN)/python -m scripts.tray_pictures
+
+# Not run in CI: tries whichever real agent CLIs are installed here, through AIOS.
+smoke-agents: $(STAMP)
+	$(BIN)/python -m scripts.smoke_agents
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -96,7 +96,15 @@ def build_parser() -> Parser:
 
     run = sub.add_parser("run", help="start a run; print its id")
     run.add_argument("agent", help="agent name (see `aios agents`)")
-    run.add_argument("prompt", nargs="?", default="", help="the task for the agent")
+    # After "--" everything is the prompt, even text that starts with "-".
+    run.add_argument(
+        "prompt", nargs="*", default=[], help='the task for the agent (put "--" before it)'
+    )
+    run.add_argument(
+        "--permission",
+        choices=("read-only", "edit", "full"),
+        help="what the agent may do in its directory (default: edit, where the agent has modes)",
+    )
     run.add_argument("--cwd", help="working directory (default: the agent's, else this one)")
     run.add_argument(
         "--wait", action="store_true", help="follow the run and exit with its exit code"
@@ -295,15 +303,17 @@ def cmd_agents(args: argparse.Namespace) -> int:
             agent["name"],
             agent["source"],
             "yes" if agent["available"] else f"no: {agent['unavailable_reason']}",
+            (agent.get("auth") or "").replace("_", " "),
             " ".join(agent["command"]),
         )
         for agent in body["agents"]
     ]
-    print_table(("NAME", "SOURCE", "AVAILABLE", "COMMAND"), rows)
+    print_table(("NAME", "SOURCE", "AVAILABLE", "LOGIN", "COMMAND"), rows)
     problems = body["config"]["problems"]
     if problems:
         print(
-            f"\n{len(problems)} problem(s) in the config file (these agents/settings are ignored):"
+            f"\n{len(problems)} problem(s) in the config file (an error leaves its agent or"
+            " setting out; a warning does not):"
         )
         for problem in problems:
             print(f"  {problem}")
@@ -319,9 +329,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif not agent_has_cwd(client, args.agent):
         cwd = os.getcwd()
     try:
-        run = client.request(
-            "POST", "/api/runs", {"agent": args.agent, "prompt": args.prompt, "cwd": cwd}
-        )
+        body = {"agent": args.agent, "prompt": " ".join(args.prompt), "cwd": cwd}
+        if args.permission:
+            body["permission"] = args.permission
+        run = client.request("POST", "/api/runs", body)
         print(run["id"], flush=True)
         if not args.wait:
             return EXIT_OK
@@ -372,6 +383,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
             r["id"],
             r["agent"],
             r["state"],
+            activity_text(r),
             "" if r["exit_code"] is None else str(r["exit_code"]),
             timestamp(from_iso(r["started_at"] or r["created_at"])),
             one_line(r["prompt"], 40),
@@ -379,8 +391,20 @@ def cmd_ps(args: argparse.Namespace) -> int:
         for r in runs
     ]
     # Local time, like the dashboard; `--json` keeps the API's UTC.
-    print_table(("ID", "AGENT", "STATE", "EXIT", f"STARTED ({zone()})", "PROMPT"), rows)
+    header = ("ID", "AGENT", "STATE", "ACTIVITY", "EXIT", f"STARTED ({zone()})", "PROMPT")
+    print_table(header, rows)
     return EXIT_OK
+
+
+def activity_text(run: dict[str, Any]) -> str:
+    """What a live run is doing, or why a finished one failed, in a few words."""
+    activity = run.get("activity")
+    if activity:
+        detail = run.get("activity_detail")
+        return one_line(f"{activity}: {detail}" if detail else activity, 40)
+    if run.get("state") == "failed" and run.get("error"):
+        return one_line(run["error"], 40)
+    return ""
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aios import __version__
+from aios.agents.auth import AuthChecks
 from aios.agents.supervisor import Supervisor
 from aios.agents.watchdog import Watchdog
 from aios.config import Config, load_config
@@ -27,7 +29,8 @@ from aios.credentials import Secrets
 from aios.events import EventBus
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
-from aios.store import Store, Stream
+from aios.store import Store, Stream, Usage
+from aios.tasks import TaskSet
 
 log = logging.getLogger("aios.daemon")
 
@@ -79,6 +82,8 @@ class Daemon:
     _store: Store = field(init=False)
     watchdog: Watchdog = field(default_factory=Watchdog)
     _supervisor: Supervisor = field(init=False)
+    _tasks: TaskSet = field(default_factory=lambda: TaskSet(log))
+    _auth: AuthChecks = field(init=False)
     _stop_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed: bool = False
 
@@ -92,6 +97,7 @@ class Daemon:
             retention=settings.retention,
         )
         self._supervisor = Supervisor(self._store, self.bus, self.watchdog, self.config)
+        self._auth = AuthChecks(self._tasks)
 
     @property
     def url(self) -> str:
@@ -117,11 +123,28 @@ class Daemon:
             self._closed = True
             try:
                 await self._supervisor.shutdown()
+                await self._tasks.cancel_all()
             finally:
                 self.bus.close()
                 self.stopping.set()
                 await asyncio.to_thread(self.watchdog.close, WATCHDOG_CLOSE)
                 await asyncio.wait_for(self._store.close(), STORE_CLOSE)
+
+    # -- the facade: agents ----------------------------------------------------------------------
+
+    async def agents(self) -> list[dict[str, Any]]:
+        """Every agent as JSON: its definition, whether it can start here (and why not), and
+        whether its CLI is logged in (``auth``: logged_in, not_logged_in, unknown; null where
+        its format cannot tell)."""
+        config = self.config()
+        # to_json checks each executable on PATH: file system work, kept off the event loop.
+        agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
+        usable = {a["name"] for a in agents if a["available"]}
+        states = await self._auth.states(a for a in config.agents.values() if a.name in usable)
+        for agent in agents:
+            state = states.get(str(agent["name"]))
+            agent["auth"] = None if state is None else str(state)
+        return agents
 
     # -- the facade: runs ------------------------------------------------------------------------
 
@@ -167,6 +190,10 @@ class Daemon:
     async def summary(self) -> dict[str, int]:
         """Runs per state, plus "total"."""
         return await self._supervisor.summary()
+
+    async def usage(self) -> Usage:
+        """Tokens and cost over the history, as the agents reported them."""
+        return await self._store.usage()
 
     async def read_log(
         self, run_id: str, offset: int = 0, limit: int | None = None, stream: Stream = "log"

@@ -125,6 +125,12 @@ class AmbiguousRun(StoreError):
         super().__init__(f"{prefix!r} matches {len(self.candidates)} runs: {shown}")
 
 
+@dataclass(frozen=True)
+class Usage:
+    tokens: Tokens
+    cost_usd: float | None  # None: no run reported a cost
+
+
 @dataclass
 class _Log:
     file: BinaryIO
@@ -201,6 +207,10 @@ class Store:
     async def counts(self) -> dict[str, int]:
         """Runs per state (only states that occur), plus "total"."""
         return await self._call(self._counts)
+
+    async def usage(self) -> Usage:
+        """Tokens and cost over the whole history, as the agents reported them."""
+        return await self._call(self._usage)
 
     # -- logs -------------------------------------------------------------------------------
 
@@ -325,6 +335,15 @@ class Store:
         counts = {state: count for state, count in rows}
         counts["total"] = sum(counts.values())
         return counts
+
+    def _usage(self) -> Usage:
+        row = self._conn.execute(
+            "SELECT SUM(cost_usd), SUM(json_extract(tokens, '$.input')),"
+            " SUM(json_extract(tokens, '$.output')), SUM(json_extract(tokens, '$.cached'))"
+            " FROM runs"
+        ).fetchone()
+        cost, tokens_in, tokens_out, cached = row
+        return Usage(Tokens(int(tokens_in or 0), int(tokens_out or 0), int(cached or 0)), cost)
 
     def _log_path(self, run_id: str, stream: Stream = "log") -> Path:
         if not _SAFE_ID.fullmatch(run_id):

@@ -229,6 +229,8 @@ class Tray:
                 self._notify_run(run)
             if run["state"] == "failed":
                 self.state.failed_unseen += 1
+        elif event.kind == "attention":
+            self._on_attention(event.data)
         else:
             return
         self._refresh()
@@ -302,10 +304,27 @@ class Tray:
         verb = {"succeeded": "finished", "failed": "failed", "stopped": "was stopped"}[run["state"]]
         code = f" (exit {run['exit_code']})" if run.get("exit_code") not in (None, 0) else ""
         prompt = " ".join(str(run.get("prompt", "")).split())[:60]
+        body = prompt or run["id"]
+        denials = run.get("denials") or []
+        if run["state"] == "failed" and (run.get("hint") or run.get("error")):
+            body = " ".join(str(run.get("hint") or run.get("error")).split())[:200]
+        elif run["state"] == "succeeded" and denials:
+            refused = ", ".join(f"{d['tool']} {d['summary']}".strip() for d in denials[:3])
+            body = f"but it was refused {len(denials)}: {refused}"[:200]
         page = functools.partial(self.open_dashboard, f"/runs/{run['id']}")
         self.notifier.notify(
-            f"{run['agent']} {verb}{code}", prompt or run["id"], [Action("default", "Open", page)]
+            f"{run['agent']} {verb}{code}", body, [Action("default", "Open", page)]
         )
+
+    def _on_attention(self, data: dict[str, Any]) -> None:
+        """A run calls for the user. Runs that ended were already notified with their reason
+        (the run's own notification says it); live ones are notified now."""
+        self.state.failed_unseen += 1
+        if data["reason"] in ("needs_login", "stalled", "offline"):
+            page = functools.partial(self.open_dashboard, f"/runs/{data['run']}")
+            self.notifier.notify(
+                f"{data['agent']} needs you", data["message"], [Action("default", "Open", page)]
+            )
 
     def open_dashboard(self, path: str = "/") -> None:
         info = self.service.info

@@ -106,9 +106,12 @@ def test_log_offsets_past_the_end(served: DaemonProcess) -> None:
         assert (status, data) == (200, b"")
         assert headers["x-aios-log-next-offset"] == str(offset)
     for offset in (2**63, 10**19, 10**40):
-        status, _, data = send(served, "GET", f"{base}?offset={offset}")
-        assert status == 422
-        assert data == {"error": f"query parameter 'offset' must be 0..{2**63 - 1}"}
+        for path in (base, f"/api/runs/{run['id']}/events"):
+            status, _, data = send(served, "GET", f"{path}?offset={offset}")
+            assert status == 422
+            assert data == {"error": f"query parameter 'offset' must be 0..{2**63 - 1}"}
+    status, headers, data = send(served, "GET", f"/api/runs/{run['id']}/events?offset={10**18}")
+    assert (status, data) == (200, b"")
     status, _, data = send(served, "GET", f"/ui/events?view=run&run={run['id']}&offset=4")
     assert status == 422 and "'offset' is past the end" in data["error"]
     status, _, data = send(served, "GET", f"/ui/events?view=run&run={run['id']}&offset={10**19}")

@@ -13,13 +13,22 @@ from aios.agents.lifecycle import (
     Changed,
     Effect,
     Lifecycle,
+    Outcome,
     Policy,
     Released,
     Schedule,
     Spawn,
     Terminate,
 )
-from aios.runs import TRANSITIONS, IllegalTransition, Run, RunState, check_transition
+from aios.runs import (
+    TRANSITIONS,
+    Activity,
+    FailureKind,
+    IllegalTransition,
+    Run,
+    RunState,
+    check_transition,
+)
 
 S = RunState
 
@@ -389,3 +398,41 @@ def test_events_the_state_does_not_allow_are_refused(shell: Shell) -> None:
     queued_core.launch(waiting, Policy())
     with pytest.raises(IllegalTransition, match="queued → succeeded"):
         queued_core.exited(waiting.id, 0)
+
+
+# -- outcomes: the stream wins over the exit code -----------------------------------------------
+
+
+def test_a_failure_behind_exit_0_ends_failed_with_its_reason_and_hint(shell: Shell) -> None:
+    run = shell.launch()
+    shell.spawned(run)
+    shell.advance(5)
+    outcome = Outcome("litellm.AuthenticationError: bad key", FailureKind.AUTH, "Set a key.")
+    shell.do(shell.core.exited(run.id, 0, outcome))
+    assert state(run) is S.FAILED and run.exit_code == 0
+    assert (run.error, run.error_kind, run.hint) == (
+        "litellm.AuthenticationError: bad key",
+        FailureKind.AUTH,
+        "Set a key.",
+    )
+
+
+def test_a_stopped_run_is_stopped_whatever_its_stream_says(shell: Shell) -> None:
+    run = shell.launch()
+    shell.spawned(run)
+    shell.do(shell.core.stop(run.id))
+    shell.do(shell.core.exited(run.id, 1, Outcome("boom", FailureKind.API)))
+    assert state(run) is S.STOPPED and run.error is None
+
+
+def test_a_restart_that_succeeds_clears_the_earlier_failure(shell: Shell) -> None:
+    run = shell.launch(Policy(restart_on_failure=True))
+    shell.spawned(run)
+    shell.do(shell.core.exited(run.id, 1, Outcome("offline", FailureKind.OFFLINE, "Check it.")))
+    assert state(run) is S.BACKOFF and run.error == "offline" and run.activity is None
+    shell.advance(1)
+    assert run.activity is Activity.STARTING
+    shell.spawned(run)
+    shell.exited(run, 0)
+    assert state(run) is S.SUCCEEDED and (run.error, run.error_kind, run.hint) == (None,) * 3
+    assert run.activity is None

@@ -16,7 +16,7 @@ from aios.runs import Permission, Run, RunState
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
-from aios.store import AmbiguousRun, UnknownRun
+from aios.store import AmbiguousRun, Stream, UnknownRun
 
 blueprint = Blueprint("api", __name__)
 
@@ -62,9 +62,9 @@ async def shutdown() -> tuple[Response, int]:
 
 @blueprint.get("/api/agents")
 async def agents() -> Response:
-    config = daemon().config()
-    # to_json checks each executable on PATH: file system work, kept off the event loop.
-    agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
+    d = daemon()
+    config = d.config()
+    agents = await d.agents()
     return jsonify(
         {
             "agents": agents,
@@ -142,27 +142,25 @@ async def delete_run(run_id: str) -> tuple[str, int]:
 
 @blueprint.get("/api/runs/<run_id>/log")
 async def run_log(run_id: str) -> Response:
-    run = await find_run(run_id)
-    offset = int_arg("offset", 0, 0, MAX_OFFSET)
-    d = daemon()
-    # Past the end there is nothing yet (and seeking that far is an error on some systems).
-    if offset >= await d.log_size(run.id):
-        data = b""
-    else:
-        data = await d.read_log(run.id, offset, 4 * 1024 * 1024)
-    response = Response(data, mimetype="text/plain")
-    response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
-    response.headers["X-AIOS-Run-State"] = str(run.state)
-    return response
+    return await stored_bytes(await find_run(run_id), "log", "text/plain")
 
 
 @blueprint.get("/api/runs/<run_id>/events")
 async def run_events(run_id: str) -> Response:
     """The raw JSON lines a structured agent wrote on stdout, from byte ``offset``."""
-    run = await find_run(run_id)
-    offset = int_arg("offset", 0, 0, None)
-    data = await daemon().read_log(run.id, offset, 4 * 1024 * 1024, "events")
-    response = Response(data, mimetype="application/x-ndjson")
+    return await stored_bytes(await find_run(run_id), "events", "application/x-ndjson")
+
+
+async def stored_bytes(run: Run, stream: Stream, mimetype: str) -> Response:
+    """A run's output or events from the ``offset`` parameter, at most 4 MiB a call."""
+    offset = int_arg("offset", 0, 0, MAX_OFFSET)
+    d = daemon()
+    # Past the end there is nothing yet (and seeking that far is an error on some systems).
+    if offset >= await d.log_size(run.id, stream):
+        data = b""
+    else:
+        data = await d.read_log(run.id, offset, 4 * 1024 * 1024, stream)
+    response = Response(data, mimetype=mimetype)
     response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
     response.headers["X-AIOS-Run-State"] = str(run.state)
     return response

@@ -26,7 +26,7 @@ from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.server.terminal import WRAP, Terminal
-from aios.server.views import FILTERS, Counts, size
+from aios.server.views import FILTERS, Counts, cost, size, tokens
 
 blueprint = Blueprint("live", __name__)
 
@@ -148,10 +148,15 @@ class View:
 
     async def on_summary(self, data: dict[str, int]) -> str:
         counts = Counts.from_summary(data)
-        return "".join(
+        html = "".join(
             partial(f"#count-{name}", "textContent", str(getattr(counts, name)))
             for name in ("running", "queued", "failed", "total")
         )
+        if self.kind == "overview":
+            usage = await daemon().usage()
+            html += partial("#count-tokens", "textContent", tokens(usage.tokens))
+            html += partial("#count-cost", "textContent", cost(usage.cost_usd))
+        return html
 
     async def on_stats(self, data: dict[str, Any]) -> str:
         if self.kind == "run" and data["run"] != self.run_id:

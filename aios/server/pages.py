@@ -20,7 +20,7 @@ from werkzeug.wrappers.response import Response as RedirectResponse
 from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
 from aios.credentials import SESSION_LIFETIME
-from aios.server.api import check_text, find_run
+from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer
@@ -95,8 +95,7 @@ async def index() -> str:
     # The stream starts right after what this render shows: no gap, no duplicate row.
     after = d.bus.last_id
     config = d.config()
-    # to_json checks each executable on PATH: file system work, kept off the event loop.
-    agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
+    agents = await d.agents()
     selected = request.args.get("agent")
     return await _page(
         "index.html",
@@ -108,6 +107,7 @@ async def index() -> str:
         selected_agent=selected,
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
+        usage=await d.usage(),
         **await _rows(filter_name, None),
     )
 
@@ -150,6 +150,14 @@ async def run_log_file(run_id: str) -> Response:
     run = await find_run(run_id)
     data = await d.read_log(run.id, 0, None)
     return Response(data, mimetype="text/plain")
+
+
+@blueprint.get("/runs/<run_id>/events.jsonl")
+async def run_events_file(run_id: str) -> Response:
+    d = daemon()
+    run = await find_run(run_id)
+    data = await d.read_log(run.id, 0, None, "events")
+    return Response(data, mimetype="application/x-ndjson")
 
 
 @blueprint.get("/settings")
@@ -204,11 +212,17 @@ async def toggle_autostart() -> Response:
 @blueprint.post("/ui/runs")
 async def launch() -> tuple[str, int]:
     form = await request.form
-    agent, prompt = form.get("agent", ""), form.get("prompt", "")
+    d = daemon()
+    name, prompt = form.get("agent", ""), form.get("prompt", "")
     cwd = (form.get("cwd") or "").strip() or None
-    for name, value in (("agent", agent), ("prompt", prompt), ("cwd", cwd or "")):
-        check_text(name, value)
-    await daemon().launch(agent, prompt, cwd)
+    for field, value in (("agent", name), ("prompt", prompt), ("cwd", cwd or "")):
+        check_text(field, value)
+    agent = d.config().agent(name)
+    # The form offers a permission for every agent; one without permission modes takes none.
+    permission = parse_permission(form.get("permission") or None)
+    if agent is not None and not agent.permissions:
+        permission = None
+    await d.launch(name, prompt, cwd, permission)
     return "", 204
 
 
@@ -222,7 +236,7 @@ async def stop(run_id: str) -> tuple[str, int]:
 @blueprint.post("/ui/runs/<run_id>/rerun")
 async def rerun(run_id: str) -> Response:
     old = await find_run(run_id)
-    new = await daemon().launch(old.agent, old.prompt, old.cwd)
+    new = await daemon().launch(old.agent, old.prompt, old.cwd, old.permission)
     response = Response("", 204)
     if request.args.get("open"):
         response.headers["HX-Redirect"] = f"/runs/{new.id}"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from quart import Quart
 
 from aios.formatting import clock, duration, timestamp, zone
-from aios.runs import FINAL_STATES, Run, RunState
+from aios.runs import ATTENTION_ACTIVITIES, FINAL_STATES, Activity, Run, RunState, Tokens
 
 LIVE = tuple(s for s in RunState if s.is_live)
 FILTERS: dict[str, tuple[RunState, ...] | None] = {
@@ -72,11 +72,57 @@ def preview(text: str, width: int = 80) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+ACTIVITY_WORDS = {
+    Activity.STARTING: "starting",
+    Activity.WORKING: "working",
+    Activity.RETRYING: "retrying",
+    Activity.OFFLINE: "offline",
+    Activity.NEEDS_LOGIN: "needs login",
+    Activity.STALLED: "stalled",
+    Activity.AWAITING_APPROVAL: "awaiting approval",
+}
+
+
+def activity(value: Activity | str | None) -> str:
+    return "" if value is None else ACTIVITY_WORDS.get(Activity(value), str(value))
+
+
+def attention(run: Run) -> str:
+    """Why a run calls for the user, in words; empty when it does not."""
+    if run.state.is_live and run.activity in ATTENTION_ACTIVITIES:
+        words = activity(run.activity)
+        return f"{words}: {run.activity_detail}" if run.activity_detail else words
+    if run.state is RunState.SUCCEEDED and run.denials:
+        count = len(run.denials)
+        return f"finished, but was refused {count} action{'s' if count > 1 else ''}"
+    if run.state is RunState.FAILED and run.exit_code == 0 and run.error:
+        return "failed although it exited 0"
+    return ""
+
+
+def tokens(value: Tokens | None) -> str:
+    """``12.3k``: every token the agents counted, in and out."""
+    if value is None:
+        return "0"
+    total = value.input + value.cached + value.output
+    for unit, size_of in (("M", 1_000_000), ("k", 1_000)):
+        if total >= size_of:
+            return f"{total / size_of:.1f}{unit}"
+    return str(total)
+
+
+def cost(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"${value:.2f}" if value >= 1 else f"${value:.4f}".rstrip("0").rstrip(".")
+
+
 def install(app: Quart) -> None:
     env = app.jinja_env
     env.filters.update(
         duration=duration, size=size, clock=clock, timestamp=timestamp, iso=iso, preview=preview
     )
+    env.filters.update(activity=activity, attention=attention, tokens=tokens, cost=cost)
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
 
     @app.context_processor

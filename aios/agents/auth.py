@@ -1,0 +1,84 @@
+"""Whether each agent's CLI is logged in, as the CLI itself tells (aios.agents.formats).
+
+A check may run the CLI (``claude auth status``) and take a second, so checks run on threads,
+their answers are remembered for ``TTL`` seconds, and nothing waits for them for long: a launch
+never does, and a listing waits at most ``wait`` seconds before it says "unknown".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aios.agents.formats import AuthState
+from aios.config import AgentDef
+from aios.tasks import TaskSet
+
+log = logging.getLogger("aios.auth")
+
+TTL = 300.0  # seconds an answer is trusted: logging in or out is rare, and a re-check is cheap
+WAIT = 2.0  # seconds a listing waits for checks under way
+
+
+@dataclass
+class _Answer:
+    state: AuthState
+    at: float
+
+
+class AuthChecks:
+    def __init__(self, tasks: TaskSet, *, ttl: float = TTL) -> None:
+        self._tasks = tasks
+        self._ttl = ttl
+        self._answers: dict[tuple[str, ...], _Answer] = {}
+        self._checking: dict[tuple[str, ...], asyncio.Task[None]] = {}
+
+    async def states(
+        self, agents: Iterable[AgentDef], *, wait: float = WAIT
+    ) -> dict[str, AuthState]:
+        """Each agent's state (only agents whose format can tell): what is known now, after
+        starting checks for what is stale and waiting up to ``wait`` seconds for them."""
+        keys = {agent.name: self._check(agent) for agent in agents}
+        running = [self._checking[key] for key in keys.values() if key in self._checking]
+        if running and wait > 0:
+            await asyncio.wait(running, timeout=wait)
+        return {
+            name: (answer.state if (answer := self._answers.get(key)) else AuthState.UNKNOWN)
+            for name, key in keys.items()
+            if key
+        }
+
+    def _check(self, agent: AgentDef) -> tuple[str, ...]:
+        check = agent.output.auth
+        if check is None:
+            return ()
+        env = {**os.environ, **agent.env}
+        # The agent's env may hold API keys: the key holds only a hash of it.
+        key = (agent.name, agent.executable(), str(hash(frozenset(agent.env.items()))))
+        answer = self._answers.get(key)
+        fresh = answer is not None and time.monotonic() - answer.at < self._ttl
+        if not fresh and key not in self._checking:
+            task = self._tasks.spawn(self._run(key, agent, env), f"auth {agent.name}")
+            self._checking[key] = task
+        return key
+
+    async def _run(self, key: tuple[str, ...], agent: AgentDef, env: dict[str, str]) -> None:
+        check = agent.output.auth
+        assert check is not None
+        try:
+            path = env.get("PATH")
+            executable = await asyncio.to_thread(shutil.which, agent.executable(), path=path)
+            state = AuthState.UNKNOWN
+            if executable is not None:
+                try:
+                    state = await asyncio.to_thread(check, executable, env)
+                except Exception:  # a check must not raise; if one does, we know nothing
+                    log.exception("the login check of %s failed", agent.name)
+            self._answers[key] = _Answer(state, time.monotonic())
+        finally:
+            self._checking.pop(key, None)
