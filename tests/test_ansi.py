@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aios.server.ansi import PLAIN, Style, apply_sgr, split_incomplete
+from aios.server.ansi import PLAIN, Style, apply_sgr, split_incomplete, strip
 from aios.server.live import OutputRenderer
 from aios.server.terminal import WRAP, Terminal
 
@@ -126,6 +126,11 @@ def test_the_open_line_is_the_tail_until_a_newline() -> None:
 )
 def test_other_escapes_are_removed(sequence: str) -> None:
     assert render(f"a{sequence}b\n") == ("ab\n", "")
+
+
+def test_strip_leaves_plain_text() -> None:
+    text = "\x1b[1;38;5;208mbold\x1b[0m\tx\r\n\x1b]0;title\x07y\x1b[2K\x07\n"
+    assert strip(text) == "bold\tx\ny\n"
 
 
 def test_a_line_longer_than_the_wrap_width_continues_on_a_new_row() -> None:

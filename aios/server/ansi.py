@@ -202,6 +202,16 @@ def apply_sgr(style: Style, params: str) -> Style:
     return style
 
 
+def strip(text: str) -> str:
+    """Plain text: every escape sequence and control character removed, newlines and tabs kept.
+
+    No cursor movement is applied (``aios.server.terminal`` does that): for text checks and logs.
+    """
+    return TOKEN.sub(
+        lambda m: "\n" if m.group("control") == "\n" else "", text.replace("\r\n", "\n")
+    )
+
+
 def split_incomplete(text: str) -> tuple[str, str]:
     """Hold back an escape sequence cut off at the end of a chunk, to prepend to the next one."""
     match = _INCOMPLETE.search(text, max(0, len(text) - 256))
