@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
 
+from aios import private
 from aios.runs import (
     FINAL_STATES,
     Activity,
@@ -264,8 +265,7 @@ class Store:
 
     def _open(self) -> builtins.list[Run]:
         if self._db is None:
-            self.database.parent.mkdir(parents=True, exist_ok=True)
-            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            _make_private(self.database, self.logs_dir)
             self._db = _connect(self.database)
         marks = ", ".join("?" * len(_LIVE))
         return self._select(f"WHERE state IN ({marks}) ORDER BY seq", _LIVE)
@@ -387,7 +387,7 @@ class Store:
     def _append_log(self, run_id: str, data: bytes, stream: Stream) -> None:
         log = self._logs.get((run_id, stream))
         if log is None:
-            file = self._log_path(run_id, stream).open("ab")
+            file = private.open_append(self._log_path(run_id, stream))
             log = self._logs[run_id, stream] = _Log(file, file.tell())
         # Past the cap means the marker is already there (this run or an earlier daemon wrote it).
         if log.size > self.log_cap_bytes or not data:
@@ -428,6 +428,16 @@ class Store:
         self._close_log(run_id)
         for stream in _SUFFIXES:
             self._log_path(run_id, stream).unlink(missing_ok=True)
+
+
+def _make_private(database: Path, logs_dir: Path) -> None:
+    """History and output are the user's alone: 0600 files in 0700 directories, also those an
+    older version left readable. SQLite gives its -wal and -shm files the database's mode."""
+    private.ensure_private_dir(database.parent)
+    private.ensure_private_dir(logs_dir)
+    private.create(database)
+    private.tighten_all(private.sqlite_files(database))
+    private.tighten_all(p for p in logs_dir.iterdir() if p.is_file())  # output, events
 
 
 def _connect(path: Path) -> sqlite3.Connection:

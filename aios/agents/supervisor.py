@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from aios import workdir
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
 from aios.agents.formats.base import TwoWay
 from aios.agents.lifecycle import (
@@ -159,7 +160,8 @@ class Supervisor:
             raise InvalidLaunch(f"agent {agent_name!r} needs a prompt")
         if permission is not None and permission not in agent.permissions:
             raise InvalidLaunch(f"agent {agent_name!r} has no permission modes")
-        directory = resolve_cwd(cwd or agent.cwd)
+        # File system work (an automounted path can take a while): off the event loop.
+        directory = await asyncio.to_thread(resolve_cwd, cwd or agent.cwd)
         run = Run(
             id=new_run_id(),
             agent=agent_name,
@@ -512,14 +514,10 @@ def policy(agent: AgentDef) -> Policy:
 
 
 def resolve_cwd(requested: str | None) -> Path:
-    raw = requested or "~"
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        raise InvalidLaunch(f"working directory {raw!r} must be an absolute path (or start with ~)")
-    path = path.resolve()
-    if not path.is_dir():
-        raise InvalidLaunch(f"working directory {str(path)!r} does not exist")
-    return path
+    try:
+        return workdir.resolve(requested)
+    except workdir.WorkdirError as exc:
+        raise InvalidLaunch(str(exc)) from exc
 
 
 def agent_environment(agent: AgentDef, run: Run) -> dict[str, str]:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from quart import Quart
 
-from aios.formatting import duration
+from aios.formatting import clock, duration, timestamp, zone
 from aios.runs import ATTENTION_ACTIVITIES, FINAL_STATES, Activity, Run, RunState, Tokens
 from aios.server.context import daemon
 
@@ -62,16 +62,6 @@ def size(value: int | None) -> str:
             return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{amount:.1f} GiB"
-
-
-def clock(timestamp: float | None) -> str:
-    """Local wall time, like a terminal would show it; the ISO value goes in <time datetime>."""
-    if timestamp is None:
-        return ""
-    moment = datetime.fromtimestamp(timestamp)
-    if moment.date() == datetime.now().date():
-        return moment.strftime("%H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def iso(timestamp: float | None) -> str:
@@ -143,6 +133,13 @@ def continuable(run: Run) -> bool:
 
 def install(app: Quart) -> None:
     env = app.jinja_env
-    env.filters.update(duration=duration, size=size, clock=clock, iso=iso, preview=preview)
+    env.filters.update(
+        duration=duration, size=size, clock=clock, timestamp=timestamp, iso=iso, preview=preview
+    )
     env.filters.update(activity=activity, attention=attention, tokens=tokens, cost=cost)
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
+
+    @app.context_processor
+    async def local_zone() -> dict[str, str]:
+        # Per render, not once: the name changes with daylight saving time (CET, CEST).
+        return {"zone": zone()}
