@@ -66,7 +66,7 @@ def test_continue_resumes_each_agents_session_in_the_same_directory(fakes: Fakes
         assert launched["cwd"] == first["cwd"]
     # The run page shows the chain as one conversation, with a box to continue it.
     page = fakes.d.client.request_bytes("GET", f"/runs/{new['id']}").decode()
-    assert page.count("turn\"") == 2 and "--and then?" in page  # the earlier turn and this one
+    assert page.count('turn"') == 2 and "--and then?" in page  # the earlier turn and this one
     assert 'id="continue"' in page
 
 
