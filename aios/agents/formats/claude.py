@@ -244,7 +244,17 @@ class ClaudeReducer(JsonReducer):
         return "".join(out)
 
     def _result(self, event: dict[str, Any]) -> str:
+        text = self._verdict(event)
+        if self.two_way:  # the session goes on: this was one turn, and the next may go better
+            k = self.knowledge
+            k.activity, k.activity_detail = Activity.WAITING, "waiting for your next message"
+            self.concluded = False
+        return text
+
+    def _verdict(self, event: dict[str, Any]) -> str:
         k = self.knowledge
+        if self.two_way:  # each turn of a two-way session has a verdict of its own
+            k.failure, k.failure_kind, self._message_failure = None, None, None
         k.session_id = k.session_id or str_of(event.get("session_id")) or None
         turns = int_of(event.get("num_turns"))
         k.num_turns = turns if turns is not None and turns >= 0 else k.num_turns
@@ -267,9 +277,6 @@ class ClaudeReducer(JsonReducer):
                 kind = self._message_failure or kind_of(why)
             k.fail(why, kind)
         k.working()  # whatever it was retrying or waiting for is over: this is the end
-        if self.two_way and not k.failure:
-            k.activity, k.activity_detail = Activity.WAITING, "waiting for your next message"
-            self.concluded = False  # a two-way session goes on: each turn gets its verdict
         out = ""
         if k.denials:
             listed = ", ".join(f"{d.tool}({d.summary})" if d.summary else d.tool for d in k.denials)
