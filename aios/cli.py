@@ -357,28 +357,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         cwd = str(Path(cwd).expanduser().absolute())
     elif not agent_has_cwd(client, args.agent):
         cwd = os.getcwd()
-    try:
-        body = {"agent": args.agent, "prompt": " ".join(args.prompt), "cwd": cwd}
-        if args.permission:
-            body["permission"] = args.permission
-        run = client.request("POST", "/api/runs", body)
-        print(run["id"], flush=True)
-        if not args.wait:
-            return EXIT_OK
-        final = follow(client, run["id"], sys.stdout.buffer)
-    except ClientError as exc:
-        raise CliError(str(exc)) from exc
-    return exit_code_of(final)
+    body = {"agent": args.agent, "prompt": " ".join(args.prompt), "cwd": cwd}
+    if args.permission:
+        body["permission"] = args.permission
+    return start(client, "/api/runs", body, wait=args.wait)
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
     client = DaemonClient(running(Paths.from_env()))
+    body = {"prompt": " ".join(args.prompt)}
+    return start(client, f"/api/runs/{args.run}/continue", body, wait=args.wait)
+
+
+def start(client: DaemonClient, path: str, body: dict[str, Any], *, wait: bool) -> int:
+    """Start a run (POST ``body`` to ``path``), print its id, and with ``wait`` follow it to its
+    end: the exit code is then the run's."""
     try:
-        run = client.request(
-            "POST", f"/api/runs/{args.run}/continue", {"prompt": " ".join(args.prompt)}
-        )
+        run = client.request("POST", path, body)
         print(run["id"], flush=True)
-        if not args.wait:
+        if not wait:
             return EXIT_OK
         final = follow(client, run["id"], sys.stdout.buffer)
     except ClientError as exc:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +16,6 @@ from tests.fakeagents import Fakes
 from tests.helpers import EventCollector, run_cli
 
 pytestmark = pytest.mark.daemon
-
-
-@pytest.fixture
-def fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
-    made = Fakes(home, tmp_path)
-    try:
-        yield made
-    finally:
-        if made.daemon is not None:
-            made.daemon.terminate()
 
 
 PRESET_ARGV = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,6 @@ from tests.helpers import EventCollector, run_cli, start_daemon, wait_until, wri
 pytestmark = pytest.mark.daemon
 
 TWO_WAY = '[agents.claude]\napprovals = "ask"\napproval_timeout = {timeout}\nenv = {{ {env} }}\n'
-
-
-@pytest.fixture
-def fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
-    made = Fakes(home, tmp_path)
-    try:
-        yield made
-    finally:
-        if made.daemon is not None:
-            made.daemon.terminate()
 
 
 def call(fakes: Fakes, run_id: str, action: str, body: dict[str, Any] | None = None) -> Any:
