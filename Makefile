@@ -1,22 +1,29 @@
-# Quick start: `make run` (set up and run the daemon), `make test` (set up and run every test).
+# Quick start: `make run` (set up and run AIOS), `make test` (set up and run every test).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two stamps: running needs only AIOS and its dependencies; the test tools (pytest, Playwright,
+# ruff, mypy: most of the venv's size) are added by the first `make test`, never by `make run`.
+STAMP      := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+PIP        := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
 .PHONY: run test bench screenshots smoke-agents clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("AIOS needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP) install -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install -e '.[test]'
+	touch $(TEST_STAMP)
 
 run: $(STAMP)
 	$(BIN)/aios
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check aios tests bench scripts
 	$(BIN)/ruff format --check aios tests bench scripts
 	$(BIN)/mypy
@@ -24,10 +31,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 1; fi; exit $$rc
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
 
-screenshots: $(STAMP)
+screenshots: $(TEST_STAMP)
 	$(BIN)/python -m scripts.screenshots
 	$(BIN)/python -m scripts.icon_states
 	$(BIN)/python -m scripts.tray_pictures

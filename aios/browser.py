@@ -53,14 +53,23 @@ def can_open_browser() -> bool:
     return True
 
 
+def try_open(page: Path) -> str | None:
+    """Open a local page in the default browser: None if it opened, else why it could not."""
+    if not can_open_browser():
+        return "no browser could be opened (no display, and BROWSER is not set)"
+    try:
+        if webbrowser.open(page.as_uri()):
+            return None
+    except webbrowser.Error as exc:
+        return f"could not start a browser: {exc}"
+    return "no browser could be opened"
+
+
 def open_dashboard(paths: Paths, info: RuntimeInfo, next_path: str = "/") -> bool:
     """Open the dashboard; returns False (and logs how to open it by hand) if it could not."""
     page = write_redirect_file(paths, info, next_path)
-    if can_open_browser():
-        try:
-            if webbrowser.open(page.as_uri()):
-                return True
-        except webbrowser.Error as exc:
-            log.warning("could not start a browser: %s", exc)
-    log.warning("no browser could be opened; open %s in a browser on this machine", page.as_uri())
+    problem = try_open(page)
+    if problem is None:
+        return True
+    log.warning("%s; open %s in a browser on this machine", problem, page.as_uri())
     return False

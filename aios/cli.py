@@ -8,8 +8,8 @@ never a traceback: 0 ok, 1 failure, 2 usage error, 3 not running.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import logging
 import os
 import signal
 import sys
@@ -18,17 +18,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from aios import __version__, browser, logs
+from aios import __version__, browser, logs, runtime
 from aios.autostart import AutostartError, for_platform
 from aios.client import ClientError, DaemonClient, discover
 from aios.follow import LogReader, follow
-from aios.formatting import change_summary, duration
+from aios.formatting import change_summary, duration, from_iso, timestamp, zone
 from aios.paths import Paths
 from aios.runtime import RuntimeInfo
 from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
 from aios.tray import NoTray, Tray, check_display
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+# Whoever reads our output went away (`aios ps | head -1`): 128 + SIGPIPE, what a shell reports
+# for the Unix tools that SIGPIPE ends. Not the signal itself: it would also end us mid-request.
+EXIT_PIPE_CLOSED = 141
 STOP_WAIT = 120.0  # when the daemon does not say how long its shutdown may take
 STOP_MARGIN = 5.0
 
@@ -115,6 +118,18 @@ def build_parser() -> Parser:
     )
     run.set_defaults(handler=cmd_run)
 
+    cont = sub.add_parser(
+        "continue", help="continue a run's conversation: a new run resuming its session"
+    )
+    cont.add_argument("run", help="run id (or an unambiguous prefix)")
+    cont.add_argument(
+        "prompt", nargs="*", default=[], help='what to tell the agent next (put "--" before it)'
+    )
+    cont.add_argument(
+        "--wait", action="store_true", help="follow the new run and exit with its exit code"
+    )
+    cont.set_defaults(handler=cmd_continue)
+
     ps = sub.add_parser("ps", help="list live runs (--all: the history too)")
     ps.add_argument("--all", action="store_true", help="include finished runs")
     ps.add_argument("--json", action="store_true", help="print JSON")
@@ -139,16 +154,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else list(argv))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe must end up in the handler below
+        return code
+    except BrokenPipeError:
+        # Our sockets' errors arrive as ClientError: this one is stdout's reader going away.
+        return output_closed()
     except CliError as exc:
         print(f"aios: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: one line here, the traceback in the log file
-        logging.getLogger("aios").exception("unexpected error")
-        print(f"aios: internal error: {exc} (details in the log file)", file=sys.stderr)
-        return EXIT_FAILURE
+        return internal_error(exc)
+
+
+def output_closed() -> int:
+    """End quietly, as Unix tools do when the reader of their output has gone."""
+    # Whatever is still buffered can never be written: point stdout at /dev/null so the
+    # interpreter's last flush does not fail again on its way out.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_PIPE_CLOSED
+
+
+def internal_error(exc: Exception) -> int:
+    """One line on stderr; the traceback in the log file that line names."""
+    summary = " ".join(str(exc).split()) or type(exc).__name__
+    try:
+        log_file = Paths.from_env().log_file
+        logs.write_exception(log_file, f"aios {' '.join(sys.argv[1:])}: unexpected error", exc)
+        where = f"details in {log_file}"
+    except OSError as log_exc:  # the log is out of reach: say so, still in one line
+        where = f"the log file could not be written: {log_exc}"
+    print(f"aios: internal error: {summary} ({where})", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -162,7 +204,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         return parser.parse_args(argv)
     cut = argv.index("--")
     args = parser.parse_args(argv[:cut])
-    if getattr(args, "handler", None) is not cmd_run:
+    if getattr(args, "handler", None) not in (cmd_run, cmd_continue):
         parser.error(f"unrecognized arguments: {' '.join(argv[cut:])}")
     args.prompt = [*args.prompt, *argv[cut + 1 :]]
     return args
@@ -235,6 +277,11 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
 def running(paths: Paths) -> RuntimeInfo:
     info = discover(paths)
     if info is None:
+        if runtime.lock_held(paths.lock_file):
+            raise CliError(
+                f"an AIOS process holds {paths.lock_file} but {paths.runtime_file} is missing "
+                "or names a daemon that does not answer; stop that process and start AIOS again"
+            )
         raise NotRunning
     return info
 
@@ -262,9 +309,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_open(args: argparse.Namespace) -> int:
     paths = Paths.from_env()
-    info = running(paths)
-    if not browser.open_dashboard(paths, info):
-        raise CliError(f"no browser could be opened; open {paths.browser_file(info.port).as_uri()}")
+    page = browser.write_redirect_file(paths, running(paths))
+    problem = browser.try_open(page)
+    if problem is not None:
+        raise CliError(f"{problem}; open {page.as_uri()} in a browser on this machine")
     return EXIT_OK
 
 
@@ -316,15 +364,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         cwd = str(Path(cwd).expanduser().absolute())
     elif not agent_has_cwd(client, args.agent):
         cwd = os.getcwd()
+    body = {"agent": args.agent, "prompt": " ".join(args.prompt), "cwd": cwd}
+    if args.permission:
+        body["permission"] = args.permission
+    if args.worktree is not None:
+        body["worktree"] = args.worktree
+    return start(client, "/api/runs", body, wait=args.wait)
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    client = DaemonClient(running(Paths.from_env()))
+    body = {"prompt": " ".join(args.prompt)}
+    return start(client, f"/api/runs/{args.run}/continue", body, wait=args.wait)
+
+
+def start(client: DaemonClient, path: str, body: dict[str, Any], *, wait: bool) -> int:
+    """Start a run (POST ``body`` to ``path``), print its id, and with ``wait`` follow it to its
+    end: the exit code is then the run's."""
     try:
-        body = {"agent": args.agent, "prompt": " ".join(args.prompt), "cwd": cwd}
-        if args.permission:
-            body["permission"] = args.permission
-        if args.worktree is not None:
-            body["worktree"] = args.worktree
-        run = client.request("POST", "/api/runs", body)
+        run = client.request("POST", path, body)
         print(run["id"], flush=True)
-        if not args.wait:
+        if not wait:
             return EXIT_OK
         final = follow(client, run["id"], sys.stdout.buffer)
     except ClientError as exc:
@@ -394,12 +454,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
             r["state"],
             activity_text(r),
             "" if r["exit_code"] is None else str(r["exit_code"]),
-            (r["started_at"] or r["created_at"] or "")[:19].replace("T", " "),
+            timestamp(from_iso(r["started_at"] or r["created_at"])),
             one_line(r["prompt"], 40),
         )
         for r in runs
     ]
-    print_table(("ID", "AGENT", "STATE", "ACTIVITY", "EXIT", "STARTED (UTC)", "PROMPT"), rows)
+    # Local time, like the dashboard; `--json` keeps the API's UTC.
+    header = ("ID", "AGENT", "STATE", "ACTIVITY", "EXIT", f"STARTED ({zone()})", "PROMPT")
+    print_table(header, rows)
     return EXIT_OK
 
 

@@ -144,19 +144,37 @@ def confirm(info: RuntimeInfo, *, timeout: float = 2.0) -> bool:
     return isinstance(body, dict) and body.get("pid") == info.pid
 
 
+# How long the CLI waits for a daemon that holds the lock to (re)write its runtime file: it
+# checks the file every RUNTIME_CHECK seconds (aios.service) and restores it if it was deleted.
+RESTORE_WAIT = 5.0
+
+
+def find(paths: Paths) -> RuntimeInfo | None:
+    """One look: the daemon the runtime file names, if it is alive and accepts its token."""
+    try:
+        info = runtime.read(paths.runtime_file)
+    except runtime.RuntimeFileError:
+        return None
+    return info if info is not None and confirm(info) else None
+
+
 def discover(paths: Paths, *, wait: float = 0.0) -> RuntimeInfo | None:
     """The running daemon for these paths, confirmed by an authenticated request, or None.
 
-    ``wait`` covers a daemon that holds the lock but has not written its runtime file yet.
+    ``wait`` covers a daemon that holds the lock but has not written its runtime file yet. When
+    the file is missing but a daemon holds the instance lock (someone deleted the file), wait up
+    to ``RESTORE_WAIT`` for the daemon to write it again, instead of saying it is not running.
     """
     deadline = time.monotonic() + wait
+    lock_checked = False
     while True:
-        try:
-            info = runtime.read(paths.runtime_file)
-        except runtime.RuntimeFileError:
-            info = None
-        if info is not None and confirm(info):
+        info = find(paths)
+        if info is not None:
             return info
+        if not lock_checked:
+            lock_checked = True
+            if runtime.lock_held(paths.lock_file):
+                deadline = max(deadline, time.monotonic() + RESTORE_WAIT)
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)

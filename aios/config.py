@@ -23,7 +23,7 @@ from typing import Any, Literal
 from aios import template
 from aios.agents.formats import FORMATS, Format
 from aios.runs import Permission
-from aios.template import END_OF_OPTIONS, PERMISSION, PROMPT
+from aios.template import END_OF_OPTIONS, PERMISSION, PROMPT, RESUME
 
 AGENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_SECONDS = 3600.0  # for stop_timeout and start_seconds
@@ -60,6 +60,10 @@ class AgentDef:
     format: str = "text"
     # Seconds without any output after which a running agent counts as stalled (0: never).
     stall_after: float = 120.0
+    # "ask": hold a two-way session where the user allows or denies each tool the agent asks
+    # for, and can send follow-ups (formats that can: claude); "never": one prompt, headless.
+    approvals: Literal["never", "ask"] = "never"
+    approval_timeout: float = 0.0  # seconds after which an unanswered request is denied (0: never)
     label: str = ""  # human name, e.g. "Claude Code"
     # Each run works in a git worktree of its own unless the launch says otherwise.
     worktree: bool = False
@@ -93,12 +97,35 @@ class AgentDef:
     def default_permission(self) -> Permission | None:
         return Permission.EDIT if Permission.EDIT in self.permissions else None
 
-    def argv(self, prompt: str, permission: Permission | None = None) -> list[str]:
-        """The command with its placeholders replaced (aios.template); never a shell string."""
-        modes = self.output.permissions or {}
+    @property
+    def can_resume(self) -> bool:
+        """Whether a run of it can be continued (its CLI resumes sessions, its command says
+        where: ``{resume}``)."""
+        return self.output.resume is not None and RESUME in self.command
+
+    @property
+    def two_way(self) -> bool:
+        """Whether its runs hold a conversation on stdin (``approvals = "ask"``)."""
+        return self.approvals == "ask" and self.output.two_way is not None
+
+    def argv(
+        self,
+        prompt: str,
+        permission: Permission | None = None,
+        *,
+        resume: str | None = None,
+    ) -> list[str]:
+        """The command with its placeholders replaced (aios.template); never a shell string.
+
+        ``resume``: the session to resume ("" for a CLI that needs no id), or None for a new one.
+        """
+        output = self.output
+        modes = output.permissions or {}
         chosen = permission or self.default_permission
         flags = modes.get(chosen, ()) if chosen is not None else ()
-        return template.expand(self.command, prompt, flags)
+        resuming = output.resume(resume or None) if resume is not None and output.resume else ()
+        two_way = output.two_way.args if self.two_way and output.two_way else None
+        return template.expand(self.command, prompt, flags, resuming, two_way)
 
     def availability(self, path: str | None = None) -> tuple[bool, str | None]:
         """Whether the executable can be started here: ``(True, None)`` or ``(False, why)``.
@@ -141,6 +168,9 @@ class AgentDef:
             "stall_after": self.stall_after,
             "worktree": self.worktree,
             "format": self.format,
+            "approvals": self.approvals,
+            "approval_timeout": self.approval_timeout,
+            "can_continue": self.can_resume,
             "permissions": [str(p) for p in self.permissions],
             "default_permission": str(self.default_permission or "") or None,
             "takes_prompt": self.takes_prompt,
@@ -159,24 +189,25 @@ def _preset(name: str, label: str, description: str, output: str, *command: str)
 PRESETS: tuple[AgentDef, ...] = (
     _preset(
         "claude", "Claude Code", "Anthropic's coding agent", "claude-stream-json",
-        "claude", "-p", "--output-format", "stream-json", "--verbose", PERMISSION,
+        "claude", "-p", "--output-format", "stream-json", "--verbose", PERMISSION, RESUME,
         END_OF_OPTIONS, PROMPT,
     ),
     _preset(
         "codex", "Codex CLI", "OpenAI's coding agent", "codex-json",
-        "codex", "exec", "--json", PERMISSION, END_OF_OPTIONS, PROMPT,
+        "codex", "exec", "--json", PERMISSION, RESUME, END_OF_OPTIONS, PROMPT,
     ),
     # --no-analytics: with no terminal aider answers its own opt-in question "yes", which is not
     # ours to give; --no-check-update: no network call of its own at every start.
     _preset(
         "aider", "Aider", "AI pair programming", "aider",
-        "aider", "--no-analytics", "--no-check-update", PERMISSION, "--message={prompt}",
+        "aider", "--no-analytics", "--no-check-update", PERMISSION, RESUME, "--message={prompt}",
     ),
     # --skip-trust: a logged-in gemini otherwise refuses (exit 55) every directory it has not
     # been told to trust, and AIOS launches it in whatever directory the user picked.
+    # --prompt=: gemini 0.61 drops whatever follows "--", so the prompt is spliced after "=".
     _preset(
         "gemini", "Gemini CLI", "Google's coding agent", "gemini-stream-json",
-        "gemini", "--skip-trust", "-o", "stream-json", PERMISSION, END_OF_OPTIONS, PROMPT,
+        "gemini", "--skip-trust", "-o", "stream-json", PERMISSION, RESUME, "--prompt={prompt}",
     ),
     # The one preset that does use a shell: the prompt *is* the command line the user typed.
     _preset(
@@ -373,6 +404,8 @@ _AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
     "start_seconds": lambda full, value: _seconds(full, value, zero=True),
     "stall_after": lambda full, value: _seconds(full, value, zero=True),
     "format": lambda full, value: _choice(full, value, FORMATS),
+    "approvals": lambda full, value: _choice(full, value, {"never": 0, "ask": 0}),
+    "approval_timeout": lambda full, value: _seconds(full, value, zero=True),
     "restart": _restart,
     "max_restarts": lambda full, value: _integer(full, value, 0, MAX_RESTARTS),
     "worktree": _boolean,
@@ -452,6 +485,13 @@ class _Loader:
                 key,
                 f'agents.{agent.name}.command has "{{permission}}", but format '
                 f"{agent.format!r} has no permission modes (give a format that has)",
+            )
+            return None
+        if agent.approvals == "ask" and agent.output.two_way is None:
+            self.problem(
+                ("agents", agent.name, "approvals"),
+                f'agents.{agent.name}.approvals = "ask" needs a format that can hold a '
+                f"conversation (claude-stream-json), not {agent.format!r}",
             )
             return None
         for warning in template.warnings(agent.command):

@@ -1,13 +1,27 @@
-"""The per-start secrets of one daemon."""
+"""The per-start secrets of one daemon, and the browser session's cookie.
+
+A session cookie is ``<issued>.<mac>``: the Unix time of the login that issued it and an
+HMAC-SHA256 of that time under the session key. The browser is told to drop it after
+``SESSION_LIFETIME`` and the server refuses it after that too, whatever the browser does. The key
+is kept across daemon restarts (so an open dashboard reconnects still signed in), which is why the
+cookie must carry its own expiry.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from aios import private
+
+SESSION_LIFETIME = 7 * 24 * 3600  # seconds a login lasts in the browser
+CLOCK_SKEW = 300  # a cookie "issued" this far in the future is still accepted (clock steps)
 
 
 @dataclass(frozen=True)
@@ -15,8 +29,26 @@ class Secrets:
     """Fresh per daemon start; only ``token`` leaves the process (in the 0600 runtime file)."""
 
     token: str
-    session: str  # the cookie's value: the browser never stores the API token itself
+    session: str  # the key that signs session cookies: the browser never holds the API token
     csrf: str  # rendered into pages in a <meta>, echoed back by htmx in a header
+
+    def _mac(self, issued: int) -> str:
+        return hmac.new(self.session.encode(), str(issued).encode(), hashlib.sha256).hexdigest()
+
+    def issue_cookie(self, now: float) -> str:
+        """The value of a session cookie for a login at ``now`` (Unix time)."""
+        issued = int(now)
+        return f"{issued}.{self._mac(issued)}"
+
+    def cookie_valid(self, value: str | None, now: float) -> bool:
+        """Signed by our key, and issued less than ``SESSION_LIFETIME`` before ``now``."""
+        issued_text, _, mac = (value or "").partition(".")
+        if not (issued_text.isascii() and issued_text.isdigit() and len(issued_text) <= 12):
+            return False
+        issued = int(issued_text)
+        if not hmac.compare_digest(mac.encode(), self._mac(issued).encode()):
+            return False
+        return now - SESSION_LIFETIME < issued <= now + CLOCK_SKEW
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -35,6 +67,7 @@ class Secrets:
             saved = json.loads(session_file.read_text(encoding="utf-8"))
             session, csrf = saved["session"], saved["csrf"]
             if isinstance(session, str) and isinstance(csrf, str) and len(session) >= 43:
+                private.tighten(session_file)  # as an older version may have left it
                 return cls(fresh.token, session, csrf)
         except (OSError, ValueError, KeyError, TypeError):
             pass

@@ -176,6 +176,27 @@ class Daemon:
         """``worktree``: isolate the run in a git worktree (None: as the agent's config says)."""
         return await self._supervisor.launch(agent, prompt, cwd, permission, worktree=worktree)
 
+    async def continue_run(self, run_id: str, prompt: str) -> Run:
+        """A new run resuming ``run_id``'s session with ``prompt`` (its ``parent``)."""
+        return await self._supervisor.continue_run(run_id, prompt)
+
+    async def message(self, run_id: str, prompt: str) -> Run:
+        """A follow-up for a live two-way session."""
+        return await self._supervisor.message(run_id, prompt)
+
+    async def decide(self, run_id: str, approval_id: str, allow: bool, message: str = "") -> Run:
+        """Allow or deny a pending request of a two-way session."""
+        return await self._supervisor.decide(run_id, approval_id, allow, message)
+
+    async def finish(self, run_id: str) -> Run:
+        """End a two-way session: the agent finishes its turn and exits."""
+        return await self._supervisor.finish(run_id)
+
+    async def conversation(self, run: Run) -> list[Run]:
+        """The chain of runs ``run`` belongs to, oldest first: its ancestors, itself, and the
+        runs that continued it (the newest child at each step)."""
+        return await self._store.chain(run.id, live=self._supervisor.core.run)
+
     async def find_run(self, prefix: str) -> Run:
         """The run whose id is, or uniquely starts with, ``prefix`` (live figures included).
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timedelta
+
 
 def duration(seconds: float | None) -> str:
     """``42s``, ``3m 07s``, ``2h 05m``; empty for no value."""
@@ -15,6 +18,41 @@ def duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+# Times for people (the dashboard, `aios ps`) are this machine's local time, labelled with its
+# zone; times for programs (the API, `--json`) are UTC in ISO 8601. One convention each.
+
+
+def zone(timestamp: float | None = None) -> str:
+    """The local zone's name at ``timestamp`` (now by default): ``CET``, ``UTC``, ``UTC+05:30``."""
+    moment = datetime.fromtimestamp(time.time() if timestamp is None else timestamp).astimezone()
+    name = moment.strftime("%Z")
+    if name and not name.startswith(("+", "-")):
+        return name
+    offset = moment.utcoffset() or timedelta()
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def timestamp(value: float) -> str:
+    """``2026-11-25 07:10:27``, local time."""
+    return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clock(value: float | None, now: float | None = None) -> str:
+    """Local time, short: ``07:10:27`` today, ``2026-11-24 07:10`` before; empty for no value."""
+    if value is None:
+        return ""
+    moment = datetime.fromtimestamp(value)
+    today = datetime.fromtimestamp(time.time() if now is None else now).date()
+    return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M")
+
+
+def from_iso(text: str) -> float:
+    """A timestamp from the API's ISO 8601 (``2026-11-25T06:10:27.301Z``)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 MINUS = "\N{MINUS SIGN}"  # typeset like the plus beside it, as diff summaries are

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from aios import private
+
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+BACKUPS = 3
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Creates its files 0600: the log holds prompts, paths and errors of the user's work."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, private.FILE_MODE)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class RedactSecrets(logging.Filter):
@@ -30,10 +45,12 @@ def setup(log_file: Path | None, *, level: int = logging.INFO) -> list[logging.H
     """Install our handlers on the ``aios`` logger; returns them so they can be removed."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
+        private.ensure_private_dir(log_file.parent)
+        # The current file and its rotated copies, as an older version may have left them.
+        private.tighten_all([log_file, *(Path(f"{log_file}.{n}") for n in range(1, BACKUPS + 1))])
         handlers.append(
-            logging.handlers.RotatingFileHandler(
-                log_file, maxBytes=1024 * 1024, backupCount=3, encoding="utf-8", delay=True
+            PrivateRotatingFileHandler(
+                log_file, maxBytes=1024 * 1024, backupCount=BACKUPS, encoding="utf-8", delay=True
             )
         )
     logger = logging.getLogger("aios")
@@ -42,6 +59,22 @@ def setup(log_file: Path | None, *, level: int = logging.INFO) -> list[logging.H
         handler.setFormatter(logging.Formatter(FORMAT))
         logger.addHandler(handler)
     return handlers
+
+
+def write_exception(log_file: Path, message: str, exc: BaseException) -> None:
+    """Append one record with its traceback, for a process that has no handlers (the CLI).
+
+    Written directly, not through a handler: a handler that cannot write prints a traceback of
+    its own on stderr, and this must fail with an OSError the caller can put in one line.
+    """
+    record = logging.LogRecord(
+        "aios.cli", logging.ERROR, __file__, 0, message, None, (type(exc), exc, exc.__traceback__)
+    )
+    text = logging.Formatter(FORMAT).format(record) + "\n"
+    private.ensure_private_dir(log_file.parent)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, private.FILE_MODE)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def teardown(handlers: Iterable[logging.Handler]) -> None:

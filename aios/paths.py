@@ -8,12 +8,15 @@ directory instead, which is what tests and portable installs use.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from aios.private import ensure_private_dir
+
+__all__ = ["APP_NAME", "Paths", "ensure_private_dir"]
 
 APP_NAME = "aios"
 
@@ -84,16 +87,12 @@ class Paths:
         return self.data_dir / "worktrees"
 
     def ensure(self) -> None:
-        """Create the directories; the run dir holds the token, so it is 0700 whatever existed."""
-        for directory in (self.config_dir, self.data_dir, self.state_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        ensure_private_dir(self.run_dir)
-
-
-def ensure_private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        path.chmod(0o700)
+        """Create the directories. Data, state and run hold prompts, output, logs and the token:
+        they are 0700 whatever existed. The config dir is the user's (AIOS only reads it): made
+        private when AIOS creates it, left as it is otherwise."""
+        self.config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for directory in (self.data_dir, self.state_dir, self.run_dir):
+            ensure_private_dir(directory)
 
 
 def _runtime_dir(dirs: platformdirs.PlatformDirs) -> Path:

@@ -87,6 +87,7 @@ class Activity(StrEnum):
     NEEDS_LOGIN = "needs_login"  # the agent waits for the user to log in
     STALLED = "stalled"  # no output at all for the agent's stall_after seconds
     AWAITING_APPROVAL = "awaiting_approval"  # the agent asks the user to allow a tool
+    WAITING = "waiting"  # a two-way session between turns, waiting for the user's next message
 
 
 # Activities that call for the user: entering one publishes an ``attention`` event.
@@ -253,6 +254,18 @@ class Changes:
         return cls(files=tuple(files), **numbers)
 
 
+@dataclass(frozen=True)
+class Approval:
+    """A tool the agent asks the user to allow (two-way sessions): ``id`` is the agent's own."""
+
+    id: str
+    tool: str
+    summary: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "tool": self.tool, "summary": self.summary}
+
+
 class IllegalTransition(Exception):
     def __init__(self, run_id: str, current: RunState, target: RunState) -> None:
         self.run_id = run_id
@@ -322,6 +335,8 @@ class Run:
     # changed there (None: not in a git directory, or not recorded yet).
     worktree: Worktree | None = None
     changes: Changes | None = None
+    # A two-way session's oldest unanswered request (not persisted: it dies with the process).
+    pending_approval: Approval | None = None
     # Resource figures, sampled while running; not persisted.
     cpu_percent: float | None = None
     rss_bytes: int | None = None
@@ -336,5 +351,8 @@ class Run:
         data["denials"] = [denial.to_json() for denial in self.denials]
         data["worktree"] = self.worktree.to_json() if self.worktree else None
         data["changes"] = self.changes.to_json() if self.changes else None
+        data["pending_approval"] = (
+            self.pending_approval.to_json() if self.pending_approval else None
+        )
         del data["pid_started_at"]
         return data

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
+from aios import private
 from aios.paths import ensure_private_dir
 
 
@@ -95,6 +96,21 @@ def read(path: Path) -> RuntimeInfo | None:
     return RuntimeInfo.from_json(path, data)
 
 
+def restore(path: Path, info: RuntimeInfo) -> bool:
+    """Write the file again if it is gone or unreadable; True if it had to be restored.
+
+    A file naming another process is left alone: only a daemon holding the lock writes here, and
+    two daemons fighting over one file would be worse than one of them being hard to find.
+    """
+    try:
+        if read(path) is not None:
+            return False
+    except RuntimeFileError:
+        pass
+    write(path, info)
+    return True
+
+
 def remove(path: Path, pid: int) -> None:
     """Remove the runtime file if it is still ours (a newer daemon may have replaced it)."""
     with contextlib.suppress(FileNotFoundError, RuntimeFileError):
@@ -117,12 +133,45 @@ class InstanceLock:
             self._lock.acquire(timeout=0)
         except Timeout:
             return False
+        private.tighten(self.path)  # filelock's mode applies only to a file it creates
         return True
 
     def release(self) -> None:
         if self._lock.is_locked:
             self._lock.release(force=True)
 
+    def renew(self) -> bool:
+        """Lock the file again if it was deleted while held; False if another process got it.
+
+        A lock on a deleted file guards nothing: the next daemon would create a new file and
+        lock that. Returns True when the lock is (again) on the file at ``path``.
+        """
+        if not self._lock.is_locked or self.path.exists():
+            return self._lock.is_locked
+        ensure_private_dir(self.path.parent)
+        fresh = FileLock(self.path, mode=0o600, thread_local=False, preserve_lock_file=True)
+        try:
+            fresh.acquire(timeout=0)
+        except Timeout:
+            return False
+        old, self._lock = self._lock, fresh
+        old.release(force=True)
+        return True
+
     @property
     def held(self) -> bool:
         return self._lock.is_locked
+
+
+def lock_held(path: Path) -> bool:
+    """Does some process hold the instance lock at ``path``? (Takes it for an instant if free.)
+
+    A daemon starting at that instant finds the lock taken and retries (``Service._prepare``).
+    """
+    if not path.exists():  # every daemon creates it: no file, no daemon
+        return False
+    probe = InstanceLock(path)
+    if probe.try_acquire():
+        probe.release()
+        return False
+    return True

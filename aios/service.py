@@ -33,7 +33,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.logging import Logger
 
-from aios import __version__, client, logs, runtime
+from aios import __version__, client, logs, private, runtime
 from aios.credentials import Secrets
 from aios.daemon import Daemon
 from aios.paths import Paths
@@ -47,6 +47,8 @@ T = TypeVar("T")
 HOST = "127.0.0.1"
 # How long a second instance waits for a starting first one to write its runtime file.
 DISCOVERY_WAIT = 5.0
+# How often the daemon checks that its runtime file is still there (it restores a deleted one).
+RUNTIME_CHECK = 1.0
 # Hypercorn's grace for in-flight requests; SSE streams end on their own stop event first.
 GRACEFUL_TIMEOUT = api.GRACEFUL_TIMEOUT
 STOP_MARGIN = 5.0  # beyond the sum of the inner waits, for the loop and threads to wind down
@@ -95,6 +97,7 @@ class Service:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._guard = threading.Lock()
+        self._keeper: asyncio.Task[None] | None = None
 
     # -- public lifecycle ----------------------------------------------------------------------
 
@@ -171,13 +174,18 @@ class Service:
 
     def _prepare(self) -> None:
         self.paths.ensure()
-        if not self._lock.try_acquire():
-            info = client.discover(self.paths, wait=DISCOVERY_WAIT)
+        # Retried rather than given up at once: the holder may be a daemon still starting (its
+        # runtime file comes soon), or a CLI probing the lock for an instant (runtime.lock_held).
+        deadline = time.monotonic() + DISCOVERY_WAIT
+        while not self._lock.try_acquire():
+            info = client.find(self.paths)
             if info is not None:
                 raise AlreadyRunning(info)
-            raise ServiceError(
-                f"another AIOS process holds {self.paths.lock_file} but does not answer"
-            )
+            if time.monotonic() >= deadline:
+                raise ServiceError(
+                    f"another AIOS process holds {self.paths.lock_file} but does not answer"
+                )
+            time.sleep(0.05)
         self._keys = Secrets.for_start(self.paths.session_file)
         logs.redact([self._keys.token, self._keys.session, self._keys.csrf])
         try:
@@ -216,6 +224,10 @@ class Service:
             self.error = exc
         finally:
             self.state = State.STOPPING
+            if self._keeper is not None:  # before the file is removed, or it would come back
+                self._keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._keeper
             try:
                 await asyncio.wait_for(daemon.stop(), timeout=daemon.stop_bound() + STOP_MARGIN)
             except Exception:
@@ -251,10 +263,30 @@ class Service:
             sys.stdout.write(f"AIOS_PORT:{daemon.port}\n")
             sys.stdout.flush()
         log.info("AIOS %s listening on %s", __version__, daemon.url)
+        self._keeper = asyncio.get_running_loop().create_task(
+            self._keep_runtime_file(info), name="runtime file keeper"
+        )
         self._ready.set()
         if self.on_ready is not None:
             callback = self.on_ready
             threading.Thread(target=callback, args=(info,), name="aios-ready", daemon=True).start()
+
+    async def _keep_runtime_file(self, info: RuntimeInfo) -> None:
+        """Restore the runtime file and the lock if something deletes them (a cleaner, a user).
+
+        Without the file every client would think AIOS is not running while its agents still
+        run; without the lock file a second daemon could start beside this one.
+        """
+        path = self.paths.runtime_file
+        while True:
+            await asyncio.sleep(RUNTIME_CHECK)
+            try:
+                if not await asyncio.to_thread(self._lock.renew):
+                    log.error("another process took the lock %s", self.paths.lock_file)
+                if await asyncio.to_thread(runtime.restore, path, info):
+                    log.warning("the runtime file %s was gone; written again", path)
+            except Exception as exc:  # keep watching: the next check may succeed
+                log.error("cannot restore the runtime file %s: %s", path, exc)
 
     def _release(self) -> None:
         if self._sock is not None:
@@ -287,7 +319,7 @@ def _bind_preferring(port: int, remembered: Path) -> socket.socket:
 
 def _remember(sock: socket.socket, remembered: Path) -> socket.socket:
     with contextlib.suppress(OSError):
-        remembered.write_text(f"{sock.getsockname()[1]}\n")
+        private.write_text(remembered, f"{sock.getsockname()[1]}\n")
     return sock
 
 

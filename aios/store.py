@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
 
+from aios import private
 from aios.runs import (
     FINAL_STATES,
     Activity,
@@ -44,6 +45,7 @@ from aios.runs import (
 T = TypeVar("T")
 
 MiB = 1024 * 1024
+CHAIN_MAX = 200  # runs shown as one conversation; a longer chain starts at its newest 200
 
 # Each migration is a list of statements, run in one transaction together with the
 # user_version bump; append new ones, never edit old ones (databases in the wild ran them).
@@ -226,6 +228,12 @@ class Store:
         """Forget a run and its log; raises UnknownRun if there was no such row."""
         await self._call(partial(self._delete, run_id))
 
+    async def chain(self, run_id: str, live: Callable[[str], Run | None]) -> builtins.list[Run]:
+        """``run_id``'s conversation, oldest first (a run whose ``parent`` is gone starts it);
+        ``live`` gives the live copy of a run, where there is one."""
+        runs = await self._call(partial(self._chain, run_id))
+        return [live(r.id) or r for r in runs]
+
     async def counts(self) -> dict[str, int]:
         """Runs per state (only states that occur), plus "total"."""
         return await self._call(self._counts)
@@ -276,8 +284,7 @@ class Store:
 
     def _open(self) -> builtins.list[Run]:
         if self._db is None:
-            self.database.parent.mkdir(parents=True, exist_ok=True)
-            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            _make_private(self.database, self.logs_dir)
             self._db = _connect(self.database)
         marks = ", ".join("?" * len(_LIVE))
         return self._select(f"WHERE state IN ({marks}) ORDER BY seq", _LIVE)
@@ -364,6 +371,25 @@ class Store:
         counts["total"] = sum(counts.values())
         return counts
 
+    def _chain(self, run_id: str) -> builtins.list[Run]:
+        runs = self._select("WHERE id = ?", (run_id,))
+        if not runs:
+            return []
+        seen = {run_id}
+        while (parent := runs[0].parent) and parent not in seen and len(seen) < CHAIN_MAX:
+            found = self._select("WHERE id = ?", (parent,))
+            if not found:
+                break
+            runs.insert(0, found[0])
+            seen.add(parent)
+        while len(seen) < CHAIN_MAX:
+            children = self._select("WHERE parent = ? ORDER BY seq DESC LIMIT 1", (runs[-1].id,))
+            if not children or children[0].id in seen:
+                break
+            runs.append(children[0])
+            seen.add(children[0].id)
+        return runs
+
     def _usage(self) -> Usage:
         row = self._conn.execute(
             "SELECT SUM(cost_usd), SUM(json_extract(tokens, '$.input')),"
@@ -381,7 +407,7 @@ class Store:
     def _append_log(self, run_id: str, data: bytes, stream: Stream) -> None:
         log = self._logs.get((run_id, stream))
         if log is None:
-            file = self._log_path(run_id, stream).open("ab")
+            file = private.open_append(self._log_path(run_id, stream))
             log = self._logs[run_id, stream] = _Log(file, file.tell())
         # Past the cap means the marker is already there (this run or an earlier daemon wrote it).
         if log.size > self.log_cap_bytes or not data:
@@ -430,6 +456,16 @@ class Store:
         self._close_log(run_id)
         for stream in _SUFFIXES:
             self._log_path(run_id, stream).unlink(missing_ok=True)
+
+
+def _make_private(database: Path, logs_dir: Path) -> None:
+    """History and output are the user's alone: 0600 files in 0700 directories, also those an
+    older version left readable. SQLite gives its -wal and -shm files the database's mode."""
+    private.ensure_private_dir(database.parent)
+    private.ensure_private_dir(logs_dir)
+    private.create(database)
+    private.tighten_all(private.sqlite_files(database))
+    private.tighten_all(p for p in logs_dir.iterdir() if p.is_file())  # output, events
 
 
 def _connect(path: Path) -> sqlite3.Connection:

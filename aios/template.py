@@ -10,6 +10,11 @@ Three placeholders, each only in a form that cannot be misread:
   splicing text into strings is how quoting bugs start.
 * ``"{permission}"`` as a whole element: replaced by zero or more arguments, the run's
   permission as the agent's format spells it (aios.agents.formats).
+* ``"{resume}"`` as a whole element: nothing for a new run; for a run that continues another,
+  the arguments that make the CLI resume its session (``--resume ID``, codex's ``resume ID``).
+
+A two-way session (the prompt and follow-ups written to the agent's stdin) drops ``"--"`` and
+``"{prompt}"`` and puts its format's arguments where they were.
 
 Never a shell string: the result is an argv list for ``exec``.
 """
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 
 PROMPT = "{prompt}"
 PERMISSION = "{permission}"
+RESUME = "{resume}"
 END_OF_OPTIONS = "--"
 SPLICE = re.compile(r"(--?[A-Za-z0-9][A-Za-z0-9_.-]*=)\{prompt\}")
 
@@ -29,13 +35,25 @@ def takes_prompt(command: Sequence[str]) -> bool:
     return any(part == PROMPT or SPLICE.fullmatch(part) for part in command)
 
 
-def expand(command: Sequence[str], prompt: str, permission: Sequence[str] = ()) -> list[str]:
+def expand(
+    command: Sequence[str],
+    prompt: str,
+    permission: Sequence[str] = (),
+    resume: Sequence[str] = (),
+    two_way: Sequence[str] | None = None,
+) -> list[str]:
+    """The argv for ``command``; with ``two_way``, the prompt is not on it: those arguments
+    (which tell the CLI to read it from stdin) take the place of ``-- {prompt}``."""
     argv: list[str] = []
     for part in command:
         if part == PROMPT:
-            argv.append(prompt)
+            argv.extend([prompt] if two_way is None else two_way)
+        elif part == END_OF_OPTIONS and two_way is not None:
+            continue
         elif part == PERMISSION:
             argv.extend(permission)
+        elif part == RESUME:
+            argv.extend(resume)
         elif splice := SPLICE.fullmatch(part):
             argv.append(splice[1] + prompt)
         else:

@@ -67,6 +67,8 @@ class TrayState:
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
     failed_unseen: int = 0
     service_down: bool = False
+    # Runs whose agent waits for the user to allow a tool: run id -> (agent, request).
+    approvals: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def running(self) -> int:
@@ -225,6 +227,10 @@ class Tray:
                 [r for r in self.state.recent if r["id"] != run["id"]], maxlen=RECENT
             )
             self.state.recent.appendleft(run)
+            if run.get("pending_approval"):
+                self.state.approvals[run["id"]] = (run["agent"], run["pending_approval"])
+            else:
+                self.state.approvals.pop(run["id"], None)
             if run["state"] in ("succeeded", "failed", "stopped") and not self._closing:
                 self._notify_run(run)
             if run["state"] == "failed":
@@ -319,9 +325,19 @@ class Tray:
     def _on_attention(self, data: dict[str, Any]) -> None:
         """A run calls for the user. Runs that ended were already notified with their reason
         (the run's own notification says it); live ones are notified now."""
+        page = functools.partial(self.open_dashboard, f"/runs/{data['run']}")
+        if data["reason"] == "awaiting_approval" and (request := data.get("approval")):
+            allow = functools.partial(self.decide, data["run"], request["id"], True)
+            deny = functools.partial(self.decide, data["run"], request["id"], False)
+            actions = [
+                Action("allow", "Allow", allow),
+                Action("deny", "Deny", deny),
+                Action("default", "Open", page),
+            ]
+            self.notifier.notify(f"{data['agent']} asks", data["message"], actions)
+            return
         self.state.failed_unseen += 1
         if data["reason"] in ("needs_login", "stalled", "offline"):
-            page = functools.partial(self.open_dashboard, f"/runs/{data['run']}")
             self.notifier.notify(
                 f"{data['agent']} needs you", data["message"], [Action("default", "Open", page)]
             )
@@ -362,9 +378,21 @@ class Tray:
             for a in agents
             if a.availability()[0]
         ) or (Entry("No agent available", enabled=False),)
+        asking = [
+            Entry(
+                f"{agent} wants {request['tool']}: {request['summary']}"[:60],
+                submenu=(
+                    Entry("Allow", functools.partial(self.decide, run_id, request["id"], True)),
+                    Entry("Deny", functools.partial(self.decide, run_id, request["id"], False)),
+                    Entry("Open", functools.partial(self.open_dashboard, f"/runs/{run_id}")),
+                ),
+            )
+            for run_id, (agent, request) in list(self.state.approvals.items())
+        ]
         entries = [
             Entry("Open Dashboard", self.open_dashboard, default=True),
             Entry(self.status_text(), enabled=False),
+            *([SEPARATOR, *asking] if asking else []),
             SEPARATOR,
             Entry("Recent runs", submenu=recent),
             Entry("Launch", submenu=launch),
@@ -380,6 +408,17 @@ class Tray:
             entries.append(Entry("Restart service", self.restart_service))
         entries.append(Entry("Quit", self.quit))
         return entries
+
+    def decide(self, run_id: str, approval_id: str, allow: bool) -> None:
+        """Allow or deny a request from the menu or a notification (deciding twice is
+        harmless; one that is no longer pending is logged and left)."""
+        daemon = self.service.daemon
+        if daemon is None:
+            return
+        try:
+            self.service.submit(daemon.decide(run_id, approval_id, allow)).result(10)
+        except Exception as exc:  # it was answered elsewhere, or the run ended meanwhile
+            log.info("approval %s of run %s: %s", approval_id, run_id, exc)
 
     def stop_all(self) -> None:
         daemon = self.service.daemon

@@ -1,7 +1,7 @@
 """Regenerate the dashboard screenshots in docs/ (light and dark): `python -m scripts.screenshots`.
 
 Starts a real daemon in a scratch AIOS_HOME with a few demo agents, runs them, and photographs
-the overview and a run page in Debian's Chromium at 1280 by 800.
+the overview and a run page in Debian's Chromium at 1280 by 800, and on a phone (390 by 844).
 """
 
 from __future__ import annotations
@@ -91,6 +91,16 @@ def main() -> None:
                 page.wait_for_selector("#output .ansi-fg-1")
                 page.screenshot(path=str(DOCS / f"run-{scheme}.png"))
                 context.close()
+            # The same two pages on a phone (390 by 844), light.
+            context = browser.new_context(viewport={"width": 390, "height": 844})
+            page = context.new_page()
+            page.goto(f"{base}/login?token={token}")
+            page.wait_for_selector("#conn.connected")
+            page.screenshot(path=str(DOCS / "overview-phone.png"))
+            page.locator("#runs tr.run", has_text="tests").first.locator("a").click()
+            page.wait_for_selector("#output .ansi-fg-1")
+            page.screenshot(path=str(DOCS / "run-phone.png"))
+            context.close()
             browser.close()
     finally:
         daemon.terminate()

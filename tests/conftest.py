@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakeagents import Fakes
 from tests.helpers import AGENT_CLIS, DaemonProcess, fake_agents, start_daemon
 
 
@@ -34,3 +35,14 @@ def daemon(home: Path) -> Iterator[DaemonProcess]:
         yield proc
     finally:
         proc.close()
+
+
+@pytest.fixture
+def fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
+    """A daemon-to-be whose agent CLIs are the fakes (tests/fakeagents.py): configure, start."""
+    made = Fakes(home, tmp_path)
+    try:
+        yield made
+    finally:
+        if made.daemon is not None:
+            made.daemon.terminate()

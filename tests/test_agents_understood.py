@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +16,6 @@ from tests.fakeagents import Fakes
 from tests.helpers import EventCollector, run_cli
 
 pytestmark = pytest.mark.daemon
-
-
-@pytest.fixture
-def fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
-    made = Fakes(home, tmp_path)
-    try:
-        yield made
-    finally:
-        if made.daemon is not None:
-            made.daemon.terminate()
 
 
 PRESET_ARGV = {
@@ -42,9 +30,9 @@ PRESET_ARGV = {
     ("codex", "full"): ["exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--",
                         "--version is broken"],
     ("gemini", "edit"): ["--skip-trust", "-o", "stream-json", "--approval-mode", "auto_edit",
-                         "--", "--version is broken"],
+                         "--prompt=--version is broken"],
     ("gemini", "read-only"): ["--skip-trust", "-o", "stream-json", "--approval-mode", "plan",
-                              "--", "--version is broken"],
+                              "--prompt=--version is broken"],
     ("aider", "edit"): ["--no-analytics", "--no-check-update", "--yes-always",
                         "--no-suggest-shell-commands", "--message=--version is broken"],
 }  # fmt: skip

@@ -75,22 +75,24 @@ def test_presets_table() -> None:
         "claude": (
             "Claude Code",
             "claude-stream-json",
-            ("claude", "-p", "--output-format", "stream-json", "--verbose", "{permission}", "--",
-             "{prompt}"),
+            ("claude", "-p", "--output-format", "stream-json", "--verbose", "{permission}",
+             "{resume}", "--", "{prompt}"),
         ),
         "codex": (
-            "Codex CLI", "codex-json", ("codex", "exec", "--json", "{permission}", "--", "{prompt}")
+            "Codex CLI", "codex-json",
+            ("codex", "exec", "--json", "{permission}", "{resume}", "--", "{prompt}"),
         ),
         "aider": (
             "Aider",
             "aider",
-            ("aider", "--no-analytics", "--no-check-update", "{permission}",
+            ("aider", "--no-analytics", "--no-check-update", "{permission}", "{resume}",
              "--message={prompt}"),
         ),
         "gemini": (
             "Gemini CLI",
             "gemini-stream-json",
-            ("gemini", "--skip-trust", "-o", "stream-json", "{permission}", "--", "{prompt}"),
+            ("gemini", "--skip-trust", "-o", "stream-json", "{permission}", "{resume}",
+             "--prompt={prompt}"),
         ),
         "command": ("Command", "text", ("sh", "-c", "--", "{prompt}")),
     }  # fmt: skip
@@ -127,13 +129,45 @@ def test_preset_argv_puts_the_permission_flags_in_and_the_prompt_out_of_reach(
     assert agent.default_permission is Permission.EDIT
     assert set(agent.permissions) == set(Permission)
     argv = agent.argv("--version", permission)
-    if name == "aider":
-        assert argv[-1] == "--message=--version"
+    if name in ("aider", "gemini"):
+        assert argv[-1] == ("--message=--version" if name == "aider" else "--prompt=--version")
         assert argv[-1 - len(flags) : -1] == flags
     else:
         assert argv[-2:] == ["--", "--version"]
         assert argv[-2 - len(flags) : -2] == flags
     assert agent.argv("x") == agent.argv("x", Permission.EDIT)
+
+
+@pytest.mark.parametrize(
+    ("name", "session", "tail"),
+    [
+        ("claude", "s-1", ["--resume", "s-1", "--", "go on"]),
+        ("codex", "t-1", ["resume", "t-1", "--", "go on"]),
+        ("gemini", "g-1", ["--resume", "g-1", "--prompt=go on"]),
+        ("aider", "", ["--restore-chat-history", "--message=go on"]),
+    ],
+)
+def test_resuming_puts_the_session_where_the_cli_wants_it(
+    name: str, session: str, tail: list[str]
+) -> None:
+    agent = next(agent for agent in PRESETS if agent.name == name)
+    assert agent.can_resume
+    assert agent.argv("go on", resume=session)[-len(tail) :] == tail
+    assert "--resume" not in agent.argv("go on") and "resume" not in agent.argv("go on")
+
+
+def test_a_two_way_claude_takes_its_prompt_on_stdin(tmp_path: Path) -> None:
+    config = load(tmp_path, '[agents.claude]\napprovals = "ask"\napproval_timeout = 60\n')
+    claude = config.agents["claude"]
+    assert claude.two_way and claude.approval_timeout == 60
+    argv = claude.argv("ignored", resume="s-1")
+    assert "--" not in argv and "ignored" not in argv
+    assert argv[-6:] == [
+        "--resume", "s-1", "--input-format", "stream-json", "--permission-prompt-tool", "stdio"
+    ]  # fmt: skip
+    bad = load(tmp_path, '[agents.codex]\napprovals = "ask"\n')
+    assert bad.agents["codex"].source == "preset"  # the broken override is left out
+    assert 'approvals = "ask" needs a format that can hold a conversation' in str(bad.problems[0])
 
 
 def test_the_command_preset_has_no_permissions() -> None:
@@ -305,6 +339,9 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "stall_after": 120.0,
         "worktree": False,
         "format": "text",
+        "approvals": "never",
+        "approval_timeout": 0.0,
+        "can_continue": False,
         "permissions": [],
         "default_permission": None,
         "takes_prompt": False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from aios.credentials import SESSION_LIFETIME
 from aios.paths import Paths
 from bench.dashboard import seed_history
 from tests.browser import PageWatch, browser
@@ -93,6 +95,8 @@ def test_login_sets_a_session_and_leaves_the_token_out_of_the_address_bar(
     cookies = p.context.cookies()
     assert [c["name"] for c in cookies] == [f"aios_session_{served.port}"]
     assert cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Strict"
+    # Kept for the session's lifetime, not for ever (a window of an hour: this is no timing).
+    assert 0 <= time.time() + SESSION_LIFETIME - cookies[0]["expires"] < 3600
     assert p.locator("#conn").inner_text() == "connected"
     assert watch.errors == []
 
@@ -178,7 +182,7 @@ def test_filters_and_delete(page: tuple[Any, PageWatch]) -> None:
     assert p.locator("#runs tr.run").count() == 1
     p.get_by_role("button", name=re.compile("^Delete run")).click()
     p.locator("#runs tr.run").first.wait_for(state="detached")
-    assert p.locator("#count-total").inner_text() == "1"
+    expect(p.locator("#count-total")).to_have_text("1")  # the summary follows the deletion
     assert watch.errors == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,65 @@ def test_the_overview_shows_activity_and_marks_attention_live(
     expect(row.locator(".state")).to_have_text("stopped")
     expect(row.locator(".attention")).to_have_count(0)
     assert watch.errors == []
+
+
+@pytest.fixture
+def two_way_fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
+    made = Fakes(home, tmp_path)
+    made.configure('\n[agents.asker]\ncommand = ["claude", "-p", "--output-format", '
+                   '"stream-json", "--verbose", "{permission}", "{resume}", "--", "{prompt}"]\n'
+                   'format = "claude-stream-json"\napprovals = "ask"\n')  # fmt: skip
+    made.start()
+    try:
+        yield made
+    finally:
+        made.d.terminate()
+
+
+def test_continue_a_conversation_from_the_run_page(
+    browser: Any, page: tuple[Any, PageWatch], fakes: Fakes
+) -> None:
+    p, watch = page
+    first = fakes.final(fakes.launch("claude", "write hello.py")["id"])
+    p.goto(f"http://127.0.0.1:{fakes.d.port}/runs/{first['id']}")
+    p.get_by_label("Continue the conversation").fill("--now add tests")
+    p.get_by_role("button", name="Continue").click()
+    p.wait_for_url(re.compile(r"/runs/(?!" + first["id"] + ")[0-9a-f]{12}$"))
+    new_id = p.url.rsplit("/", 1)[1]
+    assert fakes.final(new_id)["parent"] == first["id"]
+    turns = p.locator(".turn")
+    expect(turns).to_have_count(2)
+    expect(turns.nth(0)).to_contain_text("write hello.py")
+    expect(turns.nth(1)).to_contain_text("--now add tests")
+    expect(p.locator("#continue")).to_be_visible()  # the box moved under the last turn
+    assert watch.errors == []
+
+
+def test_allow_a_request_from_the_run_page(browser: Any, two_way_fakes: Fakes) -> None:
+    fakes = two_way_fakes
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    p = context.new_page()
+    p.set_default_timeout(15_000)
+    watch = PageWatch()
+    watch.attach(p)
+    try:
+        p.goto(f"http://127.0.0.1:{fakes.d.port}/login?token={fakes.d.info.token}")
+        run = fakes.launch("asker", "ask: npm test")
+        p.goto(f"http://127.0.0.1:{fakes.d.port}/runs/{run['id']}")
+        p.wait_for_selector("#conn.connected")
+        approval = p.locator(".approval")
+        expect(approval).to_contain_text("asker wants to run Bash")
+        expect(approval).to_contain_text("npm test")
+        approval.get_by_role("button", name="Allow").click()
+        expect(p.locator("#output")).to_contain_text("ran: npm test")
+        expect(p.locator(".approval")).to_have_count(0)
+        expect(p.locator(".activity")).to_have_text("waiting")
+        p.get_by_label("Message").fill("thanks")
+        p.get_by_role("button", name="Send").click()
+        expect(p.locator("#output")).to_contain_text("You said: thanks")
+        p.get_by_role("button", name="Done").click()
+        expect(p.locator("#run-details .state")).to_have_text("succeeded")
+        expect(p.locator("#talk")).to_have_count(0)
+        assert watch.errors == []
+    finally:
+        context.close()

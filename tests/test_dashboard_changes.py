@@ -149,7 +149,7 @@ def test_the_launch_form_warns_of_uncommitted_changes_and_isolates(
     p.get_by_label("Prompt").fill("write isolated.txt yes")
     p.get_by_label("Working directory").fill(str(repo))
     note = p.locator("#worktree-note")
-    p.get_by_label("Work in a git worktree of its own").check()
+    p.get_by_label("in a git worktree").check()
     expect(note).to_contain_text("has uncommitted changes (1 file)")
     p.get_by_label("Working directory").fill(str(tmp_path))
     p.get_by_label("Working directory").dispatch_event("change")
@@ -163,6 +163,6 @@ def test_the_launch_form_warns_of_uncommitted_changes_and_isolates(
     run_id = (row.get_attribute("id") or "").removeprefix("run-")
     assert get(served, run_id)["worktree"]["source"] == "main"
     assert not (repo / "isolated.txt").exists()
-    p.get_by_label("Work in a git worktree of its own").uncheck()
+    p.get_by_label("in a git worktree").uncheck()
     expect(note).to_be_empty()
     assert watch.errors == []

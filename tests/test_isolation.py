@@ -489,3 +489,46 @@ def test_without_git_runs_work_and_a_worktree_is_refused_saying_why(
         assert done["state"] == "succeeded" and done["changes"] is None
     finally:
         d.close()
+
+
+def test_a_continued_conversation_works_on_in_its_parents_worktree(
+    home: Path, tmp_path: Path
+) -> None:
+    """``aios continue`` (issue 10) with a worktree: the session resumes where it ran."""
+    from tests.fakeagents import Fakes
+
+    fakes = Fakes(home, tmp_path)
+    repo = make_repo(fakes.workdir / "app")
+    # Claude (the fake CLI) behind a wrapper that notes each turn's prompt in the directory.
+    wrapper = 'printf "%s\\n" "$AIOS_PROMPT" >> turns.txt; exec claude "$@"'
+    command = ["sh", "-c", wrapper, "claude", "-p", "--output-format", "stream-json"]
+    command += ["--verbose", "{permission}", "{resume}", "--", "{prompt}"]
+    env = {"AIOS_FAKE_SCENARIO": "claude-success", "AIOS_FAKE_ARGV_LOG": str(fakes.argv_log)}
+    inline = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items())
+    fakes.configure(
+        f'[agents.wrapped]\ncommand = {json.dumps(command)}\nformat = "claude-stream-json"\n'
+        f"env = {{ {inline} }}\n"
+    )
+    fakes.start()
+    try:
+        client = fakes.d.client
+        body = {"agent": "wrapped", "prompt": "first", "cwd": str(repo), "worktree": True}
+        first = final(fakes.d, client.request("POST", "/api/runs", body)["id"])
+        assert first["state"] == "succeeded" and first["session_id"]
+        tree = first["worktree"]
+        assert first["changes"]["files"][0]["path"] == "turns.txt"
+        second = client.request("POST", f"/api/runs/{first['id']}/continue", {"prompt": "second"})
+        assert second["worktree"] == tree and second["parent"] == first["id"]
+        done = final(fakes.d, second["id"])
+        assert done["state"] == "succeeded"
+        launched = next(c for c in fakes.invocations() if c["env"]["AIOS_RUN_ID"] == second["id"])
+        assert launched["cwd"] == tree["path"] and first["session_id"] in launched["argv"]
+        # The conversation's changes so far, and one merge brings them all home.
+        assert done["changes"]["files"] == [
+            {"path": "turns.txt", "status": "added", "added": 2, "deleted": 0}
+        ]
+        client.request("POST", f"/api/runs/{second['id']}/worktree/merge")
+        assert (repo / "turns.txt").read_text() == "first\nsecond\n"
+        assert get(fakes.d, first["id"])["worktree"]["state"] == "merged"
+    finally:
+        fakes.d.close()

@@ -134,6 +134,7 @@ JSON_KEYS = {
     "parent",
     "worktree",
     "changes",
+    "pending_approval",
 }
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from aios.credentials import Secrets
+from aios.credentials import SESSION_LIFETIME, Secrets
 from aios.daemon import Daemon
 from aios.paths import Paths
 from aios.server.app import create_app
@@ -132,6 +133,48 @@ async def test_login_swaps_token_for_strict_httponly_cookie(client: Client, keys
     page = await client.get("/", headers={"Host": HOST})
     assert page.status_code == 200
     assert keys.csrf in (await page.get_data(as_text=True))
+
+
+async def test_session_cookie_has_a_lifetime(client: Client, keys: Secrets) -> None:
+    response = await client.get(f"/login?token={keys.token}", headers={"Host": HOST})
+    cookie = response.headers["Set-Cookie"]
+    assert f"Max-Age={SESSION_LIFETIME};" in cookie and "Expires=" in cookie
+    assert SESSION_LIFETIME == 7 * 24 * 3600  # what the README promises
+
+
+@pytest.mark.parametrize(
+    ("issued_ago", "forge", "status"),
+    [
+        (0, False, 200),
+        (SESSION_LIFETIME - 60, False, 200),
+        (SESSION_LIFETIME + 1, False, 401),  # expired: refused even if the browser kept it
+        (-3600, False, 401),  # "issued" an hour from now
+        (0, True, 401),  # a MAC that is not ours
+    ],
+)
+async def test_session_cookie_is_checked_for_age_and_signature(
+    client: Client, keys: Secrets, issued_ago: int, forge: bool, status: int
+) -> None:
+    value = keys.issue_cookie(time.time() - issued_ago)
+    if forge:
+        value = value[:-4] + ("0000" if not value.endswith("0000") else "1111")
+    response = await client.get(
+        "/api/status", headers={"Host": HOST, "Cookie": f"{cookie_name(PORT)}={value}"}
+    )
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize("value", ["", "x", "1.2", "99999999999999999999.ab", "١٢٣.ab"])
+async def test_malformed_session_cookies_are_refused(
+    client: Client, keys: Secrets, value: str
+) -> None:
+    response = await client.get(
+        "/api/status", headers={"Host": HOST, "Cookie": f"{cookie_name(PORT)}={value}"}
+    )
+    assert response.status_code == 401
+    old_style = f"{cookie_name(PORT)}={keys.session}"  # the bare key, as cookies once were
+    response = await client.get("/api/status", headers={"Host": HOST, "Cookie": old_style})
+    assert response.status_code == 401
 
 
 @pytest.mark.parametrize("query", ["", "?token=", "?token=wrong", "?tok=x"])
@@ -280,3 +323,24 @@ async def test_deleting_with_discard_passes_the_guard(client: Client, keys: Secr
     assert response.status_code == 403
     response = await client.delete("/api/runs/abc?discard=perhaps", headers=bearer(keys))
     assert response.status_code == 404  # the run is looked up first
+
+
+async def test_only_the_style_sheet_and_icon_are_served_without_a_session(
+    client: Client,
+) -> None:
+    for path in ("/static/app.css", "/static/favicon.svg"):
+        response = await client.get(path, headers={"Host": HOST})
+        assert response.status_code == 200, path
+    for path in ("/static/app.js", "/static/vendor/htmx.min.js", "/api/status", "/"):
+        response = await client.get(path, headers={"Host": HOST})
+        assert response.status_code == 401, path
+
+
+async def test_a_page_without_a_session_is_html_the_api_stays_json(client: Client) -> None:
+    html = {"Host": HOST, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = await client.get("/", headers=html)
+    assert page.status_code == 401 and page.mimetype == "text/html"
+    assert "aios open" in await page.get_data(as_text=True)
+    for path, extra in (("/api/status", {}), ("/ui/rows", {}), ("/", {"HX-Request": "true"})):
+        response = await client.get(path, headers={**html, **extra})
+        assert response.status_code == 401 and response.mimetype == "application/json", path

@@ -282,3 +282,54 @@ def test_an_agent_that_needs_the_user_is_a_notification(
         assert tray.terminate() == 0
     finally:
         tray.close()
+
+
+def test_a_request_for_approval_is_a_notification_and_allowed_from_the_menu(
+    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+) -> None:
+    env, _ = browser
+    bin_dir = fake_agents(tmp_path / "bin")
+    stdin_log = tmp_path / "stdin.jsonl"
+    write_config(
+        home,
+        f'[agents.claude]\napprovals = "ask"\nenv = {{ AIOS_FAKE_STDIN_LOG = "{stdin_log}" }}\n',
+    )
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    tray = start_aios(home, {**desktop.session.env, **env, "PATH": path}, tmp_path / "aios.err")
+    try:
+        item = item_of(desktop, tray)
+        run = tray.client.request(
+            "POST", "/api/runs", {"agent": "claude", "prompt": "ask: npm test"}
+        )
+        line = wait_until(
+            lambda: next(
+                (x for x in desktop.notifications.read_text().splitlines() if " asks|" in x), None
+            ),
+            what="dunst to show the request",
+        )
+        assert line == "AIOS|claude asks|claude wants to run Bash: npm test"
+        bus = desktop.session.bus
+        menu = Obj(item.dest, get_property(bus, item, "Menu"), "com.canonical.dbusmenu")
+
+        def asking() -> list[Any] | None:
+            root = layout(desktop, menu)
+            return next(
+                (n for i, label, p, n in entries(root) if label.startswith("claude wants Bash")),
+                None,
+            )
+
+        node = wait_until(asking, what="the menu to list the request")
+        assert [label for _, label, _, _ in entries(node)] == ["Allow", "Deny", "Open"]
+        allow, _, _ = by_label(node, "Allow")
+        click(desktop, menu, allow)
+
+        def answered() -> bool:
+            lines = stdin_log.read_text().splitlines() if stdin_log.exists() else []
+            return any('"behavior": "allow"' in x or '"behavior":"allow"' in x for x in lines)
+
+        wait_until(answered, what="the allow to reach the agent")
+        wait_until(lambda: asking() is None, what="the request to leave the menu")
+        tray.client.request("POST", f"/api/runs/{run['id']}/done")
+        assert tray.terminate() == 0
+    finally:
+        tray.close()

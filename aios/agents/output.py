@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from aios.agents.lifecycle import Outcome
 from aios.agents.process import AgentProcess
 from aios.config import AgentDef
 from aios.events import EventBus
-from aios.runs import ATTENTION_ACTIVITIES, Activity, Run
+from aios.runs import ATTENTION_ACTIVITIES, Activity, Approval, Run
 from aios.store import Store
 
 LOG_EVENT_MAX = 64 * 1024  # a flood keeps only the newest bytes of a window; the file has all
@@ -42,16 +43,21 @@ class Attention:
     """Something the user should look at (published as an ``attention`` event)."""
 
     run: Run
-    reason: str  # needs_login | stalled | offline | denials | hidden_failure
+    # needs_login | stalled | offline | awaiting_approval | denials | hidden_failure
+    reason: str
     message: str
+    approval: Approval | None = None  # for awaiting_approval: what the agent asks to do
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "run": self.run.id,
             "agent": self.run.agent,
             "reason": self.reason,
             "message": self.message,
         }
+        if self.approval is not None:
+            data["approval"] = self.approval.to_json()
+        return data
 
 
 @dataclass
@@ -68,18 +74,27 @@ class Output:
     skipped: int = 0
     reducer: Reducer | None = None
     overlong: int = 0
+    # Two-way sessions: when each pending request was first seen (monotonic), for its timeout,
+    # and the ids already answered (answering one twice is harmless).
+    asked: dict[str, float] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)
     decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
+    clock: Callable[[], float] = time.monotonic
 
     def new_attempt(self, now: float) -> None:
         factory = self.agent.output.reducer
         self.reducer = factory() if factory is not None else None
+        if self.reducer is not None:
+            self.reducer.two_way = self.agent.two_way
         self.last_heard = now
+        self.asked.clear()
 
     # -- reading ------------------------------------------------------------------------------
 
     async def read(self, process: AgentProcess, clock: Callable[[], float]) -> None:
+        self.clock = clock
         """Read until every output stream of ``process`` has ended (or the pipes are closed)."""
         if self.agent.output.structured:
             await asyncio.gather(
@@ -153,10 +168,26 @@ class Output:
             if value not in (None, ()) and value != getattr(run, name):
                 setattr(run, name, value)
                 self.dirty = True
+        self._learn_approvals(knowledge.approvals)
+
+    def _learn_approvals(self, pending: tuple[Approval, ...]) -> None:
+        run = self.run
+        for approval in pending:
+            if approval.id not in self.asked:
+                self.asked[approval.id] = self.clock()
+                words = f"{run.agent} wants to run {approval.tool}"
+                message = f"{words}: {approval.summary}" if approval.summary else words
+                self.attention.append(Attention(run, "awaiting_approval", message, approval))
+        for gone in set(self.asked) - {a.id for a in pending}:
+            del self.asked[gone]
+        first = pending[0] if pending else None
+        if first != run.pending_approval:
+            run.pending_approval = first
+            self.dirty = True
 
     def set_activity(self, activity: Activity, detail: str | None) -> None:
         run = self.run
-        if run.activity is Activity.AWAITING_APPROVAL or not run.state.is_live:
+        if not run.state.is_live:
             return
         if (run.activity, run.activity_detail) == (activity, detail):
             return

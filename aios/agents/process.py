@@ -36,11 +36,19 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["REAP_TIMEOUT", "AgentProcess", "SpawnError", "kill_stale_group", "spawn"]
+__all__ = [
+    "REAP_TIMEOUT",
+    "AgentInputError",
+    "AgentProcess",
+    "SpawnError",
+    "kill_stale_group",
+    "spawn",
+]
 
 log = logging.getLogger(__name__)
 
 READ_LIMIT = 65536  # bytes the output reader buffers before it stops reading the pipe
+WRITE_TIMEOUT = 5.0  # seconds a write to an agent's stdin may wait for the agent to read
 _POLL = 0.02  # seconds between checks while the group empties
 REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
 _ESCAPEES_KEPT = 64  # remembered escapees before the dead ones are forgotten
@@ -54,6 +62,10 @@ class SpawnError(Exception):
         self.program = program
         self.reason = reason
         super().__init__(f"cannot start {program!r}: {reason}")
+
+
+class AgentInputError(Exception):
+    """A line could not be written to the agent's stdin (closed, or not being read)."""
 
 
 class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -74,11 +86,17 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
 
 
 async def spawn(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], merge_stderr: bool = True
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    merge_stderr: bool = True,
+    stdin: bool = False,
 ) -> AgentProcess:
     """Start ``argv`` (never through a shell) as the leader of a new session and process group.
 
-    stdin is /dev/null; stdout and stderr are merged into one pipe, read with ``read()``, or with
+    stdin is /dev/null (with ``stdin=True``, a pipe for ``write_line``); stdout and stderr are
+    merged into one pipe, read with ``read()``, or with
     ``merge_stderr=False`` kept apart (``read()`` and ``read_stderr()``: a structured stream on
     stdout must not be interleaved with diagnostics). The agent sees exactly ``env`` and inherits
     no other file descriptor.
@@ -93,7 +111,7 @@ async def spawn(
         transport, protocol = await loop.subprocess_exec(
             lambda: _Protocol(limit=READ_LIMIT, loop=loop),
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
             cwd=cwd,
@@ -140,6 +158,7 @@ class AgentProcess:
         self._sampled: dict[int, psutil.Process] = {}
         self._escapees: dict[int, psutil.Process] = {}  # seen outside the group, in the tree
         self._sample_lock = threading.Lock()
+        self._write_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"<AgentProcess pid={self.pid} returncode={self.returncode}>"
@@ -154,6 +173,33 @@ class AgentProcess:
         every writer has closed it."""
         assert self._process.stdout is not None
         return await self._process.stdout.read(n)
+
+    async def write_line(self, line: str, timeout: float = WRITE_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Write one line to the agent's stdin (spawned with ``stdin=True``).
+
+        asyncio buffers the write, so the loop never blocks; waiting for the buffer to drain is
+        bounded, so an agent that stops reading its input costs an error, not a stuck caller.
+        Lines never interleave. Raises ``AgentInputError`` when the input is closed or full.
+        """
+        writer = self._process.stdin
+        if writer is None or writer.is_closing() or self.returncode is not None:
+            raise AgentInputError("the agent's input is closed")
+        async with self._write_lock:
+            try:
+                writer.write(line.encode() + b"\n")
+                await asyncio.wait_for(writer.drain(), timeout)
+            except TimeoutError as exc:
+                raise AgentInputError(
+                    f"the agent did not read its input for {timeout:g} s"
+                ) from exc
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise AgentInputError("the agent's input is closed") from exc
+
+    def close_input(self) -> None:
+        """Close the agent's stdin: a two-way session takes that as the end of the conversation."""
+        writer = self._process.stdin
+        if writer is not None and not writer.is_closing():
+            writer.close()
 
     async def read_stderr(self, n: int = READ_LIMIT) -> bytes:
         """Up to ``n`` bytes of stderr when it was kept apart; ``b""`` at its end (or if not)."""

@@ -17,6 +17,7 @@ later, SIGKILL, and the pipe is closed: nothing an agent leaves behind can keep 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,7 +25,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from aios import workdir
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
+from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import (
     BACKOFF_BASE,
@@ -40,7 +43,14 @@ from aios.agents.lifecycle import (
     Terminate,
 )
 from aios.agents.output import Output
-from aios.agents.process import REAP_TIMEOUT, AgentProcess, SpawnError, kill_stale_group, spawn
+from aios.agents.process import (
+    REAP_TIMEOUT,
+    AgentInputError,
+    AgentProcess,
+    SpawnError,
+    kill_stale_group,
+    spawn,
+)
 from aios.agents.watchdog import Watchdog
 from aios.config import AgentDef, Config, RestartPolicy
 from aios.events import EventBus
@@ -55,6 +65,8 @@ log = logging.getLogger("aios.supervisor")
 LOG_FLUSH_INTERVAL = 0.075  # coalesce output into one `log` event per run per 75 ms
 STATS_INTERVAL = 2.0
 STALL_CHECK = 0.5  # seconds between looks for runs that have gone quiet
+# A two-way session is quiet while it waits for the user: that is not a stall.
+QUIET_BY_DESIGN = frozenset({Activity.STALLED, Activity.WAITING, Activity.AWAITING_APPROVAL})
 # Once the leader is gone and its group stopped, the reader has this long to reach the end of
 # the output before the pipe is closed (a child that escaped the group may hold it for ever).
 DRAIN_TIMEOUT = 1.0
@@ -71,6 +83,8 @@ class Live:
     output: Output
     process: AgentProcess | None = None
     timer: asyncio.Task[None] | None = None
+    # The session this run resumes ("" for a CLI that needs no id); None: a new one.
+    resume: str | None = None
 
 
 class Supervisor:
@@ -167,14 +181,13 @@ class Supervisor:
         agent = config.agents.get(agent_name)
         if agent is None:
             raise UnknownAgent(agent_name)
-        available, reason = await asyncio.to_thread(agent.availability)
-        if not available:
-            raise InvalidLaunch(f"agent {agent_name!r} is not available: {reason}")
+        await self._check_available(agent)
         if agent.takes_prompt and not prompt.strip():
             raise InvalidLaunch(f"agent {agent_name!r} needs a prompt")
         if permission is not None and permission not in agent.permissions:
             raise InvalidLaunch(f"agent {agent_name!r} has no permission modes")
-        directory = resolve_cwd(cwd or agent.cwd)
+        # File system work (an automounted path can take a while): off the event loop.
+        directory = await asyncio.to_thread(resolve_cwd, cwd or agent.cwd)
         run_id = new_run_id()
         isolate = agent.worktree if worktree is None else worktree
         tree = await self.isolation.prepare(
@@ -189,18 +202,128 @@ class Supervisor:
             format=agent.format,
             worktree=tree,
         )
+        return await self._admit(run, agent, config)
+
+    async def continue_run(self, parent_id: str, prompt: str) -> Run:
+        """A new run that resumes ``parent``'s session with ``prompt``: same agent, directory
+        and permission. Any ended run whose agent can resume, and that has a session if its
+        CLI needs one, can be continued: a crash or a stop loses nothing."""
+        if (live := self.core.run(parent_id)) is not None:
+            how = "send it a message" if self._live[parent_id].agent.two_way else "wait for it"
+            raise WrongRunState(f"run {parent_id} is still {live.state}: {how} instead")
+        parent = await self.store.get(parent_id)
+        if parent is None:
+            raise WrongRunState(f"run {parent_id} no longer exists")
+        config = self.config()
+        agent = config.agents.get(parent.agent)
+        if agent is None:
+            raise UnknownAgent(parent.agent)
+        if not agent.can_resume:
+            raise InvalidLaunch(f"agent {agent.name!r} cannot resume a session")
+        if agent.output.needs_session and not parent.session_id:
+            raise InvalidLaunch(f"run {parent_id} has no session to continue")
+        if not prompt.strip():
+            raise InvalidLaunch("a continuation needs a prompt")
+        await self._check_available(agent)
+        run_id = new_run_id()
+        directory = resolve_cwd(parent.cwd)
+        # In the parent's worktree, where its session ran (a fresh one if it is gone).
+        tree = None
+        if parent.worktree is not None:
+            tree = await self.isolation.prepare(
+                run_id, directory, prompt, isolate=True, reuse=parent.worktree
+            )
+        run = Run(
+            id=run_id,
+            agent=parent.agent,
+            prompt=prompt,
+            cwd=str(directory),
+            permission=parent.permission if parent.permission in agent.permissions else None,
+            format=agent.format,
+            parent=parent.id,
+            session_id=parent.session_id,  # the same session, resumed
+            worktree=tree,
+        )
+        return await self._admit(run, agent, config, resume=parent.session_id or "")
+
+    async def _check_available(self, agent: AgentDef) -> None:
+        available, reason = await asyncio.to_thread(agent.availability)
+        if not available:
+            raise InvalidLaunch(f"agent {agent.name!r} is not available: {reason}")
+
+    async def _admit(
+        self, run: Run, agent: AgentDef, config: Config, resume: str | None = None
+    ) -> Run:
         # From here to the core's answer nothing awaits: admission is atomic.
         self.core.max_concurrent = config.settings.max_concurrent
         try:
             effects = self.core.launch(run, policy(agent))
         except BaseException:
-            self.isolation.abandon(run_id, tree)
+            self.isolation.abandon(run.id, run.worktree)  # a worktree made for it goes
             raise
-        self._live[run.id] = Live(run, agent, Output(run, agent, self.store, self.bus))
+        output = Output(run, agent, self.store, self.bus)
+        self._live[run.id] = Live(run, agent, output, resume=resume)
         await self._apply(effects)
         first = effects[0]
         assert isinstance(first, Changed)
         return first.run  # as created: the live record moves on as soon as it is admitted
+
+    # -- two-way sessions ------------------------------------------------------------------------
+
+    async def message(self, run_id: str, text: str) -> Run:
+        """A follow-up prompt for a live two-way session: it goes to the running agent."""
+        if not text.strip():
+            raise InvalidLaunch("a message needs some text")
+        live, session = self._session(run_id)
+        await self._write(live, session.message(text))
+        reducer = live.output.reducer
+        if reducer is not None:
+            reducer.knowledge.working()
+        live.output.learn()
+        await self._publish_output(live)
+        return live.run
+
+    async def decide(self, run_id: str, approval_id: str, allow: bool, message: str = "") -> Run:
+        """Answer a pending request of a two-way session. Only a pending id can be decided;
+        deciding one again is harmless (nothing is sent twice)."""
+        live, session = self._session(run_id)
+        output, reducer = live.output, live.output.reducer
+        if approval_id in output.answered:
+            return live.run
+        if reducer is None or all(a.id != approval_id for a in reducer.knowledge.approvals):
+            raise WrongRunState(f"run {run_id} has no pending approval {approval_id!r}")
+        tool_input = reducer.approval_inputs.pop(approval_id, {})
+        await self._write(live, session.answer(approval_id, allow, message, tool_input))
+        output.answered.add(approval_id)
+        reducer.knowledge.answered(approval_id)
+        output.learn()
+        await self._publish_output(live)
+        return live.run
+
+    async def finish(self, run_id: str) -> Run:
+        """The user is done with a two-way session: its input closes, and the agent ends."""
+        live, _ = self._session(run_id)
+        if live.process is not None:
+            live.process.close_input()
+        return live.run
+
+    def _session(self, run_id: str) -> tuple[Live, TwoWay]:
+        live = self._live.get(run_id)
+        if live is None or run_id not in self.core:
+            raise WrongRunState(f"run {run_id} has ended: continue it instead")
+        session = live.agent.output.two_way
+        if not live.agent.two_way or session is None:
+            raise WrongRunState(f'run {run_id} is not a two-way session (approvals = "ask")')
+        if live.process is None:
+            raise WrongRunState(f"run {run_id} is {live.run.state}: its agent is not running")
+        return live, session
+
+    async def _write(self, live: Live, line: str) -> None:
+        assert live.process is not None
+        try:
+            await live.process.write_line(line)
+        except AgentInputError as exc:
+            raise WrongRunState(f"run {live.run.id}: {exc}") from exc
 
     async def stop(self, run_id: str) -> Run:
         if run_id not in self.core:
@@ -300,10 +423,11 @@ class Supervisor:
             await self.isolation.starting(run)
             try:
                 process = await self._spawn(
-                    agent.argv(run.prompt, run.permission),
+                    agent.argv(run.prompt, run.permission, resume=live.resume),
                     cwd=self.isolation.directory(run),
                     env=agent_environment(agent, run),
                     merge_stderr=not agent.output.structured,
+                    stdin=agent.two_way,
                 )
             except SpawnError as exc:
                 await self._apply(self.core.spawn_failed(run.id, str(exc)))
@@ -333,6 +457,8 @@ class Supervisor:
                 self.core.spawned(run.id, pid=process.pid, pid_started_at=process.create_time)
             )
             reader = self._tasks.spawn(self._read_output(live, process), f"output {run.id}")
+            if (session := live.agent.output.two_way) is not None and live.agent.two_way:
+                await self._open_session(live, process, session)
             code = await process.wait()
             # The leader is gone; what it left behind goes the way of a stopped run.
             try:
@@ -351,6 +477,14 @@ class Supervisor:
             self.watchdog.unregister(process.pgid)
             process.close()
             live.process = None
+
+    async def _open_session(self, live: Live, process: AgentProcess, session: TwoWay) -> None:
+        """A two-way session starts with the format's opening and the prompt as a message."""
+        try:
+            for line in [*session.opening(), session.message(live.run.prompt)]:
+                await process.write_line(line)
+        except AgentInputError as exc:  # it exited at once: its output says why
+            log.warning("run %s: could not start the conversation: %s", live.run.id, exc)
 
     async def _read_output(self, live: Live, process: AgentProcess) -> None:
         flusher = self._tasks.spawn(self._flush_periodically(live), f"flush {live.run.id}")
@@ -385,10 +519,20 @@ class Supervisor:
                     live.process is not None
                     and live.run.state in (RunState.STARTING, RunState.RUNNING)
                     and 0 < limit <= quiet
-                    and live.run.activity is not Activity.STALLED
+                    and live.run.activity not in QUIET_BY_DESIGN
                 ):
                     live.output.set_activity(Activity.STALLED, f"no output for {duration(quiet)}")
                     await self._publish_output(live)
+                await self._deny_late(live, now)
+
+    async def _deny_late(self, live: Live, now: float) -> None:
+        """An agent's ``approval_timeout`` passed with a request unanswered: it is denied."""
+        timeout = live.agent.approval_timeout
+        for approval_id, asked in list(live.output.asked.items()):
+            if 0 < timeout <= now - asked:
+                why = f"No answer within {timeout:g} s: denied."
+                with contextlib.suppress(WrongRunState):
+                    await self.decide(live.run.id, approval_id, False, why)
 
     async def _sample_stats(self) -> None:
         while True:
@@ -434,14 +578,10 @@ def policy(agent: AgentDef) -> Policy:
 
 
 def resolve_cwd(requested: str | None) -> Path:
-    raw = requested or "~"
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        raise InvalidLaunch(f"working directory {raw!r} must be an absolute path (or start with ~)")
-    path = path.resolve()
-    if not path.is_dir():
-        raise InvalidLaunch(f"working directory {str(path)!r} does not exist")
-    return path
+    try:
+        return workdir.resolve(requested)
+    except workdir.WorkdirError as exc:
+        raise InvalidLaunch(str(exc)) from exc
 
 
 def agent_environment(agent: AgentDef, run: Run) -> dict[str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
@@ -16,11 +16,13 @@ from aios.runs import Permission, Run, RunState
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
-from aios.store import AmbiguousRun, UnknownRun
+from aios.store import AmbiguousRun, Stream, UnknownRun
 
 blueprint = Blueprint("api", __name__)
 
 MAX_PAGE = 500
+# Byte offsets into a log: the largest a file offset can be (signed 64 bits).
+MAX_OFFSET = 2**63 - 1
 GRACEFUL_TIMEOUT = 5.0  # Hypercorn's grace for open requests (aios.service sets it from this)
 LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission", "worktree"}
 DIFF_TYPE = "text/x-diff"
@@ -85,6 +87,7 @@ async def launch() -> tuple[Response, int]:
     agent = body.get("agent")
     if not isinstance(agent, str) or not agent:
         raise ApiError(422, "field 'agent' is required and must be a string")
+    check_text("agent", agent)
     prompt = optional_string(body, "prompt") or ""
     cwd = optional_string(body, "cwd")
     permission = parse_permission(optional_string(body, "permission"))
@@ -132,6 +135,43 @@ async def stop_run(run_id: str) -> Response:
     return jsonify((await daemon().stop_run(run.id)).to_json())
 
 
+@blueprint.post("/api/runs/<run_id>/continue")
+async def continue_run(run_id: str) -> tuple[Response, int]:
+    body = await json_object()
+    _only(body, {"prompt"})
+    run = await find_run(run_id)
+    new = await daemon().continue_run(run.id, required_string(body, "prompt"))
+    return jsonify(new.to_json()), 201
+
+
+@blueprint.post("/api/runs/<run_id>/message")
+async def message(run_id: str) -> Response:
+    body = await json_object()
+    _only(body, {"prompt"})
+    run = await find_run(run_id)
+    return jsonify((await daemon().message(run.id, required_string(body, "prompt"))).to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/approval")
+async def approval(run_id: str) -> Response:
+    body = await json_object()
+    _only(body, {"id", "decision", "message"})
+    approval_id = required_string(body, "id")
+    decision = body.get("decision")
+    if decision not in ("allow", "deny"):
+        raise ApiError(422, 'field \'decision\' must be "allow" or "deny"')
+    note = optional_string(body, "message") or ""
+    run = await find_run(run_id)
+    decided = await daemon().decide(run.id, approval_id, decision == "allow", note)
+    return jsonify(decided.to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/done")
+async def done(run_id: str) -> Response:
+    run = await find_run(run_id)
+    return jsonify((await daemon().finish(run.id)).to_json())
+
+
 @blueprint.delete("/api/runs/<run_id>")
 async def delete_run(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
@@ -141,22 +181,25 @@ async def delete_run(run_id: str) -> tuple[str, int]:
 
 @blueprint.get("/api/runs/<run_id>/log")
 async def run_log(run_id: str) -> Response:
-    run = await find_run(run_id)
-    offset = int_arg("offset", 0, 0, None)
-    data = await daemon().read_log(run.id, offset, 4 * 1024 * 1024)
-    response = Response(data, mimetype="text/plain")
-    response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
-    response.headers["X-AIOS-Run-State"] = str(run.state)
-    return response
+    return await stored_bytes(await find_run(run_id), "log", "text/plain")
 
 
 @blueprint.get("/api/runs/<run_id>/events")
 async def run_events(run_id: str) -> Response:
     """The raw JSON lines a structured agent wrote on stdout, from byte ``offset``."""
-    run = await find_run(run_id)
-    offset = int_arg("offset", 0, 0, None)
-    data = await daemon().read_log(run.id, offset, 4 * 1024 * 1024, "events")
-    response = Response(data, mimetype="application/x-ndjson")
+    return await stored_bytes(await find_run(run_id), "events", "application/x-ndjson")
+
+
+async def stored_bytes(run: Run, stream: Stream, mimetype: str) -> Response:
+    """A run's output or events from the ``offset`` parameter, at most 4 MiB a call."""
+    offset = int_arg("offset", 0, 0, MAX_OFFSET)
+    d = daemon()
+    # Past the end there is nothing yet (and seeking that far is an error on some systems).
+    if offset >= await d.log_size(run.id, stream):
+        data = b""
+    else:
+        data = await d.read_log(run.id, offset, 4 * 1024 * 1024, stream)
+    response = Response(data, mimetype=mimetype)
     response.headers["X-AIOS-Log-Next-Offset"] = str(offset + len(data))
     response.headers["X-AIOS-Run-State"] = str(run.state)
     return response
@@ -227,20 +270,43 @@ async def find_run(run_id: str) -> Run:
 
 
 async def json_object() -> dict[str, Any]:
-    raw = await request.get_data(as_text=True)
+    raw = await request.get_data(cache=True, as_text=False, parse_form_data=False)
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400, f"the body is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at {exc.start})"
+        ) from exc
+    try:
+        body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:  # [[[[...: the parser recurses once per level
+        raise ApiError(400, "malformed JSON: nested too deeply") from exc
     if not isinstance(body, dict):
         raise ApiError(422, f"the body must be a JSON object, not {type(body).__name__}")
     return body
 
 
-def optional_string(body: dict[str, Any], name: str) -> str | None:
+def _only(body: dict[str, Any], fields: set[str]) -> None:
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        raise ApiError(422, f"unknown field {unknown[0]!r}; expected {', '.join(sorted(fields))}")
+
+
+def required_string(body: dict[str, Any], name: str) -> str:
+    value = optional_string(body, name)
+    if value is None or not value.strip():
+        raise ApiError(422, f"field {name!r} is required and must be a non-empty string")
+    return value
+
+
+def optional_string(body: Mapping[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
         raise ApiError(422, f"field {name!r} must be a string, not {type(value).__name__}")
+    if value is not None:
+        check_text(name, value)
     return value
 
 
@@ -258,6 +324,20 @@ def bool_arg(name: str) -> bool:
     if raw.lower() not in ("true", "false", "1", "0"):
         raise ApiError(422, f"query parameter {name!r} must be true or false, not {raw!r}")
     return raw.lower() in ("true", "1")
+
+
+def check_text(name: str, value: str) -> None:
+    """Text that can reach an agent's argv, its environment and the history database."""
+    if "\x00" in value:
+        raise ApiError(
+            422, f"field {name!r} contains a NUL character, which a process argument cannot hold"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON's "\ud800": a lone surrogate, not a character
+        raise ApiError(
+            422, f"field {name!r} is not valid Unicode: a lone surrogate at position {exc.start}"
+        ) from exc
 
 
 def int_arg(name: str, default: int, minimum: int, maximum: int | None) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from aios.agents.errors import SupervisorError
+from aios.credentials import SESSION_LIFETIME
 
 log = logging.getLogger("aios.server")
 
@@ -28,6 +29,8 @@ def error_response(status: int, message: str) -> Response:
 def install(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Response:
+        if exc.status == 401 and wants_page():
+            return await signin_page()
         return error_response(exc.status, exc.message)
 
     @app.errorhandler(SupervisorError)
@@ -48,6 +51,26 @@ def install(app: Quart) -> None:
     async def unexpected(exc: Exception) -> Response:
         log.exception("unhandled error: %s", exc)
         return error_response(500, "internal error; see the AIOS log file")
+
+
+def wants_page() -> bool:
+    """A browser navigating to a page, rather than the API, htmx, a stream or a script."""
+    return (
+        request.method == "GET"
+        and not request.path.startswith(("/api/", "/ui/", "/static/"))
+        and "HX-Request" not in request.headers
+        and request.accept_mimetypes.accept_html
+    )
+
+
+async def signin_page() -> Response:
+    """How to open the dashboard, for a browser without a session (instead of raw JSON)."""
+    html = await render_template(
+        "signin.html",
+        bad_link=request.path == "/login",
+        lifetime_days=SESSION_LIFETIME // 86400,
+    )
+    return Response(html, status=401, mimetype="text/html")
 
 
 def _describe(exc: HTTPException) -> str:

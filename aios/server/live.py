@@ -11,7 +11,6 @@ named ``reset`` event and reloads itself.
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from html import escape
@@ -22,11 +21,12 @@ from quart import Blueprint, Response, render_template, request, stream_with_con
 from aios.events import Event
 from aios.runs import FINAL_STATES, Run, RunState
 from aios.server import ansi, diffview
-from aios.server.api import find_run
+from aios.server.api import MAX_OFFSET, find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
-from aios.server.views import FILTERS, Counts, cost, size, tokens
+from aios.server.terminal import WRAP, Terminal
+from aios.server.views import FILTERS, Counts, continuable, cost, size, tokens
 
 blueprint = Blueprint("live", __name__)
 
@@ -34,35 +34,56 @@ READ_CHUNK = 256 * 1024
 
 
 class OutputRenderer:
-    """Raw output bytes → escaped HTML with ANSI colours, across chunk boundaries."""
+    """Raw output bytes → escaped HTML: rows that are complete, and the open line.
 
-    def __init__(self, style: ansi.Style = ansi.PLAIN) -> None:
+    A page shows the rows, then the open line in ``#output-tail``; its stream appends new rows
+    and replaces the open line, which progress bars redraw in place. To pick up where a page
+    left off, the stream starts again at the open line's first byte (``state()``), with the style
+    in force there, and skips the rows of it (``wraps``) that the page already has.
+    """
+
+    def __init__(self, terminal: Terminal | None = None, position: int = 0) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._style = style
+        self._terminal = terminal or Terminal()
         self._held = ""
+        self.position = position  # the offset in the log of the next byte to render
+        self.line_start = position  # the offset of the open line's first byte
 
     def render(self, data: bytes, *, start_mid_line: bool = False) -> str:
+        """Render the next bytes; returns the HTML of the rows they completed."""
         text = self._held + self._decoder.decode(data)
         if start_mid_line and "\n" in text:
             text = text[text.index("\n") + 1 :]  # a cut line would show half an escape
         text, self._held = ansi.split_incomplete(text)
-        html, self._style = ansi.to_html(text, self._style)
-        return html
+        rows = self._terminal.feed(text)
+        # "\n" is one byte in UTF-8 and always a newline (ansi.TOKEN): found in the raw bytes.
+        newline = data.rfind(b"\n")
+        if newline >= 0:
+            self.line_start = self.position + newline + 1
+        self.position += len(data)
+        return rows
+
+    def tail(self) -> str:
+        return f'<span id="output-tail">{self._terminal.tail()}</span>'
+
+    def finished(self) -> str:
+        """The open line, for output that will not grow any more (an earlier turn's)."""
+        return self._terminal.tail()
 
     def state(self) -> dict[str, str]:
-        """What a page passes on so its stream continues in the same colour."""
-        style = self._style
-        return (
-            {"style": json.dumps([style.fg, style.bg, style.bold])} if style != ansi.PLAIN else {}
-        )
+        """Where a page's stream picks up: ``offset``, ``style`` and ``wraps`` query values."""
+        t = self._terminal
+        return {
+            "offset": str(self.line_start),
+            "style": t.line_style.to_state(),
+            "wraps": str(t.wraps),
+        }
 
     @classmethod
-    def from_state(cls, raw: str | None) -> OutputRenderer:
-        try:
-            fg, bg, bold = json.loads(raw) if raw else (None, None, False)
-            return cls(ansi.Style(fg=fg, bg=bg, bold=bool(bold)))
-        except (ValueError, TypeError):
-            return cls()
+    def resume(cls, offset: int, style: str | None, wraps: int) -> OutputRenderer:
+        """The renderer a page's ``state()`` describes; ValueError for a malformed ``style``."""
+        start = ansi.Style.from_state(style) if style else ansi.PLAIN
+        return cls(Terminal(style=start, line_style=start, skip_wraps=wraps), position=offset)
 
 
 def partial(target: str, swap: str, html: str) -> str:
@@ -79,7 +100,7 @@ def message(event_id: int | None, html: str) -> bytes:
 class View:
     """What one open page shows, so each event becomes exactly the partials it needs."""
 
-    kind: str  # overview | run
+    kind: str  # overview | run | settings
     filter: str = "all"
     run_id: str | None = None
     offset: int = 0
@@ -88,6 +109,8 @@ class View:
     shown_changes: tuple[object, object] | None = None
 
     async def render(self, event: Event) -> str:
+        if self.kind == "settings":  # the stream only says the daemon is there
+            return ""
         handler = getattr(self, f"on_{event.kind}", None)
         return await handler(event.data) if handler is not None else ""
 
@@ -100,11 +123,13 @@ class View:
         return await self.overview_row(run, RunState(data["state"]), data["started_at"] is None)
 
     async def run_details(self, run: Run) -> str:
-        details = await render_template("partials/run_details.html", run=run)
+        details = await render_template(
+            "partials/run_details.html", run=run, continuable=continuable(run)
+        )
         out = partial("#run-details", "outerHTML", details)
         out += await self.changes_panel(run)
         if run.state in FINAL_STATES:
-            out += await self.drain_output()
+            out += await self.drain_output() + partial("#talk", "delete", "")
         return out
 
     async def changes_panel(self, run: Run) -> str:
@@ -172,8 +197,11 @@ class View:
             chunks.append(self.output.render(data))
             if len(data) < READ_CHUNK:
                 break
-        html = "".join(chunks)
-        return partial("#output", "beforeend", html) if html else ""
+        if not chunks:
+            return ""
+        # The open line is redrawn whole: the page's is replaced by the completed rows (if any)
+        # and the line as it is now.
+        return partial("#output-tail", "outerHTML", "".join(chunks) + self.output.tail())
 
 
 async def render_changes(run: Run) -> str:
@@ -190,20 +218,29 @@ def _view() -> View:
         run_id = request.args.get("run")
         if not run_id:
             raise ApiError(422, "view=run needs run=<id>")
+        offset = _int_arg("offset", MAX_OFFSET)
+        wraps = _int_arg("wraps", MAX_OFFSET // WRAP)
         try:
-            offset = max(0, int(request.args.get("offset", "0")))
-        except ValueError:
-            raise ApiError(422, "offset must be an integer") from None
-        return View(
-            "run",
-            run_id=run_id,
-            offset=offset,
-            output=OutputRenderer.from_state(request.args.get("style")),
-        )
+            output = OutputRenderer.resume(offset, request.args.get("style"), wraps)
+        except ValueError as exc:
+            raise ApiError(422, f"query parameter 'style' is invalid: {exc}") from exc
+        return View("run", run_id=run_id, offset=offset, output=output)
+    if kind == "settings":
+        return View("settings")
     filter_name = request.args.get("filter", "all")
     if kind != "overview" or filter_name not in FILTERS:
-        raise ApiError(422, "view must be overview (with a known filter) or run")
+        raise ApiError(422, "view must be overview (with a known filter), run or settings")
     return View("overview", filter=filter_name)
+
+
+def _int_arg(name: str, maximum: int) -> int:
+    try:
+        value = int(request.args.get(name, "0"))
+    except ValueError:
+        raise ApiError(422, f"query parameter {name!r} must be an integer") from None
+    if not 0 <= value <= maximum:
+        raise ApiError(422, f"query parameter {name!r} must be 0..{maximum}")
+    return value
 
 
 def _resume_id() -> int | None:
@@ -222,6 +259,8 @@ async def events() -> Response:
     view = _view()
     if view.run_id is not None:  # 404 for an unknown run, before any stream starts
         view.run_id = (await find_run(view.run_id)).id
+        if view.offset > await d.log_size(view.run_id):
+            raise ApiError(422, "query parameter 'offset' is past the end of the run's output")
     subscription = d.bus.subscribe(_resume_id())
 
     @stream_with_context

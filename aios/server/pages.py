@@ -8,6 +8,7 @@ change itself reaches every open page through the event stream.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -18,16 +19,20 @@ from werkzeug.wrappers.response import Response as RedirectResponse
 
 from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
-from aios.server.api import find_run, parse_permission
+from aios.credentials import SESSION_LIFETIME
+from aios.runs import Run
+from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer, render_changes
 from aios.server.security import cookie_name, same
-from aios.server.views import FILTERS, PAGE, Counts
+from aios.server.views import FILTERS, PAGE, Counts, continuable
+from aios.store import UnknownRun
 
 blueprint = Blueprint("pages", __name__)
 
 OUTPUT_SHOWN = 256 * 1024  # a run page opens with the last 256 KiB of output
+TURN_SHOWN = 64 * 1024  # and the last 64 KiB of each earlier turn of its conversation
 
 
 @blueprint.get("/login")
@@ -37,15 +42,30 @@ async def login() -> RedirectResponse:
         raise ApiError(401, "missing or invalid token; use `aios open` to sign in")
     response = redirect(_local_path(request.args.get("next", "/")), 303)
     response.set_cookie(
-        cookie_name(d.port), d.keys.session, httponly=True, samesite="Strict", path="/"
+        cookie_name(d.port),
+        d.keys.issue_cookie(time.time()),
+        max_age=SESSION_LIFETIME,
+        httponly=True,
+        samesite="Strict",
+        path="/",
     )
     return response
 
 
 def _local_path(target: str) -> str:
-    """Only a path on this server: never an open redirect to another site."""
+    """Only a path on this server: never an open redirect to another site.
+
+    Browsers read ``\\`` as ``/`` in a URL, so ``/\\evil.com`` would be ``//evil.com``: another
+    host. A backslash, a control character or whitespace anywhere means "/" instead.
+    """
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or any(c == "\\" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
+        return "/"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc:
         return "/"
     return target
 
@@ -63,7 +83,10 @@ def _filter() -> str:
 
 
 async def _rows(filter_name: str, before: str | None) -> dict[str, Any]:
-    runs = await daemon().runs(limit=PAGE + 1, before=before, states=FILTERS[filter_name])
+    try:
+        runs = await daemon().runs(limit=PAGE + 1, before=before, states=FILTERS[filter_name])
+    except UnknownRun as exc:
+        raise ApiError(422, f"invalid 'before': {exc}") from exc
     return {"runs": runs[:PAGE], "more": len(runs) > PAGE, "filter": filter_name, "before": before}
 
 
@@ -110,21 +133,40 @@ async def run_page(run_id: str) -> str:
     total = await d.log_size(run.id)
     start = max(0, total - OUTPUT_SHOWN)
     raw = await d.read_log(run.id, start, total - start)
-    renderer = OutputRenderer()
-    # Already escaped by the renderer (ansi.to_html escapes before it adds colour spans).
-    output = Markup(renderer.render(raw, start_mid_line=start > 0))  # noqa: S704
-    query = {"after": after, "view": "run", "run": run.id, "offset": total, **renderer.state()}
+    renderer = OutputRenderer(position=start)
+    rows = renderer.render(raw, start_mid_line=start > 0)
+    # Already escaped by the renderer (ansi.Style.html escapes before it adds its spans).
+    output = Markup(rows + renderer.tail())  # noqa: S704
+    query = {"after": after, "view": "run", "run": run.id, **renderer.state()}
+    chain = await d.conversation(run)
+    position = next((i for i, r in enumerate(chain) if r.id == run.id), len(chain))
+    agent = d.config().agent(run.agent)
     return await _page(
         "run.html",
         page="run",
         run=run,
+        agent=agent,
         output=output,
         truncated=start > 0,
         shown=total - start,
         total=total,
         changes=Markup(await render_changes(run)),  # noqa: S704 (a rendered, escaped template)
+        earlier=[(r, await _transcript(r)) for r in chain[:position]],
+        continuable=continuable(run),
+        later=chain[position + 1 :],
         events_url="/ui/events?" + urlencode(query),
     )
+
+
+async def _transcript(run: Run) -> Markup:
+    """The end of an earlier turn's log, as HTML (escaped by the renderer)."""
+    d = daemon()
+    total = await d.log_size(run.id)
+    start = max(0, total - TURN_SHOWN)
+    raw = await d.read_log(run.id, start, total - start)
+    renderer = OutputRenderer(position=start)
+    html = renderer.render(raw, start_mid_line=start > 0) + renderer.finished()
+    return Markup(html)  # noqa: S704
 
 
 @blueprint.get("/runs/<run_id>/log.txt")
@@ -160,6 +202,8 @@ async def settings() -> str:
     return await _page(
         "settings.html",
         page="settings",
+        # Only for the connection indicator: it says whether the daemon is still there.
+        events_url="/ui/events?" + urlencode({"after": d.bus.last_id, "view": "settings"}),
         settings=rows,
         paths=d.paths,
         autostart=await asyncio.to_thread(_autostart_status),
@@ -194,8 +238,10 @@ async def toggle_autostart() -> Response:
 async def launch() -> tuple[str, int]:
     form = await request.form
     d = daemon()
+    name, prompt = form.get("agent", ""), form.get("prompt", "")
     cwd = (form.get("cwd") or "").strip() or None
-    name = form.get("agent", "")
+    for field, value in (("agent", name), ("prompt", prompt), ("cwd", cwd or "")):
+        check_text(field, value)
     agent = d.config().agent(name)
     # The form offers a permission for every agent; one without permission modes takes none.
     permission = parse_permission(form.get("permission") or None)
@@ -204,8 +250,58 @@ async def launch() -> tuple[str, int]:
     # The box comes with a hidden "false" before it: the last value is the one the user chose.
     choice = form.getlist("worktree")
     worktree = None if not choice else choice[-1] == "true"
-    await d.launch(name, form.get("prompt", ""), cwd, permission, worktree=worktree)
+    await d.launch(name, prompt, cwd, permission, worktree=worktree)
     return "", 204
+
+
+@blueprint.post("/ui/runs/<run_id>/continue")
+async def continue_run(run_id: str) -> Response:
+    form = await request.form
+    run = await find_run(run_id)
+    new = await daemon().continue_run(run.id, form.get("prompt", ""))
+    return _redirect(f"/runs/{new.id}")
+
+
+@blueprint.post("/ui/runs/<run_id>/afresh")
+async def afresh(run_id: str) -> Response:
+    """The same prompt, as a new conversation (its session is gone)."""
+    old = await find_run(run_id)
+    new = await daemon().launch(old.agent, old.prompt, old.cwd, old.permission)
+    return _redirect(f"/runs/{new.id}")
+
+
+@blueprint.post("/ui/runs/<run_id>/message")
+async def message(run_id: str) -> tuple[str, int]:
+    form = await request.form
+    run = await find_run(run_id)
+    await daemon().message(run.id, form.get("prompt", ""))
+    return "", 204
+
+
+@blueprint.post("/ui/runs/<run_id>/approval")
+async def approval(run_id: str) -> tuple[str, int]:
+    form = await request.form
+    # The buttons carry the request id and the decision in their URL; a form may post them.
+    decision = form.get("decision") or request.args.get("decision")
+    approval_id = form.get("id") or request.args.get("id") or ""
+    if decision not in ("allow", "deny"):
+        raise ApiError(422, 'decision must be "allow" or "deny"')
+    run = await find_run(run_id)
+    await daemon().decide(run.id, approval_id, decision == "allow", form.get("message", ""))
+    return "", 204
+
+
+@blueprint.post("/ui/runs/<run_id>/done")
+async def done(run_id: str) -> tuple[str, int]:
+    run = await find_run(run_id)
+    await daemon().finish(run.id)
+    return "", 204
+
+
+def _redirect(path: str) -> Response:
+    response = Response("", 204)
+    response.headers["HX-Redirect"] = path
+    return response
 
 
 @blueprint.post("/ui/runs/<run_id>/stop")

@@ -14,6 +14,7 @@ remote code execution. Each rule holds on its own:
 from __future__ import annotations
 
 import hmac
+import time
 from enum import Enum
 from typing import Final
 
@@ -26,8 +27,10 @@ from aios.server.errors import ApiError
 BODY_LIMIT: Final = 64 * 1024
 CSRF_HEADER: Final = "X-AIOS-CSRF"
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Routes reachable without a token. /health answers monitoring; /login checks the token itself.
-PUBLIC_PATHS: Final = frozenset({"/health", "/login"})
+# Routes reachable without a token. /health answers monitoring; /login checks the token itself;
+# the style sheet and icon dress the page that tells a browser without a session how to sign in
+# (they are the same files every copy of AIOS ships: nothing to hide).
+PUBLIC_PATHS: Final = frozenset({"/health", "/login", "/static/app.css", "/static/favicon.svg"})
 
 SECURITY_HEADERS: Final = {
     # No inline script or style anywhere: htmx and our own JS/CSS come from /static.
@@ -74,7 +77,7 @@ class Guard:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() == "bearer" and same(credential.strip(), self.keys.token):
             return Auth.BEARER
-        if same(request.cookies.get(self.cookie), self.keys.session):
+        if self.keys.cookie_valid(request.cookies.get(self.cookie), time.time()):
             return Auth.COOKIE
         return Auth.NONE
 

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 from quart import Quart
 
-from aios.formatting import MINUS, duration
+from aios.formatting import MINUS, clock, duration, timestamp, zone
 from aios.runs import ATTENTION_ACTIVITIES, FINAL_STATES, Activity, Run, RunState, Tokens
+from aios.server.context import daemon
 from aios.server.diffview import anchor
 
 LIVE = tuple(s for s in RunState if s.is_live)
@@ -64,16 +65,6 @@ def size(value: int | None) -> str:
     return f"{amount:.1f} GiB"
 
 
-def clock(timestamp: float | None) -> str:
-    """Local wall time, like a terminal would show it; the ISO value goes in <time datetime>."""
-    if timestamp is None:
-        return ""
-    moment = datetime.fromtimestamp(timestamp)
-    if moment.date() == datetime.now().date():
-        return moment.strftime("%H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M")
-
-
 def iso(timestamp: float | None) -> str:
     return "" if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
 
@@ -91,6 +82,7 @@ ACTIVITY_WORDS = {
     Activity.NEEDS_LOGIN: "needs login",
     Activity.STALLED: "stalled",
     Activity.AWAITING_APPROVAL: "awaiting approval",
+    Activity.WAITING: "waiting",
 }
 
 
@@ -128,10 +120,29 @@ def cost(value: float | None) -> str:
     return f"${value:.2f}" if value >= 1 else f"${value:.4f}".rstrip("0").rstrip(".")
 
 
+def continuable(run: Run) -> bool:
+    """Whether the run page offers to continue ``run``: it ended, its agent resumes sessions,
+    and it has one (where its CLI needs an id)."""
+    agent = daemon().config().agent(run.agent)
+    return (
+        run.state.is_final
+        and agent is not None
+        and agent.can_resume
+        and (bool(run.session_id) or not agent.output.needs_session)
+    )
+
+
 def install(app: Quart) -> None:
     env = app.jinja_env
-    env.filters.update(duration=duration, size=size, clock=clock, iso=iso, preview=preview)
+    env.filters.update(
+        duration=duration, size=size, clock=clock, timestamp=timestamp, iso=iso, preview=preview
+    )
     env.filters.update(activity=activity, attention=attention, tokens=tokens, cost=cost)
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
     env.filters.update(diff_anchor=anchor)
     env.globals.update(MINUS=MINUS)
+
+    @app.context_processor
+    async def local_zone() -> dict[str, str]:
+        # Per render, not once: the name changes with daylight saving time (CET, CEST).
+        return {"zone": zone()}

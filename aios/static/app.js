@@ -52,6 +52,11 @@
   document.addEventListener("htmx:after:request", (evt) => {
     const el = evt.target;
     const ctx = evt.detail.ctx;
+    if (ctx.response?.status === 401) {   // the sign-in ran out: the page itself says what to do
+      evt.preventDefault();
+      window.location.reload();
+      return;
+    }
     if (el.hasAttribute?.("hx-sse:connect")) {   // an answer, not a stream: retry later
       evt.preventDefault();
       retry(el);
@@ -94,12 +99,25 @@
   };
   setInterval(tick, 1000);
 
-  // -- run output: follow the end unless the reader scrolled up ----------------------------
+  // -- run output: 24-bit colours, and follow the end unless the reader scrolled up ----------
+  // A 24-bit colour comes as data-fg/data-bg="#rrggbb" and is set through the CSSOM, which the
+  // CSP allows; a style attribute in the markup it would refuse.
+  const RGB = /^#[0-9a-f]{6}$/;
+  const paintOne = (el) => {
+    if (RGB.test(el.dataset.fg ?? "")) el.style.color = el.dataset.fg;
+    if (RGB.test(el.dataset.bg ?? "")) el.style.backgroundColor = el.dataset.bg;
+  };
+  const paint = (node) => {
+    if (node.nodeType !== Node.ELEMENT_NODE) return;
+    if (node.matches("[data-fg], [data-bg]")) paintOne(node);
+    for (const el of node.querySelectorAll("[data-fg], [data-bg]")) paintOne(el);
+  };
   const MAX_OUTPUT_CHARS = 2_000_000;   // keep a flood from growing the page without bound
   const setup = () => {
     const out = document.getElementById("output");
     if (!out || out.aiosReady) return;
     out.aiosReady = true;
+    paint(out);
     const paused = document.getElementById("output-paused");
     let follow = true;
     const atBottom = () => out.scrollHeight - out.scrollTop - out.clientHeight < 24;
@@ -108,8 +126,12 @@
       follow = atBottom();
       paused?.classList.toggle("hidden", follow);
     });
-    new MutationObserver(() => {
-      while (out.textContent.length > MAX_OUTPUT_CHARS && out.firstChild) out.firstChild.remove();
+    new MutationObserver((records) => {
+      for (const record of records) record.addedNodes.forEach(paint);
+      // The open line (#output-tail, last) stays: the stream redraws it in place.
+      while (out.textContent.length > MAX_OUTPUT_CHARS && out.firstChild?.id !== "output-tail") {
+        out.firstChild.remove();
+      }
       if (follow) out.scrollTop = out.scrollHeight;
     }).observe(out, { childList: true, characterData: true, subtree: true });
   };
@@ -123,5 +145,13 @@
     const option = select.selectedOptions?.[0];
     if (box && option) box.checked = option.dataset.worktree === "true";
   }, true);  // capture: before htmx's "change from:#launch" asks for the note
+
+  // The note under the box is asked for only while the box is checked: nothing to say otherwise.
+  document.addEventListener("htmx:before:request", (evt) => {
+    const note = evt.target;
+    if (note.id !== "worktree-note" || document.getElementById("launch-worktree")?.checked) return;
+    evt.preventDefault();
+    note.textContent = "";
+  });
   document.addEventListener("htmx:after:swap", setup);
 })();

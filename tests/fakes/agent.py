@@ -15,6 +15,8 @@ Environment:
   argv, cwd, the scenario played and the environment variables a test checks (ENV_LOGGED).
 - ``AIOS_FAKE_AUTH``: what ``claude auth status`` and ``codex login status`` answer:
   ``logged_in``, ``not_logged_in`` (the default), ``hang`` (never answers), ``garbage``.
+- ``claude --input-format stream-json …``: a two-way session instead of a scenario
+  (tests/fakes/two_way.py); ``AIOS_FAKE_STDIN_LOG`` records what it read.
 
 It reads no stdin and writes nowhere but stdout, stderr and the argv log. Stdlib only.
 """
@@ -168,6 +170,12 @@ def main(argv: list[str]) -> int:
         log_invocation(name, args, "version")
         print(VERSIONS.get(name, "0"), flush=True)
         return 0
+    if name == "claude" and "--input-format" in options:
+        log_invocation(name, args, "two-way")
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
+        from tests.fakes.two_way import run as two_way
+
+        return two_way(args)
     chosen = choose(name, os.environ)
     log_invocation(name, args, chosen)
     if chosen not in scenarios(name):

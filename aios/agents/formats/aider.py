@@ -268,6 +268,9 @@ FORMAT = Format(
     reducer=AiderReducer,
     hint=hint,
     auth=auth,
+    # aider keeps its chat history in the directory (.aider.chat.history.md): no session id.
+    resume=lambda session: ("--restore-chat-history",),
+    needs_session=False,
 )
 
 __all__ = ["FORMAT", "AiderReducer", "auth", "hint", "tokens_count"]

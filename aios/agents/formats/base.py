@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from aios.runs import Activity, Denial, FailureKind, Permission, Tokens
+from aios.runs import Activity, Approval, Denial, FailureKind, Permission, Tokens
 
 __all__ = [
     "AuthState",
@@ -33,6 +33,7 @@ __all__ = [
     "JsonReducer",
     "Knowledge",
     "Reducer",
+    "TwoWay",
     "count_of",
     "dict_of",
     "duration",
@@ -79,6 +80,8 @@ class Knowledge:
     failure: str | None = None
     failure_kind: FailureKind | None = None
     malformed: int = 0  # stdout lines of a structured format that were not what it expects
+    # Two-way sessions: the requests waiting for the user's answer, oldest first.
+    approvals: tuple[Approval, ...] = ()
 
     def working(self) -> None:
         """A sign of normal progress: whatever retrying or waiting there was is over."""
@@ -92,12 +95,36 @@ class Knowledge:
     def fail(self, message: str, kind: FailureKind = FailureKind.OTHER) -> None:
         self.failure, self.failure_kind = one_line(message, 500), kind
 
+    def ask(self, approval: Approval) -> None:
+        """The agent waits for the user to allow or deny a tool."""
+        if all(a.id != approval.id for a in self.approvals):
+            self.approvals = (*self.approvals, approval)
+        self._awaiting()
+
+    def answered(self, approval_id: str) -> None:
+        """A request was decided (or withdrawn by the agent)."""
+        self.approvals = tuple(a for a in self.approvals if a.id != approval_id)
+        if self.approvals:
+            self._awaiting()
+        elif self.activity is Activity.AWAITING_APPROVAL:
+            self.working()
+
+    def _awaiting(self) -> None:
+        first = self.approvals[0]
+        detail = f"{first.tool}: {first.summary}" if first.summary else first.tool
+        self.activity, self.activity_detail = Activity.AWAITING_APPROVAL, detail
+
 
 class Reducer:
     """Reads one attempt of one run. Subclasses override what their CLI needs."""
 
     def __init__(self) -> None:
         self.knowledge = Knowledge()
+        # A two-way session (the prompt, answers and follow-ups on stdin): between turns it
+        # waits for the user instead of ending.
+        self.two_way = False
+        # Two-way: the input each pending request asked with (an answer "allow" sends it back).
+        self.approval_inputs: dict[str, Mapping[str, Any]] = {}
 
     def stdout(self, line: str) -> str:
         """One line from stdout; returns readable text for the log ("" for none)."""
@@ -168,6 +195,22 @@ AuthCheck = Callable[[str, Mapping[str, str]], AuthState]
 
 
 @dataclass(frozen=True)
+class TwoWay:
+    """How to hold a conversation with a CLI over its stdin: the prompt, the answers to its
+    permission requests and follow-up messages go in as lines, while its events come out.
+
+    ``args`` take the place of ``-- {prompt}`` in the command (the prompt no longer goes on the
+    command line); each function returns one line to write (without the newline).
+    """
+
+    args: tuple[str, ...]
+    opening: Callable[[], list[str]]  # what to write first, before any message
+    message: Callable[[str], str]  # a user message
+    # (request id, allow, message for the agent, the tool input it asked with) -> the answer
+    answer: Callable[[str, bool, str, Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
 class Format:
     name: str
     # JSON lines on stdout, with stderr read apart; False: one merged text stream.
@@ -184,6 +227,11 @@ class Format:
         default=lambda knowledge, exit_code: None
     )
     auth: AuthCheck | None = None
+    # The arguments that make the CLI resume a session (given the session id; None for a CLI
+    # that keeps one session per directory, needing no id); None: it cannot resume.
+    resume: Callable[[str | None], tuple[str, ...]] | None = None
+    needs_session: bool = True  # resuming needs the id the stream reported
+    two_way: TwoWay | None = None  # it can hold a conversation on stdin (approvals = "ask")
 
 
 def parse_json(line: str) -> dict[str, Any] | None:

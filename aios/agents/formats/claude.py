@@ -16,6 +16,19 @@ What the stream says (Claude Code 2.1.197; recordings in tests/fakes/streams/cla
   run's), ``permission_denials`` [{tool_name, tool_use_id, tool_input}], ``errors`` [str].
 - stderr: ``No conversation found with session ID: …`` when ``--resume`` names a session this
   directory does not have.
+
+Two-way (``approvals = "ask"``: ``--input-format stream-json --permission-prompt-tool stdio``;
+the prompt, follow-ups and answers go in on stdin; the protocol of the Claude Agent SDK, written
+from its documented schema, the fake's exchange marked synthetic):
+
+- in: ``{"type":"control_request","request_id","request":{"subtype":"initialize"}}`` first, then
+  user messages ``{"type":"user","message":{"role":"user","content":TEXT}}``.
+- out: ``{"type":"control_request","request_id","request":{"subtype":"can_use_tool",
+  "tool_name","input","tool_use_id"}}`` asks to use a tool; ``control_cancel_request``
+  (``request_id``) withdraws a request; ``control_response`` answers ours.
+- in: ``{"type":"control_response","response":{"subtype":"success","request_id","response":
+  {"behavior":"allow","updatedInput":INPUT}}}`` or ``{"behavior":"deny","message":WHY}``.
+- Between turns (after each ``result``) it waits for the next message; closing stdin ends it.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from aios.agents.formats.base import (
     Format,
     JsonReducer,
     Knowledge,
+    TwoWay,
     count_of,
     dict_of,
     duration,
@@ -45,7 +59,7 @@ from aios.agents.formats.base import (
     tool_call,
 )
 from aios.agents.formats.checks import run_check
-from aios.runs import Activity, FailureKind, Permission, Tokens
+from aios.runs import Activity, Approval, FailureKind, Permission, Tokens
 
 # The ``error`` of an assistant message the CLI wrote itself to report a failure.
 _MESSAGE_ERRORS = {
@@ -158,6 +172,9 @@ class ClaudeReducer(JsonReducer):
             "assistant": self._assistant,
             "user": self._user,
             "result": self._result,
+            "control_request": self._control_request,
+            "control_cancel_request": self._control_cancel,
+            "control_response": self._quiet,  # the answer to our initialize
         }.get(kind)
         if handler:
             return handler(event)
@@ -227,7 +244,17 @@ class ClaudeReducer(JsonReducer):
         return "".join(out)
 
     def _result(self, event: dict[str, Any]) -> str:
+        text = self._verdict(event)
+        if self.two_way:  # the session goes on: this was one turn, and the next may go better
+            k = self.knowledge
+            k.activity, k.activity_detail = Activity.WAITING, "waiting for your next message"
+            self.concluded = False
+        return text
+
+    def _verdict(self, event: dict[str, Any]) -> str:
         k = self.knowledge
+        if self.two_way:  # each turn of a two-way session has a verdict of its own
+            k.failure, k.failure_kind, self._message_failure = None, None, None
         k.session_id = k.session_id or str_of(event.get("session_id")) or None
         turns = int_of(event.get("num_turns"))
         k.num_turns = turns if turns is not None and turns >= 0 else k.num_turns
@@ -262,7 +289,31 @@ class ClaudeReducer(JsonReducer):
             f"${k.cost_usd:.4f}" if k.cost_usd else "",
         )
 
+    def _quiet(self, event: dict[str, Any]) -> str:
+        return ""
+
+    def _control_request(self, event: dict[str, Any]) -> str:
+        request = dict_of(event.get("request"))
+        request_id = str_of(event.get("request_id"))
+        if str_of(request.get("subtype")) != "can_use_tool" or not request_id:
+            return ""
+        name = str_of(request.get("tool_name")) or "tool"
+        tool_input = dict_of(request.get("input"))
+        self.approval_inputs[request_id] = tool_input
+        summary = key_argument(name, tool_input, self._cwd)
+        self.knowledge.ask(Approval(request_id, name, summary))
+        return style.warning(f"? {name}({summary}) needs your approval") + "\n"
+
+    def _control_cancel(self, event: dict[str, Any]) -> str:
+        request_id = str_of(event.get("request_id"))
+        self.approval_inputs.pop(request_id, None)
+        self.knowledge.answered(request_id)
+        return style.dim("· the request was withdrawn") + "\n" if request_id else ""
+
     def stderr(self, line: str) -> str:
+        if "cannot be used with root" in line:  # --dangerously-skip-permissions as root
+            self.knowledge.fail(line.strip(), FailureKind.CONFIG)
+            return style.error(line) + "\n"
         if "No conversation found with session ID" in line:
             self.knowledge.fail(line.strip(), FailureKind.SESSION_GONE)
             return style.error(line) + "\n"
@@ -301,6 +352,11 @@ HINTS = {
         "resume it from where it ran, or start a new run."
     ),
     FailureKind.TURN_LIMIT: "The run used all its turns: give it a smaller task.",
+    FailureKind.CONFIG: (
+        "Claude Code refuses permission full (--dangerously-skip-permissions) as root: run AIOS "
+        "as a normal user, use permission edit, or set IS_SANDBOX=1 in the agent's env inside "
+        "a sandbox."
+    ),
     FailureKind.API: "The Anthropic API refused the request: check the account's usage limits.",
 }
 DENIED = "Some actions were denied: run it again with permission edit, or full for commands."
@@ -332,6 +388,42 @@ def auth(executable: str, env: Mapping[str, str], timeout: float = 5.0) -> AuthS
     return AuthState.UNKNOWN
 
 
+def _line(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _answer(request_id: str, allow: bool, message: str, tool_input: Mapping[str, Any]) -> str:
+    decision: dict[str, Any] = (
+        {"behavior": "allow", "updatedInput": dict(tool_input)}
+        if allow
+        else {"behavior": "deny", "message": message or "The user denied this."}
+    )
+    return _line(
+        {
+            "type": "control_response",
+            "response": {"subtype": "success", "request_id": request_id, "response": decision},
+        }
+    )
+
+
+TWO_WAY = TwoWay(
+    args=("--input-format", "stream-json", "--permission-prompt-tool", "stdio"),
+    opening=lambda: [
+        _line(
+            {
+                "type": "control_request",
+                "request_id": "aios-initialize",
+                "request": {"subtype": "initialize", "hooks": None},
+            }
+        )
+    ],
+    message=lambda text: _line(
+        {"type": "user", "message": {"role": "user", "content": text}, "parent_tool_use_id": None}
+    ),
+    answer=_answer,
+)
+
+
 FORMAT = Format(
     "claude-stream-json",
     structured=True,
@@ -343,6 +435,6 @@ FORMAT = Format(
     reducer=ClaudeReducer,
     hint=hint,
     auth=auth,
+    resume=lambda session: ("--resume", session or ""),
+    two_way=TWO_WAY,
 )
-
-__all__ = ["FORMAT", "ClaudeReducer", "auth", "hint", "key_argument", "kind_of"]

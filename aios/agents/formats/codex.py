@@ -51,7 +51,9 @@ _RECONNECTING = re.compile(r"Reconnecting\.\.\.\s*(\d+)\s*/\s*(\d+)")
 _WAITING = re.compile(r"waiting for network", re.I)
 _TRACING = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z?\s+(TRACE|DEBUG|INFO|WARN|ERROR)\b")
 _UNTRUSTED = "Not inside a trusted directory"
+_GONE = re.compile(r"no rollout found|thread .*not found|session .*not found", re.I)
 _KINDS = (
+    (_GONE, FailureKind.SESSION_GONE),
     (re.compile(_UNTRUSTED + "|skip-git-repo-check", re.I), FailureKind.UNTRUSTED_DIR),
     (
         re.compile(
@@ -250,6 +252,9 @@ class CodexReducer(JsonReducer):
         if _UNTRUSTED in line:
             self.knowledge.fail(line.strip(), FailureKind.UNTRUSTED_DIR)
             return style.error(line) + "\n"
+        if _GONE.search(line):  # `codex exec resume ID` of a thread this machine does not have
+            self.knowledge.fail(line.strip(), FailureKind.SESSION_GONE)
+            return style.error(line) + "\n"
         if re.search(r"not logged in", line, re.I):
             self.knowledge.fail(line.strip(), FailureKind.AUTH)
             return style.error(line) + "\n"
@@ -274,6 +279,9 @@ HINTS = {
     ),
     FailureKind.OFFLINE: "Codex cannot reach the OpenAI API: check the network or the proxy.",
     FailureKind.API: "The OpenAI API refused the request: check the account's usage limits.",
+    FailureKind.SESSION_GONE: (
+        "Codex no longer has that session on this machine: start afresh with the same prompt."
+    ),
 }
 DECLINED = "Some commands were declined by the sandbox: run it again with permission full."
 
@@ -311,6 +319,8 @@ FORMAT = Format(
     reducer=CodexReducer,
     hint=hint,
     auth=auth,
+    # ``codex exec [--json …] resume ID -- PROMPT``: a subcommand, its options before it.
+    resume=lambda session: ("resume", session or ""),
 )
 
 __all__ = ["FORMAT", "CodexReducer", "auth", "hint", "kind_of"]

@@ -81,6 +81,11 @@ _TYPE_KINDS = {
     "FatalUntrustedWorkspaceError": FailureKind.UNTRUSTED_DIR,
 }
 _KINDS = (
+    # --resume of a session this folder does not have (gemini's SessionError messages).
+    (
+        re.compile(r"Invalid session identifier|No previous sessions found", re.I),
+        FailureKind.SESSION_GONE,
+    ),
     (
         re.compile(r"not running in a trusted directory|trusted folder", re.I),
         FailureKind.UNTRUSTED_DIR,
@@ -247,7 +252,7 @@ class GeminiReducer(JsonReducer):
             return style.warning(f"↻ {one_line(line, 200)}") + "\n"
         if _NEEDS_CONFIRMATION in line:  # the tool_result on stdout says it, as a denial
             return style.warning(line) + "\n"
-        if kind_of(line) in (FailureKind.AUTH, FailureKind.UNTRUSTED_DIR):
+        if kind_of(line) in (FailureKind.AUTH, FailureKind.UNTRUSTED_DIR, FailureKind.SESSION_GONE):
             self._said = line.strip()
             return style.error(line) + "\n"
         if re.match(r"\s*(\[ERROR\]|Error\b)", line):
@@ -260,6 +265,9 @@ class GeminiReducer(JsonReducer):
 
     def exited(self, exit_code: int) -> None:
         k = self.knowledge
+        if exit_code and self._said and kind_of(self._said) is FailureKind.SESSION_GONE:
+            k.fail(self._said, FailureKind.SESSION_GONE)  # whatever code it exits with
+            return
         kind = EXIT_KINDS.get(exit_code)
         if kind is None:
             if exit_code > 0 and k.failure is None and self._said:  # < 0: it was killed
@@ -283,6 +291,9 @@ HINTS = {
     FailureKind.OFFLINE: "Gemini cannot reach the Gemini API: check the network or the proxy.",
     FailureKind.INPUT: "Gemini rejected its input: check the prompt (a file it names with @).",
     FailureKind.CONFIG: "Gemini could not load its settings: fix ~/.gemini/settings.json.",
+    FailureKind.SESSION_GONE: (
+        "Gemini no longer has that session for this folder: start afresh with the same prompt."
+    ),
     FailureKind.TURN_LIMIT: "The session hit its turn limit: raise model.maxSessionTurns.",
     FailureKind.TOOL: "A tool failed beyond repair (a full disk?): its error is in the log.",
     FailureKind.API: "The Gemini API refused the request: check the key's quota, or try later.",
@@ -353,6 +364,7 @@ FORMAT = Format(
     reducer=GeminiReducer,
     hint=hint,
     auth=auth,
+    resume=lambda session: ("--resume", session or ""),
 )
 
 __all__ = ["FORMAT", "GeminiReducer", "auth", "hint", "key_argument", "kind_of"]
