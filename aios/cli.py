@@ -22,7 +22,7 @@ from aios import __version__, browser, logs, runtime
 from aios.autostart import AutostartError, for_platform
 from aios.client import ClientError, DaemonClient, discover
 from aios.follow import LogReader, follow
-from aios.formatting import duration, from_iso, timestamp, zone
+from aios.formatting import change_summary, duration, from_iso, timestamp, zone
 from aios.paths import Paths
 from aios.runtime import RuntimeInfo
 from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
@@ -106,6 +106,13 @@ def build_parser() -> Parser:
         help="what the agent may do in its directory (default: edit, where the agent has modes)",
     )
     run.add_argument("--cwd", help="working directory (default: the agent's, else this one)")
+    run.add_argument(
+        "--worktree",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="work in a git worktree of its own, on a new branch from HEAD (--no-worktree: in "
+        "the directory itself; default: the agent's `worktree` setting)",
+    )
     run.add_argument(
         "--wait", action="store_true", help="follow the run and exit with its exit code"
     )
@@ -360,6 +367,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     body = {"agent": args.agent, "prompt": " ".join(args.prompt), "cwd": cwd}
     if args.permission:
         body["permission"] = args.permission
+    if args.worktree is not None:
+        body["worktree"] = args.worktree
     return start(client, "/api/runs", body, wait=args.wait)
 
 
@@ -380,7 +389,26 @@ def start(client: DaemonClient, path: str, body: dict[str, Any], *, wait: bool) 
         final = follow(client, run["id"], sys.stdout.buffer)
     except ClientError as exc:
         raise CliError(str(exc)) from exc
+    report_worktree(final)
     return exit_code_of(final)
+
+
+def report_worktree(run: dict[str, Any]) -> None:
+    """Where a worktree run's changes wait for review (on stderr: stdout is the agent's)."""
+    tree, changes = run.get("worktree"), run.get("changes")
+    if not tree or not changes:
+        return
+    summary = change_summary(
+        changes["file_count"], changes["added"], changes["deleted"], changes["commits"]
+    )
+    if summary == "no changes":
+        print("aios: no changes; the worktree and its branch are removed", file=sys.stderr)
+        return
+    print(
+        f"aios: {summary} in {tree['path']} (branch {tree['branch']}); merge or discard it "
+        "from the run's page",
+        file=sys.stderr,
+    )
 
 
 def agent_has_cwd(client: DaemonClient, name: str) -> bool:

@@ -65,6 +65,8 @@ class AgentDef:
     approvals: Literal["never", "ask"] = "never"
     approval_timeout: float = 0.0  # seconds after which an unanswered request is denied (0: never)
     label: str = ""  # human name, e.g. "Claude Code"
+    # Each run works in a git worktree of its own unless the launch says otherwise.
+    worktree: bool = False
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -164,6 +166,7 @@ class AgentDef:
             "max_restarts": self.max_restarts,
             "start_seconds": self.start_seconds,
             "stall_after": self.stall_after,
+            "worktree": self.worktree,
             "format": self.format,
             "approvals": self.approvals,
             "approval_timeout": self.approval_timeout,
@@ -378,6 +381,12 @@ def _choice(full: str, value: object, choices: Mapping[str, object]) -> str:
     return value
 
 
+def _boolean(full: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"{full} must be true or false, not {_show(value)}")
+    return value
+
+
 def _restart(full: str, value: object) -> RestartPolicy:
     if not isinstance(value, str) or value not in {str(policy) for policy in RestartPolicy}:
         raise _Invalid(f'{full} must be "no" or "on-failure", not {_show(value)}')
@@ -399,6 +408,7 @@ _AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
     "approval_timeout": lambda full, value: _seconds(full, value, zero=True),
     "restart": _restart,
     "max_restarts": lambda full, value: _integer(full, value, 0, MAX_RESTARTS),
+    "worktree": _boolean,
 }
 
 

@@ -12,25 +12,30 @@ Stop order: runs stopped (events still flow) → streams ended → watchdog → 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aios import __version__
 from aios.agents.auth import AuthChecks
-from aios.agents.supervisor import Supervisor
+from aios.agents.errors import InvalidLaunch, WorktreeRefused
+from aios.agents.supervisor import Supervisor, resolve_cwd
 from aios.agents.watchdog import Watchdog
 from aios.config import Config, load_config
 from aios.credentials import Secrets
 from aios.events import EventBus
+from aios.git import GitError
+from aios.opener import OpenError, open_folder
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
-from aios.store import Store, Stream, Usage
+from aios.store import Store, Stream, UnknownRun, Usage
 from aios.tasks import TaskSet
+from aios.worktrees import Worktrees, find_checkout, uncommitted
 
 log = logging.getLogger("aios.daemon")
 
@@ -86,6 +91,9 @@ class Daemon:
     _auth: AuthChecks = field(init=False)
     _stop_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed: bool = False
+    # Shows a folder in the user's file manager (a seam: the default goes through xdg-open,
+    # open or os.startfile; an in-process test may give its own).
+    open_folder: Callable[[Path], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self.config = ConfigSource(self.paths.config_file)
@@ -96,8 +104,16 @@ class Daemon:
             log_cap_bytes=settings.log_cap_mib * 1024 * 1024,
             retention=settings.retention,
         )
-        self._supervisor = Supervisor(self._store, self.bus, self.watchdog, self.config)
+        self._supervisor = Supervisor(
+            self._store,
+            self.bus,
+            self.watchdog,
+            self.config,
+            worktrees=Worktrees(self.paths.worktrees_dir),
+        )
         self._auth = AuthChecks(self._tasks)
+        if self.open_folder is None:
+            self.open_folder = functools.partial(open_folder, tasks=self._tasks)
 
     @property
     def url(self) -> str:
@@ -154,8 +170,11 @@ class Daemon:
         prompt: str = "",
         cwd: str | None = None,
         permission: Permission | None = None,
+        *,
+        worktree: bool | None = None,
     ) -> Run:
-        return await self._supervisor.launch(agent, prompt, cwd, permission)
+        """``worktree``: isolate the run in a git worktree (None: as the agent's config says)."""
+        return await self._supervisor.launch(agent, prompt, cwd, permission, worktree=worktree)
 
     async def continue_run(self, run_id: str, prompt: str) -> Run:
         """A new run resuming ``run_id``'s session with ``prompt`` (its ``parent``)."""
@@ -205,8 +224,10 @@ class Daemon:
     async def stop_all(self) -> None:
         await self._supervisor.stop_all()
 
-    async def delete_run(self, run_id: str) -> None:
-        await self._supervisor.delete(run_id)
+    async def delete_run(self, run_id: str, *, discard: bool = False) -> None:
+        """Forget a finished run; its worktree goes, its work kept on its branch unless
+        ``discard``."""
+        await self._supervisor.delete(run_id, discard=discard)
 
     async def summary(self) -> dict[str, int]:
         """Runs per state, plus "total"."""
@@ -224,3 +245,64 @@ class Daemon:
 
     async def log_size(self, run_id: str, stream: Stream = "log") -> int:
         return await self._store.log_size(run_id, stream)
+
+    # -- the facade: worktrees and changes -------------------------------------------------------
+
+    async def run_diff(self, run_id: str) -> bytes:
+        """The unified diff of what the run changed, as recorded when it ended (capped).
+
+        Raises WorktreeRefused (still live) or NoChanges (nothing recorded)."""
+        run = await self._ended_or_live(run_id)
+        return await self._supervisor.isolation.diff(run, live=run.state.is_live)
+
+    async def merge_worktree(self, run_id: str) -> Run:
+        """Merge the run's worktree into the branch it came from; it goes, with its branch."""
+        await self._supervisor.isolation.merge(await self._ended_or_live(run_id))
+        return await self._ended_or_live(run_id)
+
+    async def discard_worktree(self, run_id: str) -> Run:
+        """Throw the run's worktree away, branch and all."""
+        await self._supervisor.isolation.discard(await self._ended_or_live(run_id))
+        return await self._ended_or_live(run_id)
+
+    async def open_worktree(self, run_id: str) -> Path:
+        """Show the run's worktree in the file manager; returns its path."""
+        path = await self._supervisor.isolation.folder(await self._ended_or_live(run_id))
+        assert self.open_folder is not None
+        try:
+            await self.open_folder(path)
+        except OpenError as exc:
+            raise WorktreeRefused(str(exc)) from exc
+        return path
+
+    async def checkout_note(self, cwd: str | None, agent: str | None) -> str | None:
+        """What a launch form should say about isolating a run in ``cwd`` (or the agent's
+        directory, else home): why a worktree cannot be made there, or that uncommitted changes
+        will not be in it. None when there is nothing to say."""
+        definition = self.config().agent(agent or "")
+        try:
+            directory = resolve_cwd(cwd or (definition.cwd if definition else None))
+        except InvalidLaunch as exc:
+            return str(exc)
+        try:
+            checkout = await find_checkout(directory)
+            if checkout is None:
+                return f"{directory} is not in a git repository: a worktree needs one"
+            if checkout.head is None:
+                return f"the repository at {checkout.top} has no commits yet: commit once first"
+            dirty = await uncommitted(checkout.top)
+        except GitError as exc:
+            return str(exc)
+        if dirty:
+            files = f"{dirty} file{'s' if dirty > 1 else ''}"
+            return (
+                f"{checkout.top} has uncommitted changes ({files}): they are not in the "
+                f"worktree, which starts from the last commit"
+            )
+        return None
+
+    async def _ended_or_live(self, run_id: str) -> Run:
+        run = await self._supervisor.get(run_id)
+        if run is None:
+            raise UnknownRun(run_id)
+        return run

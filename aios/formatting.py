@@ -53,3 +53,16 @@ def clock(value: float | None, now: float | None = None) -> str:
 def from_iso(text: str) -> float:
     """A timestamp from the API's ISO 8601 (``2026-11-25T06:10:27.301Z``)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+MINUS = "\N{MINUS SIGN}"  # typeset like the plus beside it, as diff summaries are
+
+
+def change_summary(files: int, added: int, deleted: int, commits: int = 0) -> str:
+    """``3 files +40 −2`` (with ``, 1 commit`` when there were any); ``no changes``."""  # noqa: RUF002
+    if not files and not commits:
+        return "no changes"
+    text = f"{files} file{'' if files == 1 else 's'} +{added} {MINUS}{deleted}"
+    if commits:
+        text += f", {commits} commit{'' if commits == 1 else 's'}"
+    return text

@@ -81,6 +81,11 @@ class Paths:
     def run_logs_dir(self) -> Path:
         return self.data_dir / "runs"
 
+    @property
+    def worktrees_dir(self) -> Path:
+        """Runs' git worktrees, each beside a marker saying AIOS made it (aios.worktrees)."""
+        return self.data_dir / "worktrees"
+
     def ensure(self) -> None:
         """Create the directories. Data, state and run hold prompts, output, logs and the token:
         they are 0700 whatever existed. The config dir is the user's (AIOS only reads it): made

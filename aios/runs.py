@@ -135,6 +135,125 @@ class Denial:
         return {"tool": self.tool, "summary": self.summary}
 
 
+class WorktreeState(StrEnum):
+    """Where a run's git worktree stands (docs/agents.md, "Isolation")."""
+
+    OPEN = "open"  # on disk: the agent works in it, or its changes wait for review
+    REMOVED = "removed"  # the run changed nothing: removed with its branch when it ended
+    MERGED = "merged"  # merged into the branch it came from; removed with its branch
+    DISCARDED = "discarded"  # thrown away, branch and all, by the user
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """The git worktree a run works in, apart from the user's checkout."""
+
+    path: str  # its top level, under AIOS's data directory
+    branch: str  # aios/<run id>-<slug of the prompt>
+    base: str  # the commit it started from (the checkout's HEAD at launch)
+    source: str | None  # the branch then checked out, which merge goes into; None: detached
+    repo: str  # the top level of the checkout it came from
+    state: WorktreeState = WorktreeState.OPEN
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "path": self.path,
+            "branch": self.branch,
+            "base": self.base,
+            "source": self.source,
+            "repo": self.repo,
+            "state": str(self.state),
+        }
+
+
+class ChangeStatus(StrEnum):
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    status: ChangeStatus
+    added: int | None  # lines; None for a binary file
+    deleted: int | None
+
+    def to_json(self) -> dict[str, str | int | None]:
+        return {
+            "path": self.path,
+            "status": str(self.status),
+            "added": self.added,
+            "deleted": self.deleted,
+        }
+
+
+# A run's JSON goes out with every `run` event: a run that touched a whole tree lists only this
+# many files, while the totals count them all.
+MAX_LISTED_FILES = 500
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a run changed in its git directory, recorded when it ended."""
+
+    files: tuple[FileChange, ...] = ()  # at most MAX_LISTED_FILES of them, by path
+    commits: int = 0  # commits made on top of the base
+    file_count: int = 0  # every changed file, listed or not
+    added: int = 0  # lines, over every file
+    deleted: int = 0
+
+    @classmethod
+    def of(cls, files: list[FileChange], commits: int) -> Changes:
+        ordered = sorted(files, key=lambda change: change.path)
+        return cls(
+            files=tuple(ordered[:MAX_LISTED_FILES]),
+            commits=commits,
+            file_count=len(ordered),
+            added=sum(change.added or 0 for change in ordered),
+            deleted=sum(change.deleted or 0 for change in ordered),
+        )
+
+    @property
+    def empty(self) -> bool:
+        return self.file_count == 0 and self.commits == 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": [change.to_json() for change in self.files],
+            "commits": self.commits,
+            "file_count": self.file_count,
+            "added": self.added,
+            "deleted": self.deleted,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Changes:
+        """Tolerant: a record written by another version reads as what it can be read as."""
+        files = []
+        for item in data.get("files") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+                continue
+            try:
+                status = ChangeStatus(str(item.get("status")))
+            except ValueError:
+                status = ChangeStatus.MODIFIED
+            added, deleted = item.get("added"), item.get("deleted")
+            files.append(
+                FileChange(
+                    item["path"],
+                    status,
+                    added if isinstance(added, int) else None,
+                    deleted if isinstance(deleted, int) else None,
+                )
+            )
+        numbers = {
+            key: value if isinstance(value := data.get(key), int) else 0
+            for key in ("commits", "file_count", "added", "deleted")
+        }
+        return cls(files=tuple(files), **numbers)
+
+
 @dataclass(frozen=True)
 class Approval:
     """A tool the agent asks the user to allow (two-way sessions): ``id`` is the agent's own."""
@@ -212,6 +331,10 @@ class Run:
     hint: str | None = None  # what to do about a failure, in one sentence
     # The run this one continues (same agent, directory and session): a conversation is a chain.
     parent: str | None = None
+    # The git worktree the run works in (None: it works in its directory as it is), and what it
+    # changed there (None: not in a git directory, or not recorded yet).
+    worktree: Worktree | None = None
+    changes: Changes | None = None
     # A two-way session's oldest unanswered request (not persisted: it dies with the process).
     pending_approval: Approval | None = None
     # Resource figures, sampled while running; not persisted.
@@ -226,6 +349,8 @@ class Run:
             data[key] = iso(data[key])
         data["tokens"] = self.tokens.to_json() if self.tokens else None
         data["denials"] = [denial.to_json() for denial in self.denials]
+        data["worktree"] = self.worktree.to_json() if self.worktree else None
+        data["changes"] = self.changes.to_json() if self.changes else None
         data["pending_approval"] = (
             self.pending_approval.to_json() if self.pending_approval else None
         )

@@ -31,12 +31,15 @@ from aios import private
 from aios.runs import (
     FINAL_STATES,
     Activity,
+    Changes,
     Denial,
     FailureKind,
     Permission,
     Run,
     RunState,
     Tokens,
+    Worktree,
+    WorktreeState,
 )
 
 T = TypeVar("T")
@@ -98,7 +101,7 @@ COLUMNS = (
     "id", "agent", "prompt", "cwd", "state", "pid", "exit_code",
     "created_at", "started_at", "ended_at", "restarts", "error", "pid_started_at",
     "permission", "format", "activity", "activity_detail", "session_id", "model", "tokens",
-    "cost_usd", "num_turns", "denials", "error_kind", "hint", "parent",
+    "cost_usd", "num_turns", "denials", "error_kind", "hint", "parent", "worktree", "changes",
 )  # fmt: skip
 # Only our own column names are interpolated into SQL; values always go through "?".
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"  # noqa: S608
@@ -108,9 +111,10 @@ _UPDATE = f"UPDATE runs SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} WHERE i
 _FINAL = tuple(str(state) for state in FINAL_STATES)
 _LIVE = tuple(str(state) for state in RunState if state.is_live)
 # Each run has a readable log, and for agents with a structured output the raw lines it wrote
-# on stdout (its "events", JSON lines), both capped at log_cap_mib.
-Stream = Literal["log", "events"]
-_SUFFIXES: dict[Stream, str] = {"log": ".log", "events": ".events.jsonl"}
+# on stdout (its "events", JSON lines), both capped at log_cap_mib; a run in a git directory
+# also has the diff of what it changed (written whole when it ends, capped by its writer).
+Stream = Literal["log", "events", "diff"]
+_SUFFIXES: dict[Stream, str] = {"log": ".log", "events": ".events.jsonl", "diff": ".diff"}
 _EVENTS_MARKER = b'\n{"type":"aios.truncated","message":"later events were not kept"}\n'
 # Log files are named after run ids, which may arrive from a URL: never let one be a path.
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]+")
@@ -188,8 +192,19 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------------
 
-    async def save(self, run: Run) -> None:
-        await self._call(partial(self._save, run))
+    async def save(self, run: Run) -> builtins.list[Run]:
+        """Insert or update ``run``; returns the runs pruned from history to make room (their
+        logs are gone already; a worktree of theirs is for the caller to deal with)."""
+        return await self._call(partial(self._save, run))
+
+    async def update(self, run: Run) -> bool:
+        """Update ``run`` only if history still holds it (never brings a deleted run back)."""
+        return await self._call(partial(self._update, run))
+
+    async def with_worktree(self, path: str) -> builtins.list[Run]:
+        """The runs whose worktree is at ``path`` (a continued run shares its parent's)."""
+        where = "WHERE json_extract(worktree, '$.path') = ? ORDER BY seq"
+        return await self._call(partial(self._select, where, (path,)))
 
     async def get(self, run_id: str) -> Run | None:
         runs = await self._call(partial(self._select, "WHERE id = ?", (run_id,)))
@@ -242,6 +257,10 @@ class Store:
     async def log_size(self, run_id: str, stream: Stream = "log") -> int:
         return await self._call(partial(self._log_size, run_id, stream))
 
+    async def write_file(self, run_id: str, data: bytes, stream: Stream) -> None:
+        """Replace the whole of one of a run's files (its diff), atomically."""
+        await self._call(partial(self._write_file, run_id, data, stream))
+
     async def close_log(self, run_id: str) -> None:
         await self._call(partial(self._close_log, run_id))
 
@@ -282,30 +301,31 @@ class Store:
         rows = self._conn.execute(f"{_SELECT} {where}", params).fetchall()
         return [_to_run(row) for row in rows]
 
-    def _save(self, run: Run) -> None:
+    def _save(self, run: Run) -> builtins.list[Run]:
         values = _to_row(run)
         with _transaction(self._conn) as db:
             if db.execute(_UPDATE, [*values[1:], run.id]).rowcount:
-                return
+                return []
             db.execute(_INSERT, values)
             pruned = self._prune(db)
-        for run_id in pruned:
-            self._forget_log(run_id)
+        for old in pruned:
+            self._forget_log(old.id)
+        return pruned
 
-    def _prune(self, db: sqlite3.Connection) -> builtins.list[str]:
+    def _update(self, run: Run) -> bool:
+        values = _to_row(run)
+        return bool(self._conn.execute(_UPDATE, [*values[1:], run.id]).rowcount)
+
+    def _prune(self, db: sqlite3.Connection) -> builtins.list[Run]:
         # Live runs are never pruned, so the history may stay above retention while they last.
         (total,) = db.execute("SELECT COUNT(*) FROM runs").fetchone()
         excess = total - self.retention
         if excess <= 0:
             return []
         marks = ", ".join("?" * len(_FINAL))
-        rows = db.execute(
-            f"SELECT id FROM runs WHERE state IN ({marks}) ORDER BY seq LIMIT ?",  # noqa: S608
-            (*_FINAL, excess),
-        ).fetchall()
-        ids = [run_id for (run_id,) in rows]
-        db.executemany("DELETE FROM runs WHERE id = ?", [(run_id,) for run_id in ids])
-        return ids
+        runs = self._select(f"WHERE state IN ({marks}) ORDER BY seq LIMIT ?", (*_FINAL, excess))
+        db.executemany("DELETE FROM runs WHERE id = ?", [(run.id,) for run in runs])
+        return runs
 
     def _list(
         self, limit: int, before: str | None, states: Collection[RunState] | None
@@ -418,6 +438,14 @@ class Store:
         except FileNotFoundError:
             return 0
 
+    def _write_file(self, run_id: str, data: bytes, stream: Stream) -> None:
+        if (log := self._logs.pop((run_id, stream), None)) is not None:
+            log.file.close()  # an append handle would write past the new end
+        path = self._log_path(run_id, stream)
+        partial_path = path.with_name(path.name + ".partial")
+        partial_path.write_bytes(data)
+        partial_path.replace(path)
+
     def _close_log(self, run_id: str) -> None:
         for stream in _SUFFIXES:
             log = self._logs.pop((run_id, stream), None)
@@ -480,6 +508,8 @@ def _to_row(run: Run) -> list[Any]:
         values[key] = None if values[key] is None else str(values[key])
     values["tokens"] = json.dumps(run.tokens.to_json()) if run.tokens else None
     values["denials"] = json.dumps([denial.to_json() for denial in run.denials])
+    values["worktree"] = json.dumps(run.worktree.to_json()) if run.worktree else None
+    values["changes"] = json.dumps(run.changes.to_json()) if run.changes else None
     return [values[column] for column in COLUMNS]
 
 
@@ -494,7 +524,27 @@ def _to_run(row: Sequence[Any]) -> Run:
     values["tokens"] = Tokens(**tokens) if isinstance(tokens, dict) else None
     denials = json.loads(values["denials"] or "[]")
     values["denials"] = tuple(Denial(**d) for d in denials if isinstance(d, dict))
+    values["worktree"] = _worktree(values["worktree"])
+    changes = json.loads(values["changes"]) if values["changes"] else None
+    values["changes"] = Changes.from_json(changes) if isinstance(changes, dict) else None
     return Run(**values)
+
+
+def _worktree(raw: str | None) -> Worktree | None:
+    data = json.loads(raw) if raw else None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Worktree(
+            path=str(data["path"]),
+            branch=str(data["branch"]),
+            base=str(data["base"]),
+            source=None if data.get("source") is None else str(data["source"]),
+            repo=str(data.get("repo") or ""),
+            state=_enum(WorktreeState, data.get("state")) or WorktreeState.OPEN,
+        )
+    except KeyError:
+        return None
 
 
 E = TypeVar("E", bound=StrEnum)

@@ -74,13 +74,14 @@ def aios_env(home: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("AIOS_") and k not in CREDENTIALS
     }
+    # No desktop unless a test gives one (a stand-in display for a stand-in xdg-open, say).
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
     # Autostart entries land under XDG_CONFIG_HOME: never in the real user's config.
     env.update(
         {"AIOS_HOME": str(home), "XDG_CONFIG_HOME": str(home / "xdg"), "PYTHONUNBUFFERED": "1"},
         **extra,
     )
-    env.pop("DISPLAY", None)
-    env.pop("WAYLAND_DISPLAY", None)
     return env
 
 

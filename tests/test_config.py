@@ -255,6 +255,7 @@ def test_every_field_of_an_agent(tmp_path: Path) -> None:
         restart = "on-failure"
         max_restarts = 0
         stop_timeout = 0.5
+        worktree = true
         """,
     )
     assert config.problems == ()
@@ -265,6 +266,7 @@ def test_every_field_of_an_agent(tmp_path: Path) -> None:
         0,
         0.5,
     )
+    assert agent.worktree and not config.agents["claude"].worktree
     assert config.settings == Settings(retention=10, log_cap_mib=10240)
 
 
@@ -335,6 +337,7 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "max_restarts": 5,
         "start_seconds": 1.0,
         "stall_after": 120.0,
+        "worktree": False,
         "format": "text",
         "approvals": "never",
         "approval_timeout": 0.0,
@@ -406,6 +409,8 @@ PROBLEMS = [
     (T + "max_restarts = 101", 3, "between 0 and 100, not 101"),
     (T + "max_restarts = -1", 3, "between 0 and 100, not -1"),
     (T + "max_restarts = false", 3, "must be an integer, not false"),
+    (T + 'worktree = "yes"', 3, "agents.t.worktree must be true or false, not 'yes'"),
+    (T + "worktree = 1", 3, "agents.t.worktree must be true or false, not 1"),
     (T + "cwd = 1", 3, "agents.t.cwd must be a string, not 1"),
     (T + 'cwd = ""', 3, "agents.t.cwd must not be empty"),
     (T + "label = {}", 3, "agents.t.label must be a string, not a table"),

@@ -11,10 +11,15 @@ import pytest
 
 from aios.runs import (
     FINAL_STATES,
+    MAX_LISTED_FILES,
     TRANSITIONS,
+    Changes,
+    ChangeStatus,
+    FileChange,
     IllegalTransition,
     Run,
     RunState,
+    Worktree,
     check_transition,
     new_run_id,
 )
@@ -127,6 +132,8 @@ JSON_KEYS = {
     "error_kind",
     "hint",
     "parent",
+    "worktree",
+    "changes",
     "pending_approval",
 }
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
@@ -174,6 +181,56 @@ def test_to_json_of_a_finished_run() -> None:
         assert datetime.fromisoformat(data[key]).tzinfo is not None
     assert (data["pid"], data["exit_code"], data["restarts"]) == (4321, 3, 2)
     assert (data["cpu_percent"], data["rss_bytes"]) == (12.5, 1024)
+
+
+def test_to_json_of_worktree_and_changes() -> None:
+    run = Run(
+        id="0123456789ab",
+        agent="a",
+        prompt="p",
+        cwd="/src/app/lib",
+        worktree=Worktree(
+            "/d/w/0123456789ab/app", "aios/0123456789ab-p", "f" * 40, None, "/src/app"
+        ),
+        changes=Changes.of(
+            [
+                FileChange("z.py", ChangeStatus.DELETED, 0, 4),
+                FileChange("a.png", ChangeStatus.ADDED, None, None),
+            ],
+            commits=1,
+        ),
+    )
+    data = run.to_json()
+    assert data["worktree"] == {
+        "path": "/d/w/0123456789ab/app",
+        "branch": "aios/0123456789ab-p",
+        "base": "f" * 40,
+        "source": None,
+        "repo": "/src/app",
+        "state": "open",
+    }
+    assert data["changes"] == {
+        "files": [
+            {"path": "a.png", "status": "added", "added": None, "deleted": None},
+            {"path": "z.py", "status": "deleted", "added": 0, "deleted": 4},
+        ],
+        "commits": 1,
+        "file_count": 2,
+        "added": 0,
+        "deleted": 4,
+    }
+    assert Changes.from_json(data["changes"]) == run.changes
+    assert Changes.from_json({"files": [{"path": 1}, {"path": "x", "status": "?"}]}) == Changes(
+        files=(FileChange("x", ChangeStatus.MODIFIED, None, None),)
+    )
+
+
+def test_changes_list_at_most_500_files_but_count_them_all() -> None:
+    many = [FileChange(f"f{i:04d}", ChangeStatus.ADDED, 1, 0) for i in range(MAX_LISTED_FILES + 7)]
+    changes = Changes.of(list(reversed(many)), commits=0)
+    assert len(changes.files) == MAX_LISTED_FILES and changes.files[0].path == "f0000"
+    assert (changes.file_count, changes.added, changes.empty) == (MAX_LISTED_FILES + 7, 507, False)
+    assert Changes.of([], 0).empty and not Changes.of([], 1).empty
 
 
 def test_to_json_leaves_the_run_untouched() -> None:

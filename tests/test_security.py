@@ -287,6 +287,44 @@ async def test_unknown_route_and_wrong_method_are_json(client: Client, keys: Sec
     assert await error_of(wrong) == "method not allowed"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/runs/abc/worktree/merge",
+        "/api/runs/abc/worktree/discard",
+        "/api/runs/abc/worktree/open",
+        "/ui/runs/abc/worktree/merge",
+        "/ui/runs/abc/worktree/discard",
+        "/ui/runs/abc/worktree/open",
+    ],
+)
+async def test_worktree_actions_pass_the_same_guard(
+    client: Client, keys: Secrets, path: str
+) -> None:
+    """Merge, discard and open change state: token, Origin, Fetch metadata and CSRF all hold."""
+    assert (await client.post(path, headers={"Host": HOST})).status_code == 401
+    foreign = await client.post(path, headers=bearer(keys, Origin="http://evil.example"))
+    assert foreign.status_code == 403
+    cross = await client.post(path, headers=bearer(keys, **{"Sec-Fetch-Site": "cross-site"}))
+    assert cross.status_code == 403
+    await login(client, keys)
+    same_site = {"Host": HOST, "Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"}
+    assert (await client.post(path, headers=same_site)).status_code == 403  # no CSRF header
+    # Past the guard, an unknown run is a 404 (the path names a run, never a folder).
+    allowed = await client.post(path, headers={**same_site, CSRF_HEADER: keys.csrf})
+    assert allowed.status_code == 404
+    assert "no run matches" in await error_of(allowed)
+
+
+async def test_deleting_with_discard_passes_the_guard(client: Client, keys: Secrets) -> None:
+    response = await client.delete(
+        "/api/runs/abc?discard=true", headers=bearer(keys, Origin="http://evil.example")
+    )
+    assert response.status_code == 403
+    response = await client.delete("/api/runs/abc?discard=perhaps", headers=bearer(keys))
+    assert response.status_code == 404  # the run is looked up first
+
+
 async def test_only_the_style_sheet_and_icon_are_served_without_a_session(
     client: Client,
 ) -> None:

@@ -17,12 +17,17 @@ import pytest
 from aios.runs import (
     Activity,
     Approval,
+    Changes,
+    ChangeStatus,
     Denial,
     FailureKind,
+    FileChange,
     Permission,
     Run,
     RunState,
     Tokens,
+    Worktree,
+    WorktreeState,
     new_run_id,
 )
 from aios.store import MIGRATIONS, SCHEMA_VERSION, AmbiguousRun, Store, StoreError, UnknownRun
@@ -83,6 +88,21 @@ def test_save_get_round_trips_every_persisted_field(tmp_path: Path) -> None:
         "error_kind": FailureKind.AUTH,
         "hint": "Log in.",
         "parent": "fedcba987654",
+        "worktree": Worktree(
+            "/data/worktrees/0123456789ab/src",
+            "aios/0123456789ab-fix-it",
+            "9" * 40,
+            "main",
+            "/home/me/src",
+            WorktreeState.MERGED,
+        ),
+        "changes": Changes.of(
+            [
+                FileChange("b.py", ChangeStatus.ADDED, 3, 0),
+                FileChange("a.png", ChangeStatus.MODIFIED, None, None),
+            ],
+            commits=2,
+        ),
         "pending_approval": Approval("req-1", "Bash", "npm test"),
         "cpu_percent": 12.5,
         "rss_bytes": 1024,
@@ -208,10 +228,13 @@ def test_retention_prunes_oldest_final_runs_never_live_ones(tmp_path: Path) -> N
                 ("live2", RunState.QUEUED),
                 ("old3", RunState.STOPPED),
             ]
+            pruned_ids = []
             for run_id, state in plan:
-                await store.save(make_run(state, run_id=run_id))
+                pruned = await store.save(make_run(state, run_id=run_id))
+                pruned_ids += [run.id for run in pruned]  # the caller deals with their worktrees
                 await store.append_log(run_id, b"x")
             assert [r.id for r in await store.list()] == ["old3", "live2", "live1"]
+            assert pruned_ids == ["old1", "old2"]
             assert not (store.logs_dir / "old1.log").exists()
             assert not (store.logs_dir / "old2.log").exists()
             assert (store.logs_dir / "old3.log").exists()
@@ -221,6 +244,37 @@ def test_retention_prunes_oldest_final_runs_never_live_ones(tmp_path: Path) -> N
                 await store.save(make_run(RunState.STARTING, run_id=run_id))
             assert [r.id for r in await store.list()] == ["live4", "live3", "live2", "live1"]
             assert await store.counts() == {"running": 1, "queued": 1, "starting": 2, "total": 4}
+
+    run_async(test)
+
+
+def test_update_never_brings_back_a_deleted_run_and_worktrees_are_found_by_path(
+    tmp_path: Path,
+) -> None:
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            shared = Worktree("/wt/a", "aios/a", "1" * 40, "main", "/repo")
+            parent = dataclasses.replace(make_run(RunState.SUCCEEDED), worktree=shared)
+            child = dataclasses.replace(make_run(RunState.RUNNING), worktree=shared)
+            other = make_run(RunState.SUCCEEDED)
+            for run in (parent, child, other):
+                await store.save(run)
+            assert [r.id for r in await store.with_worktree("/wt/a")] == [parent.id, child.id]
+            assert await store.with_worktree("/wt/b") == []
+
+            removed = dataclasses.replace(shared, state=WorktreeState.REMOVED)
+            assert await store.update(dataclasses.replace(parent, worktree=removed))
+            got = await store.get(parent.id)
+            assert got is not None and got.worktree == removed
+            await store.delete(parent.id)
+            assert not await store.update(parent)
+            assert await store.get(parent.id) is None
+
+            await store.write_file(other.id, b"diff --git a/x b/x\n", "diff")
+            await store.write_file(other.id, b"shorter\n", "diff")
+            assert await store.read_log(other.id, stream="diff") == b"shorter\n"
+            await store.delete(other.id)
+            assert not (store.logs_dir / f"{other.id}.diff").exists()
 
     run_async(test)
 

@@ -5,6 +5,8 @@ SupervisorError
 ├── InvalidLaunch       422  agent unavailable, prompt missing, bad working directory
 ├── QueueFull           429  too many runs already waiting
 ├── WrongRunState       409  stopping a finished run, deleting a live one
+├── WorktreeRefused     409  merge, discard or open refused (git's words when git said no)
+├── NoChanges           404  a diff asked of a run that recorded none
 └── ShuttingDown        503  a launch while the daemon shuts down
 """
 
@@ -35,6 +37,14 @@ class QueueFull(SupervisorError):
 
 class WrongRunState(SupervisorError):
     status = 409
+
+
+class WorktreeRefused(SupervisorError):
+    status = 409
+
+
+class NoChanges(SupervisorError):
+    status = 404
 
 
 class ShuttingDown(SupervisorError):

@@ -28,6 +28,7 @@ from typing import Any
 from aios import workdir
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
 from aios.agents.formats.base import TwoWay
+from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import (
     BACKOFF_BASE,
     BACKOFF_CAP,
@@ -54,9 +55,10 @@ from aios.agents.watchdog import Watchdog
 from aios.config import AgentDef, Config, RestartPolicy
 from aios.events import EventBus
 from aios.formatting import duration
-from aios.runs import Activity, Permission, Run, RunState, new_run_id
+from aios.runs import Activity, Permission, Run, RunState, Worktree, new_run_id
 from aios.store import Store
 from aios.tasks import TaskSet, cancel
+from aios.worktrees import Worktrees
 
 log = logging.getLogger("aios.supervisor")
 
@@ -97,6 +99,7 @@ class Supervisor:
         spawner: Spawner = spawn,
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
+        worktrees: Worktrees | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -110,18 +113,31 @@ class Supervisor:
         # Effects are applied in the order the core produced them: the core is called and this
         # lock requested in one step (no await between), and asyncio.Lock wakes waiters in order.
         self._commit = asyncio.Lock()
+        # Worktrees and what runs changed (aios.agents.isolation): git stays out of the core.
+        self.isolation = Isolation(
+            worktrees or Worktrees(store.database.parent / "worktrees"),
+            store,
+            self._amend,
+            self._tasks,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Mark runs a previous daemon left live as interrupted, killing what is left of them."""
+        """Mark runs a previous daemon left live as interrupted, killing what is left of them;
+        then (in the background) record what they changed, and prune worktrees of runs AIOS no
+        longer knows."""
+        left: list[Run] = []
         for run in await self.store.open():
             if run.pid is not None:
                 killed = await asyncio.to_thread(kill_stale_group, run.pid, run.pid_started_at)
                 if killed:
                     log.warning("killed the leftover process group %d of run %s", run.pid, run.id)
             log.info("run %s was %s when the daemon stopped: interrupted", run.id, run.state)
-            await self._apply([self.core.interrupt(run)])
+            interrupted = self.core.interrupt(run)
+            await self._apply([interrupted])
+            left.append(interrupted.run)
+        self._tasks.spawn(self._recover(left), "worktrees after a restart")
         self._tasks.spawn(self._sample_stats(), "stats sampler")
         self._tasks.spawn(self._watch_stalls(), "stall watch")
 
@@ -129,7 +145,10 @@ class Supervisor:
         """Seconds ``shutdown`` may take: the longest stop escalation among the live runs, then
         the reaping and draining that follow it."""
         timeouts = [live.agent.stop_timeout for live in self._live.values()]
-        return max(timeouts, default=0.0) + 2 * REAP_TIMEOUT + 4 * DRAIN_TIMEOUT + 1.0
+        # A run in a git directory records what it changed before it ends; an unchanged
+        # worktree is removed after.
+        isolation = self.isolation.shutdown_extra(live.run for live in self._live.values())
+        return max(timeouts, default=0.0) + isolation + 2 * REAP_TIMEOUT + 4 * DRAIN_TIMEOUT + 1.0
 
     async def shutdown(self) -> None:
         """Stop every run (SIGTERM → SIGKILL per agent) and wait for them, within the bound."""
@@ -140,6 +159,7 @@ class Supervisor:
             _, late = await asyncio.wait(attempts, timeout=bound)
             if late:
                 log.error("%d runs did not end within %.1f s of shutdown", len(late), bound)
+        await self.isolation.settle()
         await self._tasks.cancel_all()
 
     # -- requests ------------------------------------------------------------------------------
@@ -150,7 +170,13 @@ class Supervisor:
         prompt: str = "",
         cwd: str | None = None,
         permission: Permission | None = None,
+        *,
+        worktree: bool | None = None,
+        reuse_worktree: Worktree | None = None,
     ) -> Run:
+        """Create a run and queue it. ``worktree``: work in a git worktree of its own (None: as
+        the agent's config says). ``reuse_worktree``: work in that one (a continued run shares
+        its parent's; a fresh one is made if it was removed meanwhile)."""
         config = self.config()
         agent = config.agents.get(agent_name)
         if agent is None:
@@ -162,13 +188,19 @@ class Supervisor:
             raise InvalidLaunch(f"agent {agent_name!r} has no permission modes")
         # File system work (an automounted path can take a while): off the event loop.
         directory = await asyncio.to_thread(resolve_cwd, cwd or agent.cwd)
+        run_id = new_run_id()
+        isolate = agent.worktree if worktree is None else worktree
+        tree = await self.isolation.prepare(
+            run_id, directory, prompt, isolate=isolate, reuse=reuse_worktree
+        )
         run = Run(
-            id=new_run_id(),
+            id=run_id,
             agent=agent_name,
             prompt=prompt,
             cwd=str(directory),
             permission=permission or agent.default_permission,
             format=agent.format,
+            worktree=tree,
         )
         return await self._admit(run, agent, config)
 
@@ -193,15 +225,24 @@ class Supervisor:
         if not prompt.strip():
             raise InvalidLaunch("a continuation needs a prompt")
         await self._check_available(agent)
+        run_id = new_run_id()
+        directory = resolve_cwd(parent.cwd)
+        # In the parent's worktree, where its session ran (a fresh one if it is gone).
+        tree = None
+        if parent.worktree is not None:
+            tree = await self.isolation.prepare(
+                run_id, directory, prompt, isolate=True, reuse=parent.worktree
+            )
         run = Run(
-            id=new_run_id(),
+            id=run_id,
             agent=parent.agent,
             prompt=prompt,
-            cwd=str(resolve_cwd(parent.cwd)),
+            cwd=str(directory),
             permission=parent.permission if parent.permission in agent.permissions else None,
             format=agent.format,
             parent=parent.id,
             session_id=parent.session_id,  # the same session, resumed
+            worktree=tree,
         )
         return await self._admit(run, agent, config, resume=parent.session_id or "")
 
@@ -215,7 +256,11 @@ class Supervisor:
     ) -> Run:
         # From here to the core's answer nothing awaits: admission is atomic.
         self.core.max_concurrent = config.settings.max_concurrent
-        effects = self.core.launch(run, policy(agent))
+        try:
+            effects = self.core.launch(run, policy(agent))
+        except BaseException:
+            self.isolation.abandon(run.id, run.worktree)  # a worktree made for it goes
+            raise
         output = Output(run, agent, self.store, self.bus)
         self._live[run.id] = Live(run, agent, output, resume=resume)
         await self._apply(effects)
@@ -294,9 +339,12 @@ class Supervisor:
             if run_id in self.core:  # not ended meanwhile
                 await self._apply(self.core.stop(run_id))
 
-    async def delete(self, run_id: str) -> None:
+    async def delete(self, run_id: str, *, discard: bool = False) -> None:
+        """Forget a run; its worktree goes too (its work kept on its branch unless ``discard``)."""
         if (run := self.core.run(run_id)) is not None:
             raise WrongRunState(f"run {run_id} is still {run.state}; stop it first")
+        if (stored := await self.store.get(run_id)) is not None:
+            await self.isolation.forget(stored, discard=discard)
         await self.store.delete(run_id)
         self.bus.publish("deleted", {"id": run_id})
         await self._publish_summary()
@@ -319,7 +367,8 @@ class Supervisor:
             moved = False
             for effect in effects:
                 if isinstance(effect, Changed):
-                    await self.store.save(effect.run)
+                    if pruned := await self.store.save(effect.run):
+                        self.isolation.pruned(pruned)
                     self.bus.publish("run", effect.run.to_json())
                     moved = moved or effect.source is not effect.run.state
                 elif isinstance(effect, Spawn):
@@ -329,7 +378,9 @@ class Supervisor:
                 elif isinstance(effect, Schedule):
                     self._schedule(self._live[effect.run_id], effect)
                 elif isinstance(effect, Released):
-                    self._cancel_timer(self._live.pop(effect.run_id))
+                    ended = self._live.pop(effect.run_id)
+                    self._cancel_timer(ended)
+                    self.isolation.ended(ended.run)
             if moved:
                 await self._publish_summary()
 
@@ -369,10 +420,11 @@ class Supervisor:
         run, agent, output = live.run, live.agent, live.output
         try:
             output.new_attempt(self.core.clock.monotonic())
+            await self.isolation.starting(run)
             try:
                 process = await self._spawn(
                     agent.argv(run.prompt, run.permission, resume=live.resume),
-                    cwd=Path(run.cwd),
+                    cwd=self.isolation.directory(run),
                     env=agent_environment(agent, run),
                     merge_stderr=not agent.output.structured,
                     stdin=agent.two_way,
@@ -381,6 +433,7 @@ class Supervisor:
                 await self._apply(self.core.spawn_failed(run.id, str(exc)))
                 return
             code = await self._watch(live, process)
+            run.changes = await self.isolation.record(run)  # in the record that ends the run
             outcome = await output.outcome(code)
             await self._publish_output(live)
             run.cpu_percent = run.rss_bytes = None
@@ -500,6 +553,17 @@ class Supervisor:
                         "rss_bytes": live.run.rss_bytes,
                     },
                 )
+
+    async def _amend(self, run: Run) -> None:
+        """Persist a change to a run that has ended (never bringing back a deleted one), then
+        publish it: what happened to its worktree, its changes found after a restart."""
+        async with self._commit:
+            if await self.store.update(run):
+                self.bus.publish("run", run.to_json())
+
+    async def _recover(self, interrupted: Sequence[Run]) -> None:
+        await self.isolation.recover(interrupted)
+        await self.isolation.prune()
 
     async def _publish_summary(self) -> None:
         self.bus.publish("summary", await self.store.counts())

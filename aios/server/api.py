@@ -24,7 +24,8 @@ MAX_PAGE = 500
 # Byte offsets into a log: the largest a file offset can be (signed 64 bits).
 MAX_OFFSET = 2**63 - 1
 GRACEFUL_TIMEOUT = 5.0  # Hypercorn's grace for open requests (aios.service sets it from this)
-LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission"}
+LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission", "worktree"}
+DIFF_TYPE = "text/x-diff"
 
 
 @blueprint.get("/health")
@@ -90,7 +91,8 @@ async def launch() -> tuple[Response, int]:
     prompt = optional_string(body, "prompt") or ""
     cwd = optional_string(body, "cwd")
     permission = parse_permission(optional_string(body, "permission"))
-    run = await daemon().launch(agent, prompt, cwd, permission)
+    worktree = optional_bool(body, "worktree")
+    run = await daemon().launch(agent, prompt, cwd, permission, worktree=worktree)
     return jsonify(run.to_json()), 201
 
 
@@ -173,7 +175,7 @@ async def done(run_id: str) -> Response:
 @blueprint.delete("/api/runs/<run_id>")
 async def delete_run(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
-    await daemon().delete_run(run.id)
+    await daemon().delete_run(run.id, discard=bool_arg("discard"))
     return "", 204
 
 
@@ -222,6 +224,37 @@ async def events() -> Response:
             yield KEEP_ALIVE if event is None else event.sse()
 
     return event_stream(stream())
+
+
+# -- worktrees and changes (issue 11) ------------------------------------------------------------
+
+
+@blueprint.get("/api/runs/<run_id>/diff")
+async def run_diff(run_id: str) -> Response:
+    """What the run changed, as a unified diff (recorded when it ended, capped)."""
+    run = await find_run(run_id)
+    response = Response(await daemon().run_diff(run.id), mimetype=DIFF_TYPE)
+    response.headers["Content-Disposition"] = f'inline; filename="aios-{run.id}.diff"'
+    return response
+
+
+@blueprint.post("/api/runs/<run_id>/worktree/merge")
+async def merge_worktree(run_id: str) -> Response:
+    run = await find_run(run_id)
+    return jsonify((await daemon().merge_worktree(run.id)).to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/worktree/discard")
+async def discard_worktree(run_id: str) -> Response:
+    run = await find_run(run_id)
+    return jsonify((await daemon().discard_worktree(run.id)).to_json())
+
+
+@blueprint.post("/api/runs/<run_id>/worktree/open")
+async def open_worktree(run_id: str) -> Response:
+    run = await find_run(run_id)
+    path = await daemon().open_worktree(run.id)
+    return jsonify({"path": str(path)})
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -275,6 +308,22 @@ def optional_string(body: Mapping[str, Any], name: str) -> str | None:
     if value is not None:
         check_text(name, value)
     return value
+
+
+def optional_bool(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ApiError(422, f"field {name!r} must be true or false, not {json.dumps(value)}")
+    return value
+
+
+def bool_arg(name: str) -> bool:
+    raw = request.args.get(name)
+    if raw is None:
+        return False
+    if raw.lower() not in ("true", "false", "1", "0"):
+        raise ApiError(422, f"query parameter {name!r} must be true or false, not {raw!r}")
+    return raw.lower() in ("true", "1")
 
 
 def check_text(name: str, value: str) -> None:

@@ -20,7 +20,7 @@ from quart import Blueprint, Response, render_template, request, stream_with_con
 
 from aios.events import Event
 from aios.runs import FINAL_STATES, Run, RunState
-from aios.server import ansi
+from aios.server import ansi, diffview
 from aios.server.api import MAX_OFFSET, find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
@@ -105,6 +105,8 @@ class View:
     run_id: str | None = None
     offset: int = 0
     output: OutputRenderer = field(default_factory=OutputRenderer)
+    # The worktree and changes the page shows: the changes panel is re-sent only when they move.
+    shown_changes: tuple[object, object] | None = None
 
     async def render(self, event: Event) -> str:
         if self.kind == "settings":  # the stream only says the daemon is there
@@ -125,9 +127,17 @@ class View:
             "partials/run_details.html", run=run, continuable=continuable(run)
         )
         out = partial("#run-details", "outerHTML", details)
+        out += await self.changes_panel(run)
         if run.state in FINAL_STATES:
             out += await self.drain_output() + partial("#talk", "delete", "")
         return out
+
+    async def changes_panel(self, run: Run) -> str:
+        key = (run.worktree, run.changes)
+        if key == self.shown_changes:
+            return ""
+        self.shown_changes = key
+        return partial("#run-changes", "outerHTML", await render_changes(run))
 
     async def overview_row(self, run: Run, state: RunState, never_started: bool) -> str:
         """Which partial keeps this filter's table true (a row is prepended, replaced or removed).
@@ -192,6 +202,14 @@ class View:
         # The open line is redrawn whole: the page's is replaced by the completed rows (if any)
         # and the line as it is now.
         return partial("#output-tail", "outerHTML", "".join(chunks) + self.output.tail())
+
+
+async def render_changes(run: Run) -> str:
+    """The run page's changes panel: the files, the highlighted diff, the worktree's actions."""
+    diff = ""
+    if run.changes is not None and run.changes.file_count:
+        diff = diffview.render(await daemon().read_log(run.id, 0, None, "diff"))
+    return await render_template("partials/run_changes.html", run=run, diff=diff)
 
 
 def _view() -> View:

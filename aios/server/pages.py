@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from quart import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers.response import Response as RedirectResponse
 
@@ -24,7 +24,7 @@ from aios.runs import Run
 from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
-from aios.server.live import OutputRenderer
+from aios.server.live import OutputRenderer, render_changes
 from aios.server.security import cookie_name, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
 from aios.store import UnknownRun
@@ -99,6 +99,9 @@ async def index() -> str:
     config = d.config()
     agents = await d.agents()
     selected = request.args.get("agent")
+    # The form's worktree box starts as the chosen agent's setting (app.js follows the choice).
+    usable = [a for a in agents if a["available"]]
+    chosen = next((a for a in usable if a["name"] == selected), usable[0] if usable else None)
     return await _page(
         "index.html",
         page="overview",
@@ -107,6 +110,7 @@ async def index() -> str:
         agents=agents,
         problems=[str(p) for p in config.problems],
         selected_agent=selected,
+        isolated=bool(chosen and chosen["worktree"]),
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
         usage=await d.usage(),
@@ -146,6 +150,7 @@ async def run_page(run_id: str) -> str:
         truncated=start > 0,
         shown=total - start,
         total=total,
+        changes=Markup(await render_changes(run)),  # noqa: S704 (a rendered, escaped template)
         earlier=[(r, await _transcript(r)) for r in chain[:position]],
         continuable=continuable(run),
         later=chain[position + 1 :],
@@ -242,7 +247,10 @@ async def launch() -> tuple[str, int]:
     permission = parse_permission(form.get("permission") or None)
     if agent is not None and not agent.permissions:
         permission = None
-    await d.launch(name, prompt, cwd, permission)
+    # The box comes with a hidden "false" before it: the last value is the one the user chose.
+    choice = form.getlist("worktree")
+    worktree = None if not choice else choice[-1] == "true"
+    await d.launch(name, prompt, cwd, permission, worktree=worktree)
     return "", 204
 
 
@@ -306,7 +314,9 @@ async def stop(run_id: str) -> tuple[str, int]:
 @blueprint.post("/ui/runs/<run_id>/rerun")
 async def rerun(run_id: str) -> Response:
     old = await find_run(run_id)
-    new = await daemon().launch(old.agent, old.prompt, old.cwd, old.permission)
+    new = await daemon().launch(
+        old.agent, old.prompt, old.cwd, old.permission, worktree=old.worktree is not None
+    )
     response = Response("", 204)
     if request.args.get("open"):
         response.headers["HX-Redirect"] = f"/runs/{new.id}"
@@ -317,4 +327,34 @@ async def rerun(run_id: str) -> Response:
 async def delete(run_id: str) -> tuple[str, int]:
     run = await find_run(run_id)
     await daemon().delete_run(run.id)
+    return "", 204
+
+
+# -- worktrees (issue 11) -------------------------------------------------------------------------
+
+
+@blueprint.get("/ui/worktree-note")
+async def worktree_note() -> str:
+    """What the launch form says under its worktree box: why no worktree can be made in the
+    chosen directory, or that its uncommitted changes will not be in the worktree."""
+    if request.args.get("worktree") != "true":
+        return ""
+    cwd = (request.args.get("cwd") or "").strip() or None
+    note = await daemon().checkout_note(cwd, request.args.get("agent"))
+    return str(escape(note or ""))
+
+
+@blueprint.post("/ui/runs/<run_id>/worktree/<action>")
+async def worktree_action(run_id: str, action: str) -> tuple[str, int]:
+    """Merge, discard or open a run's worktree; the new state reaches the page as an event."""
+    d = daemon()
+    run = await find_run(run_id)
+    if action == "merge":
+        await d.merge_worktree(run.id)
+    elif action == "discard":
+        await d.discard_worktree(run.id)
+    elif action == "open":
+        await d.open_worktree(run.id)
+    else:
+        raise ApiError(404, f"no worktree action {action!r}; merge, discard or open")
     return "", 204

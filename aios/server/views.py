@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 
 from quart import Quart
 
-from aios.formatting import clock, duration, timestamp, zone
+from aios.formatting import MINUS, clock, duration, timestamp, zone
 from aios.runs import ATTENTION_ACTIVITIES, FINAL_STATES, Activity, Run, RunState, Tokens
 from aios.server.context import daemon
+from aios.server.diffview import anchor
 
 LIVE = tuple(s for s in RunState if s.is_live)
 FILTERS: dict[str, tuple[RunState, ...] | None] = {
@@ -138,6 +139,8 @@ def install(app: Quart) -> None:
     )
     env.filters.update(activity=activity, attention=attention, tokens=tokens, cost=cost)
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
+    env.filters.update(diff_anchor=anchor)
+    env.globals.update(MINUS=MINUS)
 
     @app.context_processor
     async def local_zone() -> dict[str, str]:

@@ -136,5 +136,22 @@
     }).observe(out, { childList: true, characterData: true, subtree: true });
   };
   document.addEventListener("DOMContentLoaded", setup);
+
+  // -- launch form: the worktree box starts as the chosen agent's `worktree` setting ----------
+  document.addEventListener("change", (evt) => {
+    const select = evt.target;
+    if (select.id !== "launch-agent") return;
+    const box = document.getElementById("launch-worktree");
+    const option = select.selectedOptions?.[0];
+    if (box && option) box.checked = option.dataset.worktree === "true";
+  }, true);  // capture: before htmx's "change from:#launch" asks for the note
+
+  // The note under the box is asked for only while the box is checked: nothing to say otherwise.
+  document.addEventListener("htmx:before:request", (evt) => {
+    const note = evt.target;
+    if (note.id !== "worktree-note" || document.getElementById("launch-worktree")?.checked) return;
+    evt.preventDefault();
+    note.textContent = "";
+  });
   document.addEventListener("htmx:after:swap", setup);
 })();
