@@ -97,14 +97,8 @@ def trayer(display: str) -> Iterator[subprocess.Popen[bytes]]:
     host = _start_trayer(display)
     try:
         for _ in range(3):
-            if (
-                wait_until(
-                    lambda: x_tray_owned(display) or host.poll() is not None,
-                    timeout=30,
-                    what="trayer to own the tray selection",
-                )
-                and host.poll() is None
-            ):
+            wait_until(_owned_or_gone(display, host), 30, "trayer to own the tray selection")
+            if host.poll() is None:
                 break
             host = _start_trayer(display)
         assert x_tray_owned(display), "trayer never owned the tray selection"
