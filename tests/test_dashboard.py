@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from aios.paths import Paths
-from bench.dashboard import seed_history
+from bench.history import seed
 from tests.browser import PageWatch, browser
 from tests.helpers import DaemonProcess, agent_script, start_daemon, write_config
 
@@ -216,10 +213,7 @@ def test_pages_render_at_narrow_width(page: tuple[Any, PageWatch]) -> None:
 def test_history_paginates(browser: Any, home: Path) -> None:
 
     # Playwright's loop owns this thread while the browser is open: seed on another one.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(
-            asyncio.run, seed_history(Paths.from_env({"AIOS_HOME": str(home)}), 60)
-        ).result()
+    seed(home, 60)
     d = start_daemon(home)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
