@@ -3,34 +3,37 @@
 Parsing is declared once in ``build_parser``; each command is a function taking the parsed
 arguments and returning an exit code. Errors become one line on stderr and an exit code,
 never a traceback: 0 ok, 1 failure, 2 usage error, 3 not running.
+
+Commands that talk to a running daemon are clients: they import the standard library and
+``aios.client`` only. The service (Quart, Hypercorn), the tray (pystray, Pillow), the browser
+and autostart modules are imported inside the commands that use them, so ``aios status`` starts
+about as fast as any Python client can (``make bench`` measures it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from aios import __version__, browser, logs
-from aios.autostart import AutostartError, for_platform
-from aios.client import ClientError, DaemonClient, discover
-from aios.follow import LogReader, follow
+from aios import __version__
+from aios.client import ClientError, DaemonClient, discover, wait_for_exit
 from aios.formatting import duration
 from aios.paths import Paths
-from aios.runtime import RuntimeInfo
-from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
-from aios.tray import NoTray, Tray, load_pystray
+
+if TYPE_CHECKING:
+    from aios.runtime import RuntimeInfo
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 STOP_WAIT = 120.0  # when the daemon does not say how long its shutdown may take
 STOP_MARGIN = 5.0
+PS_PAGE = 500  # runs per request when `aios ps` pages through the history (the API's maximum)
+LIVE_STATES = ("queued", "starting", "running", "stopping", "backoff")
 
 
 class CliError(Exception):
@@ -131,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: one line here, the traceback in the log file
+        import logging  # noqa: PLC0415 - only on this path
+
         logging.getLogger("aios").exception("unexpected error")
         print(f"aios: internal error: {exc} (details in the log file)", file=sys.stderr)
         return EXIT_FAILURE
@@ -141,6 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_default(args: argparse.Namespace) -> int:
     """The tray icon owning the daemon; headless (with one line saying why) where none can show."""
+    import signal  # noqa: PLC0415 - the imports of the tray and the service: see the docstring
+    import threading  # noqa: PLC0415
+
+    from aios import browser, logs  # noqa: PLC0415
+    from aios.service import AlreadyRunning, ServiceError  # noqa: PLC0415
+    from aios.tray import NoTray, Tray, load_pystray  # noqa: PLC0415
+
     paths = Paths.from_env()
     open_browser = not args.no_browser
     try:
@@ -177,11 +189,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = False) -> int:
+    from aios import logs  # noqa: PLC0415 - the service's imports: see the docstring
+    from aios.service import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
+
     handlers = logs.setup(paths.log_file)
     try:
 
         def ready(info: RuntimeInfo) -> None:
             if open_browser:
+                from aios import browser  # noqa: PLC0415
+
                 browser.open_dashboard(paths, info)
 
         service = Service(paths, port=port, announce=True, on_ready=ready)
@@ -191,6 +208,8 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
             print(exc.info.url)
             print(f"aios: {exc}", file=sys.stderr)
             if reuse_opens and open_browser:
+                from aios import browser  # noqa: PLC0415
+
                 browser.open_dashboard(paths, exc.info)
             return EXIT_OK
         except ServiceError as exc:
@@ -221,7 +240,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"AIOS {status['version']} running at {status['url']}")
     print(f"pid {status['pid']}, up {duration(float(status['uptime']))}")
     counts = status.get("runs", {})
-    live = sum(counts.get(s, 0) for s in ("queued", "starting", "running", "stopping", "backoff"))
+    live = sum(counts.get(s, 0) for s in LIVE_STATES)
     print(
         f"runs: {live} live, {counts.get('failed', 0)} failed, {counts.get('total', 0)} in history"
     )
@@ -229,6 +248,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
+    from aios import browser  # noqa: PLC0415
+
     paths = Paths.from_env()
     info = running(paths)
     if not browser.open_dashboard(paths, info):
@@ -289,6 +310,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(run["id"], flush=True)
         if not args.wait:
             return EXIT_OK
+        from aios.follow import follow  # noqa: PLC0415
+
         final = follow(client, run["id"], sys.stdout.buffer)
     except ClientError as exc:
         raise CliError(str(exc)) from exc
@@ -318,35 +341,63 @@ def exit_code_of(run: dict[str, Any]) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    query = "/api/runs?limit=50"
-    if not args.all:
-        query += "".join(
-            f"&state={s}" for s in ("queued", "starting", "running", "stopping", "backoff")
-        )
-    runs = call(running(Paths.from_env()), "GET", query)
-    assert isinstance(runs, list)
+    """Every matching run, newest first, fetched and printed a page at a time: the memory used
+    stays that of one page however long the history (``make bench`` measures it)."""
+    states = "" if args.all else "".join(f"&state={s}" for s in LIVE_STATES)
+    pages = run_pages(running(Paths.from_env()), states)
     if args.json:
-        print(json.dumps(runs, indent=2))
+        print_json_list(run for page in pages for run in page)
         return EXIT_OK
-    if not runs:
+    header = ("ID", "AGENT", "STATE", "EXIT", "STARTED (UTC)", "PROMPT")
+    widths: list[int] | None = None
+    for page in pages:
+        rows = [
+            (
+                r["id"],
+                r["agent"],
+                r["state"],
+                "" if r["exit_code"] is None else str(r["exit_code"]),
+                (r["started_at"] or r["created_at"] or "")[:19].replace("T", " "),
+                one_line(r["prompt"], 40),
+            )
+            for r in page
+        ]
+        if widths is None:  # the first page sets the columns; a longer cell later just sticks out
+            widths = column_widths(header, rows)
+            print_rows([header], widths)
+        print_rows(rows, widths)
+    if widths is None:
         print("no runs" if args.all else "no live runs (`aios ps --all` shows the history)")
-        return EXIT_OK
-    rows = [
-        (
-            r["id"],
-            r["agent"],
-            r["state"],
-            "" if r["exit_code"] is None else str(r["exit_code"]),
-            (r["started_at"] or r["created_at"] or "")[:19].replace("T", " "),
-            one_line(r["prompt"], 40),
-        )
-        for r in runs
-    ]
-    print_table(("ID", "AGENT", "STATE", "EXIT", "STARTED (UTC)", "PROMPT"), rows)
     return EXIT_OK
 
 
+def run_pages(info: RuntimeInfo, query: str) -> Iterator[list[dict[str, Any]]]:
+    """Pages of runs, newest first, each fetched when the previous one has been used."""
+    before = ""
+    while True:
+        page = call(info, "GET", f"/api/runs?limit={PS_PAGE}{query}{before}")
+        assert isinstance(page, list)
+        if page:
+            yield page
+        if len(page) < PS_PAGE:
+            return
+        before = f"&before={page[-1]['id']}"
+
+
+def print_json_list(items: Iterable[object]) -> None:
+    """What ``print(json.dumps(list(items), indent=2))`` prints, one item at a time."""
+    out = sys.stdout
+    opened = False
+    for item in items:
+        out.write(",\n" if opened else "[\n")
+        out.write(textwrap.indent(json.dumps(item, indent=2), "  "))
+        opened = True
+    out.write("\n]\n" if opened else "[]\n")
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
+    from aios.follow import LogReader, follow  # noqa: PLC0415
+
     client = DaemonClient(running(Paths.from_env()))
     try:
         run = client.request("GET", f"/api/runs/{args.run}")
@@ -368,6 +419,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 def cmd_autostart(args: argparse.Namespace) -> int:
     """Works without a running daemon: it only reads and writes the login entry."""
+    from aios.autostart import AutostartError, for_platform  # noqa: PLC0415
+
     try:
         entry = for_platform()
         status = {"enable": entry.enable, "disable": entry.disable, "status": entry.status}[
@@ -382,13 +435,17 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(
-            "  ".join(
-                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )
+    print_rows([header, *rows], column_widths(header, rows))
+
+
+def column_widths(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    return [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+
+def print_rows(rows: Iterable[Sequence[str]], widths: Sequence[int]) -> None:
+    for row in rows:
+        cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 def one_line(text: str, width: int) -> str:

@@ -160,3 +160,18 @@ def discover(paths: Paths, *, wait: float = 0.0) -> RuntimeInfo | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Poll until ``pid`` is gone (``aios stop``); True if it went."""
+    import psutil  # noqa: PLC0415 - only `aios stop` needs it
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False

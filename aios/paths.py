@@ -12,8 +12,10 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import platformdirs
+if TYPE_CHECKING:
+    import platformdirs
 
 APP_NAME = "aios"
 
@@ -32,6 +34,8 @@ class Paths:
         if home:
             root = Path(home).expanduser().resolve()
             return cls(root / "config", root / "data", root / "state", root / "run")
+        import platformdirs  # noqa: PLC0415 - not needed (nor imported) under AIOS_HOME
+
         dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
         return cls(
             Path(dirs.user_config_dir),

@@ -21,7 +21,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -329,18 +328,3 @@ def _listening_logger(on_listening: Callable[[], None]) -> type[Logger]:
                 on_listening()
 
     return ListeningLogger
-
-
-def wait_for_exit(pid: int, timeout: float) -> bool:
-    """Poll until ``pid`` is gone (``aios stop``); True if it went."""
-    import psutil  # noqa: PLC0415 - only the CLI's stop path needs it
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
