@@ -4,6 +4,17 @@ sqlite3 calls and file writes block, so every one of them happens on a single wo
 and the asyncio API just hands work to it. One thread also means one connection and no
 locking of our own: jobs run one at a time, in the order they were submitted.
 
+Durability: WAL with ``synchronous = NORMAL``. A committed change is in the WAL file before
+``save`` returns, so it survives the daemon crashing or being killed in any way, and the
+database is never corrupted; only a power loss or an OS crash can take back the last changes
+since the WAL was last synced (at each checkpoint). ``FULL`` would fsync every state change,
+3-4 ms each on our machines - more than the whole budget from an agent's exit to its event
+(docs/performance.md).
+
+The runs per state (the summary every state change publishes, and the overview's counts) are
+kept in memory, updated by every write and read without a query or a thread hop: a GROUP BY
+over a long history takes longer than the rest of a page.
+
 Exceptions::
 
     StoreError            the database or a log file could not be used (the message names it)
@@ -17,7 +28,7 @@ import asyncio
 import builtins
 import re
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,6 +130,10 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-store")
         self._db: sqlite3.Connection | None = None  # created, used and closed on the worker
         self._logs: dict[str, _Log] = {}  # touched only on the worker
+        self._counts: dict[str, int] = {}  # runs per state; touched only on the worker
+        # A copy of _counts, replaced (never changed) by the worker after each write: readers on
+        # any thread take the reference, which is atomic.
+        self._summary: dict[str, int] = {"total": 0}
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -140,7 +155,12 @@ class Store:
     # -- runs -------------------------------------------------------------------------------
 
     async def save(self, run: Run) -> None:
-        await self._call(partial(self._save, run))
+        await self._call(partial(self._save, [run]))
+
+    async def save_many(self, runs: Sequence[Run]) -> None:
+        """Save several runs in one transaction (one commit for a batch of state changes)."""
+        if runs:
+            await self._call(partial(self._save, list(runs)))
 
     async def get(self, run_id: str) -> Run | None:
         runs = await self._call(partial(self._select, "WHERE id = ?", (run_id,)))
@@ -166,7 +186,14 @@ class Store:
 
     async def counts(self) -> dict[str, int]:
         """Runs per state (only states that occur), plus "total"."""
-        return await self._call(self._counts)
+        return self.summary()
+
+    def summary(self) -> dict[str, int]:
+        """Runs per state (only states that occur), plus "total", as of the last completed write.
+
+        Safe from any thread, and immediate: it is kept in memory, not queried.
+        """
+        return dict(self._summary)
 
     # -- logs -------------------------------------------------------------------------------
 
@@ -207,6 +234,9 @@ class Store:
             self.database.parent.mkdir(parents=True, exist_ok=True)
             self.logs_dir.mkdir(parents=True, exist_ok=True)
             self._db = _connect(self.database)
+            rows = self._db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
+            self._counts = {state: count for state, count in rows}
+            self._publish_counts()
         marks = ", ".join("?" * len(_LIVE))
         return self._select(f"WHERE state IN ({marks}) ORDER BY seq", _LIVE)
 
@@ -222,31 +252,46 @@ class Store:
         rows = self._conn.execute(f"{_SELECT} {where}", params).fetchall()
         return [_to_run(row) for row in rows]
 
-    def _save(self, run: Run) -> None:
-        values = [getattr(run, column) for column in COLUMNS]
-        values[COLUMNS.index("state")] = str(run.state)
+    def _save(self, runs: Iterable[Run]) -> None:
+        counts = dict(self._counts)  # applied only once the transaction has committed
+        pruned: builtins.list[str] = []
         with _transaction(self._conn) as db:
-            if db.execute(_UPDATE, [*values[1:], run.id]).rowcount:
-                return
-            db.execute(_INSERT, values)
-            pruned = self._prune(db)
+            for run in runs:
+                values = [getattr(run, column) for column in COLUMNS]
+                values[COLUMNS.index("state")] = state = str(run.state)
+                row = db.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
+                if row is not None:
+                    db.execute(_UPDATE, [*values[1:], run.id])
+                    _count(counts, row[0], -1)
+                else:
+                    db.execute(_INSERT, values)
+                _count(counts, state, +1)
+                if row is None:
+                    pruned += self._prune(db, counts)
+        self._counts = counts
+        self._publish_counts()
         for run_id in pruned:
             self._forget_log(run_id)
 
-    def _prune(self, db: sqlite3.Connection) -> builtins.list[str]:
+    def _prune(self, db: sqlite3.Connection, counts: dict[str, int]) -> builtins.list[str]:
         # Live runs are never pruned, so the history may stay above retention while they last.
-        (total,) = db.execute("SELECT COUNT(*) FROM runs").fetchone()
-        excess = total - self.retention
+        excess = sum(counts.values()) - self.retention
         if excess <= 0:
             return []
         marks = ", ".join("?" * len(_FINAL))
         rows = db.execute(
-            f"SELECT id FROM runs WHERE state IN ({marks}) ORDER BY seq LIMIT ?",  # noqa: S608
+            f"SELECT id, state FROM runs WHERE state IN ({marks}) ORDER BY seq LIMIT ?",  # noqa: S608
             (*_FINAL, excess),
         ).fetchall()
-        ids = [run_id for (run_id,) in rows]
-        db.executemany("DELETE FROM runs WHERE id = ?", [(run_id,) for run_id in ids])
-        return ids
+        db.executemany("DELETE FROM runs WHERE id = ?", [(run_id,) for run_id, _ in rows])
+        for _, state in rows:
+            _count(counts, state, -1)
+        return [run_id for run_id, _ in rows]
+
+    def _publish_counts(self) -> None:
+        summary = {state: count for state, count in self._counts.items() if count}
+        summary["total"] = sum(summary.values())
+        self._summary = summary
 
     def _list(
         self, limit: int, before: str | None, states: Collection[RunState] | None
@@ -281,16 +326,15 @@ class Store:
         return runs[0]
 
     def _delete(self, run_id: str) -> None:
-        deleted = self._conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
+        # fetchall: the statement must run to its end, or the write would stay open.
+        rows = self._conn.execute(
+            "DELETE FROM runs WHERE id = ? RETURNING state", (run_id,)
+        ).fetchall()
         self._forget_log(run_id)
-        if not deleted:
+        if not rows:
             raise UnknownRun(run_id)
-
-    def _counts(self) -> dict[str, int]:
-        rows = self._conn.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
-        counts = {state: count for state, count in rows}
-        counts["total"] = sum(counts.values())
-        return counts
+        _count(self._counts, rows[0][0], -1)
+        self._publish_counts()
 
     def _log_path(self, run_id: str) -> Path:
         if not _SAFE_ID.fullmatch(run_id):
@@ -352,6 +396,8 @@ def _connect(path: Path) -> sqlite3.Connection:
                 f"version of AIOS knows ({SCHEMA_VERSION}); refusing to downgrade it"
             )
         db.execute("PRAGMA journal_mode = WAL")
+        # Durable across crashes of the daemon, not across power loss: see the module docstring.
+        db.execute("PRAGMA synchronous = NORMAL")
         for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
             with _transaction(db):
                 for statement in statements:
@@ -361,6 +407,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _count(counts: dict[str, int], state: str, delta: int) -> None:
+    counts[state] = counts.get(state, 0) + delta
 
 
 @contextmanager

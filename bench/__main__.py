@@ -20,7 +20,7 @@ from bench.harness import DaemonProcess, agent_script, start_daemon, write_confi
 from bench.table import Figure, render
 
 GROUPS = ("startup", "events", "spawn", "capture", "commands", "history", "viewers", "dashboard")
-ON_MAIN_DAEMON = {"events", "spawn", "capture", "commands", "dashboard"}
+ON_MAIN_DAEMON = {"events", "spawn", "commands", "dashboard"}
 
 
 def machine() -> str:
@@ -40,20 +40,18 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main_daemon(tmp: Path) -> tuple[DaemonProcess, Path]:
+def main_daemon(tmp: Path) -> DaemonProcess:
     scripts = tmp / "scripts"
     scripts.mkdir()
     quick = agent_script(scripts, "quick", events.QUICK, prompt=False)
-    flood = agent_script(scripts, "flood", capture.WRITER, prompt=False)
     home = tmp / "main"
     write_config(
         home,
-        "max_concurrent = 64\nlog_cap_mib = 2048\n"
+        "max_concurrent = 64\n"
         f"[agents.quick]\ncommand = {quick}\n"
-        f"[agents.flood]\ncommand = {flood}\n"
         '[agents.true]\ncommand = ["/bin/true"]\n',
     )
-    return start_daemon(home), scripts / "flood.py"
+    return start_daemon(home)
 
 
 def run(groups: list[str]) -> list[Figure]:
@@ -68,15 +66,15 @@ def run(groups: list[str]) -> list[Figure]:
         tmp = Path(raw)
         step("startup", startup.measure)
         if ON_MAIN_DAEMON & set(groups):
-            daemon, writer = main_daemon(tmp)
+            daemon = main_daemon(tmp)
             try:
                 step("events", lambda: events.measure(daemon))
                 step("spawn", lambda: spawn.measure(daemon))
-                step("capture", lambda: capture.measure(daemon, writer, tmp))
                 step("commands", lambda: commands.measure(daemon))
                 step("dashboard", lambda: dashboard.measure(daemon))
             finally:
                 daemon.terminate()
+        step("capture", lambda: capture.measure(tmp))
         if "history" in groups:
             home = tmp / "history"
             write_config(home, "retention = 200000\n")

@@ -210,6 +210,50 @@ def test_counts(tmp_path: Path) -> None:
     run_async(test)
 
 
+def test_counts_follow_updates_deletes_pruning_and_a_restart(tmp_path: Path) -> None:
+    """The counts are kept in memory, not queried: they must say what a GROUP BY would."""
+
+    def queried(database: Path) -> dict[str, int]:
+        with closing(sqlite3.connect(database)) as db:
+            rows = db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
+        counts = dict(rows)
+        return {**counts, "total": sum(counts.values())}
+
+    async def test() -> None:
+        async with opened(tmp_path, retention=10) as store:
+            runs = [make_run(RunState.QUEUED) for _ in range(6)]
+            await store.save_many(runs)
+            states = [RunState.RUNNING, *[RunState.SUCCEEDED] * 4]
+            for run, state in zip(runs, states, strict=False):
+                run.state = state
+            await store.save_many(runs)  # one transaction, several updates
+            await store.delete(runs[1].id)
+            for _ in range(12):  # past retention: the oldest finished runs are pruned
+                await store.save(make_run(RunState.FAILED))
+            assert store.summary() == await store.counts() == queried(store.database)
+            assert store.summary()["total"] == 10
+            before = store.summary()
+        async with opened(tmp_path, retention=10) as store:
+            assert store.summary() == before
+
+    run_async(test)
+
+
+def test_commits_are_durable_across_a_crash_not_synced_each_time(tmp_path: Path) -> None:
+    """WAL with synchronous=NORMAL: see the store's docstring for why, and what it risks."""
+
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            db = store._conn  # the setting lives on the worker's connection
+            level = await asyncio.get_running_loop().run_in_executor(
+                store._executor,
+                lambda: db.execute("PRAGMA synchronous").fetchone()[0],
+            )
+            assert level == 1  # NORMAL
+
+    run_async(test)
+
+
 def test_log_append_and_read(tmp_path: Path) -> None:
     async def test() -> None:
         async with opened(tmp_path) as store:

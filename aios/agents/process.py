@@ -33,14 +33,25 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psutil
+from aios.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import psutil
+else:
+    psutil = lazy_import("psutil")  # loaded by the first run, not by an idle daemon
 
 __all__ = ["REAP_TIMEOUT", "AgentProcess", "SpawnError", "kill_stale_group", "spawn"]
 
 log = logging.getLogger(__name__)
 
-READ_LIMIT = 65536  # bytes the output reader buffers before it stops reading the pipe
+# Output is read in chunks of up to READ_LIMIT (the reader buffers up to twice that before it
+# stops reading the pipe), from a pipe enlarged to PIPE_SIZE where the OS allows: each chunk
+# costs a hop to the store's writer thread, so at 64 KiB (the default pipe) that overhead, not
+# the copying, bounded how fast a flooding agent could be captured (docs/performance.md).
+READ_LIMIT = 1024 * 1024
+PIPE_SIZE = 1024 * 1024
 _POLL = 0.02  # seconds between checks while the group empties
 REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
 _ESCAPEES_KEPT = 64  # remembered escapees before the dead ones are forgotten
@@ -127,6 +138,7 @@ class AgentProcess:
         self._process = process
         self._transport = transport
         self.pipe_inode = _pipe_inode(transport)
+        _enlarge_pipe(transport, PIPE_SIZE)
         self._exited = exited
         self.pid: int = process.pid
         self.pgid: int = process.pid
@@ -162,6 +174,8 @@ class AgentProcess:
         Returns the leader's exit code. Safe to call again, concurrently, or after the agent ended.
         """
         if self._group_gone and self.returncode is not None:
+            return self.returncode
+        if self.returncode is not None and self._left_nothing():
             return self.returncode
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
@@ -255,6 +269,27 @@ class AgentProcess:
             self._remember_escapees(members)
             return cpu, rss
 
+    def _left_nothing(self) -> bool:
+        """Whether the exited leader left nothing behind, decided without walking the process
+        table: its group is empty (one ``killpg(pgid, 0)``) and no escapee seen while sampling
+        is alive. Then ``stop`` has nothing to signal and no thread to start - the common end of
+        a run, which the agent-exit → event latency waits for (``make bench``).
+
+        With the leader gone and reaped, a descendant still in the tree hangs under a group
+        member (so the group is not empty) or was reparented away (out of reach of the walk too).
+        """
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return False
+        else:
+            return False  # members remain (or zombies): the full escalation decides
+        self._group_gone = True
+        with self._sample_lock:
+            return not any(_alive(proc) for proc in self._escapees.values())
+
     def _signal_group(self, sig: int) -> None:
         if self._group_gone:
             return
@@ -296,6 +331,21 @@ class AgentProcess:
         if self.returncode is None:
             return True
         return _group_has_live_member(self.pgid) or any(_alive(proc) for proc in escaped)
+
+
+def _enlarge_pipe(transport: asyncio.SubprocessTransport, size: int) -> None:
+    """Ask for a bigger output pipe (Linux ``F_SETPIPE_SZ``); keep the default when refused."""
+    if not sys.platform.startswith("linux"):
+        return
+    import fcntl  # noqa: PLC0415 - POSIX only, and only Linux has F_SETPIPE_SZ
+
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    pipe = transport.get_pipe_transport(1)
+    file = pipe.get_extra_info("pipe") if pipe is not None else None
+    if setpipe is None or file is None:
+        return
+    with contextlib.suppress(OSError):  # over pipe-max-size, or the user's pipe quota
+        fcntl.fcntl(file.fileno(), setpipe, size)
 
 
 def _pipe_inode(transport: asyncio.SubprocessTransport) -> int | None:

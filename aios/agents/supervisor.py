@@ -173,7 +173,7 @@ class Supervisor:
             raise WrongRunState(f"run {run_id} is still {run.state}; stop it first")
         await self.store.delete(run_id)
         self.bus.publish("deleted", {"id": run_id})
-        await self._publish_summary()
+        self._publish_summary()
 
     async def get(self, run_id: str) -> Run | None:
         return self.core.run(run_id) or await self.store.get(run_id)
@@ -184,16 +184,18 @@ class Supervisor:
         return [self.core.run(r.id) or r for r in runs]
 
     async def summary(self) -> dict[str, int]:
-        return await self.store.counts()
+        return self.store.summary()
 
     # -- carrying out what the core decided ------------------------------------------------------
 
     async def _apply(self, effects: Sequence[Effect]) -> None:
         async with self._commit:
+            # Every run this step changed, in one transaction (one commit, not one per change),
+            # before any of them is published.
+            await self.store.save_many([e.run for e in effects if isinstance(e, Changed)])
             moved = False
             for effect in effects:
                 if isinstance(effect, Changed):
-                    await self.store.save(effect.run)
                     self.bus.publish("run", effect.run.to_json())
                     moved = moved or effect.source is not effect.run.state
                 elif isinstance(effect, Spawn):
@@ -205,7 +207,7 @@ class Supervisor:
                 elif isinstance(effect, Released):
                     self._cancel_timer(self._live.pop(effect.run_id))
             if moved:
-                await self._publish_summary()
+                self._publish_summary()
 
     def _start_attempt(self, live: Live) -> None:
         task = self._tasks.spawn(self._attempt(live), f"run {live.run.id}")
@@ -343,8 +345,8 @@ class Supervisor:
                     },
                 )
 
-    async def _publish_summary(self) -> None:
-        self.bus.publish("summary", await self.store.counts())
+    def _publish_summary(self) -> None:
+        self.bus.publish("summary", self.store.summary())
 
 
 def policy(agent: AgentDef) -> Policy:

@@ -30,7 +30,10 @@ from aios.server.views import FILTERS, Counts, size
 
 blueprint = Blueprint("live", __name__)
 
-READ_CHUNK = 256 * 1024
+# A page further behind the log than this (it stopped reading while a run flooded output) skips
+# to the last BEHIND_MAX bytes, as a run page opens with them: what one message holds, and what a
+# tab that stopped reading makes the daemon hold, stays bounded however much it missed.
+BEHIND_MAX = 256 * 1024
 
 
 class OutputRenderer:
@@ -148,16 +151,23 @@ class View:
         return await self.drain_output()
 
     async def drain_output(self) -> str:
-        """Exactly the bytes after what the page has, read from the log file (never twice)."""
+        """The bytes after what the page has, read from the log file (never twice); at most the
+        last ``BEHIND_MAX`` of them, after a line saying how much was skipped."""
         assert self.run_id is not None
         d = daemon()
-        chunks = []
-        while data := await d.read_log(self.run_id, self.offset, READ_CHUNK):
-            self.offset += len(data)
-            chunks.append(self.output.render(data))
-            if len(data) < READ_CHUNK:
-                break
-        html = "".join(chunks)
+        total = await d.log_size(self.run_id)
+        html, mid_line = "", False
+        if total - self.offset > BEHIND_MAX:
+            start = total - BEHIND_MAX
+            html = escape(
+                f"\n[aios: {size(start - self.offset)} of output skipped while this page was "
+                "not keeping up; the whole output is in the download]\n",
+                quote=False,
+            )
+            self.offset, self.output, mid_line = start, OutputRenderer(), True
+        data = await d.read_log(self.run_id, self.offset, max(0, total - self.offset))
+        self.offset += len(data)
+        html += self.output.render(data, start_mid_line=mid_line)
         return partial("#output", "beforeend", html) if html else ""
 
 
