@@ -16,13 +16,12 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aios import __version__
-from aios.client import ClientError, DaemonClient, discover, wait_for_exit
+from aios.client import ClientError, DaemonClient, discover, discover_status, wait_for_exit
 from aios.formatting import duration
 from aios.paths import Paths
 
@@ -47,7 +46,24 @@ class NotRunning(CliError):
         super().__init__("AIOS is not running (start it with `aios` or `aios serve`)", 3)
 
 
+class Formatter(argparse.HelpFormatter):
+    """argparse's, sized to the terminal without importing shutil (argparse's way, which costs
+    every command a few milliseconds: shutil imports the bz2 and lzma modules)."""
+
+    def __init__(self, prog: str, **options: Any) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+        except (ValueError, OSError):
+            columns = 80
+        options.setdefault("width", max(columns - 2, 40))
+        super().__init__(prog, **options)
+
+
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **options: Any) -> None:
+        options.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **options)
+
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage dump: the help is one flag away.
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -234,9 +250,10 @@ def call(info: RuntimeInfo, method: str, path: str, body: object = None) -> obje
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    info = running(Paths.from_env())
-    status = call(info, "GET", "/api/status")
-    assert isinstance(status, dict)
+    found = discover_status(Paths.from_env())  # the status that confirms it is all we print
+    if found is None:
+        raise NotRunning
+    _, status = found
     print(f"AIOS {status['version']} running at {status['url']}")
     print(f"pid {status['pid']}, up {duration(float(status['uptime']))}")
     counts = status.get("runs", {})
@@ -386,6 +403,8 @@ def run_pages(info: RuntimeInfo, query: str) -> Iterator[list[dict[str, Any]]]:
 
 def print_json_list(items: Iterable[object]) -> None:
     """What ``print(json.dumps(list(items), indent=2))`` prints, one item at a time."""
+    import textwrap  # noqa: PLC0415
+
     out = sys.stdout
     opened = False
     for item in items:

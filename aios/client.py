@@ -1,6 +1,7 @@
 """Talking to a running daemon over its HTTP API: what the CLI (and a second ``aios``) use.
 
-Standard library only (``http.client``): the CLI should start fast and needs nothing fancier.
+Standard library only (``http.client``), and little of it (no dataclasses): the CLI should start
+about as fast as any Python client can, and needs nothing fancier.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import http.client
 import json
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aios import runtime
 from aios.paths import Paths
@@ -34,8 +34,7 @@ class ApiCallError(ClientError):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class SseEvent:
+class SseEvent(NamedTuple):
     id: str | None
     event: str
     data: str
@@ -135,13 +134,19 @@ def _parse_sse(response: http.client.HTTPResponse) -> Iterator[SseEvent]:
 
 def confirm(info: RuntimeInfo, *, timeout: float = 2.0) -> bool:
     """Is the daemon named by ``info`` alive, and does it accept its token?"""
+    return confirmed_status(info, timeout=timeout) is not None
+
+
+def confirmed_status(info: RuntimeInfo, *, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The daemon's ``/api/status`` if it is alive, accepts its token and is the one named by
+    ``info``; else None."""
     if not info.process_alive():
-        return False
+        return None
     try:
         body = DaemonClient(info, timeout=timeout).request("GET", "/api/status")
     except ClientError:
-        return False
-    return isinstance(body, dict) and body.get("pid") == info.pid
+        return None
+    return body if isinstance(body, dict) and body.get("pid") == info.pid else None
 
 
 def discover(paths: Paths, *, wait: float = 0.0) -> RuntimeInfo | None:
@@ -149,14 +154,22 @@ def discover(paths: Paths, *, wait: float = 0.0) -> RuntimeInfo | None:
 
     ``wait`` covers a daemon that holds the lock but has not written its runtime file yet.
     """
+    found = discover_status(paths, wait=wait)
+    return found[0] if found is not None else None
+
+
+def discover_status(
+    paths: Paths, *, wait: float = 0.0
+) -> tuple[RuntimeInfo, dict[str, Any]] | None:
+    """Like ``discover``, with the status that confirmed it (``aios status`` needs no other)."""
     deadline = time.monotonic() + wait
     while True:
         try:
             info = runtime.read(paths.runtime_file)
         except runtime.RuntimeFileError:
             info = None
-        if info is not None and confirm(info):
-            return info
+        if info is not None and (status := confirmed_status(info)) is not None:
+            return info, status
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import platformdirs
@@ -20,8 +19,9 @@ if TYPE_CHECKING:
 APP_NAME = "aios"
 
 
-@dataclass(frozen=True)
-class Paths:
+# A NamedTuple, not a dataclass: every CLI command builds one, and importing dataclasses (and
+# with it inspect) would cost a command more than the rest of its imports together.
+class Paths(NamedTuple):
     config_dir: Path  # config.toml
     data_dir: Path  # history database, run logs
     state_dir: Path  # the daemon's own log file

@@ -13,15 +13,13 @@ import contextlib
 import json
 import os
 import sys
-import threading
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aios.paths import ensure_private_dir
 
-# psutil is imported where used: every CLI command reads the runtime file, and few need it
-# (see aios.cli on why the client side imports little).
+# Every CLI command reads the runtime file, so this module imports little: no dataclasses (whose
+# import of inspect costs a command more than the rest of it), psutil only on Windows.
 
 
 class RuntimeFileError(Exception):
@@ -30,8 +28,7 @@ class RuntimeFileError(Exception):
         super().__init__(f"{path}: {problem}")
 
 
-@dataclass(frozen=True)
-class RuntimeInfo:
+class RuntimeInfo(NamedTuple):
     pid: int
     port: int
     url: str
@@ -56,9 +53,17 @@ class RuntimeInfo:
             raise RuntimeFileError(path, f"missing or malformed field {exc}") from exc
 
     def process_alive(self) -> bool:
-        import psutil  # noqa: PLC0415 - see the note on imports above
+        if sys.platform == "win32":
+            import psutil  # noqa: PLC0415 - see the note on imports above
 
-        return psutil.pid_exists(self.pid)
+            return bool(psutil.pid_exists(self.pid))
+        try:
+            os.kill(self.pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # it exists, as another user's process
+        return True
 
 
 def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
@@ -76,7 +81,7 @@ def write(path: Path, info: RuntimeInfo) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".aios-", suffix=".json", dir=path.parent)  # 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(info), handle, indent=2)
+            json.dump(info._asdict(), handle, indent=2)
             handle.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -120,6 +125,8 @@ class InstanceLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        import threading  # noqa: PLC0415 - only the daemon takes the lock
+
         self._fd: int | None = None
         self._mutex = threading.Lock()
 
