@@ -102,8 +102,14 @@ class Daemon:
         return time.monotonic() - self._started_mono
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.watchdog.start)
-        await self._supervisor.start()
+        """Start the watchdog and the supervisor, side by side. Their slow parts are handed to
+        threads (and the watchdog is another interpreter, starting on another core) by the time
+        the first ``await`` here returns control: the service builds the app meanwhile."""
+        watchdog = asyncio.get_running_loop().run_in_executor(None, self.watchdog.start)
+        try:
+            await self._supervisor.start()
+        finally:
+            await watchdog
 
     def stop_bound(self) -> float:
         """Seconds ``stop`` may take: stopping the runs, then the watchdog and the store."""

@@ -1,27 +1,31 @@
 """Modules imported on first use, not at start-up: what an idle daemon never touches stays out.
 
-``lazy_import("psutil")`` returns the module object at once, but runs its code only when an
-attribute is first read (``importlib.util.LazyLoader``), so ``psutil.Process(...)`` reads the
-same wherever it is written. An idle daemon, with no run to watch, then never loads it
-(``make bench`` measures idle RSS against a bare Quart app).
+``psutil = lazy_import("psutil")`` gives an object that imports the module the first time one of
+its attributes is read, then hands every attribute on, so ``psutil.Process(...)`` reads the same
+wherever it is written. An idle daemon, with no run to watch, never loads it (``make bench``
+measures idle RSS against a bare Quart app). The import itself is ``importlib.import_module``,
+which is thread-safe (unlike ``importlib.util.LazyLoader`` before Python 3.12): the first use may
+well be on a worker thread.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from types import ModuleType
+from typing import Any
 
 
-def lazy_import(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(f"no module named {name!r}", name=name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+class _Lazy:
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        module = self._module
+        if module is None:
+            module = self._module = importlib.import_module(self._name)
+        return getattr(module, attribute)
+
+
+def lazy_import(name: str) -> Any:
+    return _Lazy(name)

@@ -28,10 +28,12 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,28 +69,18 @@ class SpawnError(Exception):
         super().__init__(f"cannot start {program!r}: {reason}")
 
 
-class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """The stock stream protocol plus a future set the moment the leader exits.
-
-    ``asyncio.subprocess.Process.wait()`` also waits for the output pipe to close, so a grandchild
-    that keeps stdout open would hide the leader's exit; a supervisor needs that exit on its own.
-    """
-
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
-        self.exited: asyncio.Future[None] = loop.create_future()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
 async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> AgentProcess:
     """Start ``argv`` (never through a shell) as the leader of a new session and process group.
 
     stdin is /dev/null; stdout and stderr are merged into one pipe, read with ``read()``; the agent
     sees exactly ``env`` and inherits no other file descriptor.
+
+    The fork and exec happen on a worker thread: ``Popen`` returns once the program has been
+    executed (or has failed to be), which takes milliseconds on a busy machine, and the event
+    loop keeps serving meanwhile instead of every request waiting behind every spawn. One thread
+    for all spawns: agents start in the order they were admitted, one fork at a time. The output
+    pipe is then read by the loop, and the leader's exit is noticed by the loop too, through a
+    pidfd (Linux 5.3+; elsewhere a thread waits for it), never by a thread per agent.
     """
     if sys.platform == "win32":
         raise NotImplementedError("agent process groups need a POSIX system")
@@ -97,23 +89,104 @@ async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> Ag
     program = argv[0]
     loop = asyncio.get_running_loop()
     try:
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _Protocol(limit=READ_LIMIT, loop=loop),
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=cwd,
-            env=dict(env),
-            start_new_session=True,
-            close_fds=True,
+        popen, create_time = await loop.run_in_executor(
+            _spawner(), _popen, list(argv), cwd, dict(env)
         )
     except OSError as exc:
         raise SpawnError(program, _spawn_failure(program, cwd, exc)) from exc
     except ValueError as exc:  # an embedded NUL byte
         raise SpawnError(program, str(exc)) from exc
-    process = asyncio.subprocess.Process(transport, protocol, loop)
-    return AgentProcess(process, transport, protocol.exited)
+    assert popen.stdout is not None
+    try:
+        _enlarge_pipe(popen.stdout.fileno(), PIPE_SIZE)
+        output = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+        pipe, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(output, loop=loop), popen.stdout
+        )
+        exited = _watch_exit(popen, loop)
+    except BaseException:
+        _kill_and_reap(popen)
+        raise
+    return AgentProcess(popen, output, pipe, exited, create_time)
+
+
+_spawn_thread: ThreadPoolExecutor | None = None
+_spawn_thread_lock = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    global _spawn_thread  # noqa: PLW0603 - one spawning thread per process, made on first use
+    with _spawn_thread_lock:
+        if _spawn_thread is None:
+            _spawn_thread = ThreadPoolExecutor(1, thread_name_prefix="aios-spawn")
+        return _spawn_thread
+
+
+def _popen(
+    argv: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], float]:
+    """Start it, and read its start time (from /proc on Linux) while still on the thread."""
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    return popen, _create_time(popen.pid)
+
+
+def _watch_exit(
+    popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop
+) -> asyncio.Future[None]:
+    """A future set the moment the leader has exited and been reaped (``popen.returncode`` set).
+
+    Only the leader's exit: a grandchild that keeps the output pipe open must not hide it.
+    """
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def done() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    try:
+        pidfd = os.pidfd_open(popen.pid) if hasattr(os, "pidfd_open") else None
+    except OSError:  # a kernel before 5.3, or a sandbox that refuses it
+        pidfd = None
+    if pidfd is None:
+        # Popen.wait reaps it and sets returncode; the thread only waits, its result is ignored.
+        threading.Thread(
+            target=lambda: (popen.wait(), loop.call_soon_threadsafe(done)),
+            name=f"aios-wait-{popen.pid}",
+            daemon=True,
+        ).start()
+        return exited
+
+    def readable() -> None:
+        try:
+            pid, status = os.waitpid(popen.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its status is lost
+            pid, status = popen.pid, 255 << 8
+        if pid == 0:
+            return  # not yet: a spurious wake-up
+        popen.returncode = os.waitstatus_to_exitcode(status)
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        done()
+
+    loop.add_reader(pidfd, readable)
+    return exited
+
+
+def _kill_and_reap(popen: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
+    if popen.stdout is not None:
+        popen.stdout.close()
 
 
 def _spawn_failure(program: str, cwd: Path, exc: OSError) -> str:
@@ -131,18 +204,20 @@ class AgentProcess:
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
-        transport: asyncio.SubprocessTransport,
+        popen: subprocess.Popen[bytes],
+        output: asyncio.StreamReader,
+        pipe: asyncio.ReadTransport,
         exited: asyncio.Future[None],
+        create_time: float,
     ) -> None:
-        self._process = process
-        self._transport = transport
-        self.pipe_inode = _pipe_inode(transport)
-        _enlarge_pipe(transport, PIPE_SIZE)
+        self._popen = popen
+        self._output = output
+        self._pipe = pipe
+        self.pipe_inode = _pipe_inode(pipe)
         self._exited = exited
-        self.pid: int = process.pid
-        self.pgid: int = process.pid
-        self.create_time: float = _create_time(process.pid)
+        self.pid: int = popen.pid
+        self.pgid: int = popen.pid
+        self.create_time = create_time
         self._group_gone = False  # seen empty once: never signal that pgid again
         self._sampled: dict[int, psutil.Process] = {}
         self._escapees: dict[int, psutil.Process] = {}  # seen outside the group, in the tree
@@ -154,17 +229,16 @@ class AgentProcess:
     @property
     def returncode(self) -> int | None:
         """The leader's exit code once it has exited; ``-N`` when signal N killed it."""
-        return self._process.returncode
+        return self._popen.returncode
 
     async def read(self, n: int = READ_LIMIT) -> bytes:
         """Up to ``n`` bytes of merged stdout/stderr; ``b""`` once every writer has closed it."""
-        assert self._process.stdout is not None
-        return await self._process.stdout.read(n)
+        return await self._output.read(n)
 
     async def wait(self) -> int:
         """Wait for the leader to exit (not for its output pipe to close); return its exit code."""
         await asyncio.shield(self._exited)
-        returncode = self._process.returncode
+        returncode = self._popen.returncode
         assert returncode is not None
         return returncode
 
@@ -233,7 +307,7 @@ class AgentProcess:
         """
         if self.returncode is None:
             self.kill_group()
-        self._transport.close()
+        self._pipe.close()
 
     def sample(self) -> tuple[float, int] | None:
         """(CPU percent, RSS bytes) summed over the leader and its descendants; None once it ended.
@@ -333,24 +407,20 @@ class AgentProcess:
         return _group_has_live_member(self.pgid) or any(_alive(proc) for proc in escaped)
 
 
-def _enlarge_pipe(transport: asyncio.SubprocessTransport, size: int) -> None:
+def _enlarge_pipe(fd: int, size: int) -> None:
     """Ask for a bigger output pipe (Linux ``F_SETPIPE_SZ``); keep the default when refused."""
     if not sys.platform.startswith("linux"):
         return
     import fcntl  # noqa: PLC0415 - POSIX only, and only Linux has F_SETPIPE_SZ
 
     setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
-    pipe = transport.get_pipe_transport(1)
-    file = pipe.get_extra_info("pipe") if pipe is not None else None
-    if setpipe is None or file is None:
-        return
-    with contextlib.suppress(OSError):  # over pipe-max-size, or the user's pipe quota
-        fcntl.fcntl(file.fileno(), setpipe, size)
+    if setpipe is not None:
+        with contextlib.suppress(OSError):  # over pipe-max-size, or the user's pipe quota
+            fcntl.fcntl(fd, setpipe, size)
 
 
-def _pipe_inode(transport: asyncio.SubprocessTransport) -> int | None:
-    pipe = transport.get_pipe_transport(1)
-    file = pipe.get_extra_info("pipe") if pipe is not None else None
+def _pipe_inode(pipe: asyncio.ReadTransport) -> int | None:
+    file = pipe.get_extra_info("pipe")
     try:
         return os.fstat(file.fileno()).st_ino if file is not None else None
     except OSError:

@@ -55,6 +55,10 @@ STATS_INTERVAL = 2.0
 # Once the leader is gone and its group stopped, the reader has this long to reach the end of
 # the output before the pipe is closed (a child that escaped the group may hold it for ever).
 DRAIN_TIMEOUT = 1.0
+# How long an agent found available (a PATH search, done on a thread) is trusted: a burst of
+# launches costs one search, not one thread hop each. Only "available" is remembered: one that
+# was not is searched again at the next launch. A program removed meanwhile fails to spawn.
+AVAILABLE_FOR = 2.0
 
 Spawner = Callable[..., Awaitable[AgentProcess]]
 
@@ -96,6 +100,7 @@ class Supervisor:
         self._spawn = spawner
         self._live: dict[str, Live] = {}
         self._attempts: dict[str, asyncio.Task[None]] = {}
+        self._available: dict[str, tuple[AgentDef, float]] = {}  # name → (agent, until)
         self._tasks = TaskSet(log)
         # Effects are applied in the order the core produced them: the core is called and this
         # lock requested in one step (no await between), and asyncio.Lock wakes waiters in order.
@@ -138,9 +143,7 @@ class Supervisor:
         agent = config.agents.get(agent_name)
         if agent is None:
             raise UnknownAgent(agent_name)
-        available, reason = await asyncio.to_thread(agent.availability)
-        if not available:
-            raise InvalidLaunch(f"agent {agent_name!r} is not available: {reason}")
+        await self._check_available(agent)
         if agent.takes_prompt and not prompt.strip():
             raise InvalidLaunch(f"agent {agent_name!r} needs a prompt")
         directory = resolve_cwd(cwd or agent.cwd)
@@ -153,6 +156,17 @@ class Supervisor:
         first = effects[0]
         assert isinstance(first, Changed)
         return first.run  # as created: the live record moves on as soon as it is admitted
+
+    async def _check_available(self, agent: AgentDef) -> None:
+        now = self.core.clock.monotonic()
+        known, until = self._available.get(agent.name, (None, 0.0))
+        if known is agent and now < until:  # the same definition (config.toml not changed)
+            return
+        available, reason = await asyncio.to_thread(agent.availability)
+        if not available:
+            self._available.pop(agent.name, None)
+            raise InvalidLaunch(f"agent {agent.name!r} is not available: {reason}")
+        self._available[agent.name] = (agent, now + AVAILABLE_FOR)
 
     async def stop(self, run_id: str) -> Run:
         if run_id not in self.core:
