@@ -28,6 +28,7 @@ import asyncio
 import builtins
 import re
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,6 +42,8 @@ from aios.runs import FINAL_STATES, Run, RunState
 T = TypeVar("T")
 
 MiB = 1024 * 1024
+# Log writes of one run that may be queued behind the one being done (see append_log).
+WRITES_AHEAD = 2
 
 # Each migration is a list of statements, run in one transaction together with the
 # user_version bump; append new ones, never edit old ones (databases in the wild ran them).
@@ -130,6 +133,7 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-store")
         self._db: sqlite3.Connection | None = None  # created, used and closed on the worker
         self._logs: dict[str, _Log] = {}  # touched only on the worker
+        self._writes: dict[str, deque[asyncio.Future[None]]] = {}  # log writes not yet awaited
         self._counts: dict[str, int] = {}  # runs per state; touched only on the worker
         # A copy of _counts, replaced (never changed) by the worker after each write: readers on
         # any thread take the reference, which is atomic.
@@ -198,7 +202,20 @@ class Store:
     # -- logs -------------------------------------------------------------------------------
 
     async def append_log(self, run_id: str, data: bytes) -> None:
-        await self._call(partial(self._append_log, run_id, data))
+        """Append to the run's log. Returns once the write is queued, unless ``WRITES_AHEAD``
+        writes of this run are still waiting, then once the oldest is done: reading the next
+        chunk overlaps writing this one, while a flooding agent still waits on its pipe (it
+        is not read) rather than our memory growing. A write that failed is raised by the
+        next ``append_log`` or ``close_log`` of the run."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        if not _SAFE_ID.fullmatch(run_id):
+            raise UnknownRun(run_id)  # here, not later: a path must never be queued
+        writes = self._writes.setdefault(run_id, deque())
+        loop = asyncio.get_running_loop()
+        writes.append(loop.run_in_executor(self._executor, self._append_log, run_id, data))
+        while len(writes) > WRITES_AHEAD or (writes and writes[0].done()):
+            await self._settle(writes.popleft())
 
     async def read_log(self, run_id: str, offset: int = 0, limit: int | None = None) -> bytes:
         if offset < 0:
@@ -209,7 +226,18 @@ class Store:
         return await self._call(partial(self._log_size, run_id))
 
     async def close_log(self, run_id: str) -> None:
-        await self._call(partial(self._close_log, run_id))
+        writes = self._writes.pop(run_id, deque())
+        try:
+            while writes:
+                await self._settle(writes.popleft())
+        finally:
+            await self._call(partial(self._close_log, run_id))
+
+    async def _settle(self, write: asyncio.Future[None]) -> None:
+        try:
+            await write
+        except OSError as exc:
+            raise StoreError(str(exc)) from exc
 
     # -- the worker side: everything below runs on the store thread ------------------------
 
@@ -349,7 +377,8 @@ class Store:
         # Past the cap means the marker is already there (this run or an earlier daemon wrote it).
         if log.size > self.log_cap_bytes or not data:
             return
-        kept = data[: self.log_cap_bytes - log.size]
+        room = self.log_cap_bytes - log.size
+        kept = data if len(data) <= room else data[:room]  # no copy of a chunk that fits
         log.file.write(kept)
         log.size += len(kept)
         if len(kept) < len(data):

@@ -161,6 +161,7 @@ def test_delete_removes_row_and_log(tmp_path: Path) -> None:
             await store.save(run)
             await store.append_log(run.id, b"output\n")
             log_file = store.logs_dir / f"{run.id}.log"
+            assert await store.log_size(run.id) == 7  # the write is done by any later call
             assert log_file.exists()
 
             await store.delete(run.id)
@@ -250,6 +251,27 @@ def test_commits_are_durable_across_a_crash_not_synced_each_time(tmp_path: Path)
                 lambda: db.execute("PRAGMA synchronous").fetchone()[0],
             )
             assert level == 1  # NORMAL
+
+    run_async(test)
+
+
+def test_log_writes_overlap_but_stay_in_order_and_report_failures(tmp_path: Path) -> None:
+    """append_log returns before its write is done (up to a few writes ahead): reads, sizes and
+    close_log still see every byte in order, and a write that failed is raised later."""
+
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            chunks = [bytes([65 + n % 26]) * 100_000 for n in range(20)]
+            for chunk in chunks:
+                await store.append_log("run1", chunk)
+            assert await store.log_size("run1") == 2_000_000
+            assert await store.read_log("run1") == b"".join(chunks)
+            await store.close_log("run1")
+
+            (store.logs_dir / "run2.log").mkdir()  # a log that cannot be opened for writing
+            with pytest.raises(StoreError):
+                await store.append_log("run2", b"x")
+                await store.close_log("run2")
 
     run_async(test)
 
