@@ -67,6 +67,7 @@ class Subscription:
         self.queued_bytes = 0
         self.dropped = False
         self.closed = False
+        self._ended = False  # the end-of-stream marker was taken by ready()
 
     def offer(self, event: Event) -> None:
         if self.closed:
@@ -98,10 +99,25 @@ class Subscription:
 
     async def get(self) -> Event | None:
         """The next event; None at the end of the stream."""
+        if self._ended:
+            return None
         event = await self._queue.get()
         if event is not None:
             self.queued_bytes -= event.size
         return event
+
+    def ready(self, limit: int) -> list[Event]:
+        """Up to ``limit`` more events that are already queued, without waiting: a stream sends
+        what arrived together (a run's change and the summary after it) in one write."""
+        events: list[Event] = []
+        while len(events) < limit and not self._ended and not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                self._ended = True  # get() reports the end next
+                break
+            self.queued_bytes -= event.size
+            events.append(event)
+        return events
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         while (event := await self.get()) is not None:

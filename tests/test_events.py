@@ -264,6 +264,21 @@ async def test_the_replay_buffer_is_bounded_in_bytes_and_older_ids_get_reset() -
     assert reset is not None and reset.kind == "reset"
 
 
+async def test_ready_takes_what_is_queued_without_waiting_and_keeps_the_end() -> None:
+    bus = EventBus()
+    subscription = bus.subscribe()
+    published = publish_many(bus, 4)
+    assert await next_event(subscription) == published[0]
+    assert subscription.ready(2) == published[1:3]
+    assert subscription.ready(10) == published[3:]
+    assert subscription.ready(10) == [] and subscription.queued_bytes == 0
+    last = bus.publish("log", {})
+    bus.close()
+    assert subscription.ready(10) == [last]  # the end of the stream is not an event...
+    assert await next_event(subscription) is None  # ...get() still reports it
+    assert subscription.ready(10) == []
+
+
 def test_an_event_is_encoded_once_whatever_the_number_of_streams() -> None:
     event = EventBus().publish("run", {"id": "abc"})
     assert event.sse() is event.sse()

@@ -214,14 +214,18 @@ async def events() -> Response:
     @stream_with_context
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 1000\n\n"
-        async for event in events_or_heartbeats(subscription):
-            if event is None:
+        async for batch in events_or_heartbeats(subscription):
+            if batch is None:
                 yield KEEP_ALIVE
-            elif event.kind == "reset":
-                yield f"id: {event.id}\nevent: reset\ndata: {{}}\n\n".encode()
-            else:
+                continue
+            out = []
+            for event in batch:
+                if event.kind == "reset":
+                    out.append(f"id: {event.id}\nevent: reset\ndata: {{}}\n\n".encode())
+                    continue
                 html = await view.render(event)
                 # Every event moves the page's Last-Event-ID, even one that changes nothing here.
-                yield message(event.id, html) if html else f"id: {event.id}\n\n".encode()
+                out.append(message(event.id, html) if html else f"id: {event.id}\n\n".encode())
+            yield b"".join(out)
 
     return event_stream(stream())

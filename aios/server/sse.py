@@ -11,10 +11,13 @@ from aios.events import Event, Subscription
 
 HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle stream
 KEEP_ALIVE = b": keep-alive\n\n"
+BATCH = 64  # events at most in one write to a stream
 
 
-async def events_or_heartbeats(subscription: Subscription) -> AsyncIterator[Event | None]:
-    """The subscription's events, with None after every idle ``HEARTBEAT``; ends with the bus.
+async def events_or_heartbeats(subscription: Subscription) -> AsyncIterator[list[Event] | None]:
+    """The subscription's events, in batches of those that arrived together (one write each:
+    with a hundred streams open, every write saved is a hundred), with None after every idle
+    ``HEARTBEAT``; ends with the bus.
 
     The subscription is closed however the stream ends (the client went away, or shutdown).
     """
@@ -28,7 +31,7 @@ async def events_or_heartbeats(subscription: Subscription) -> AsyncIterator[Even
                 continue
             if event is None:
                 return
-            yield event
+            yield [event, *subscription.ready(BATCH - 1)]
     finally:
         subscription.close()
 
