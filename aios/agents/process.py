@@ -103,6 +103,10 @@ async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> Ag
         pipe, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(output, loop=loop), popen.stdout
         )
+        if hasattr(pipe, "max_size"):
+            # asyncio's pipe transport reads 256 KiB per wake-up (its class's max_size); one
+            # read per pipeful, 1 MiB, is a quarter of the wake-ups for a flooding agent.
+            pipe.max_size = READ_LIMIT
         exited = _watch_exit(popen, loop)
     except BaseException:
         _kill_and_reap(popen)

@@ -309,11 +309,15 @@ class Supervisor:
         flusher = self._tasks.spawn(self._flush_periodically(live), f"flush {live.run.id}")
         try:
             while chunk := await process.read():
-                # Awaiting the writer thread is the backpressure: a flooding agent blocks on its
-                # pipe instead of our memory growing.
+                # The backpressure: append_log waits once two writes are queued, so a flooding
+                # agent blocks on its pipe instead of our memory growing.
                 await self.store.append_log(live.run.id, chunk)
                 live.offset += len(chunk)
-                live.pending += chunk
+                if len(chunk) >= LOG_EVENT_MAX:  # only its tail can be in the next event
+                    live.skipped += len(live.pending) + len(chunk) - LOG_EVENT_MAX
+                    live.pending[:] = memoryview(chunk)[-LOG_EVENT_MAX:]
+                else:
+                    live.pending += chunk
                 if len(live.pending) > LOG_EVENT_MAX:
                     cut = len(live.pending) - LOG_EVENT_MAX
                     del live.pending[:cut]
