@@ -5,9 +5,10 @@ arguments and returning an exit code. Errors become one line on stderr and an ex
 never a traceback: 0 ok, 1 failure, 2 usage error, 3 not running.
 
 Commands that talk to a running daemon are clients: they import the standard library and
-``aios.client`` only. The service (Quart, Hypercorn), the tray (pystray, Pillow), the browser
-and autostart modules are imported inside the commands that use them, so ``aios status`` starts
-about as fast as any Python client can (``make bench`` measures it).
+``aios.client`` only. The client, the service (Quart, Hypercorn), the tray (pystray, Pillow),
+the browser and autostart modules are imported inside the commands that use them, so
+``aios status`` starts about as fast as any Python client can, and ``aios serve`` carries no
+client code (``make bench`` measures both).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aios import __version__
-from aios.client import ClientError, DaemonClient, discover, discover_status, wait_for_exit
 from aios.formatting import duration
 from aios.paths import Paths
 
 if TYPE_CHECKING:
+    from aios.client import DaemonClient
     from aios.runtime import RuntimeInfo
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
@@ -236,6 +237,8 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
 
 
 def running(paths: Paths) -> RuntimeInfo:
+    from aios.client import discover  # noqa: PLC0415 - client commands only
+
     info = discover(paths)
     if info is None:
         raise NotRunning
@@ -243,6 +246,8 @@ def running(paths: Paths) -> RuntimeInfo:
 
 
 def call(info: RuntimeInfo, method: str, path: str, body: object = None) -> object:
+    from aios.client import ClientError, DaemonClient  # noqa: PLC0415
+
     try:
         return DaemonClient(info).request(method, path, body)
     except ClientError as exc:
@@ -250,6 +255,8 @@ def call(info: RuntimeInfo, method: str, path: str, body: object = None) -> obje
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from aios.client import discover_status  # noqa: PLC0415
+
     found = discover_status(Paths.from_env())  # the status that confirms it is all we print
     if found is None:
         raise NotRunning
@@ -275,6 +282,8 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from aios.client import wait_for_exit  # noqa: PLC0415
+
     info = running(Paths.from_env())
     answer = call(info, "POST", "/api/shutdown")
     # The daemon says how long its shutdown may take (its runs' stop_timeout decides).
@@ -313,6 +322,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from aios.client import ClientError, DaemonClient  # noqa: PLC0415
+
     info = running(Paths.from_env())
     client = DaemonClient(info)
     cwd = args.cwd
@@ -336,6 +347,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def agent_has_cwd(client: DaemonClient, name: str) -> bool:
+    from aios.client import ClientError  # noqa: PLC0415
+
     try:
         body = client.request("GET", "/api/agents")
     except ClientError as exc:
@@ -415,6 +428,7 @@ def print_json_list(items: Iterable[object]) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from aios.client import ClientError, DaemonClient  # noqa: PLC0415
     from aios.follow import LogReader, follow  # noqa: PLC0415
 
     client = DaemonClient(running(Paths.from_env()))

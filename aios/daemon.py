@@ -5,7 +5,8 @@ facade: its methods are the whole of what they may ask, so the supervisor and th
 inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
 ``aios.service`` owns those, and the tray calls these coroutines through ``Service.submit``.
 
-Start order: config → store → watchdog → supervisor (which marks leftovers interrupted).
+Start order: config → store and watchdog side by side (the first spawn waits for the watchdog)
+→ supervisor (which marks leftovers interrupted).
 Stop order: runs stopped (events still flow) → streams ended → watchdog → store.
 """
 
@@ -102,14 +103,10 @@ class Daemon:
         return time.monotonic() - self._started_mono
 
     async def start(self) -> None:
-        """Start the watchdog and the supervisor, side by side. Their slow parts are handed to
-        threads (and the watchdog is another interpreter, starting on another core) by the time
-        the first ``await`` here returns control: the service builds the app meanwhile."""
-        watchdog = asyncio.get_running_loop().run_in_executor(None, self.watchdog.start)
-        try:
-            await self._supervisor.start()
-        finally:
-            await watchdog
+        """Start the supervisor (which starts the watchdog). Its slow parts are on threads by
+        the time the first ``await`` here returns control: the service builds the app
+        meanwhile."""
+        await self._supervisor.start()
 
     def stop_bound(self) -> float:
         """Seconds ``stop`` may take: stopping the runs, then the watchdog and the store."""

@@ -32,7 +32,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.logging import Logger
 
-from aios import __version__, client, logs, runtime
+from aios import __version__, logs, runtime
 from aios.credentials import Secrets
 from aios.daemon import Daemon
 from aios.paths import Paths
@@ -171,7 +171,9 @@ class Service:
     def _prepare(self) -> None:
         self.paths.ensure()
         if not self._lock.try_acquire():
-            info = client.discover(self.paths, wait=DISCOVERY_WAIT)
+            from aios.client import discover  # noqa: PLC0415 - only when another holds the lock
+
+            info = discover(self.paths, wait=DISCOVERY_WAIT)
             if info is not None:
                 raise AlreadyRunning(info)
             raise ServiceError(

@@ -100,6 +100,7 @@ class Supervisor:
         self._spawn = spawner
         self._live: dict[str, Live] = {}
         self._attempts: dict[str, asyncio.Task[None]] = {}
+        self._watchdog_ready: asyncio.Future[None] | None = None  # set by start()
         self._available: dict[str, tuple[AgentDef, float]] = {}  # name → (agent, until)
         self._tasks = TaskSet(log)
         # Effects are applied in the order the core produced them: the core is called and this
@@ -109,7 +110,15 @@ class Supervisor:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Mark runs a previous daemon left live as interrupted, killing what is left of them."""
+        """Start the watchdog; mark runs a previous daemon left live as interrupted, killing
+        what is left of them.
+
+        The watchdog (another interpreter) starts on a thread, and nothing waits for it but the
+        first spawn: serving does not (start-up is measured beside a bare Quart app). No agent
+        is ever started before it is ready; if it cannot start, no agent is.
+        """
+        self._watchdog_ready = asyncio.get_running_loop().run_in_executor(None, self.watchdog.start)
+        self._watchdog_ready.add_done_callback(_report_watchdog)
         for run in await self.store.open():
             if run.pid is not None:
                 killed = await asyncio.to_thread(kill_stale_group, run.pid, run.pid_started_at)
@@ -258,6 +267,8 @@ class Supervisor:
     async def _attempt(self, live: Live) -> None:
         run, agent = live.run, live.agent
         try:
+            if self._watchdog_ready is not None:
+                await asyncio.shield(self._watchdog_ready)  # raises if it could not start
             try:
                 process = await self._spawn(
                     agent.argv(run.prompt), cwd=Path(run.cwd), env=agent_environment(agent, run)
@@ -365,6 +376,11 @@ class Supervisor:
 
     def _publish_summary(self) -> None:
         self.bus.publish("summary", self.store.summary())
+
+
+def _report_watchdog(started: asyncio.Future[None]) -> None:
+    if not started.cancelled() and (exc := started.exception()) is not None:
+        log.error("the watchdog could not start, so no agent will be: %s", exc)
 
 
 def policy(agent: AgentDef) -> Policy:
