@@ -72,8 +72,9 @@ def measure(daemon: DaemonProcess) -> list[Figure]:
         ratio_max(1.0, Unit.SECONDS),
         "supervisord",
         why=[
-            f"median of {ROUNDS}; per run {median(aios) / COUNT * 1000:.1f} ms: an HTTP request, "
-            "a spawn, every state change persisted (SQLite, one transaction each) and published"
+            f"median of {ROUNDS}; per run {median(aios) / COUNT * 1000:.1f} ms, the client waiting "
+            "for each POST: an HTTP request (auth, JSON, a commit), a fork and exec on the "
+            "spawning thread, three commits and their events while the other runs go on"
         ],
     )
     if isinstance(found, str):
