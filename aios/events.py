@@ -57,6 +57,10 @@ class Event:
         return len(self.encoded)
 
 
+# Put in an idle subscription's queue by nudge(): it wakes the stream to send a keep-alive.
+KEEPALIVE = Event(0, "keepalive", {})
+
+
 class Subscription:
     def __init__(self, bus: EventBus, size: int, max_bytes: int = QUEUE_BYTES) -> None:
         self._bus = bus
@@ -98,13 +102,18 @@ class Subscription:
         self._queue.put_nowait(None)
 
     async def get(self) -> Event | None:
-        """The next event; None at the end of the stream."""
+        """The next event (``KEEPALIVE`` after a ``nudge``); None at the end of the stream."""
         if self._ended:
             return None
         event = await self._queue.get()
-        if event is not None:
+        if event is not None and event is not KEEPALIVE:
             self.queued_bytes -= event.size
         return event
+
+    def nudge(self) -> None:
+        """Wake a consumer waiting on an empty queue with ``KEEPALIVE`` (for a heartbeat)."""
+        if not self.closed and self._queue.empty():
+            self._queue.put_nowait(KEEPALIVE)
 
     def ready(self, limit: int) -> list[Event]:
         """Up to ``limit`` more events that are already queued, without waiting: a stream sends
@@ -115,13 +124,16 @@ class Subscription:
             if event is None:
                 self._ended = True  # get() reports the end next
                 break
+            if event is KEEPALIVE:
+                continue  # the stream is sending anyway
             self.queued_bytes -= event.size
             events.append(event)
         return events
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         while (event := await self.get()) is not None:
-            yield event
+            if event is not KEEPALIVE:
+                yield event
 
 
 def _now_us() -> int:

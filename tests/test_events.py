@@ -388,3 +388,20 @@ async def test_a_dropped_subscriber_reconnects_with_a_reset_and_nothing_leaks() 
     assert first is not None and first.kind == "reset"
     again.close()
     assert bus.subscriber_count == 0
+
+
+async def test_an_idle_stream_gets_heartbeats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aios.server import sse
+
+    monkeypatch.setattr(sse, "HEARTBEAT", 0.05)
+    bus = EventBus()
+    stream = sse.events_or_heartbeats(bus.subscribe())
+    assert await asyncio.wait_for(anext(stream), WAIT) is None  # idle: a keep-alive
+    published = bus.publish("log", {"n": 1})
+    assert await asyncio.wait_for(anext(stream), WAIT) == [published]
+    bus.close()
+    with pytest.raises(StopAsyncIteration):
+        while True:  # at most one more keep-alive before the end
+            await asyncio.wait_for(anext(stream), WAIT)
