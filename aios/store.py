@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 import re
 import sqlite3
 from collections import deque
@@ -40,6 +41,7 @@ from typing import Any, BinaryIO, TypeVar
 from aios.runs import FINAL_STATES, Run, RunState
 
 T = TypeVar("T")
+logger = logging.getLogger("aios.store")
 
 MiB = 1024 * 1024
 # Log writes of one run that may be queued behind the one being done (see append_log).
@@ -161,10 +163,22 @@ class Store:
     async def save(self, run: Run) -> None:
         await self._call(partial(self._save, [run]))
 
-    async def save_many(self, runs: Sequence[Run]) -> None:
-        """Save several runs in one transaction (one commit for a batch of state changes)."""
-        if runs:
-            await self._call(partial(self._save, list(runs)))
+    async def save_many(self, runs: Sequence[Run], *, close_logs: Sequence[str] = ()) -> None:
+        """Save several runs in one transaction (one commit for a batch of state changes), and
+        close the logs of ``close_logs`` (runs that ended) in the same trip to the worker.
+
+        A write to one of those logs that had failed is logged, not raised: the state change
+        is what the caller is about, and it was saved.
+        """
+        writes = [(run_id, self._writes.pop(run_id, deque())) for run_id in close_logs]
+        if runs or close_logs:
+            await self._call(partial(self._save_and_close, list(runs), list(close_logs)))
+        for run_id, pending in writes:
+            for write in pending:  # done: they were queued before the close
+                try:
+                    await self._settle(write)
+                except StoreError as exc:
+                    logger.error("writing the output of run %s failed: %s", run_id, exc)
 
     async def get(self, run_id: str) -> Run | None:
         runs = await self._call(partial(self._select, "WHERE id = ?", (run_id,)))
@@ -279,6 +293,14 @@ class Store:
     def _select(self, where: str, params: Sequence[object]) -> builtins.list[Run]:
         rows = self._conn.execute(f"{_SELECT} {where}", params).fetchall()
         return [_to_run(row) for row in rows]
+
+    def _save_and_close(self, runs: builtins.list[Run], close: builtins.list[str]) -> None:
+        try:
+            if runs:
+                self._save(runs)
+        finally:
+            for run_id in close:
+                self._close_log(run_id)
 
     def _save(self, runs: Iterable[Run]) -> None:
         counts = dict(self._counts)  # applied only once the transaction has committed

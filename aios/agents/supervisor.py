@@ -214,8 +214,12 @@ class Supervisor:
     async def _apply(self, effects: Sequence[Effect]) -> None:
         async with self._commit:
             # Every run this step changed, in one transaction (one commit, not one per change),
-            # before any of them is published.
-            await self.store.save_many([e.run for e in effects if isinstance(e, Changed)])
+            # before any of them is published; the logs of the runs that ended are closed in
+            # the same trip to the store's thread.
+            await self.store.save_many(
+                [e.run for e in effects if isinstance(e, Changed)],
+                close_logs=[e.run_id for e in effects if isinstance(e, Released)],
+            )
             moved = False
             for effect in effects:
                 if isinstance(effect, Changed):
@@ -283,9 +287,7 @@ class Supervisor:
         except Exception as exc:
             log.exception("supervising run %s failed", run.id)
             await self._apply(self.core.crashed(run.id, f"internal error: {exc}"))
-        finally:
-            if run.id not in self.core:
-                await self.store.close_log(run.id)
+        # The log is closed when the run ends (``Released``, in ``_apply``).
 
     async def _watch(self, live: Live, process: AgentProcess) -> int:
         """Follow the process until its leader exits and what it left is gone; its exit code."""
