@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,10 +88,13 @@ async def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> Ag
         raise SpawnError("", "empty command")
     program = argv[0]
     loop = asyncio.get_running_loop()
+    spawning = _spawner().submit(_popen, list(argv), cwd, dict(env))
     try:
-        popen, create_time = await loop.run_in_executor(
-            _spawner(), _popen, list(argv), cwd, dict(env)
-        )
+        popen, create_time = await asyncio.wrap_future(spawning, loop=loop)
+    except asyncio.CancelledError:
+        # Cancelled while the thread forks: whatever it starts must not run unsupervised.
+        spawning.add_done_callback(_kill_if_started)
+        raise
     except OSError as exc:
         raise SpawnError(program, _spawn_failure(program, cwd, exc)) from exc
     except ValueError as exc:  # an embedded NUL byte
@@ -183,6 +186,11 @@ def _watch_exit(
 
     loop.add_reader(pidfd, readable)
     return exited
+
+
+def _kill_if_started(spawning: Future[tuple[subprocess.Popen[bytes], float]]) -> None:
+    if not spawning.cancelled() and spawning.exception() is None:
+        _kill_and_reap(spawning.result()[0])
 
 
 def _kill_and_reap(popen: subprocess.Popen[bytes]) -> None:
