@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -162,24 +163,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- commands ----------------------------------------------------------------------------------
 
 
-def starting_daemon() -> None:
-    """No cyclic garbage collection while the daemon imports and starts: the collector would
-    walk every object the imports make, again and again (some 50 ms of a start that otherwise
-    takes as long as a bare Quart app's; ``make bench``), to find a few hundred objects of
-    garbage. The service turns it back on once ready, with what start-up made frozen out of its
-    sight (``aios.service``); ``serve`` and ``cmd_default`` turn it on again if they return."""
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the daemon's modules are imported: the collector
+    would walk every object the imports make, again and again, to find a few hundred of garbage
+    (some 50 ms of a start that is measured beside a bare Quart app's; ``make bench``). It runs
+    again once they are imported; kept off until the daemon is ready, it raised the idle RSS."""
     gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def cmd_default(args: argparse.Namespace) -> int:
     """The tray icon owning the daemon; headless (with one line saying why) where none can show."""
-    starting_daemon()
-    import signal  # noqa: PLC0415 - the imports of the tray and the service: see the docstring
-    import threading  # noqa: PLC0415
+    with collector_paused():
+        import signal  # noqa: PLC0415 - the tray's and the service's imports: see the docstring
+        import threading  # noqa: PLC0415
 
-    from aios import browser, logs  # noqa: PLC0415
-    from aios.service import AlreadyRunning, ServiceError  # noqa: PLC0415
-    from aios.tray import NoTray, Tray, load_pystray  # noqa: PLC0415
+        from aios import browser, logs  # noqa: PLC0415
+        from aios.service import AlreadyRunning, ServiceError  # noqa: PLC0415
+        from aios.tray import NoTray, Tray, load_pystray  # noqa: PLC0415
 
     paths = Paths.from_env()
     open_browser = not args.no_browser
@@ -210,17 +215,16 @@ def cmd_default(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         logs.teardown(handlers)
-        gc.enable()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    starting_daemon()
     return serve(Paths.from_env(), port=args.port, open_browser=not args.no_browser)
 
 
 def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = False) -> int:
-    from aios import logs  # noqa: PLC0415 - the service's imports: see the docstring
-    from aios.service import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
+    with collector_paused():
+        from aios import logs  # noqa: PLC0415 - the service's imports: see the docstring
+        from aios.service import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
 
     handlers = logs.setup(paths.log_file)
     try:
@@ -247,7 +251,6 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
         return EXIT_OK
     finally:
         logs.teardown(handlers)
-        gc.enable()
 
 
 def running(paths: Paths) -> RuntimeInfo:

@@ -247,10 +247,8 @@ class Service:
     def _on_ready(self, daemon: Daemon) -> None:
         # What start-up made (modules, the app, its routes and templates) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it all (some
-        # 15 ms here), a pause every event stream would wait for. The collector may have been
-        # off while starting (aios.cli.starting_daemon): it runs from here on.
+        # 15 ms here), a pause every event stream would wait for.
         gc.freeze()
-        gc.enable()
         info = RuntimeInfo(
             pid=daemon.pid,
             port=daemon.port,
