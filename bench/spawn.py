@@ -21,7 +21,7 @@ from bench.harness import DaemonProcess
 from bench.table import Figure, Unit, median, ratio_max
 
 COUNT = 100
-ROUNDS = 3
+ROUNDS = 5
 
 
 def aios_runs(daemon: DaemonProcess) -> float:

@@ -28,7 +28,7 @@ import psutil
 from bench.harness import aios_env, readline
 from bench.table import Figure, MiB, Unit, delta_max, median, ratio_max, unmeasured
 
-RUNS = 7
+RUNS = 9
 SETTLE = 2.0
 
 
