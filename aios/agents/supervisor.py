@@ -20,6 +20,7 @@ import asyncio
 import codecs
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,9 +104,10 @@ class Supervisor:
         self._watchdog_ready: asyncio.Future[None] | None = None  # set by start()
         self._available: dict[str, tuple[AgentDef, float]] = {}  # name → (agent, until)
         self._tasks = TaskSet(log)
-        # Effects are applied in the order the core produced them: the core is called and this
-        # lock requested in one step (no await between), and asyncio.Lock wakes waiters in order.
-        self._commit = asyncio.Lock()
+        # Effects are applied in the order the core produced them: the core is called and its
+        # effects queued here in one step (no await between); see _apply.
+        self._pending: deque[tuple[Sequence[Effect], asyncio.Future[None]]] = deque()
+        self._committer: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -212,29 +214,68 @@ class Supervisor:
     # -- carrying out what the core decided ------------------------------------------------------
 
     async def _apply(self, effects: Sequence[Effect]) -> None:
-        async with self._commit:
-            # Every run this step changed, in one transaction (one commit, not one per change),
-            # before any of them is published; the logs of the runs that ended are closed in
-            # the same trip to the store's thread.
-            await self.store.save_many(
-                [e.run for e in effects if isinstance(e, Changed)],
-                close_logs=[e.run_id for e in effects if isinstance(e, Released)],
-            )
-            moved = False
-            for effect in effects:
-                if isinstance(effect, Changed):
-                    self.bus.publish("run", effect.run.to_json())
-                    moved = moved or effect.source is not effect.run.state
-                elif isinstance(effect, Spawn):
-                    self._start_attempt(self._live[effect.run_id])
-                elif isinstance(effect, Terminate):
-                    self._terminate(self._live[effect.run_id])
-                elif isinstance(effect, Schedule):
-                    self._schedule(self._live[effect.run_id], effect)
-                elif isinstance(effect, Released):
-                    self._cancel_timer(self._live.pop(effect.run_id))
-            if moved:
-                self._publish_summary()
+        """Carry out a step of the core: persist the runs it changed, then publish them and do
+        the rest, in the order the core made them. Returns once done; raises what failed.
+
+        Steps are queued, in order, for one committer task. While it waits for a commit, the
+        steps that arrive meanwhile (other runs starting and ending) wait too, and then go to
+        the store's thread together, in one transaction: a group commit, one trip for many.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((effects, done))
+        if self._committer is None or self._committer.done():
+            self._committer = self._tasks.spawn(self._commit_pending(), "commit")
+        await done
+
+    async def _commit_pending(self) -> None:
+        steps: list[tuple[Sequence[Effect], asyncio.Future[None]]] = []
+        try:
+            while self._pending:
+                steps = list(self._pending)
+                self._pending.clear()
+                effects = [effect for step, _ in steps for effect in step]
+                try:
+                    # Every run these steps changed, in one transaction, before any of them is
+                    # published; the logs of the runs that ended are closed in the same trip.
+                    await self.store.save_many(
+                        [e.run for e in effects if isinstance(e, Changed)],
+                        close_logs=[e.run_id for e in effects if isinstance(e, Released)],
+                    )
+                except Exception as exc:
+                    for _, done in steps:
+                        _settle(done, exc)
+                    continue
+                moved = False
+                for step, done in steps:
+                    try:
+                        moved = self._carry_out(step) or moved
+                    except Exception as exc:
+                        _settle(done, exc)
+                    else:
+                        _settle(done, None)
+                if moved:
+                    self._publish_summary()
+        finally:
+            # Cancelled (shutdown) with steps not done: their callers must not wait for ever.
+            for _, done in [*steps, *self._pending]:
+                _settle(done, RuntimeError("the supervisor stopped"))
+
+    def _carry_out(self, effects: Sequence[Effect]) -> bool:
+        """Publish and do one step's effects (its runs are saved); whether a run changed state."""
+        moved = False
+        for effect in effects:
+            if isinstance(effect, Changed):
+                self.bus.publish("run", effect.run.to_json())
+                moved = moved or effect.source is not effect.run.state
+            elif isinstance(effect, Spawn):
+                self._start_attempt(self._live[effect.run_id])
+            elif isinstance(effect, Terminate):
+                self._terminate(self._live[effect.run_id])
+            elif isinstance(effect, Schedule):
+                self._schedule(self._live[effect.run_id], effect)
+            elif isinstance(effect, Released):
+                self._cancel_timer(self._live.pop(effect.run_id))
+        return moved
 
     def _start_attempt(self, live: Live) -> None:
         task = self._tasks.spawn(self._attempt(live), f"run {live.run.id}")
@@ -263,7 +304,7 @@ class Supervisor:
 
     async def _timer(self, run_id: str, token: int, delay: float) -> None:
         await asyncio.sleep(delay)
-        # The core is asked and the commit lock requested in one step, like every other caller.
+        # The core is asked and its effects queued in one step, like every other caller.
         await self._apply(self.core.timer_fired(run_id, token))
 
     # -- one start of an agent -------------------------------------------------------------------
@@ -378,6 +419,17 @@ class Supervisor:
 
     def _publish_summary(self) -> None:
         self.bus.publish("summary", self.store.summary())
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    """Tell a step's caller how it went, unless the caller has gone (its future cancelled):
+    the step is carried out all the same."""
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def _report_watchdog(started: asyncio.Future[None]) -> None:
