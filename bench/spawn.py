@@ -74,9 +74,11 @@ def measure(daemon: DaemonProcess) -> list[Figure]:
         why=[
             f"median of {ROUNDS}; per run {median(aios) / COUNT * 1000:.1f} ms, the client waiting "
             "for each POST: an HTTP request (auth, JSON, a commit), a fork and exec on the "
-            "spawning thread, three commits and their events while the other runs go on.",
-            "What would reach it: fewer trips to the store's thread per run (its states "
-            "committed together), and run records turned into JSON without dataclasses.asdict.",
+            "spawning thread, its states committed (with other runs', a group commit) and "
+            "published while the other runs go on.",
+            "What would reach it: a launch that answers without waiting for its commit's "
+            "trip to another thread, and run records turned into JSON without "
+            "dataclasses.asdict.",
         ],
     )
     if isinstance(found, str):
