@@ -76,9 +76,9 @@ def measure(daemon: DaemonProcess) -> list[Figure]:
             "for each POST: an HTTP request (auth, JSON, a commit), a fork and exec on the "
             "spawning thread, its states committed (with other runs', a group commit) and "
             "published while the other runs go on.",
-            "What would reach it: a launch that answers without waiting for its commit's "
-            "trip to another thread, and run records turned into JSON without "
-            "dataclasses.asdict.",
+            "What would reach it: fewer hand-overs between threads per run (its spawn and "
+            "its commits each go to another thread and back), and run records turned into "
+            "JSON without dataclasses.asdict.",
         ],
     )
     if isinstance(found, str):
