@@ -3,30 +3,33 @@
 Parsing is declared once in ``build_parser``; each command is a function taking the parsed
 arguments and returning an exit code. Errors become one line on stderr and an exit code,
 never a traceback: 0 ok, 1 failure, 2 usage error, 3 not running.
+
+Commands that talk to a running daemon are clients: they import the standard library and
+``aios.client`` only. The service (Quart, Hypercorn), the tray (pystray, Pillow), the browser
+and autostart modules are imported inside the commands that use them, so ``aios status``
+starts about as fast as any Python client can, and ``aios serve`` carries no client code
+(``make bench`` measures both).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from aios import __version__, browser, logs, runtime
-from aios.autostart import AutostartError, for_platform
-from aios.client import ClientError, DaemonClient, discover
-from aios.follow import LogReader, follow
+from aios import __version__
 from aios.formatting import change_summary, duration, from_iso, timestamp, zone
 from aios.paths import Paths
-from aios.runtime import RuntimeInfo
-from aios.service import AlreadyRunning, Service, ServiceError, wait_for_exit
-from aios.tray import NoTray, Tray, check_display
+
+if TYPE_CHECKING:
+    from aios.client import DaemonClient
+    from aios.runtime import RuntimeInfo
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 # Whoever reads our output went away (`aios ps | head -1`): 128 + SIGPIPE, what a shell reports
@@ -34,6 +37,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 EXIT_PIPE_CLOSED = 141
 STOP_WAIT = 120.0  # when the daemon does not say how long its shutdown may take
 STOP_MARGIN = 5.0
+PS_PAGE = 500  # runs per request when `aios ps` pages through the history (the API's maximum)
+LIVE_STATES = ("queued", "starting", "running", "stopping", "backoff")
 
 
 class CliError(Exception):
@@ -47,7 +52,24 @@ class NotRunning(CliError):
         super().__init__("AIOS is not running (start it with `aios` or `aios serve`)", 3)
 
 
+class Formatter(argparse.HelpFormatter):
+    """argparse's, sized to the terminal without importing shutil (argparse's way, which costs
+    every command a few milliseconds: shutil imports the bz2 and lzma modules)."""
+
+    def __init__(self, prog: str, **options: Any) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+        except (ValueError, OSError):
+            columns = 80
+        options.setdefault("width", max(columns - 2, 40))
+        super().__init__(prog, **options)
+
+
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **options: Any) -> None:
+        options.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **options)
+
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage dump: the help is one flag away.
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -182,6 +204,8 @@ def output_closed() -> int:
 
 def internal_error(exc: Exception) -> int:
     """One line on stderr; the traceback in the log file that line names."""
+    from aios import logs  # noqa: PLC0415 - only on this path
+
     summary = " ".join(str(exc).split()) or type(exc).__name__
     try:
         log_file = Paths.from_env().log_file
@@ -213,8 +237,28 @@ def parse(argv: list[str]) -> argparse.Namespace:
 # -- commands ----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the daemon's modules are imported: the collector
+    would walk every object the imports make, again and again, to find a few hundred of garbage
+    (some 50 ms of a start that is measured beside a bare Quart app's; ``make bench``). It runs
+    again once they are imported; kept off until the daemon is ready, it raised the idle RSS."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def cmd_default(args: argparse.Namespace) -> int:
     """The tray icon owning the daemon; headless (with one line saying why) where none can show."""
+    import signal  # noqa: PLC0415 - the daemon's imports: see the module docstring
+    import threading  # noqa: PLC0415
+
+    with collector_paused():
+        from aios import browser, logs  # noqa: PLC0415
+        from aios.service import AlreadyRunning, ServiceError  # noqa: PLC0415
+        from aios.tray import NoTray, Tray, check_display  # noqa: PLC0415
     paths = Paths.from_env()
     open_browser = not args.no_browser
     try:
@@ -251,6 +295,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = False) -> int:
+    with collector_paused():
+        from aios import browser, logs  # noqa: PLC0415 - the service's imports
+        from aios.service import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
     handlers = logs.setup(paths.log_file)
     try:
 
@@ -275,6 +322,9 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
 
 
 def running(paths: Paths) -> RuntimeInfo:
+    from aios import runtime  # noqa: PLC0415 - client commands only
+    from aios.client import discover  # noqa: PLC0415
+
     info = discover(paths)
     if info is None:
         if runtime.lock_held(paths.lock_file):
@@ -287,6 +337,8 @@ def running(paths: Paths) -> RuntimeInfo:
 
 
 def call(info: RuntimeInfo, method: str, path: str, body: object = None) -> object:
+    from aios.client import ClientError, DaemonClient  # noqa: PLC0415
+
     try:
         return DaemonClient(info).request(method, path, body)
     except ClientError as exc:
@@ -294,13 +346,18 @@ def call(info: RuntimeInfo, method: str, path: str, body: object = None) -> obje
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    info = running(Paths.from_env())
-    status = call(info, "GET", "/api/status")
-    assert isinstance(status, dict)
+    from aios.client import discover_status  # noqa: PLC0415
+
+    paths = Paths.from_env()
+    found = discover_status(paths)  # the status that confirms it is all we print
+    if found is None:
+        running(paths)  # says why: not running, or a holder of the lock that does not answer
+        raise NotRunning
+    _, status = found
     print(f"AIOS {status['version']} running at {status['url']}")
     print(f"pid {status['pid']}, up {duration(float(status['uptime']))}")
     counts = status.get("runs", {})
-    live = sum(counts.get(s, 0) for s in ("queued", "starting", "running", "stopping", "backoff"))
+    live = sum(counts.get(s, 0) for s in LIVE_STATES)
     print(
         f"runs: {live} live, {counts.get('failed', 0)} failed, {counts.get('total', 0)} in history"
     )
@@ -308,6 +365,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
+    from aios import browser  # noqa: PLC0415
+
     paths = Paths.from_env()
     page = browser.write_redirect_file(paths, running(paths))
     problem = browser.try_open(page)
@@ -317,6 +376,8 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from aios.client import wait_for_exit  # noqa: PLC0415
+
     info = running(Paths.from_env())
     answer = call(info, "POST", "/api/shutdown")
     # The daemon says how long its shutdown may take (its runs' stop_timeout decides).
@@ -357,6 +418,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from aios.client import DaemonClient  # noqa: PLC0415
+
     info = running(Paths.from_env())
     client = DaemonClient(info)
     cwd = args.cwd
@@ -373,6 +436,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
+    from aios.client import DaemonClient  # noqa: PLC0415
+
     client = DaemonClient(running(Paths.from_env()))
     body = {"prompt": " ".join(args.prompt)}
     return start(client, f"/api/runs/{args.run}/continue", body, wait=args.wait)
@@ -381,6 +446,9 @@ def cmd_continue(args: argparse.Namespace) -> int:
 def start(client: DaemonClient, path: str, body: dict[str, Any], *, wait: bool) -> int:
     """Start a run (POST ``body`` to ``path``), print its id, and with ``wait`` follow it to its
     end: the exit code is then the run's."""
+    from aios.client import ClientError  # noqa: PLC0415
+    from aios.follow import follow  # noqa: PLC0415
+
     try:
         run = client.request("POST", path, body)
         print(run["id"], flush=True)
@@ -412,6 +480,8 @@ def report_worktree(run: dict[str, Any]) -> None:
 
 
 def agent_has_cwd(client: DaemonClient, name: str) -> bool:
+    from aios.client import ClientError  # noqa: PLC0415
+
     try:
         body = client.request("GET", "/api/agents")
     except ClientError as exc:
@@ -434,35 +504,62 @@ def exit_code_of(run: dict[str, Any]) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    query = "/api/runs?limit=50"
-    if not args.all:
-        query += "".join(
-            f"&state={s}" for s in ("queued", "starting", "running", "stopping", "backoff")
-        )
-    runs = call(running(Paths.from_env()), "GET", query)
-    assert isinstance(runs, list)
+    """Every matching run, newest first, fetched and printed a page at a time: the memory used
+    stays that of one page however long the history (``make bench`` measures it)."""
+    states = "" if args.all else "".join(f"&state={s}" for s in LIVE_STATES)
+    pages = run_pages(running(Paths.from_env()), states)
     if args.json:
-        print(json.dumps(runs, indent=2))
+        print_json_list(run for page in pages for run in page)
         return EXIT_OK
-    if not runs:
-        print("no runs" if args.all else "no live runs (`aios ps --all` shows the history)")
-        return EXIT_OK
-    rows = [
-        (
-            r["id"],
-            r["agent"],
-            r["state"],
-            activity_text(r),
-            "" if r["exit_code"] is None else str(r["exit_code"]),
-            timestamp(from_iso(r["started_at"] or r["created_at"])),
-            one_line(r["prompt"], 40),
-        )
-        for r in runs
-    ]
     # Local time, like the dashboard; `--json` keeps the API's UTC.
     header = ("ID", "AGENT", "STATE", "ACTIVITY", "EXIT", f"STARTED ({zone()})", "PROMPT")
-    print_table(header, rows)
+    widths: list[int] | None = None
+    for page in pages:
+        rows = [
+            (
+                r["id"],
+                r["agent"],
+                r["state"],
+                activity_text(r),
+                "" if r["exit_code"] is None else str(r["exit_code"]),
+                timestamp(from_iso(r["started_at"] or r["created_at"])),
+                one_line(r["prompt"], 40),
+            )
+            for r in page
+        ]
+        if widths is None:  # the first page sets the columns; a longer cell later just sticks out
+            widths = column_widths(header, rows)
+            print_rows([header], widths)
+        print_rows(rows, widths)
+    if widths is None:
+        print("no runs" if args.all else "no live runs (`aios ps --all` shows the history)")
     return EXIT_OK
+
+
+def run_pages(info: RuntimeInfo, query: str) -> Iterator[list[dict[str, Any]]]:
+    """Pages of runs, newest first, each fetched when the previous one has been used."""
+    before = ""
+    while True:
+        page = call(info, "GET", f"/api/runs?limit={PS_PAGE}{query}{before}")
+        assert isinstance(page, list)
+        if page:
+            yield page
+        if len(page) < PS_PAGE:
+            return
+        before = f"&before={page[-1]['id']}"
+
+
+def print_json_list(items: Iterable[object]) -> None:
+    """What ``print(json.dumps(list(items), indent=2))`` prints, one item at a time."""
+    import textwrap  # noqa: PLC0415
+
+    out = sys.stdout
+    opened = False
+    for item in items:
+        out.write(",\n" if opened else "[\n")
+        out.write(textwrap.indent(json.dumps(item, indent=2), "  "))
+        opened = True
+    out.write("\n]\n" if opened else "[]\n")
 
 
 def activity_text(run: dict[str, Any]) -> str:
@@ -477,6 +574,9 @@ def activity_text(run: dict[str, Any]) -> str:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from aios.client import ClientError, DaemonClient  # noqa: PLC0415
+    from aios.follow import LogReader, follow  # noqa: PLC0415
+
     client = DaemonClient(running(Paths.from_env()))
     try:
         run = client.request("GET", f"/api/runs/{args.run}")
@@ -498,6 +598,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 def cmd_autostart(args: argparse.Namespace) -> int:
     """Works without a running daemon: it only reads and writes the login entry."""
+    from aios.autostart import AutostartError, for_platform  # noqa: PLC0415
+
     try:
         entry = for_platform()
         status = {"enable": entry.enable, "disable": entry.disable, "status": entry.status}[
@@ -512,13 +614,17 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(
-            "  ".join(
-                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )
+    print_rows([header, *rows], column_widths(header, rows))
+
+
+def column_widths(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    return [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+
+def print_rows(rows: Iterable[Sequence[str]], widths: Sequence[int]) -> None:
+    for row in rows:
+        cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 def one_line(text: str, width: int) -> str:

@@ -1,6 +1,7 @@
 """Talking to a running daemon over its HTTP API: what the CLI (and a second ``aios``) use.
 
-Standard library only (``http.client``): the CLI should start fast and needs nothing fancier.
+Standard library only (``http.client``), and little of it (no dataclasses): the CLI should start
+about as fast as any Python client can, and needs nothing fancier.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import http.client
 import json
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aios import runtime
 from aios.paths import Paths
@@ -34,8 +34,7 @@ class ApiCallError(ClientError):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class SseEvent:
+class SseEvent(NamedTuple):
     id: str | None
     event: str
     data: str
@@ -135,13 +134,19 @@ def _parse_sse(response: http.client.HTTPResponse) -> Iterator[SseEvent]:
 
 def confirm(info: RuntimeInfo, *, timeout: float = 2.0) -> bool:
     """Is the daemon named by ``info`` alive, and does it accept its token?"""
+    return confirmed_status(info, timeout=timeout) is not None
+
+
+def confirmed_status(info: RuntimeInfo, *, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The daemon's ``/api/status`` if it is alive, accepts its token and is the one named by
+    ``info``; else None."""
     if not info.process_alive():
-        return False
+        return None
     try:
         body = DaemonClient(info, timeout=timeout).request("GET", "/api/status")
     except ClientError:
-        return False
-    return isinstance(body, dict) and body.get("pid") == info.pid
+        return None
+    return body if isinstance(body, dict) and body.get("pid") == info.pid else None
 
 
 # How long the CLI waits for a daemon that holds the lock to (re)write its runtime file: it
@@ -165,12 +170,23 @@ def discover(paths: Paths, *, wait: float = 0.0) -> RuntimeInfo | None:
     the file is missing but a daemon holds the instance lock (someone deleted the file), wait up
     to ``RESTORE_WAIT`` for the daemon to write it again, instead of saying it is not running.
     """
+    found = discover_status(paths, wait=wait)
+    return found[0] if found is not None else None
+
+
+def discover_status(
+    paths: Paths, *, wait: float = 0.0
+) -> tuple[RuntimeInfo, dict[str, Any]] | None:
+    """Like ``discover``, with the status that confirmed it (``aios status`` needs no other)."""
     deadline = time.monotonic() + wait
     lock_checked = False
     while True:
-        info = find(paths)
-        if info is not None:
-            return info
+        try:
+            info = runtime.read(paths.runtime_file)
+        except runtime.RuntimeFileError:
+            info = None
+        if info is not None and (status := confirmed_status(info)) is not None:
+            return info, status
         if not lock_checked:
             lock_checked = True
             if runtime.lock_held(paths.lock_file):
@@ -178,3 +194,18 @@ def discover(paths: Paths, *, wait: float = 0.0) -> RuntimeInfo | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Poll until ``pid`` is gone (``aios stop``); True if it went."""
+    import psutil  # noqa: PLC0415 - only `aios stop` needs it
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False

@@ -8,7 +8,6 @@ its default or the agent is left out, so a typo costs one agent, not the whole s
 from __future__ import annotations
 
 import codecs
-import difflib
 import os
 import re
 import shutil
@@ -524,6 +523,8 @@ def _show(value: object) -> str:
 
 
 def _suggest(word: str, choices: list[str]) -> str:
+    import difflib  # noqa: PLC0415 - only for a config file with a typo in it
+
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

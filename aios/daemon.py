@@ -5,7 +5,8 @@ facade: its methods are the whole of what they may ask, so the supervisor and th
 inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
 ``aios.service`` owns those, and the tray calls these coroutines through ``Service.submit``.
 
-Start order: config → store → watchdog → supervisor (which marks leftovers interrupted).
+Start order: config → store and watchdog side by side (the first spawn waits for the watchdog)
+→ supervisor (which marks leftovers interrupted).
 Stop order: runs stopped (events still flow) → streams ended → watchdog → store.
 """
 
@@ -124,7 +125,9 @@ class Daemon:
         return time.monotonic() - self._started_mono
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.watchdog.start)
+        """Start the supervisor (which starts the watchdog). Its slow parts are on threads by
+        the time the first ``await`` here returns control: the service builds the app
+        meanwhile."""
         await self._supervisor.start()
 
     def stop_bound(self) -> float:

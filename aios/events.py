@@ -1,10 +1,13 @@
 """The event bus: every state change and output chunk, fanned out to SSE streams and the tray.
 
-Publishing never waits. Each subscriber has a bounded queue; one that falls behind is dropped
-(its stream ends, the client reconnects with ``Last-Event-ID``) rather than slowing the supervisor
-or anyone else. A replay buffer lets a reconnecting client catch up on what it missed; if what it
-missed is no longer buffered - or came from a previous daemon - it gets a ``reset`` event telling
-it to refetch instead.
+Publishing never waits. Each subscriber has a queue bounded in events and in bytes; one that
+falls behind is dropped (its stream ends, the client reconnects with ``Last-Event-ID``) rather
+than slowing the supervisor or anyone else, or holding more memory than ``QUEUE_BYTES`` for a
+client that stopped reading. A replay buffer (bounded the same way) lets a reconnecting client
+catch up on what it missed; if what it missed is no longer buffered - or came from a previous
+daemon - it gets a ``reset`` event telling it to refetch instead.
+
+An event is encoded once, when it is published, whatever the number of streams it goes to.
 
 Each id is the wall clock in microseconds (or one more than the previous id, if that is larger),
 so ids keep increasing across daemon restarts and an id from a previous daemon is not mistaken
@@ -21,12 +24,17 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 log = logging.getLogger("aios.events")
 
 REPLAY = 4096
 QUEUE_SIZE = 2048
+# Bytes of encoded events: a flood's `log` events carry up to 64 KiB of text each, so a count
+# alone would let a subscriber that stopped reading hold 2048 x 64 KiB.
+REPLAY_BYTES = 8 * 1024 * 1024
+QUEUE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,27 +43,48 @@ class Event:
     kind: str  # run | log | stats | summary | reset
     data: dict[str, Any]
 
-    def sse(self) -> bytes:
+    @cached_property
+    def encoded(self) -> bytes:
+        """The SSE message, made once (a frozen dataclass still has a __dict__ to cache in)."""
         payload = json.dumps(self.data, separators=(",", ":"))
         return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
 
+    def sse(self) -> bytes:
+        return self.encoded
+
+    @property
+    def size(self) -> int:
+        return len(self.encoded)
+
+
+# Put in an idle subscription's queue by nudge(): it wakes the stream to send a keep-alive.
+KEEPALIVE = Event(0, "keepalive", {})
+
 
 class Subscription:
-    def __init__(self, bus: EventBus, size: int) -> None:
+    def __init__(self, bus: EventBus, size: int, max_bytes: int = QUEUE_BYTES) -> None:
         self._bus = bus
         # One slot more than events may use: the end-of-stream marker always fits.
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(size + 1)
         self._size = size
+        self._max_bytes = max_bytes
+        self.queued_bytes = 0
         self.dropped = False
         self.closed = False
+        self._ended = False  # the end-of-stream marker was taken by ready()
 
     def offer(self, event: Event) -> None:
         if self.closed:
             return
-        if self._queue.qsize() < self._size:
+        if self._queue.qsize() < self._size and self.queued_bytes + event.size <= self._max_bytes:
             self._queue.put_nowait(event)
+            self.queued_bytes += event.size
         else:
-            log.warning("dropping a slow event subscriber (%d events behind)", self._queue.qsize())
+            log.warning(
+                "dropping a slow event subscriber (%d events, %d bytes behind)",
+                self._queue.qsize(),
+                self.queued_bytes,
+            )
             self.dropped = True
             self.close()
 
@@ -69,15 +98,42 @@ class Subscription:
             # A dropped subscriber must reconnect and replay: discard what it has not read.
             while not self._queue.empty():
                 self._queue.get_nowait()
+            self.queued_bytes = 0
         self._queue.put_nowait(None)
 
     async def get(self) -> Event | None:
-        """The next event; None at the end of the stream."""
-        return await self._queue.get()
+        """The next event (``KEEPALIVE`` after a ``nudge``); None at the end of the stream."""
+        if self._ended:
+            return None
+        event = await self._queue.get()
+        if event is not None and event is not KEEPALIVE:
+            self.queued_bytes -= event.size
+        return event
+
+    def nudge(self) -> None:
+        """Wake a consumer waiting on an empty queue with ``KEEPALIVE`` (for a heartbeat)."""
+        if not self.closed and self._queue.empty():
+            self._queue.put_nowait(KEEPALIVE)
+
+    def ready(self, limit: int) -> list[Event]:
+        """Up to ``limit`` more events that are already queued, without waiting: a stream sends
+        what arrived together (a run's change and the summary after it) in one write."""
+        events: list[Event] = []
+        while len(events) < limit and not self._ended and not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                self._ended = True  # get() reports the end next
+                break
+            if event is KEEPALIVE:
+                continue  # the stream is sending anyway
+            self.queued_bytes -= event.size
+            events.append(event)
+        return events
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         while (event := await self.get()) is not None:
-            yield event
+            if event is not KEEPALIVE:
+                yield event
 
 
 def _now_us() -> int:
@@ -85,14 +141,25 @@ def _now_us() -> int:
 
 
 class EventBus:
-    def __init__(self, *, replay: int = REPLAY, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        replay: int = REPLAY,
+        queue_size: int = QUEUE_SIZE,
+        replay_bytes: int = REPLAY_BYTES,
+        queue_bytes: int = QUEUE_BYTES,
+    ) -> None:
         self._next_id = _now_us()
         # The newest id no longer in the buffer: a client that saw it can be replayed exactly.
         self._horizon = self._next_id - 1
-        self._buffer: deque[Event] = deque(maxlen=replay)
+        self._buffer: deque[Event] = deque()
+        self._buffer_bytes = 0
+        self._replay = replay
+        self._replay_bytes = replay_bytes
         self._subscribers: set[Subscription] = set()
         self._listeners: list[Callable[[Event], None]] = []
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
         self.closed = False
 
     @property
@@ -103,9 +170,12 @@ class EventBus:
         """Call on the loop thread. Never blocks: slow subscribers are dropped instead."""
         event = Event(max(self._next_id, _now_us()), kind, data)
         self._next_id = event.id + 1
-        if len(self._buffer) == self._buffer.maxlen:
-            self._horizon = self._buffer[0].id
         self._buffer.append(event)
+        self._buffer_bytes += event.size
+        while len(self._buffer) > self._replay or self._buffer_bytes > self._replay_bytes:
+            oldest = self._buffer.popleft()
+            self._buffer_bytes -= oldest.size
+            self._horizon = oldest.id
         for subscriber in list(self._subscribers):
             subscriber.offer(event)
         for listener in list(self._listeners):
@@ -116,7 +186,7 @@ class EventBus:
         return event
 
     def subscribe(self, last_event_id: int | None = None) -> Subscription:
-        subscription = Subscription(self, self._queue_size)
+        subscription = Subscription(self, self._queue_size, self._queue_bytes)
         if self.closed:
             subscription.close()
             return subscription
@@ -124,7 +194,10 @@ class EventBus:
             missed = [event for event in self._buffer if event.id > last_event_id]
             # Replay only what the buffer holds in full and the queue can take; anything else
             # (too old, from another daemon, more than a queue's worth) is a reset.
-            if self._horizon <= last_event_id < self.last_id and len(missed) < self._queue_size:
+            fits = (
+                len(missed) < self._queue_size and sum(e.size for e in missed) < self._queue_bytes
+            )
+            if self._horizon <= last_event_id < self.last_id and fits:
                 for event in missed:
                     subscription.offer(event)
             else:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-import platformdirs
+if TYPE_CHECKING:
+    import platformdirs
 
 from aios.private import ensure_private_dir
 
@@ -21,8 +22,9 @@ __all__ = ["APP_NAME", "Paths", "ensure_private_dir"]
 APP_NAME = "aios"
 
 
-@dataclass(frozen=True)
-class Paths:
+# A NamedTuple, not a dataclass: every CLI command builds one, and importing dataclasses (and
+# with it inspect) would cost a command more than the rest of its imports together.
+class Paths(NamedTuple):
     config_dir: Path  # config.toml
     data_dir: Path  # history database, run logs
     state_dir: Path  # the daemon's own log file
@@ -35,6 +37,8 @@ class Paths:
         if home:
             root = Path(home).expanduser().resolve()
             return cls(root / "config", root / "data", root / "state", root / "run")
+        import platformdirs  # noqa: PLC0415 - not needed (nor imported) under AIOS_HOME
+
         dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
         return cls(
             Path(dirs.user_config_dir),

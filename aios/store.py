@@ -4,6 +4,17 @@ sqlite3 calls and file writes block, so every one of them happens on a single wo
 and the asyncio API just hands work to it. One thread also means one connection and no
 locking of our own: jobs run one at a time, in the order they were submitted.
 
+Durability: WAL with ``synchronous = NORMAL``. A committed change is in the WAL file before
+``save`` returns, so it survives the daemon crashing or being killed in any way, and the
+database is never corrupted; only a power loss or an OS crash can take back the last changes
+since the WAL was last synced (at each checkpoint). ``FULL`` would fsync every state change,
+3-4 ms each on our machines - more than the whole budget from an agent's exit to its event
+(docs/performance.md).
+
+The runs per state (the summary every state change publishes, and the overview's counts) are
+kept in memory, updated by every write and read without a query or a thread hop: a GROUP BY
+over a long history takes longer than the rest of a page.
+
 Exceptions::
 
     StoreError            the database or a log file could not be used (the message names it)
@@ -16,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import logging
 import re
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,9 +56,12 @@ from aios.runs import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger("aios.store")
 
 MiB = 1024 * 1024
 CHAIN_MAX = 200  # runs shown as one conversation; a longer chain starts at its newest 200
+# Log writes of one run that may be queued behind the one being done (see append_log).
+WRITES_AHEAD = 2
 
 # Each migration is a list of statements, run in one transaction together with the
 # user_version bump; append new ones, never edit old ones (databases in the wild ran them).
@@ -172,6 +188,11 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-store")
         self._db: sqlite3.Connection | None = None  # created, used and closed on the worker
         self._logs: dict[tuple[str, Stream], _Log] = {}  # touched only on the worker
+        self._writes: dict[str, deque[asyncio.Future[None]]] = {}  # log writes not yet awaited
+        self._counts: dict[str, int] = {}  # runs per state; touched only on the worker
+        # A copy of _counts, replaced (never changed) by the worker after each write: readers on
+        # any thread take the reference, which is atomic.
+        self._summary: dict[str, int] = {"total": 0}
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -195,7 +216,29 @@ class Store:
     async def save(self, run: Run) -> builtins.list[Run]:
         """Insert or update ``run``; returns the runs pruned from history to make room (their
         logs are gone already; a worktree of theirs is for the caller to deal with)."""
-        return await self._call(partial(self._save, run))
+        return await self._call(partial(self._save, [run]))
+
+    async def save_many(
+        self, runs: Sequence[Run], *, close_logs: Sequence[str] = ()
+    ) -> builtins.list[Run]:
+        """Save several runs in one transaction (one commit for a batch of state changes), and
+        close the logs of ``close_logs`` (runs that ended) in the same trip to the worker;
+        returns the runs pruned to make room.
+
+        A write to one of those logs that had failed is logged, not raised: the state change
+        is what the caller is about, and it was saved.
+        """
+        writes = [(run_id, self._writes.pop(run_id, deque())) for run_id in close_logs]
+        pruned: builtins.list[Run] = []
+        if runs or close_logs:
+            pruned = await self._call(partial(self._save_and_close, list(runs), list(close_logs)))
+        for run_id, pending in writes:
+            for write in pending:  # done: they were queued before the close
+                try:
+                    await self._settle(write)
+                except StoreError as exc:
+                    logger.error("writing the output of run %s failed: %s", run_id, exc)
+        return pruned
 
     async def update(self, run: Run) -> bool:
         """Update ``run`` only if history still holds it (never brings a deleted run back)."""
@@ -236,7 +279,14 @@ class Store:
 
     async def counts(self) -> dict[str, int]:
         """Runs per state (only states that occur), plus "total"."""
-        return await self._call(self._counts)
+        return self.summary()
+
+    def summary(self) -> dict[str, int]:
+        """Runs per state (only states that occur), plus "total", as of the last completed write.
+
+        Safe from any thread, and immediate: it is kept in memory, not queried.
+        """
+        return dict(self._summary)
 
     async def usage(self) -> Usage:
         """Tokens and cost over the whole history, as the agents reported them."""
@@ -245,7 +295,21 @@ class Store:
     # -- logs -------------------------------------------------------------------------------
 
     async def append_log(self, run_id: str, data: bytes, stream: Stream = "log") -> None:
-        await self._call(partial(self._append_log, run_id, data, stream))
+        """Append to one of the run's logs. Returns once the write is queued, unless
+        ``WRITES_AHEAD`` writes of this run are still waiting, then once the oldest is done:
+        reading the next chunk overlaps writing this one, while a flooding agent still waits on
+        its pipe (it is not read) rather than our memory growing. A write that failed is raised
+        by the next ``append_log`` or ``close_log`` of the run."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        if not _SAFE_ID.fullmatch(run_id):
+            raise UnknownRun(run_id)  # here, not later: a path must never be queued
+        writes = self._writes.setdefault(run_id, deque())
+        loop = asyncio.get_running_loop()
+        job = partial(self._append_log, run_id, data, stream)
+        writes.append(loop.run_in_executor(self._executor, job))
+        while len(writes) > WRITES_AHEAD or (writes and writes[0].done()):
+            await self._settle(writes.popleft())
 
     async def read_log(
         self, run_id: str, offset: int = 0, limit: int | None = None, stream: Stream = "log"
@@ -262,7 +326,18 @@ class Store:
         await self._call(partial(self._write_file, run_id, data, stream))
 
     async def close_log(self, run_id: str) -> None:
-        await self._call(partial(self._close_log, run_id))
+        writes = self._writes.pop(run_id, deque())
+        try:
+            while writes:
+                await self._settle(writes.popleft())
+        finally:
+            await self._call(partial(self._close_log, run_id))
+
+    async def _settle(self, write: asyncio.Future[None]) -> None:
+        try:
+            await write
+        except OSError as exc:
+            raise StoreError(str(exc)) from exc
 
     # -- the worker side: everything below runs on the store thread ------------------------
 
@@ -286,6 +361,9 @@ class Store:
         if self._db is None:
             _make_private(self.database, self.logs_dir)
             self._db = _connect(self.database)
+            rows = self._db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
+            self._counts = {state: count for state, count in rows}
+            self._publish_counts()
         marks = ", ".join("?" * len(_LIVE))
         return self._select(f"WHERE state IN ({marks}) ORDER BY seq", _LIVE)
 
@@ -301,31 +379,66 @@ class Store:
         rows = self._conn.execute(f"{_SELECT} {where}", params).fetchall()
         return [_to_run(row) for row in rows]
 
-    def _save(self, run: Run) -> builtins.list[Run]:
-        values = _to_row(run)
+    def _save_and_close(
+        self, runs: builtins.list[Run], close: builtins.list[str]
+    ) -> builtins.list[Run]:
+        try:
+            return self._save(runs) if runs else []
+        finally:
+            for run_id in close:
+                self._close_log(run_id)
+
+    def _save(self, runs: Iterable[Run]) -> builtins.list[Run]:
+        counts = dict(self._counts)  # applied only once the transaction has committed
+        pruned: builtins.list[Run] = []
         with _transaction(self._conn) as db:
-            if db.execute(_UPDATE, [*values[1:], run.id]).rowcount:
-                return []
-            db.execute(_INSERT, values)
-            pruned = self._prune(db)
+            for run in runs:
+                values = _to_row(run)
+                state = values[COLUMNS.index("state")]
+                row = db.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
+                if row is not None:
+                    db.execute(_UPDATE, [*values[1:], run.id])
+                    _count(counts, row[0], -1)
+                else:
+                    db.execute(_INSERT, values)
+                _count(counts, state, +1)
+                if row is None:
+                    pruned += self._prune(db, counts)
+        self._counts = counts
+        self._publish_counts()
         for old in pruned:
             self._forget_log(old.id)
         return pruned
 
     def _update(self, run: Run) -> bool:
         values = _to_row(run)
-        return bool(self._conn.execute(_UPDATE, [*values[1:], run.id]).rowcount)
+        with _transaction(self._conn) as db:
+            row = db.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
+            if row is None:
+                return False
+            db.execute(_UPDATE, [*values[1:], run.id])
+        if row[0] != values[COLUMNS.index("state")]:
+            _count(self._counts, row[0], -1)
+            _count(self._counts, values[COLUMNS.index("state")], +1)
+            self._publish_counts()
+        return True
 
-    def _prune(self, db: sqlite3.Connection) -> builtins.list[Run]:
+    def _prune(self, db: sqlite3.Connection, counts: dict[str, int]) -> builtins.list[Run]:
         # Live runs are never pruned, so the history may stay above retention while they last.
-        (total,) = db.execute("SELECT COUNT(*) FROM runs").fetchone()
-        excess = total - self.retention
+        excess = sum(counts.values()) - self.retention
         if excess <= 0:
             return []
         marks = ", ".join("?" * len(_FINAL))
         runs = self._select(f"WHERE state IN ({marks}) ORDER BY seq LIMIT ?", (*_FINAL, excess))
         db.executemany("DELETE FROM runs WHERE id = ?", [(run.id,) for run in runs])
+        for run in runs:
+            _count(counts, str(run.state), -1)
         return runs
+
+    def _publish_counts(self) -> None:
+        summary = {state: count for state, count in self._counts.items() if count}
+        summary["total"] = sum(summary.values())
+        self._summary = summary
 
     def _list(
         self, limit: int, before: str | None, states: Collection[RunState] | None
@@ -360,16 +473,15 @@ class Store:
         return runs[0]
 
     def _delete(self, run_id: str) -> None:
-        deleted = self._conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
+        # fetchall: the statement must run to its end, or the write would stay open.
+        rows = self._conn.execute(
+            "DELETE FROM runs WHERE id = ? RETURNING state", (run_id,)
+        ).fetchall()
         self._forget_log(run_id)
-        if not deleted:
+        if not rows:
             raise UnknownRun(run_id)
-
-    def _counts(self) -> dict[str, int]:
-        rows = self._conn.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
-        counts = {state: count for state, count in rows}
-        counts["total"] = sum(counts.values())
-        return counts
+        _count(self._counts, rows[0][0], -1)
+        self._publish_counts()
 
     def _chain(self, run_id: str) -> builtins.list[Run]:
         runs = self._select("WHERE id = ?", (run_id,))
@@ -412,7 +524,8 @@ class Store:
         # Past the cap means the marker is already there (this run or an earlier daemon wrote it).
         if log.size > self.log_cap_bytes or not data:
             return
-        kept = data[: self.log_cap_bytes - log.size]
+        room = self.log_cap_bytes - log.size
+        kept = data if len(data) <= room else data[:room]  # no copy of a chunk that fits
         log.file.write(kept)
         log.size += len(kept)
         if len(kept) < len(data):
@@ -480,6 +593,8 @@ def _connect(path: Path) -> sqlite3.Connection:
                 f"version of AIOS knows ({SCHEMA_VERSION}); refusing to downgrade it"
             )
         db.execute("PRAGMA journal_mode = WAL")
+        # Durable across crashes of the daemon, not across power loss: see the module docstring.
+        db.execute("PRAGMA synchronous = NORMAL")
         for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
             with _transaction(db):
                 for statement in statements:
@@ -489,6 +604,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _count(counts: dict[str, int], state: str, delta: int) -> None:
+    counts[state] = counts.get(state, 0) + delta
 
 
 @contextmanager

@@ -13,16 +13,10 @@ from typing import Any
 
 import pytest
 
+from bench.harness import CHROMIUM_ARGS
 from tests.helpers import require
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+__all__ = ["CHROMIUM_ARGS", "PageWatch", "browser", "chromium_path"]
 
 
 def chromium_path() -> str:

@@ -200,11 +200,15 @@ def test_a_deleted_runtime_file_comes_back(served: DaemonProcess) -> None:
 
 
 def test_lock_held_without_a_runtime_file_is_not_called_not_running(home: Path) -> None:
-    from filelock import FileLock
+    from aios.runtime import InstanceLock
 
     (home / "run").mkdir(mode=0o700)
-    with FileLock(home / "run" / "aios.lock"):
+    lock = InstanceLock(home / "run" / "aios.lock")  # held by this process, as by a daemon
+    assert lock.try_acquire()
+    try:
         result = run_cli(home, "status")
+    finally:
+        lock.release()
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert "holds" in line and "aios.json is missing" in line

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from aios.credentials import SESSION_LIFETIME
-from aios.paths import Paths
-from bench.dashboard import seed_history
+from bench.history import seed
 from tests.browser import PageWatch, browser
 from tests.helpers import DaemonProcess, agent_script, start_daemon, write_config
 
@@ -220,10 +217,7 @@ def test_pages_render_at_narrow_width(page: tuple[Any, PageWatch]) -> None:
 def test_history_paginates(browser: Any, home: Path) -> None:
 
     # Playwright's loop owns this thread while the browser is open: seed on another one.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(
-            asyncio.run, seed_history(Paths.from_env({"AIOS_HOME": str(home)}), 60)
-        ).result()
+    seed(home, 60)
     d = start_daemon(home)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:

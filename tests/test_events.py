@@ -224,6 +224,67 @@ async def test_a_slow_subscriber_is_dropped_and_nobody_else_is_held_up() -> None
     assert await next_event(fast) == more
 
 
+async def test_a_subscriber_is_dropped_once_it_holds_too_many_bytes() -> None:
+    """A client that stops reading while a run floods output holds at most ``queue_bytes``."""
+    bus = EventBus(queue_bytes=100_000)
+    slow = bus.subscribe()
+    fast = bus.subscribe()
+    text = "x" * 30_000
+    for n in range(3):  # about 90 kB: still within the bound
+        bus.publish("log", {"n": n, "text": text})
+        assert (await next_event(fast)) is not None
+    assert not slow.dropped and slow.queued_bytes > 90_000
+    bus.publish("log", {"n": 3, "text": text})
+    assert slow.dropped and slow.queued_bytes == 0
+    assert await next_event(slow) is None
+    assert not fast.dropped  # it read as it went: never more than one event behind
+
+
+async def test_reading_gives_back_the_bytes_a_subscriber_holds() -> None:
+    bus = EventBus(queue_bytes=100_000)
+    subscription = bus.subscribe()
+    for n in range(20):  # 20 x 30 kB in all, never more than one event queued
+        event = bus.publish("log", {"n": n, "text": "x" * 30_000})
+        assert subscription.queued_bytes == event.size
+        assert await next_event(subscription) == event
+        assert subscription.queued_bytes == 0
+    assert not subscription.dropped
+
+
+async def test_the_replay_buffer_is_bounded_in_bytes_and_older_ids_get_reset() -> None:
+    bus = EventBus(replay_bytes=100_000)
+    first = bus.publish("log", {"text": "x" * 40_000})
+    second = bus.publish("log", {"text": "x" * 40_000})
+    kept = [bus.publish("log", {"text": "x" * 40_000}) for _ in range(2)]
+    # Only what fits in the byte bound is kept: a client that saw `second` replays exactly...
+    replayed = bus.subscribe(second.id)
+    assert [await next_event(replayed) for _ in kept] == kept
+    # ...and one that saw only `first` missed an event that is gone: it is told to refetch.
+    reset = await next_event(bus.subscribe(first.id))
+    assert reset is not None and reset.kind == "reset"
+
+
+async def test_ready_takes_what_is_queued_without_waiting_and_keeps_the_end() -> None:
+    bus = EventBus()
+    subscription = bus.subscribe()
+    published = publish_many(bus, 4)
+    assert await next_event(subscription) == published[0]
+    assert subscription.ready(2) == published[1:3]
+    assert subscription.ready(10) == published[3:]
+    assert subscription.ready(10) == [] and subscription.queued_bytes == 0
+    last = bus.publish("log", {})
+    bus.close()
+    assert subscription.ready(10) == [last]  # the end of the stream is not an event...
+    assert await next_event(subscription) is None  # ...get() still reports it
+    assert subscription.ready(10) == []
+
+
+def test_an_event_is_encoded_once_whatever_the_number_of_streams() -> None:
+    event = EventBus().publish("run", {"id": "abc"})
+    assert event.sse() is event.sse()
+    assert event.size == len(event.sse())
+
+
 # --- shutdown -------------------------------------------------------------------------------
 
 
@@ -327,3 +388,20 @@ async def test_a_dropped_subscriber_reconnects_with_a_reset_and_nothing_leaks() 
     assert first is not None and first.kind == "reset"
     again.close()
     assert bus.subscriber_count == 0
+
+
+async def test_an_idle_stream_gets_heartbeats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aios.server import sse
+
+    monkeypatch.setattr(sse, "HEARTBEAT", 0.05)
+    bus = EventBus()
+    stream = sse.events_or_heartbeats(bus.subscribe())
+    assert await asyncio.wait_for(anext(stream), WAIT) is None  # idle: a keep-alive
+    published = bus.publish("log", {"n": 1})
+    assert await asyncio.wait_for(anext(stream), WAIT) == [published]
+    bus.close()
+    with pytest.raises(StopAsyncIteration):
+        while True:  # at most one more keep-alive before the end
+            await asyncio.wait_for(anext(stream), WAIT)

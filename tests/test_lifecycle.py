@@ -153,11 +153,15 @@ def test_malformed_runtime_file_does_not_block_start(home: Path) -> None:
 
 
 def test_lock_held_by_unresponsive_process_is_an_error(home: Path) -> None:
-    from filelock import FileLock
+    from aios.runtime import InstanceLock
 
     (home / "run").mkdir(mode=0o700)
-    with FileLock(home / "run" / "aios.lock"):
+    lock = InstanceLock(home / "run" / "aios.lock")
+    assert lock.try_acquire()
+    try:
         result = run_cli(home, "serve", "--no-browser")
+    finally:
+        lock.release()
     assert result.returncode == 1
     assert "holds" in result.stderr and "does not answer" in result.stderr
     assert "Traceback" not in result.stderr

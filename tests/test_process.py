@@ -14,9 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -195,6 +197,42 @@ def test_exit_by_signal_is_negative() -> None:
             return await agent.wait()
 
     assert asyncio.run(main()) == -signal.SIGTERM
+
+
+def test_a_spawn_cancelled_while_forking_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Agents are forked on a spawning thread: a spawn cancelled while that thread is starting
+    the agent must not leave the agent running unsupervised (one still queued never starts)."""
+    from aios.agents import process
+
+    started_pids: list[int] = []
+    forked, release = threading.Event(), threading.Event()
+    real_popen = process._popen
+
+    def slow_popen(*args: Any) -> Any:
+        popen, create_time = real_popen(*args)
+        started_pids.append(popen.pid)
+        forked.set()
+        release.wait(10)  # still "starting" when the spawn is cancelled
+        return popen, create_time
+
+    monkeypatch.setattr(process, "_popen", slow_popen)
+
+    async def main() -> None:
+        agent = [PY, "-c", "import time; time.sleep(60)"]
+        task = asyncio.create_task(spawn(agent, cwd=tmp_path, env=ENV))
+        assert await asyncio.to_thread(forked.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+
+    asyncio.run(main())
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(started_pids[0]):  # killed and reaped
+        assert time.monotonic() < deadline, f"agent {started_pids[0]} was left running"
+        time.sleep(0.02)
 
 
 def test_spawn_errors_name_the_program_and_the_reason(tmp_path: Path) -> None:

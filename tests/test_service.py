@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from aios.client import DaemonClient, discover
 from aios.paths import Paths
+from aios.runtime import InstanceLock
 from aios.service import AlreadyRunning, Service, ServiceError, State
 
 
@@ -85,3 +87,20 @@ def test_repeated_start_stop_leaks_no_threads_or_files(paths: Paths) -> None:
         cycle()
     assert threading.active_count() == threads
     assert open_fds() == fds
+
+
+def test_instance_lock_excludes_a_second_holder_until_released(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "aios.lock"
+    first, second = InstanceLock(path), InstanceLock(path)
+    assert first.try_acquire() and first.held
+    assert first.try_acquire()  # again: still ours
+    assert not second.try_acquire() and not second.held
+    # Released from another thread, as the tray does.
+    releaser = threading.Thread(target=first.release)
+    releaser.start()
+    releaser.join()
+    assert not first.held
+    assert second.try_acquire()
+    second.release()
+    second.release()  # idempotent
+    assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600

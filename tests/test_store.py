@@ -207,6 +207,7 @@ def test_delete_removes_row_and_log(tmp_path: Path) -> None:
             await store.save(run)
             await store.append_log(run.id, b"output\n")
             log_file = store.logs_dir / f"{run.id}.log"
+            assert await store.log_size(run.id) == 7  # the write is done by any later call
             assert log_file.exists()
 
             await store.delete(run.id)
@@ -286,6 +287,71 @@ def test_counts(tmp_path: Path) -> None:
             for state in (RunState.RUNNING, RunState.FAILED, RunState.FAILED):
                 await store.save(make_run(state))
             assert await store.counts() == {"running": 1, "failed": 2, "total": 3}
+
+    run_async(test)
+
+
+def test_counts_follow_updates_deletes_pruning_and_a_restart(tmp_path: Path) -> None:
+    """The counts are kept in memory, not queried: they must say what a GROUP BY would."""
+
+    def queried(database: Path) -> dict[str, int]:
+        with closing(sqlite3.connect(database)) as db:
+            rows = db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
+        counts = dict(rows)
+        return {**counts, "total": sum(counts.values())}
+
+    async def test() -> None:
+        async with opened(tmp_path, retention=10) as store:
+            runs = [make_run(RunState.QUEUED) for _ in range(6)]
+            await store.save_many(runs)
+            states = [RunState.RUNNING, *[RunState.SUCCEEDED] * 4]
+            for run, state in zip(runs, states, strict=False):
+                run.state = state
+            await store.save_many(runs)  # one transaction, several updates
+            await store.delete(runs[1].id)
+            for _ in range(12):  # past retention: the oldest finished runs are pruned
+                await store.save(make_run(RunState.FAILED))
+            assert store.summary() == await store.counts() == queried(store.database)
+            assert store.summary()["total"] == 10
+            before = store.summary()
+        async with opened(tmp_path, retention=10) as store:
+            assert store.summary() == before
+
+    run_async(test)
+
+
+def test_commits_are_durable_across_a_crash_not_synced_each_time(tmp_path: Path) -> None:
+    """WAL with synchronous=NORMAL: see the store's docstring for why, and what it risks."""
+
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            db = store._conn  # the setting lives on the worker's connection
+            level = await asyncio.get_running_loop().run_in_executor(
+                store._executor,
+                lambda: db.execute("PRAGMA synchronous").fetchone()[0],
+            )
+            assert level == 1  # NORMAL
+
+    run_async(test)
+
+
+def test_log_writes_overlap_but_stay_in_order_and_report_failures(tmp_path: Path) -> None:
+    """append_log returns before its write is done (up to a few writes ahead): reads, sizes and
+    close_log still see every byte in order, and a write that failed is raised later."""
+
+    async def test() -> None:
+        async with opened(tmp_path) as store:
+            chunks = [bytes([65 + n % 26]) * 100_000 for n in range(20)]
+            for chunk in chunks:
+                await store.append_log("run1", chunk)
+            assert await store.log_size("run1") == 2_000_000
+            assert await store.read_log("run1") == b"".join(chunks)
+            await store.close_log("run1")
+
+            (store.logs_dir / "run2.log").mkdir()  # a log that cannot be opened for writing
+            with pytest.raises(StoreError):
+                await store.append_log("run2", b"x")
+                await store.close_log("run2")
 
     run_async(test)
 

@@ -6,6 +6,7 @@ when it ends, so what the file says is what really ran at once, whatever the dae
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from aios.client import ApiCallError
+from aios.runs import Run
 from tests.helpers import (
     DaemonProcess,
     EventCollector,
@@ -262,3 +264,73 @@ def test_a_crash_loop_backs_off_and_gives_up_with_a_reason(
     final = wait_final(d, launch(d, "crash")["id"])
     assert final["state"] == "failed" and final["restarts"] == 1 and final["exit_code"] == 7
     assert final["error"] == "gave up after 1 restarts: it exited within 1 s of starting"
+
+
+# --- steps committed together (in-process: a real store and bus, spawns that fail) -------------
+
+
+async def test_steps_are_committed_together_in_order_and_a_gone_caller_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """While one commit is in flight, the steps that arrive meanwhile go to the store together
+    (fewer trips to its thread); each run's events still come in the order the core made them,
+    and a step whose caller went away (a client that hung up) is carried out all the same."""
+    from aios.agents.process import SpawnError
+    from aios.agents.supervisor import Supervisor
+    from aios.agents.watchdog import Watchdog
+    from aios.config import load_config
+    from aios.events import EventBus
+    from aios.store import Store
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('max_concurrent = 64\n[agents.x]\ncommand = ["/bin/true"]\n')
+    config = load_config(config_file)
+    store = Store(tmp_path / "history.sqlite3", tmp_path / "runs")
+    trips = 0
+    save_many = store.save_many
+
+    async def counting(*args: Any, **kwargs: Any) -> list[Run]:
+        nonlocal trips
+        trips += 1
+        return await save_many(*args, **kwargs)
+
+    store.save_many = counting  # type: ignore[method-assign]
+
+    async def cannot_spawn(argv: list[str], **_: Any) -> Any:
+        raise SpawnError(argv[0], "not in this test")
+
+    bus = EventBus()
+    events = bus.subscribe()
+    watchdog = Watchdog()
+    supervisor = Supervisor(store, bus, watchdog, lambda: config, spawner=cannot_spawn)
+    await supervisor.start()
+    try:
+        runs = await asyncio.gather(*(supervisor.launch("x") for _ in range(20)))
+        admitted: list[str] = []
+        core_launch = supervisor.core.launch
+
+        def counting_launch(run: Run, policy: Any) -> Any:
+            effects = core_launch(run, policy)
+            admitted.append(run.id)
+            return effects
+
+        supervisor.core.launch = counting_launch  # type: ignore[method-assign]
+        gone = asyncio.create_task(supervisor.launch("x"))
+        while not admitted:  # noqa: ASYNC110 - until the core has admitted it: its step is queued...
+            await asyncio.sleep(0)
+        gone.cancel()  # ...and its caller leaves
+        seen: dict[str, list[str]] = {}
+        async with asyncio.timeout(10):
+            while sum(states[-1] == "failed" for states in seen.values()) < 21:
+                event = await events.get()
+                assert event is not None
+                if event.kind == "run":
+                    seen.setdefault(event.data["id"], []).append(event.data["state"])
+        for run in runs:
+            assert seen[run.id] == ["queued", "starting", "failed"]
+        assert len(seen) == 21  # the gone caller's run was launched, and ended, all the same
+        assert trips < 2 * 21  # two steps a run (launch, spawn failed), fewer trips
+    finally:
+        await supervisor.shutdown()
+        await asyncio.to_thread(watchdog.close)
+        await store.close()

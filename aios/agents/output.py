@@ -143,9 +143,15 @@ class Output:
         self.learn()
 
     async def _append(self, data: bytes) -> None:
+        # The backpressure: append_log waits once two writes are queued, so a flooding agent
+        # blocks on its pipe instead of our memory growing.
         await self.store.append_log(self.run.id, data)
         self.offset += len(data)
-        self.pending += data
+        if len(data) >= LOG_EVENT_MAX:  # only its tail can be in the next event: no copy of all
+            self.skipped += len(self.pending) + len(data) - LOG_EVENT_MAX
+            self.pending[:] = memoryview(data)[-LOG_EVENT_MAX:]
+        else:
+            self.pending += data
         if len(self.pending) > LOG_EVENT_MAX:
             cut = len(self.pending) - LOG_EVENT_MAX
             del self.pending[:cut]

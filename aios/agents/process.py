@@ -28,13 +28,21 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
-import psutil
+from aios.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import psutil
+else:
+    psutil = lazy_import("psutil")  # loaded by the first run, not by an idle daemon
 
 __all__ = [
     "REAP_TIMEOUT",
@@ -47,7 +55,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-READ_LIMIT = 65536  # bytes the output reader buffers before it stops reading the pipe
+# Output is read in chunks of up to READ_LIMIT (the reader buffers up to twice that before it
+# stops reading the pipe), from a pipe enlarged to PIPE_SIZE where the OS allows: each chunk
+# costs a hop to the store's writer thread, so at 64 KiB (the default pipe) that overhead, not
+# the copying, bounded how fast a flooding agent could be captured (docs/performance.md).
+READ_LIMIT = 1024 * 1024
+PIPE_SIZE = 1024 * 1024
 WRITE_TIMEOUT = 5.0  # seconds a write to an agent's stdin may wait for the agent to read
 _POLL = 0.02  # seconds between checks while the group empties
 REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
@@ -68,23 +81,6 @@ class AgentInputError(Exception):
     """A line could not be written to the agent's stdin (closed, or not being read)."""
 
 
-class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """The stock stream protocol plus a future set the moment the leader exits.
-
-    ``asyncio.subprocess.Process.wait()`` also waits for the output pipe to close, so a grandchild
-    that keeps stdout open would hide the leader's exit; a supervisor needs that exit on its own.
-    """
-
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
-        self.exited: asyncio.Future[None] = loop.create_future()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
 async def spawn(
     argv: Sequence[str],
     *,
@@ -96,10 +92,16 @@ async def spawn(
     """Start ``argv`` (never through a shell) as the leader of a new session and process group.
 
     stdin is /dev/null (with ``stdin=True``, a pipe for ``write_line``); stdout and stderr are
-    merged into one pipe, read with ``read()``, or with
-    ``merge_stderr=False`` kept apart (``read()`` and ``read_stderr()``: a structured stream on
-    stdout must not be interleaved with diagnostics). The agent sees exactly ``env`` and inherits
-    no other file descriptor.
+    merged into one pipe, read with ``read()``, or with ``merge_stderr=False`` kept apart
+    (``read()`` and ``read_stderr()``: a structured stream on stdout must not be interleaved
+    with diagnostics). The agent sees exactly ``env`` and inherits no other file descriptor.
+
+    The fork and exec happen on a worker thread: ``Popen`` returns once the program has been
+    executed (or has failed to be), which takes milliseconds on a busy machine, and the event
+    loop keeps serving meanwhile instead of every request waiting behind every spawn. One thread
+    for all spawns: agents start in the order they were admitted, one fork at a time. The output
+    pipes are then read by the loop, and the leader's exit is noticed by the loop too, through a
+    pidfd (Linux 5.3+; elsewhere a thread waits for it), never by a thread per agent.
     """
     if sys.platform == "win32":
         raise NotImplementedError("agent process groups need a POSIX system")
@@ -107,24 +109,136 @@ async def spawn(
         raise SpawnError("", "empty command")
     program = argv[0]
     loop = asyncio.get_running_loop()
+    spawning = _spawner().submit(_popen, list(argv), cwd, dict(env), merge_stderr, stdin)
     try:
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _Protocol(limit=READ_LIMIT, loop=loop),
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=dict(env),
-            start_new_session=True,
-            close_fds=True,
-        )
+        popen, create_time = await asyncio.wrap_future(spawning, loop=loop)
+    except asyncio.CancelledError:
+        # Cancelled while the thread forks: whatever it starts must not run unsupervised.
+        spawning.add_done_callback(_kill_if_started)
+        raise
     except OSError as exc:
         raise SpawnError(program, _spawn_failure(program, cwd, exc)) from exc
     except ValueError as exc:  # an embedded NUL byte
         raise SpawnError(program, str(exc)) from exc
-    process = asyncio.subprocess.Process(transport, protocol, loop)
-    return AgentProcess(process, transport, protocol.exited)
+    assert popen.stdout is not None
+    try:
+        _enlarge_pipe(popen.stdout.fileno(), PIPE_SIZE)
+        output, pipe = await _reader(loop, popen.stdout)
+        errors, errors_pipe = await _reader(loop, popen.stderr) if popen.stderr else (None, None)
+        writer = await _writer(loop, popen.stdin) if popen.stdin else None
+        exited = _watch_exit(popen, loop)
+    except BaseException:
+        _kill_and_reap(popen)
+        raise
+    return AgentProcess(
+        popen, output, pipe, exited, create_time,
+        errors=errors, errors_pipe=errors_pipe, writer=writer,
+    )  # fmt: skip
+
+
+async def _reader(
+    loop: asyncio.AbstractEventLoop, file: IO[bytes]
+) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
+    stream = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+    pipe, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), file
+    )
+    if hasattr(pipe, "max_size"):
+        # asyncio's pipe transport reads 256 KiB per wake-up (its class's max_size); one
+        # read per pipeful, 1 MiB, is a quarter of the wake-ups for a flooding agent.
+        pipe.max_size = READ_LIMIT
+    return stream, pipe
+
+
+async def _writer(loop: asyncio.AbstractEventLoop, file: IO[bytes]) -> asyncio.StreamWriter:
+    """A stream writer on the agent's stdin, as asyncio's own subprocesses make theirs."""
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, file)
+    return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+_spawn_thread: ThreadPoolExecutor | None = None
+_spawn_thread_lock = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    global _spawn_thread  # noqa: PLW0603 - one spawning thread per process, made on first use
+    with _spawn_thread_lock:
+        if _spawn_thread is None:
+            _spawn_thread = ThreadPoolExecutor(1, thread_name_prefix="aios-spawn")
+        return _spawn_thread
+
+
+def _popen(
+    argv: list[str], cwd: Path, env: dict[str, str], merge_stderr: bool, stdin: bool
+) -> tuple[subprocess.Popen[bytes], float]:
+    """Start it, and read its start time (from /proc on Linux) while still on the thread."""
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    return popen, _create_time(popen.pid)
+
+
+def _watch_exit(
+    popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop
+) -> asyncio.Future[None]:
+    """A future set the moment the leader has exited and been reaped (``popen.returncode`` set).
+
+    Only the leader's exit: a grandchild that keeps the output pipe open must not hide it.
+    """
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def done() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    try:
+        pidfd = os.pidfd_open(popen.pid) if hasattr(os, "pidfd_open") else None
+    except OSError:  # a kernel before 5.3, or a sandbox that refuses it
+        pidfd = None
+    if pidfd is None:
+        # Popen.wait reaps it and sets returncode; the thread only waits, its result is ignored.
+        threading.Thread(
+            target=lambda: (popen.wait(), loop.call_soon_threadsafe(done)),
+            name=f"aios-wait-{popen.pid}",
+            daemon=True,
+        ).start()
+        return exited
+
+    def readable() -> None:
+        try:
+            pid, status = os.waitpid(popen.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its status is lost
+            pid, status = popen.pid, 255 << 8
+        if pid == 0:
+            return  # not yet: a spurious wake-up
+        popen.returncode = os.waitstatus_to_exitcode(status)
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        done()
+
+    loop.add_reader(pidfd, readable)
+    return exited
+
+
+def _kill_if_started(spawning: Future[tuple[subprocess.Popen[bytes], float]]) -> None:
+    if not spawning.cancelled() and spawning.exception() is None:
+        _kill_and_reap(spawning.result()[0])
+
+
+def _kill_and_reap(popen: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
+    for file in (popen.stdout, popen.stderr, popen.stdin):
+        if file is not None:
+            file.close()
 
 
 def _spawn_failure(program: str, cwd: Path, exc: OSError) -> str:
@@ -142,18 +256,28 @@ class AgentProcess:
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
-        transport: asyncio.SubprocessTransport,
+        popen: subprocess.Popen[bytes],
+        output: asyncio.StreamReader,
+        pipe: asyncio.ReadTransport,
         exited: asyncio.Future[None],
+        create_time: float,
+        *,
+        errors: asyncio.StreamReader | None = None,
+        errors_pipe: asyncio.ReadTransport | None = None,
+        writer: asyncio.StreamWriter | None = None,
     ) -> None:
-        self._process = process
-        self._transport = transport
+        self._popen = popen
+        self._output = output
+        self._pipe = pipe
+        self._errors = errors
+        self._errors_pipe = errors_pipe
+        self._input = writer
         # The output pipes, by inode: what still holds one after the group is gone is ours.
-        self.pipe_inodes = {i for i in (_pipe_inode(transport, 1), _pipe_inode(transport, 2)) if i}
+        self.pipe_inodes = {i for i in (_pipe_inode(pipe), _pipe_inode(errors_pipe)) if i}
         self._exited = exited
-        self.pid: int = process.pid
-        self.pgid: int = process.pid
-        self.create_time: float = _create_time(process.pid)
+        self.pid: int = popen.pid
+        self.pgid: int = popen.pid
+        self.create_time = create_time
         self._group_gone = False  # seen empty once: never signal that pgid again
         self._sampled: dict[int, psutil.Process] = {}
         self._escapees: dict[int, psutil.Process] = {}  # seen outside the group, in the tree
@@ -166,13 +290,12 @@ class AgentProcess:
     @property
     def returncode(self) -> int | None:
         """The leader's exit code once it has exited; ``-N`` when signal N killed it."""
-        return self._process.returncode
+        return self._popen.returncode
 
     async def read(self, n: int = READ_LIMIT) -> bytes:
         """Up to ``n`` bytes of stdout (merged with stderr unless spawned apart); ``b""`` once
         every writer has closed it."""
-        assert self._process.stdout is not None
-        return await self._process.stdout.read(n)
+        return await self._output.read(n)
 
     async def write_line(self, line: str, timeout: float = WRITE_TIMEOUT) -> None:  # noqa: ASYNC109
         """Write one line to the agent's stdin (spawned with ``stdin=True``).
@@ -181,7 +304,7 @@ class AgentProcess:
         bounded, so an agent that stops reading its input costs an error, not a stuck caller.
         Lines never interleave. Raises ``AgentInputError`` when the input is closed or full.
         """
-        writer = self._process.stdin
+        writer = self._input
         if writer is None or writer.is_closing() or self.returncode is not None:
             raise AgentInputError("the agent's input is closed")
         async with self._write_lock:
@@ -197,20 +320,20 @@ class AgentProcess:
 
     def close_input(self) -> None:
         """Close the agent's stdin: a two-way session takes that as the end of the conversation."""
-        writer = self._process.stdin
+        writer = self._input
         if writer is not None and not writer.is_closing():
             writer.close()
 
     async def read_stderr(self, n: int = READ_LIMIT) -> bytes:
         """Up to ``n`` bytes of stderr when it was kept apart; ``b""`` at its end (or if not)."""
-        if self._process.stderr is None:
+        if self._errors is None:
             return b""
-        return await self._process.stderr.read(n)
+        return await self._errors.read(n)
 
     async def wait(self) -> int:
         """Wait for the leader to exit (not for its output pipe to close); return its exit code."""
         await asyncio.shield(self._exited)
-        returncode = self._process.returncode
+        returncode = self._popen.returncode
         assert returncode is not None
         return returncode
 
@@ -220,6 +343,8 @@ class AgentProcess:
         Returns the leader's exit code. Safe to call again, concurrently, or after the agent ended.
         """
         if self._group_gone and self.returncode is not None:
+            return self.returncode
+        if self.returncode is not None and self._left_nothing():
             return self.returncode
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
@@ -277,7 +402,11 @@ class AgentProcess:
         """
         if self.returncode is None:
             self.kill_group()
-        self._transport.close()
+        self._pipe.close()
+        if self._errors_pipe is not None:
+            self._errors_pipe.close()
+        if self._input is not None and not self._input.is_closing():
+            self._input.close()
 
     def sample(self) -> tuple[float, int] | None:
         """(CPU percent, RSS bytes) summed over the leader and its descendants; None once it ended.
@@ -312,6 +441,27 @@ class AgentProcess:
             self._sampled = sampled
             self._remember_escapees(members)
             return cpu, rss
+
+    def _left_nothing(self) -> bool:
+        """Whether the exited leader left nothing behind, decided without walking the process
+        table: its group is empty (one ``killpg(pgid, 0)``) and no escapee seen while sampling
+        is alive. Then ``stop`` has nothing to signal and no thread to start - the common end of
+        a run, which the agent-exit → event latency waits for (``make bench``).
+
+        With the leader gone and reaped, a descendant still in the tree hangs under a group
+        member (so the group is not empty) or was reparented away (out of reach of the walk too).
+        """
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return False
+        else:
+            return False  # members remain (or zombies): the full escalation decides
+        self._group_gone = True
+        with self._sample_lock:
+            return not any(_alive(proc) for proc in self._escapees.values())
 
     def _signal_group(self, sig: int) -> None:
         if self._group_gone:
@@ -356,8 +506,19 @@ class AgentProcess:
         return _group_has_live_member(self.pgid) or any(_alive(proc) for proc in escaped)
 
 
-def _pipe_inode(transport: asyncio.SubprocessTransport, fd: int) -> int | None:
-    pipe = transport.get_pipe_transport(fd)
+def _enlarge_pipe(fd: int, size: int) -> None:
+    """Ask for a bigger output pipe (Linux ``F_SETPIPE_SZ``); keep the default when refused."""
+    if not sys.platform.startswith("linux"):
+        return
+    import fcntl  # noqa: PLC0415 - POSIX only, and only Linux has F_SETPIPE_SZ
+
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setpipe is not None:
+        with contextlib.suppress(OSError):  # over pipe-max-size, or the user's pipe quota
+            fcntl.fcntl(fd, setpipe, size)
+
+
+def _pipe_inode(pipe: asyncio.ReadTransport | None) -> int | None:
     file = pipe.get_extra_info("pipe") if pipe is not None else None
     try:
         return os.fstat(file.fileno()).st_ino if file is not None else None

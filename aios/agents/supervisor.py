@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,6 +71,10 @@ QUIET_BY_DESIGN = frozenset({Activity.STALLED, Activity.WAITING, Activity.AWAITI
 # Once the leader is gone and its group stopped, the reader has this long to reach the end of
 # the output before the pipe is closed (a child that escaped the group may hold it for ever).
 DRAIN_TIMEOUT = 1.0
+# How long an agent found available (a PATH search, done on a thread) is trusted: a burst of
+# launches costs one search, not one thread hop each. Only "available" is remembered: one that
+# was not is searched again at the next launch. A program removed meanwhile fails to spawn.
+AVAILABLE_FOR = 2.0
 
 Spawner = Callable[..., Awaitable[AgentProcess]]
 
@@ -109,10 +114,13 @@ class Supervisor:
         self._spawn = spawner
         self._live: dict[str, Live] = {}
         self._attempts: dict[str, asyncio.Task[None]] = {}
+        self._watchdog_ready: asyncio.Future[None] | None = None  # set by start()
+        self._available: dict[str, tuple[AgentDef, float]] = {}  # name → (agent, until)
         self._tasks = TaskSet(log)
-        # Effects are applied in the order the core produced them: the core is called and this
-        # lock requested in one step (no await between), and asyncio.Lock wakes waiters in order.
-        self._commit = asyncio.Lock()
+        # Effects are applied in the order the core produced them: the core is called and its
+        # effects queued here in one step (no await between); see _apply.
+        self._pending: deque[tuple[Sequence[Effect], asyncio.Future[None]]] = deque()
+        self._committer: asyncio.Task[None] | None = None
         # Worktrees and what runs changed (aios.agents.isolation): git stays out of the core.
         self.isolation = Isolation(
             worktrees or Worktrees(store.database.parent / "worktrees"),
@@ -124,9 +132,16 @@ class Supervisor:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Mark runs a previous daemon left live as interrupted, killing what is left of them;
-        then (in the background) record what they changed, and prune worktrees of runs AIOS no
-        longer knows."""
+        """Start the watchdog; mark runs a previous daemon left live as interrupted, killing
+        what is left of them; then (in the background) record what they changed, and prune
+        worktrees of runs AIOS no longer knows.
+
+        The watchdog (another interpreter) starts on a thread, and nothing waits for it but the
+        first spawn: serving does not (start-up is measured beside a bare Quart app). No agent
+        is ever started before it is ready; if it cannot start, no agent is.
+        """
+        self._watchdog_ready = asyncio.get_running_loop().run_in_executor(None, self.watchdog.start)
+        self._watchdog_ready.add_done_callback(_report_watchdog)
         left: list[Run] = []
         for run in await self.store.open():
             if run.pid is not None:
@@ -246,11 +261,6 @@ class Supervisor:
         )
         return await self._admit(run, agent, config, resume=parent.session_id or "")
 
-    async def _check_available(self, agent: AgentDef) -> None:
-        available, reason = await asyncio.to_thread(agent.availability)
-        if not available:
-            raise InvalidLaunch(f"agent {agent.name!r} is not available: {reason}")
-
     async def _admit(
         self, run: Run, agent: AgentDef, config: Config, resume: str | None = None
     ) -> Run:
@@ -325,6 +335,17 @@ class Supervisor:
         except AgentInputError as exc:
             raise WrongRunState(f"run {live.run.id}: {exc}") from exc
 
+    async def _check_available(self, agent: AgentDef) -> None:
+        now = self.core.clock.monotonic()
+        known, until = self._available.get(agent.name, (None, 0.0))
+        if known is agent and now < until:  # the same definition (config.toml not changed)
+            return
+        available, reason = await asyncio.to_thread(agent.availability)
+        if not available:
+            self._available.pop(agent.name, None)
+            raise InvalidLaunch(f"agent {agent.name!r} is not available: {reason}")
+        self._available[agent.name] = (agent, now + AVAILABLE_FOR)
+
     async def stop(self, run_id: str) -> Run:
         if run_id not in self.core:
             run = await self.store.get(run_id)
@@ -347,7 +368,7 @@ class Supervisor:
             await self.isolation.forget(stored, discard=discard)
         await self.store.delete(run_id)
         self.bus.publish("deleted", {"id": run_id})
-        await self._publish_summary()
+        self._publish_summary()
 
     async def get(self, run_id: str) -> Run | None:
         return self.core.run(run_id) or await self.store.get(run_id)
@@ -358,31 +379,77 @@ class Supervisor:
         return [self.core.run(r.id) or r for r in runs]
 
     async def summary(self) -> dict[str, int]:
-        return await self.store.counts()
+        return self.store.summary()
 
     # -- carrying out what the core decided ------------------------------------------------------
 
     async def _apply(self, effects: Sequence[Effect]) -> None:
-        async with self._commit:
-            moved = False
-            for effect in effects:
-                if isinstance(effect, Changed):
-                    if pruned := await self.store.save(effect.run):
-                        self.isolation.pruned(pruned)
-                    self.bus.publish("run", effect.run.to_json())
-                    moved = moved or effect.source is not effect.run.state
-                elif isinstance(effect, Spawn):
-                    self._start_attempt(self._live[effect.run_id])
-                elif isinstance(effect, Terminate):
-                    self._terminate(self._live[effect.run_id])
-                elif isinstance(effect, Schedule):
-                    self._schedule(self._live[effect.run_id], effect)
-                elif isinstance(effect, Released):
-                    ended = self._live.pop(effect.run_id)
-                    self._cancel_timer(ended)
-                    self.isolation.ended(ended.run)
-            if moved:
-                await self._publish_summary()
+        """Carry out a step of the core: persist the runs it changed, then publish them and do
+        the rest, in the order the core made them. Returns once done; raises what failed.
+
+        Steps are queued, in order, for one committer task. While it waits for a commit, the
+        steps that arrive meanwhile (other runs starting and ending) wait too, and then go to
+        the store's thread together, in one transaction: a group commit, one trip for many.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((effects, done))
+        if self._committer is None or self._committer.done():
+            self._committer = self._tasks.spawn(self._commit_pending(), "commit")
+        await done
+
+    async def _commit_pending(self) -> None:
+        steps: list[tuple[Sequence[Effect], asyncio.Future[None]]] = []
+        try:
+            while self._pending:
+                steps = list(self._pending)
+                self._pending.clear()
+                effects = [effect for step, _ in steps for effect in step]
+                try:
+                    # Every run these steps changed, in one transaction, before any of them is
+                    # published; the logs of the runs that ended are closed in the same trip.
+                    pruned = await self.store.save_many(
+                        [e.run for e in effects if isinstance(e, Changed)],
+                        close_logs=[e.run_id for e in effects if isinstance(e, Released)],
+                    )
+                except Exception as exc:
+                    for _, done in steps:
+                        _settle(done, exc)
+                    continue
+                if pruned:
+                    self.isolation.pruned(pruned)
+                moved = False
+                for step, done in steps:
+                    try:
+                        moved = self._carry_out(step) or moved
+                    except Exception as exc:
+                        _settle(done, exc)
+                    else:
+                        _settle(done, None)
+                if moved:
+                    self._publish_summary()
+        finally:
+            # Cancelled (shutdown) with steps not done: their callers must not wait for ever.
+            for _, done in [*steps, *self._pending]:
+                _settle(done, RuntimeError("the supervisor stopped"))
+
+    def _carry_out(self, effects: Sequence[Effect]) -> bool:
+        """Publish and do one step's effects (its runs are saved); whether a run changed state."""
+        moved = False
+        for effect in effects:
+            if isinstance(effect, Changed):
+                self.bus.publish("run", effect.run.to_json())
+                moved = moved or effect.source is not effect.run.state
+            elif isinstance(effect, Spawn):
+                self._start_attempt(self._live[effect.run_id])
+            elif isinstance(effect, Terminate):
+                self._terminate(self._live[effect.run_id])
+            elif isinstance(effect, Schedule):
+                self._schedule(self._live[effect.run_id], effect)
+            elif isinstance(effect, Released):
+                ended = self._live.pop(effect.run_id)
+                self._cancel_timer(ended)
+                self.isolation.ended(ended.run)
+        return moved
 
     def _start_attempt(self, live: Live) -> None:
         task = self._tasks.spawn(self._attempt(live), f"run {live.run.id}")
@@ -411,7 +478,7 @@ class Supervisor:
 
     async def _timer(self, run_id: str, token: int, delay: float) -> None:
         await asyncio.sleep(delay)
-        # The core is asked and the commit lock requested in one step, like every other caller.
+        # The core is asked and its effects queued in one step, like every other caller.
         await self._apply(self.core.timer_fired(run_id, token))
 
     # -- one start of an agent -------------------------------------------------------------------
@@ -419,6 +486,8 @@ class Supervisor:
     async def _attempt(self, live: Live) -> None:
         run, agent, output = live.run, live.agent, live.output
         try:
+            if self._watchdog_ready is not None:
+                await asyncio.shield(self._watchdog_ready)  # raises if it could not start
             output.new_attempt(self.core.clock.monotonic())
             await self.isolation.starting(run)
             try:
@@ -443,9 +512,7 @@ class Supervisor:
         except Exception as exc:
             log.exception("supervising run %s failed", run.id)
             await self._apply(self.core.crashed(run.id, f"internal error: {exc}"))
-        finally:
-            if run.id not in self.core:
-                await self.store.close_log(run.id)
+        # The log is closed when the run ends (``Released``, in ``_apply``).
 
     async def _watch(self, live: Live, process: AgentProcess) -> int:
         """Follow the process until its leader exits and what it left is gone; its exit code."""
@@ -557,16 +624,32 @@ class Supervisor:
     async def _amend(self, run: Run) -> None:
         """Persist a change to a run that has ended (never bringing back a deleted one), then
         publish it: what happened to its worktree, its changes found after a restart."""
-        async with self._commit:
-            if await self.store.update(run):
-                self.bus.publish("run", run.to_json())
+        await self._apply([])  # after every step queued before it
+        if await self.store.update(run):
+            self.bus.publish("run", run.to_json())
 
     async def _recover(self, interrupted: Sequence[Run]) -> None:
         await self.isolation.recover(interrupted)
         await self.isolation.prune()
 
-    async def _publish_summary(self) -> None:
-        self.bus.publish("summary", await self.store.counts())
+    def _publish_summary(self) -> None:
+        self.bus.publish("summary", self.store.summary())
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    """Tell a step's caller how it went, unless the caller has gone (its future cancelled):
+    the step is carried out all the same."""
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
+def _report_watchdog(started: asyncio.Future[None]) -> None:
+    if not started.cancelled() and (exc := started.exception()) is not None:
+        log.error("the watchdog could not start, so no agent will be: %s", exc)
 
 
 def policy(agent: AgentDef) -> Policy:

@@ -220,8 +220,8 @@ async def events() -> Response:
         # stream is open (the dashboard shows "connected", the CLI starts fetching).
         hello = json.dumps({"last_id": d.bus.last_id})
         yield f"retry: 1000\nevent: hello\ndata: {hello}\n\n".encode()
-        async for event in events_or_heartbeats(subscription):
-            yield KEEP_ALIVE if event is None else event.sse()
+        async for batch in events_or_heartbeats(subscription):
+            yield KEEP_ALIVE if batch is None else b"".join(event.sse() for event in batch)
 
     return event_stream(stream())
 

@@ -30,7 +30,11 @@ from aios.server.views import FILTERS, Counts, continuable, cost, size, tokens
 
 blueprint = Blueprint("live", __name__)
 
+# A page further behind the log than this (it stopped reading while a run flooded output) skips
+# to the last BEHIND_MAX bytes, as a run page opens with them: what one message holds, and what a
+# tab that stopped reading makes the daemon hold, stays bounded however much it missed.
 READ_CHUNK = 256 * 1024
+BEHIND_MAX = 256 * 1024
 
 
 class OutputRenderer:
@@ -188,20 +192,31 @@ class View:
         return await self.drain_output()
 
     async def drain_output(self) -> str:
-        """Exactly the bytes after what the page has, read from the log file (never twice)."""
+        """The bytes after what the page has, read from the log file (never twice); at most the
+        last ``BEHIND_MAX`` of them, after a line saying how much was skipped."""
         assert self.run_id is not None
         d = daemon()
-        chunks = []
+        total = await d.log_size(self.run_id)
+        note, mid_line = "", False
+        if total - self.offset > BEHIND_MAX:  # a page that fell behind skips ahead
+            start = total - BEHIND_MAX
+            note = escape(
+                f"\n[aios: {size(start - self.offset)} of output skipped while this page was "
+                "not keeping up; the whole output is in the download]\n",
+                quote=False,
+            )
+            self.offset, self.output, mid_line = start, OutputRenderer(position=start), True
+        chunks: list[str] = []
         while data := await d.read_log(self.run_id, self.offset, READ_CHUNK):
             self.offset += len(data)
-            chunks.append(self.output.render(data))
+            chunks.append(self.output.render(data, start_mid_line=mid_line and not chunks))
             if len(data) < READ_CHUNK:
                 break
-        if not chunks:
+        if not chunks and not note:
             return ""
         # The open line is redrawn whole: the page's is replaced by the completed rows (if any)
         # and the line as it is now.
-        return partial("#output-tail", "outerHTML", "".join(chunks) + self.output.tail())
+        return partial("#output-tail", "outerHTML", note + "".join(chunks) + self.output.tail())
 
 
 async def render_changes(run: Run) -> str:
@@ -266,14 +281,18 @@ async def events() -> Response:
     @stream_with_context
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 1000\n\n"
-        async for event in events_or_heartbeats(subscription):
-            if event is None:
+        async for batch in events_or_heartbeats(subscription):
+            if batch is None:
                 yield KEEP_ALIVE
-            elif event.kind == "reset":
-                yield f"id: {event.id}\nevent: reset\ndata: {{}}\n\n".encode()
-            else:
+                continue
+            out = []
+            for event in batch:
+                if event.kind == "reset":
+                    out.append(f"id: {event.id}\nevent: reset\ndata: {{}}\n\n".encode())
+                    continue
                 html = await view.render(event)
                 # Every event moves the page's Last-Event-ID, even one that changes nothing here.
-                yield message(event.id, html) if html else f"id: {event.id}\n\n".encode()
+                out.append(message(event.id, html) if html else f"id: {event.id}\n\n".encode())
+            yield b"".join(out)
 
     return event_stream(stream())

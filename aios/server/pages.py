@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from markupsafe import Markup, escape
 from quart import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers.response import Response as RedirectResponse
 
-from aios.autostart import AutostartError, AutostartStatus, for_platform
 from aios.config import SETTINGS
 from aios.credentials import SESSION_LIFETIME
 from aios.runs import Run
@@ -28,6 +27,9 @@ from aios.server.live import OutputRenderer, render_changes
 from aios.server.security import cookie_name, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
 from aios.store import UnknownRun
+
+if TYPE_CHECKING:
+    from aios.autostart import AutostartStatus
 
 blueprint = Blueprint("pages", __name__)
 
@@ -211,6 +213,9 @@ async def settings() -> str:
 
 
 def _autostart_status() -> AutostartStatus | None:
+    # Imported here, not at start-up: only the settings page needs it.
+    from aios.autostart import AutostartError, for_platform  # noqa: PLC0415
+
     try:
         return for_platform().status()
     except AutostartError:
@@ -219,6 +224,8 @@ def _autostart_status() -> AutostartStatus | None:
 
 @blueprint.post("/ui/autostart")
 async def toggle_autostart() -> Response:
+    from aios.autostart import AutostartError, for_platform  # noqa: PLC0415
+
     form = await request.form
     entry = for_platform()
     change = entry.enable if form.get("enabled") == "true" else entry.disable

@@ -7,29 +7,46 @@ from collections.abc import AsyncIterator
 
 from quart import Response
 
-from aios.events import Event, Subscription
+from aios.events import KEEPALIVE, Event, Subscription
 
 HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle stream
 KEEP_ALIVE = b": keep-alive\n\n"
+BATCH = 64  # events at most in one write to a stream
 
 
-async def events_or_heartbeats(subscription: Subscription) -> AsyncIterator[Event | None]:
-    """The subscription's events, with None after every idle ``HEARTBEAT``; ends with the bus.
+async def events_or_heartbeats(subscription: Subscription) -> AsyncIterator[list[Event] | None]:
+    """The subscription's events, in batches of those that arrived together (one write each:
+    with a hundred streams open, every write saved is a hundred), with None when the stream has
+    been idle for a ``HEARTBEAT``; ends with the bus.
+
+    The heartbeat is one timer per stream, every ``HEARTBEAT`` seconds, that nudges the stream
+    if nothing was sent since the last one - not a timeout set and cancelled around every wait,
+    which was a tenth of the event loop's time when an event goes to a hundred streams.
 
     The subscription is closed however the stream ends (the client went away, or shutdown).
     """
+    loop = asyncio.get_running_loop()
+    sent = beaten = 0  # batches sent in all; and when the last beat looked
+    timer: asyncio.TimerHandle | None = None
+
+    def beat() -> None:
+        nonlocal beaten, timer
+        if sent == beaten:
+            subscription.nudge()
+        beaten = sent
+        timer = loop.call_later(HEARTBEAT, beat)
+
+    timer = loop.call_later(HEARTBEAT, beat)
     try:
-        while True:
-            try:
-                async with asyncio.timeout(HEARTBEAT):
-                    event = await subscription.get()
-            except TimeoutError:
+        while (event := await subscription.get()) is not None:
+            if event is KEEPALIVE:
                 yield None
                 continue
-            if event is None:
-                return
-            yield event
+            sent += 1
+            yield [event, *subscription.ready(BATCH - 1)]
     finally:
+        if timer is not None:
+            timer.cancel()
         subscription.close()
 
 
