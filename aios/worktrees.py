@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -83,6 +84,8 @@ class Leftover:
 
 async def find_checkout(directory: Path) -> Checkout | None:
     """The work tree ``directory`` is in, or None. Raises GitMissing without git."""
+    if not await asyncio.to_thread(_may_be_in_checkout, directory):
+        return None  # no .git above it: no need to start git to hear so (one fork per run)
     found = await git(
         "rev-parse", "--is-inside-work-tree", "--show-toplevel", cwd=directory, check=False
     )
@@ -97,6 +100,18 @@ async def find_checkout(directory: Path) -> Checkout | None:
         head.text if head.code == 0 and head.text else None,
         branch.text if branch.code == 0 and branch.text else None,
     )
+
+
+def _may_be_in_checkout(directory: Path) -> bool:
+    """Whether a ``.git`` (directory, or a worktree's file) is in ``directory`` or above it, as
+    git looks for one; GIT_DIR in the environment says yes to anything, as it does to git."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    try:
+        here = directory.resolve()
+    except OSError:
+        return True  # let git say what is wrong
+    return any((folder / ".git").exists() for folder in (here, *here.parents))
 
 
 async def uncommitted(top: Path) -> int:
@@ -407,7 +422,10 @@ def _mkdtemp(parent: Path) -> str:
 
 def _copy(source: Path, target: Path) -> bool:
     try:
-        shutil.copyfile(source, target)
+        # copy2: the copy keeps the index's mtime, which git compares with its entries' to
+        # tell a racily clean file (changed in the same tick the index was written: same size,
+        # same mtime) and read it rather than trust its stat data.
+        shutil.copy2(source, target)
     except FileNotFoundError:
         return False
     return True

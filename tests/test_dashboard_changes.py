@@ -64,6 +64,8 @@ def test_the_run_page_lists_the_files_and_shows_the_diff_highlighted(
 ) -> None:
     p, watch = page
     run = final(served, launch(served, repo, "write hello.py print(1); write lib/a.py uno")["id"])
+    # What was recorded first (a wrong record and a stale row are different failures).
+    assert (run["changes"]["file_count"], run["changes"]["added"]) == (2, 2), run["changes"]
     row = p.locator(f"#run-{run['id']}")
     expect(row.locator("td.changes")).to_contain_text(f"2 files +2 {MINUS}1")
     expect(row.locator("td.changes .tag")).to_have_text("worktree")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +35,8 @@ from aios.tasks import TaskSet
 from aios.worktrees import WorktreeError, Worktrees, agent_directory, find_checkout
 
 log = logging.getLogger("aios.isolation")
+OUTSIDE_FOR = 2.0  # seconds a directory found outside a checkout is taken to stay outside
+OUTSIDE_KEPT = 256  # directories remembered before the stale ones are forgotten
 
 BASELINE_TIMEOUT = 30.0  # noting what a plain checkout holds, before its agent starts
 RECORD_TIMEOUT = 60.0  # recording what a run changed, once its agent has exited
@@ -70,6 +73,8 @@ class Isolation:
         self._claimed: set[str] = set()  # runs between prepare and their end
         self._tidying: set[asyncio.Task[None]] = set()
         self._told_no_git = False
+        # Directories found outside any checkout, until when: quick runs there start no git.
+        self._outside: dict[str, float] = {}
 
     # -- the supervisor's calls ------------------------------------------------------------------
 
@@ -141,9 +146,16 @@ class Isolation:
             self._baselines[run.id] = Baseline(Path(tree.path), tree.base, tree.base)
             return
         self._baselines[run.id] = None
+        now = time.monotonic()
+        if self._outside.get(run.cwd, 0.0) > now:
+            return  # known not to be in a checkout, a moment ago: no git for every quick run
         try:
             async with asyncio.timeout(BASELINE_TIMEOUT):
                 checkout = await find_checkout(Path(run.cwd))
+                if checkout is None:
+                    self._outside[run.cwd] = now + OUTSIDE_FOR
+                    if len(self._outside) > OUTSIDE_KEPT:
+                        self._outside = {d: t for d, t in self._outside.items() if t > now}
                 if checkout is not None:
                     untracked = await self.worktrees.untracked_allowed(checkout.top)
                     start = await self.worktrees.snapshot(checkout.top, untracked=untracked)

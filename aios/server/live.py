@@ -207,11 +207,13 @@ class View:
             )
             self.offset, self.output, mid_line = start, OutputRenderer(position=start), True
         chunks: list[str] = []
-        while data := await d.read_log(self.run_id, self.offset, READ_CHUNK):
+        # Up to the size seen above, not the end of a file that a flood keeps growing: one
+        # message stays bounded; what came meanwhile is the next event's.
+        while self.offset < total and (
+            data := await d.read_log(self.run_id, self.offset, min(READ_CHUNK, total - self.offset))
+        ):
             self.offset += len(data)
             chunks.append(self.output.render(data, start_mid_line=mid_line and not chunks))
-            if len(data) < READ_CHUNK:
-                break
         if not chunks and not note:
             return ""
         # The open line is redrawn whole: the page's is replaced by the completed rows (if any)
