@@ -1,7 +1,9 @@
 """Regenerate the dashboard screenshots in docs/ (light and dark): `python -m scripts.screenshots`.
 
-Starts a real daemon in a scratch AIOS_HOME with a few demo agents, runs them, and photographs
-the overview and a run page in Debian's Chromium at 1280 by 800, and on a phone (390 by 844).
+Starts a real daemon in a scratch AIOS_HOME with a few demo agents and the fake agent CLIs of the
+tests (which replay recorded streams: no real CLI, login or network is needed), runs them, and
+photographs the overview, a run page with an agent's transcript and a request for approval in
+Debian's Chromium at 1280 by 800, and on a phone (390 by 844).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
 from tests.browser import CHROMIUM_ARGS
+from tests.helpers import fake_agents
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -50,8 +54,14 @@ def main() -> None:
         f'[agents.tests]\ncommand = ["{sys.executable}", "{scripts / "build.py"}"]\n'
         'description = "Run the test suite"\n'
         f'[agents.watch]\ncommand = ["{sys.executable}", "{scripts / "watch.py"}"]\n'
+        '[agents.claude]\nenv = { AIOS_FAKE_SCENARIO = "claude-success", AIOS_FAKE_SPEED = "0" }\n'
+        '[agents.codex]\nenv = { AIOS_FAKE_SCENARIO = "codex-reconnect", AIOS_FAKE_SPEED = "1" }\n'
+        '[agents.asker]\nlabel = "Claude Code (asks)"\n'
+        'command = ["claude", "-p", "--output-format", "stream-json", "--verbose", "{permission}",'
+        ' "{resume}", "--", "{prompt}"]\nformat = "claude-stream-json"\napprovals = "ask"\n'
     )
-    env = {**os.environ, "AIOS_HOME": str(home)}
+    bin_dir = fake_agents(home / "bin")
+    env = {**os.environ, "AIOS_HOME": str(home), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     env.pop("DISPLAY", None)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "aios", "serve", "--no-browser"],
@@ -75,21 +85,18 @@ def main() -> None:
                 page.goto(f"{base}/login?token={token}")
                 page.wait_for_selector("#conn.connected")
                 if scheme == "light":
-                    for agent, prompt in (
-                        ("command", "echo hello from AIOS"),
-                        ("tests", ""),
-                        ("command", "ls /nonexistent"),
-                        ("watch", ""),
-                    ):
-                        page.get_by_label("Agent", exact=True).select_option(agent)
-                        page.get_by_label("Prompt").fill(prompt)
-                        page.get_by_role("button", name="Launch").click()
-                        time.sleep(0.4)
-                    time.sleep(2.5)
+                    launch_demo(page)
                 page.screenshot(path=str(DOCS / f"overview-{scheme}.png"))
-                page.locator("#runs tr.run", has_text="tests").first.locator("a").click()
-                page.wait_for_selector("#output .ansi-fg-1")
+                page.locator("#runs tr.run", has_text="Add hello.py").first.locator("a").click()
+                page.wait_for_selector("#output .ansi-fg-6")  # a tool call, bold cyan
                 page.screenshot(path=str(DOCS / f"run-{scheme}.png"))
+                if scheme == "light":
+                    page.goto(base + "/")
+                    page.locator("#runs tr.run", has_text="ask: npm test").first.locator(
+                        "a"
+                    ).click()
+                    page.wait_for_selector(".approval")
+                    page.screenshot(path=str(DOCS / "approval-light.png"))
                 context.close()
             # The same two pages on a phone (390 by 844), light.
             context = browser.new_context(viewport={"width": 390, "height": 844})
@@ -97,8 +104,7 @@ def main() -> None:
             page.goto(f"{base}/login?token={token}")
             page.wait_for_selector("#conn.connected")
             page.screenshot(path=str(DOCS / "overview-phone.png"))
-            page.locator("#runs tr.run", has_text="tests").first.locator("a").click()
-            page.wait_for_selector("#output .ansi-fg-1")
+            open_run(page, "Add hello.py", "#output .ansi-fg-6")
             page.screenshot(path=str(DOCS / "run-phone.png"))
             context.close()
             browser.close()
@@ -106,6 +112,27 @@ def main() -> None:
         daemon.terminate()
         daemon.wait(30)
     print("wrote", ", ".join(sorted(p.name for p in DOCS.glob("*.png"))))
+
+
+def launch_demo(page: Any) -> None:
+    for agent, prompt in (
+        ("claude", "Add hello.py, which prints hello, and run it"),
+        ("command", "echo hello from AIOS"),
+        ("tests", ""),
+        ("codex", "Fix the flaky test in test_api.py"),
+        ("watch", ""),
+        ("asker", "ask: npm test"),
+    ):
+        page.get_by_label("Agent", exact=True).select_option(agent)
+        page.get_by_label("Prompt").fill(prompt)
+        page.get_by_role("button", name="Launch").click()
+        time.sleep(0.4)
+    time.sleep(4)  # codex goes offline after its reconnects; the asker waits for an answer
+
+
+def open_run(page: Any, prompt: str, ready: str) -> None:
+    page.locator("#runs tr.run", has_text=prompt).first.locator("a").click()
+    page.wait_for_selector(ready)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def test_cli_takes_a_prompt_that_starts_with_a_dash(fakes: Fakes) -> None:
     call = fakes.invocations()[-1]
     assert call["argv"][-2:] == ["--", "--version"]
     assert "--permission-mode" in call["argv"] and "plan" in call["argv"]
-    assert "⏺ Write(hello.py)" in result.stdout and '{"type"' not in result.stdout
+    assert "● Write(hello.py)" in result.stdout and '{"type"' not in result.stdout
 
 
 def test_what_a_successful_run_knows_and_its_readable_transcript(fakes: Fakes) -> None:
@@ -82,7 +82,7 @@ def test_what_a_successful_run_knows_and_its_readable_transcript(fakes: Fakes) -
     assert claude["tokens"]["output"] > 0 and claude["cost_usd"] > 0
     assert claude["num_turns"] >= 1 and claude["denials"] == [] and claude["activity"] is None
     transcript = fakes.log(claude["id"])
-    assert "⏺ Write(hello.py)" in transcript and "⏺ Bash(" in transcript
+    assert "● Write(hello.py)" in transcript and "● Bash(" in transcript
     assert '{"type"' not in transcript and "\x1b[" in transcript  # styled text, no JSON
     raw = fakes.d.client.request_bytes("GET", f"/api/runs/{claude['id']}/events").decode()
     assert all(json.loads(line)["type"] for line in raw.splitlines())

@@ -50,8 +50,8 @@ def test_the_transcript_and_what_the_run_knows(page: tuple[Any, PageWatch], fake
     p.goto(f"http://127.0.0.1:{fakes.d.port}/runs/{run['id']}")
     expect(p.locator("#output-title")).to_have_text("Transcript")
     output = p.locator("#output")
-    expect(output).to_contain_text("⏺ Write(hello.py)")
-    expect(output).to_contain_text("⏺ Bash(")
+    expect(output).to_contain_text("● Write(hello.py)")
+    expect(output).to_contain_text("● Bash(")
     assert '{"type"' not in output.inner_text()  # events rendered as text, not JSON
     assert output.locator("span").count() > 0  # styled (tool calls, folded results)
     details = p.locator("#run-details")

@@ -23,8 +23,8 @@ def test_a_successful_run_with_tokens_and_cost() -> None:
     assert k.cost_usd == 0.0034
     assert k.failure is None and run.hint is None
     plain = run.plain
-    assert "⏺ Edit(hello.py)" in plain
-    assert "⏺ Commit(1a2b3c4 feat: Add hello.py that prints a greeting)" in plain
+    assert "● Edit(hello.py)" in plain
+    assert "● Commit(1a2b3c4 feat: Add hello.py that prints a greeting)" in plain
     assert 'print("hello, world")' in plain  # the model's reply, as it came
     _, reducer = reducer_for("aider")
     assert reducer.stdout("Commit the changes when you are ready.") == (

@@ -73,9 +73,9 @@ def test_a_successful_run_with_tools_usage_and_cost() -> None:
     assert run.hint is None
     plain = run.plain
     assert "I'll create hello.py and run it." in plain
-    assert "⏺ Write(hello.py)" in plain  # relative to the session's directory
-    assert "⏺ Bash(python3 hello.py)" in plain
-    assert "  ⎿ hello, world" in plain
+    assert "● Write(hello.py)" in plain  # relative to the session's directory
+    assert "● Bash(python3 hello.py)" in plain
+    assert "  └ hello, world" in plain
     assert plain.endswith("✓ done · 3 turns · 12.3 s · $0.0123\n")
     assert not raw_json_in(run.text)
 

@@ -43,9 +43,9 @@ def test_a_successful_turn_with_commands_file_changes_and_usage() -> None:
     plain = run.plain
     assert "$ /bin/bash -lc 'python3 hello.py'" in plain
     assert plain.count("$ /bin/bash -lc 'python3 hello.py'") == 1  # started, then completed
-    assert "  ⎿ hello, world" in plain
-    assert "⏺ Add(/home/me/src/app/hello.py)" in plain
-    assert "⏺ Update(/home/me/src/app/README.md)" in plain
+    assert "  └ hello, world" in plain
+    assert "● Add(/home/me/src/app/hello.py)" in plain
+    assert "● Update(/home/me/src/app/README.md)" in plain
     assert "Added `hello.py`, which prints `hello, world`" in plain
     assert "✓ done · 1 turn · 24,180 tokens in (19,072 cached), 611 out" in plain
     assert not raw_json_in(run.text)
@@ -108,7 +108,7 @@ def test_a_declined_command_is_a_denial_and_a_failed_one_is_red() -> None:
         "status": "failed",
     }
     text = reducer.stdout(json.dumps({"type": "item.completed", "item": failed}))
-    assert f"{RED}  ⎿ exit 2\n    boom" in text
+    assert f"{RED}  └ exit 2\n    boom" in text
     assert reducer.knowledge.failure is None  # a failed command is the agent's business
     assert codex.hint(reducer.knowledge, 0) == codex.DECLINED
 
@@ -119,11 +119,11 @@ def test_mcp_web_search_todos_and_unknown_items() -> None:
     text = reducer.stdout(
         json.dumps({"type": "item.started", "item": {**mcp, "arguments": {"q": "sqlite wal"}}})
     )
-    assert "⏺ docs.search(sqlite wal)" in text
+    assert "● docs.search(sqlite wal)" in text
     done = {**mcp, "status": "completed", "result": {"content": [{"type": "text", "text": "WAL"}]}}
-    assert "  ⎿ WAL" in reducer.stdout(json.dumps({"type": "item.completed", "item": done}))
+    assert "  └ WAL" in reducer.stdout(json.dumps({"type": "item.completed", "item": done}))
     search = {"id": "i2", "type": "web_search", "query": "python 3.14"}
-    assert "⏺ WebSearch(python 3.14)" in reducer.stdout(
+    assert "● WebSearch(python 3.14)" in reducer.stdout(
         json.dumps({"type": "item.started", "item": search})
     )
     todos = {"id": "i3", "type": "todo_list", "items": [{"text": "a", "completed": True}]}

@@ -47,9 +47,9 @@ def test_a_successful_run_with_tools_and_stats() -> None:
     plain = run.plain
     assert "I'll create `hello.py` and run it.\n" in plain  # pieces joined into a line
     assert "Done: `hello.py` prints `hello, world`.\n" in plain  # flushed by the result
-    assert "⏺ write_file(hello.py)" in plain
-    assert "⏺ run_shell_command(python3 hello.py)" in plain
-    assert "  ⎿ hello, world" in plain
+    assert "● write_file(hello.py)" in plain
+    assert "● run_shell_command(python3 hello.py)" in plain
+    assert "  └ hello, world" in plain
     assert plain.endswith(
         "✓ done · 4.2 s · 2 tool calls · 9,120 tokens in (4,096 cached), 292 out\n"
     )

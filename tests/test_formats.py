@@ -208,17 +208,17 @@ def test_a_tool_call_with_a_huge_argument_stays_on_one_short_line() -> None:
 
 def test_fold_shows_a_few_lines_and_counts_the_rest() -> None:
     assert base.fold("") == ""
-    assert base.fold("one") == "\x1b[2m  ⎿ one\x1b[0m\n"
+    assert base.fold("one") == "\x1b[2m  └ one\x1b[0m\n"
     folded = base.fold("a\nb\nc\nd\ne\n")
-    assert folded == "\x1b[2m  ⎿ a\n    b\n    c\n    … +2 lines\x1b[0m\n"
-    assert base.fold_error("bad").startswith("\x1b[31m  ⎿ bad")
+    assert folded == "\x1b[2m  └ a\n    b\n    c\n    … +2 lines\x1b[0m\n"
+    assert base.fold_error("bad").startswith("\x1b[31m  └ bad")
     long_line = base.fold("y" * 1000)
     assert len(long_line) < base.RESULT_WIDTH + 20 and "…" in long_line
 
 
 def test_tool_call_outcome_and_duration() -> None:
-    assert base.tool_call("Bash", "npm test") == "\x1b[1;36m⏺ Bash(npm test)\x1b[0m\n"
-    assert base.tool_call("Read") == "\x1b[1;36m⏺ Read\x1b[0m\n"
+    assert base.tool_call("Bash", "npm test") == "\x1b[1;36m● Bash(npm test)\x1b[0m\n"
+    assert base.tool_call("Read") == "\x1b[1;36m● Read\x1b[0m\n"
     assert (
         base.outcome(None, "3 turns", "", "12.3 s") == "\x1b[32m✓ done · 3 turns · 12.3 s\x1b[0m\n"
     )

@@ -264,7 +264,7 @@ def _fold(text: str, lines: int, paint: Callable[[str], str]) -> str:
     all_lines = text.rstrip("\n").split("\n") if text.strip() else []
     cut = [line if len(line) <= RESULT_WIDTH else line[: RESULT_WIDTH - 1] + "…"
            for line in all_lines[:lines]]  # fmt: skip
-    shown = "".join(f"  ⎿ {line}\n" if i == 0 else f"    {line}\n" for i, line in
+    shown = "".join(f"  └ {line}\n" if i == 0 else f"    {line}\n" for i, line in
                     enumerate(cut))  # fmt: skip
     rest = len(all_lines) - lines
     if rest > 0:
@@ -279,9 +279,9 @@ def kind_from(patterns: Iterable[tuple[re.Pattern[str], FailureKind]], text: str
 
 
 def tool_call(name: str, argument: str = "") -> str:
-    """One styled line for a tool call, its name and key argument: ``⏺ Bash(npm test)``."""
+    """One styled line for a tool call, its name and key argument: ``● Bash(npm test)``."""
     name, argument = one_line(name, 60), one_line(argument) if argument else ""
-    return style.tool(f"⏺ {name}({argument})" if argument else f"⏺ {name}") + "\n"
+    return style.tool(f"● {name}({argument})" if argument else f"● {name}") + "\n"
 
 
 def outcome(failure: str | None, *facts: str) -> str:

@@ -240,7 +240,7 @@ class ClaudeReducer(JsonReducer):
             if block.get("is_error") is True:
                 out.append(fold_error(text or "error"))
             else:
-                out.append(fold(text) or style.dim("  ⎿ (no output)") + "\n")
+                out.append(fold(text) or style.dim("  └ (no output)") + "\n")
         return "".join(out)
 
     def _result(self, event: dict[str, Any]) -> str:

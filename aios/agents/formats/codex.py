@@ -205,12 +205,12 @@ class CodexReducer(JsonReducer):
         status = str_of(item.get("status"))
         if status == "declined":
             self.knowledge.deny("command", command)
-            return out + style.warning("  ⎿ declined: the sandbox does not allow it") + "\n"
+            return out + style.warning("  └ declined: the sandbox does not allow it") + "\n"
         code = int_of(item.get("exit_code"))
         output = str_of(item.get("aggregated_output"))
         if status == "failed" or (code is not None and code != 0):
             return out + fold_error(f"exit {code if code is not None else '?'}\n{output}".strip())
-        return out + (fold(output) if output.strip() else style.dim("  ⎿ exit 0") + "\n")
+        return out + (fold(output) if output.strip() else style.dim("  └ exit 0") + "\n")
 
     def _file_change(self, phase: str, item: dict[str, Any]) -> str:
         if phase != "completed":

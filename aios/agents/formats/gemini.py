@@ -209,13 +209,13 @@ class GeminiReducer(JsonReducer):
         self.knowledge.working()
         name, argument = self._tools.get(str_of(event.get("tool_id")), ("tool", ""))
         if event.get("status") != "error":
-            return fold(str_of(event.get("output"))) or style.dim("  ⎿ done") + "\n"
+            return fold(str_of(event.get("output"))) or style.dim("  └ done") + "\n"
         error = dict_of(event.get("error"))
         message = str_of(error.get("message")) or str_of(event.get("output")) or "failed"
         if _NEEDS_CONFIRMATION in message or _DENIED_BY_POLICY.search(message):
             self.knowledge.deny(name, argument)
             why = "needs confirmation" if _NEEDS_CONFIRMATION in message else "denied by policy"
-            return style.warning(f"  ⎿ ⊘ {why}: not run") + "\n"
+            return style.warning(f"  └ ⊘ {why}: not run") + "\n"
         return fold_error(message)
 
     def _result(self, event: dict[str, Any]) -> str:
