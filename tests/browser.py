@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from bench.harness import CHROMIUM_ARGS
 from tests.helpers import require
 
-__all__ = ["CHROMIUM_ARGS", "PageWatch", "browser", "chromium_path"]
+__all__ = ["CHROMIUM_ARGS", "PageWatch", "browser", "chromium_path", "signed_in_page"]
 
 
 def chromium_path() -> str:
@@ -63,3 +64,21 @@ def browser() -> Iterator[Any]:
             yield instance
         finally:
             instance.close()
+
+
+@contextmanager
+def signed_in_page(
+    browser: Any, port: int, token: str, height: int = 800, timeout_ms: int = 15_000
+) -> Iterator[tuple[Any, PageWatch]]:
+    """A fresh context signed in to the daemon on ``port``, its live stream connected."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    watch = PageWatch()
+    watch.attach(page)
+    page.goto(f"http://127.0.0.1:{port}/login?token={token}")
+    page.wait_for_selector("#conn.connected")
+    try:
+        yield page, watch
+    finally:
+        context.close()

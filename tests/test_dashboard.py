@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from aios.credentials import SESSION_LIFETIME
 from bench.history import seed
-from tests.browser import PageWatch, browser
+from tests.browser import PageWatch, browser, signed_in_page
 from tests.helpers import DaemonProcess, agent_script, start_daemon, write_config
 
 __all__ = ["browser"]  # the fixture, imported so pytest finds it here
@@ -57,17 +57,8 @@ def served(dash_home: Path) -> Iterator[DaemonProcess]:
 
 @pytest.fixture
 def page(browser: Any, served: DaemonProcess) -> Iterator[tuple[Any, PageWatch]]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    watch = PageWatch()
-    watch.attach(page)
-    page.goto(f"http://127.0.0.1:{served.port}/login?token={served.info.token}")
-    page.wait_for_selector("#conn.connected")
-    try:
-        yield page, watch
-    finally:
-        context.close()
+    with signed_in_page(browser, served.port, served.info.token, 800, 10_000) as signed_in:
+        yield signed_in
 
 
 def mark_no_reload(page: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import PageWatch, browser
+from tests.browser import PageWatch, browser, signed_in_page
 from tests.fakeagents import Fakes
 
 __all__ = ["browser"]
@@ -31,17 +31,8 @@ def fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
 
 @pytest.fixture
 def page(browser: Any, fakes: Fakes) -> Iterator[tuple[Any, PageWatch]]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    watch = PageWatch()
-    watch.attach(page)
-    page.goto(f"http://127.0.0.1:{fakes.d.port}/login?token={fakes.d.info.token}")
-    page.wait_for_selector("#conn.connected")
-    try:
-        yield page, watch
-    finally:
-        context.close()
+    with signed_in_page(browser, fakes.d.port, fakes.d.info.token, 800, 15_000) as signed_in:
+        yield signed_in
 
 
 def test_the_transcript_and_what_the_run_knows(page: tuple[Any, PageWatch], fakes: Fakes) -> None:

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from aios.formatting import MINUS
-from tests.browser import PageWatch, browser
+from tests.browser import PageWatch, browser, signed_in_page
 from tests.gitrepo import branches, make_repo
 from tests.helpers import DaemonProcess, agent_script, start_daemon, wait_until, write_config
 from tests.test_isolation import AGENT, final, get
@@ -39,17 +39,8 @@ def served(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
 
 @pytest.fixture
 def page(browser: Any, served: DaemonProcess) -> Iterator[tuple[Any, PageWatch]]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    watch = PageWatch()
-    watch.attach(page)
-    page.goto(f"http://127.0.0.1:{served.port}/login?token={served.info.token}")
-    page.wait_for_selector("#conn.connected")
-    try:
-        yield page, watch
-    finally:
-        context.close()
+    with signed_in_page(browser, served.port, served.info.token, 900, 15_000) as signed_in:
+        yield signed_in
 
 
 def launch(d: DaemonProcess, repo: Path, prompt: str, worktree: bool = True) -> dict[str, Any]:
