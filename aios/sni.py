@@ -34,6 +34,7 @@ from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus
 from PIL import Image
 
 from aios.dbusmenu import DBusMenu
+from aios.icon import at_size
 from aios.tray_backend import import_pystray
 
 # pystray's base class for backends; imported through import_pystray, because a plain
@@ -55,10 +56,9 @@ def pixmaps(image: Image.Image | None) -> list[list[Any]]:
     """``a(iiay)``: ARGB32 in network byte order, one per size, as the spec wants."""
     if image is None:
         return []
-    rgba = image.convert("RGBA")
     out: list[list[Any]] = []
     for size in PIXMAP_SIZES:
-        scaled = rgba.resize((size, size), Image.Resampling.LANCZOS)
+        scaled = at_size(image, size)  # drawn at each size: a scaled-down badge is a smudge
         red, green, blue, alpha = scaled.split()
         # Pillow has no ARGB packer: reorder the bands, then take them as four bytes a pixel.
         argb = Image.merge("RGBA", (alpha, red, green, blue)).tobytes()
@@ -193,6 +193,7 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
         self._item: StatusNotifierItem | None = None
         self._dbusmenu: DBusMenu | None = None
         self._stop_requested = threading.Event()
+        self._signalled_title = str(self.title or "")  # what the host was last told of
         self.bus_name = f"org.kde.StatusNotifierItem-{os.getpid()}-1"
         self.registered = threading.Event()  # the watcher knows us (tests and the log read it)
 
@@ -309,13 +310,21 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
             self._item.status = status
             self._item.NewStatus(status)
 
+    # A host answers each New* signal by fetching every property again, pixmaps and all: signal
+    # only real changes. (A burst that fills the socket's buffer ends the connection: dbus-fast
+    # treats EAGAIN on send as fatal, as python-dbus-next issue #153 describes.)
+
     def _new_icon(self, image: Image.Image | None) -> None:
         if self._item is not None:
-            self._item.pixmaps = pixmaps(image)
-            self._item.NewIcon()
+            new = pixmaps(image)
+            if new != self._item.pixmaps:
+                self._item.pixmaps = new
+                self._item.NewIcon()
 
     def _new_title(self) -> None:
-        if self._item is not None:
+        title = str(self.title or "")
+        if self._item is not None and title != self._signalled_title:
+            self._signalled_title = title
             self._item.NewTitle()
             self._item.NewToolTip()
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
-from aios.icon import BRAND
+from aios.icon import BRAND, IconModel, IconState, draw
+from tests.browser import browser, signed_in_page
 from tests.desktop import (
     Obj,
     Session,
@@ -39,6 +41,8 @@ from tests.helpers import (
     wait_until,
     write_config,
 )
+
+__all__ = ["browser"]  # the fixture (a real Chromium), imported so pytest finds it here
 
 pytestmark = [
     pytest.mark.daemon,
@@ -72,7 +76,7 @@ def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desktop]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> tuple[dict[str, str], Path]:
+def stand_in(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """A stand-in browser that records what it was asked to open (a real one is not the point)."""
     opened = tmp_path / "opened.txt"
     script = tmp_path / "browser.sh"
@@ -126,10 +130,10 @@ def click(desktop: Desktop, menu: Obj, ident: int) -> None:
 
 
 def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
-    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+    desktop: Desktop, home: Path, tmp_path: Path, stand_in: tuple[dict[str, str], Path]
 ) -> None:
     write_config(home, '[agents.sleeper]\ncommand = ["sleep", "300"]\nstop_timeout = 2\n')
-    env, opened = browser
+    env, opened = stand_in
     log = tmp_path / "aios.err"
     tray = start_aios(home, {**desktop.session.env, **env}, log)
     try:
@@ -157,7 +161,7 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
         labels = [label for _, label, _, _ in entries(root)]
         assert labels == [
             "Open Dashboard",
-            "0 running, 0 queued, 0 failed",
+            "Idle",
             "-",
             "Recent runs",
             "Launch",
@@ -166,7 +170,7 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
             "Start at login",
             "Quit",
         ]
-        _, status, _ = by_label(root, "0 running, 0 queued, 0 failed")
+        _, status, _ = by_label(root, "Idle")
         assert status["enabled"] is False
         _, autostart, _ = by_label(root, "Start at login")
         assert autostart["toggle-type"] == "checkmark" and autostart["toggle-state"] == 0
@@ -197,7 +201,7 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
             what="the tooltip to follow",
         )
         root = layout(desktop, menu)
-        assert by_label(root, "1 running, 0 queued, 0 failed")
+        assert by_label(root, "1 running")
         _, stop_all, _ = by_label(root, "Stop all runs")
         assert stop_all["enabled"] is True
         quit_id, _, _ = by_label(root, "Quit")
@@ -211,9 +215,9 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
 
 
 def test_a_finished_run_is_a_notification_the_daemon_shows(
-    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+    desktop: Desktop, home: Path, tmp_path: Path, stand_in: tuple[dict[str, str], Path]
 ) -> None:
-    env, opened = browser
+    env, opened = stand_in
     log = tmp_path / "aios.err"
     tray = start_aios(home, {**desktop.session.env, **env}, log)
     try:
@@ -244,9 +248,9 @@ def test_a_finished_run_is_a_notification_the_daemon_shows(
 
 
 def test_an_agent_that_needs_the_user_is_a_notification(
-    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+    desktop: Desktop, home: Path, tmp_path: Path, stand_in: tuple[dict[str, str], Path]
 ) -> None:
-    env, _ = browser
+    env, _ = stand_in
     bin_dir = fake_agents(tmp_path / "bin")
     write_config(
         home,
@@ -285,9 +289,9 @@ def test_an_agent_that_needs_the_user_is_a_notification(
 
 
 def test_a_request_for_approval_is_a_notification_and_allowed_from_the_menu(
-    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+    desktop: Desktop, home: Path, tmp_path: Path, stand_in: tuple[dict[str, str], Path]
 ) -> None:
-    env, _ = browser
+    env, _ = stand_in
     bin_dir = fake_agents(tmp_path / "bin")
     stdin_log = tmp_path / "stdin.jsonl"
     write_config(
@@ -330,6 +334,58 @@ def test_a_request_for_approval_is_a_notification_and_allowed_from_the_menu(
         wait_until(answered, what="the allow to reach the agent")
         wait_until(lambda: asking() is None, what="the request to leave the menu")
         tray.client.request("POST", f"/api/runs/{run['id']}/done")
+        assert tray.terminate() == 0
+    finally:
+        tray.close()
+
+
+def status_line(desktop: Desktop, menu: Obj) -> str:
+    """The menu's status line as the panel gets it: the disabled entry after Open Dashboard."""
+    _, label, props, _ = entries(layout(desktop, menu))[1]
+    assert props["enabled"] is False
+    return str(label)
+
+
+def test_menu_and_tooltip_agree_and_a_browser_viewing_the_dashboard_clears_attention(
+    desktop: Desktop,
+    home: Path,
+    tmp_path: Path,
+    stand_in: tuple[dict[str, str], Path],
+    browser: Any,
+) -> None:
+    """As the panel sees it: the tooltip and the menu's status line count the same runs (going
+    now, failed since you last looked), the 22 px pixmap is drawn at 22 px, and a page of the
+    dashboard loaded in Chromium (not through the tray) clears the attention."""
+    write_config(home, '[agents.sleeper]\ncommand = ["sleep", "300"]\nstop_timeout = 2\n')
+    env, _ = stand_in
+    tray = start_aios(home, {**desktop.session.env, **env}, tmp_path / "aios.err")
+    try:
+        item = item_of(desktop, tray)
+        bus = desktop.session.bus
+        menu = Obj(item.dest, get_property(bus, item, "Menu"), "com.canonical.dbusmenu")
+        client = tray.client
+        client.request("POST", "/api/runs", {"agent": "sleeper"})
+        for code in (1, 2):
+            client.request("POST", "/api/runs", {"agent": "command", "prompt": f"exit {code}"})
+        line = "1 running · 2 failed since you last looked"
+        wait_until(
+            lambda: get_property(bus, item, "ToolTip")[2] == f"AIOS — {line}",
+            what=f"the tooltip to say {line!r}",
+        )
+        assert status_line(desktop, menu) == line
+        model = IconModel(IconState.ATTENTION, running=1, failed=2)
+        sizes = {w: bytes(data) for w, _, data in get_property(bus, item, "IconPixmap")}
+        red, green, blue, alpha = draw(model, 22).split()  # drawn at 22 px, not scaled down
+        assert sizes[22] == Image.merge("RGBA", (alpha, red, green, blue)).tobytes()
+        assert client.request("GET", "/api/status")["unseen"]["failed"] == 2
+
+        with signed_in_page(browser, tray.port, tray.info.token):
+            wait_until(
+                lambda: get_property(bus, item, "ToolTip")[2] == "AIOS — 1 running",
+                what="the tooltip to drop the failures once the page was seen",
+            )
+        assert status_line(desktop, menu) == "1 running"
+        assert client.request("GET", "/api/status")["unseen"]["total"] == 0
         assert tray.terminate() == 0
     finally:
         tray.close()

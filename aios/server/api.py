@@ -46,6 +46,7 @@ async def status() -> Response:
             "url": d.url,
             "uptime": round(d.uptime, 3),
             "runs": await d.summary(),
+            "unseen": (await d.unseen()).to_json(),
         }
     )
 

@@ -155,3 +155,37 @@
   });
   document.addEventListener("htmx:after:swap", setup);
 })();
+
+// -- what you have not seen (aios/unseen.py): looking at any page of the dashboard clears it --
+// The header's #unseen says what failed or called for you since you last looked, up to event
+// data-latest. A page in view tells the daemon it showed that much (a POST with the CSRF header:
+// looking changes state, so never a GET), and the tray, /api/status and every open page follow,
+// however the page was opened. A page out of view says nothing; its title carries the count.
+(() => {
+  "use strict";
+  const csrf = document.querySelector('meta[name="aios-csrf"]')?.content ?? "";
+  let title = null;
+  let reported = 0;   // the latest id this page has reported: one look, one POST
+  const look = (needFocus) => {
+    const note = document.getElementById("unseen");
+    if (!note) return;
+    title ??= document.title;
+    const count = Number(note.dataset.count || 0), latest = Number(note.dataset.latest || 0);
+    document.title = count > 0 ? `(${count}) ${title}` : title;
+    if (!count || latest <= reported || document.visibilityState !== "visible") return;
+    // News that arrives while the page is open counts as seen only if the window has focus:
+    // a page left visible on another screen is not being looked at.
+    if (needFocus && !document.hasFocus()) return;
+    reported = latest;
+    fetch("/ui/seen", {
+      method: "POST",
+      headers: { "X-AIOS-CSRF": csrf },
+      body: new URLSearchParams({ up_to: String(latest) }),
+      credentials: "same-origin",
+    }).then((r) => { if (!r.ok) reported = 0; }, () => { reported = 0; });  // try at the next look
+  };
+  document.addEventListener("DOMContentLoaded", () => look(false));
+  document.addEventListener("visibilitychange", () => look(false));
+  window.addEventListener("focus", () => look(false));
+  document.addEventListener("htmx:after:swap", () => look(true));
+})();
