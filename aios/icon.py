@@ -13,10 +13,11 @@ The glyph is a white "A" on a rounded square in the brand blue. Each state adds 
 
 Shapes are drawn from polygons at several times the size and scaled down with LANCZOS for smooth
 edges; strokes have a floor in real pixels so the "A" stays solid at 16 px. At panel sizes
-(below 32 px) a badge takes more than half the icon's width, its inside is flat and its text is
-drawn pixel by pixel (``aios.pixelfont``) in white on dark green (7:1) or ink on orange, because
-a scaled font there is a smudge; larger icons use Pillow's bundled font. A backend that shows the
-icon at another size asks ``at_size`` for a drawing made at that size, never a scaled one.
+(below 40 px) a badge is about half the icon's width, its inside is flat and its text is drawn
+pixel by pixel (``aios.pixelfont``) in white on dark green (7.2:1) or ink on orange (5:1),
+because a scaled font there is a smudge; larger icons use Pillow's bundled font. A backend that
+shows the icon at another size asks ``at_size`` for a drawing made at that size, never a scaled
+one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from enum import StrEnum
 
 from PIL import Image, ImageDraw, ImageFont
 
-from aios.pixelfont import REGULAR, SMALL, Colour
+from aios.pixelfont import REGULAR, SMALL, Colour, PixelFont
 from aios.unseen import since_last_looked
 
 BRAND = (59, 91, 219, 255)  # #3b5bdb
@@ -42,8 +43,9 @@ INK = (33, 37, 41, 255)  # #212529: "!" on orange; white on orange is too faint
 CLEAR = (0, 0, 0, 0)
 
 # Below this many pixels the badge's digits are drawn pixel by pixel (aios.pixelfont): a scaled
-# font at panel size is a smudge. From here on a font at the badge's size reads well.
-PIXEL_DIGITS_BELOW = 32
+# font at panel sizes (16-24 px, and 32 px on a 2x panel) is a smudge, and 9 and 8 look alike.
+# From here on Pillow's bundled font at the badge's size reads well.
+PIXEL_DIGITS_BELOW = 40
 WARNING_LIFT = 0.15  # the "!" sits this much of the badge's radius below its centre
 RIM = 0.8  # pixels at a badge's edge left anti-aliased when its inside is painted flat
 
@@ -121,7 +123,7 @@ def _badge_text(out: Image.Image, model: IconModel, badge: tuple[float, float, f
     """
     size = out.width
     cx, cy, r = (v * size for v in badge)
-    font = SMALL if size < 20 else REGULAR
+    font = pixel_font(size)
     if model.state is IconState.RUNNING:
         _fill(out, lambda x, y: (x - cx) ** 2 + (y - cy) ** 2 <= (r - RIM) ** 2, GREEN)
         if model.running > 0:
@@ -151,6 +153,11 @@ def _in_warning(dx: float, dy: float, r: float) -> bool:
 
 
 MODEL_KEY = "aios.icon.model"
+
+
+def pixel_font(size: int) -> PixelFont:
+    """The pixel font for a badge on a ``size`` px icon (below ``PIXEL_DIGITS_BELOW``)."""
+    return SMALL if size < 20 else REGULAR
 
 
 def at_size(image: Image.Image, size: int) -> Image.Image:
@@ -211,7 +218,10 @@ class _Pen:
         whole, odd number of pixels, so its centre is a pixel's centre and the odd-width pixel
         digits sit on whole pixels."""
         if self.size < PIXEL_DIGITS_BELOW:
-            diameter = 2 * round((0.58 * self.size - 1) / 2) + 1
+            # About 58% of the icon, but no more than the digits need (a 7 px digit in a 19 px
+            # badge at 32 px looks lost).
+            wide = min(0.58 * self.size, 2 * pixel_font(self.size).height + 1)
+            diameter = 2 * round((wide - 1) / 2) + 1
             r = diameter / 2 / self.size
         else:
             r = 0.26

@@ -178,7 +178,7 @@ def test_count_badge_is_legible_at_panel_size(size: int, running: int) -> None:
     assert len(pixels) >= 0.12 * size * size
 
 
-@pytest.mark.parametrize("size", PANEL_SIZES)
+@pytest.mark.parametrize("size", [16, *PANEL_SIZES, 32])
 def test_every_count_reads_differently_at_panel_size(size: int) -> None:
     images = [draw(IconModel(IconState.RUNNING, running=n), size) for n in range(1, 11)]
     for a, b in combinations(images, 2):

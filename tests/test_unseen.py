@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 from itertools import count
 from typing import Any
 from urllib.parse import urlencode
@@ -175,6 +176,27 @@ def test_seen_is_a_guarded_post(daemon: DaemonProcess) -> None:
         assert conn.getresponse().status == 405
     finally:
         conn.close()
+    # The dashboard's way: its session cookie, and the CSRF header from the page's <meta>.
+    cookie, csrf = session(daemon)
+    assert post_seen(daemon, {}, headers={"Cookie": cookie})[0] == 403
     assert unseen_of(daemon)["total"] == 1
-    assert post_seen(daemon, {}) == (204, None)  # no up_to: everything so far
+    signed_in = {"Cookie": cookie, "X-AIOS-CSRF": csrf, "Origin": f"http://{daemon.base}"}
+    assert post_seen(daemon, {}, headers=signed_in) == (204, None)  # no up_to: everything
     assert unseen_of(daemon)["total"] == 0
+
+
+def session(daemon: DaemonProcess) -> tuple[str, str]:
+    """A signed-in browser's cookie and the CSRF value its pages carry."""
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    try:
+        conn.request("GET", f"/login?token={daemon.info.token}", headers={"Host": daemon.base})
+        response = conn.getresponse()
+        response.read()
+        cookie = str(response.getheader("Set-Cookie")).split(";")[0]
+        conn.request("GET", "/", headers={"Host": daemon.base, "Cookie": cookie})
+        page = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    match = re.search(r'<meta name="aios-csrf" content="([^"]+)">', page)
+    assert match is not None
+    return cookie, match.group(1)
