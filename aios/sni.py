@@ -250,6 +250,7 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
         self._stopped = asyncio.Event()
         connecting = MessageBus(bus_type=BusType.SESSION).connect()
         bus = await asyncio.wait_for(connecting, CONNECT_TIMEOUT)
+        patient_writes(bus)
         self._bus = bus
         self._item = StatusNotifierItem(self)
         self._dbusmenu = DBusMenu(lambda: self.menu, _activate_item(self))
@@ -311,8 +312,7 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
             self._item.NewStatus(status)
 
     # A host answers each New* signal by fetching every property again, pixmaps and all: signal
-    # only real changes. (A burst that fills the socket's buffer ends the connection: dbus-fast
-    # treats EAGAIN on send as fatal, as python-dbus-next issue #153 describes.)
+    # only real changes (and see _PatientSocket for a burst that fills the socket's buffer).
 
     def _new_icon(self, image: Image.Image | None) -> None:
         if self._item is not None:
@@ -327,6 +327,37 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
             self._signalled_title = title
             self._item.NewTitle()
             self._item.NewToolTip()
+
+
+class _PatientSocket:
+    """The bus's socket as dbus-fast's writer sees it, but a full send buffer means "nothing sent
+    yet, wait until writable" instead of an error that ends the connection.
+
+    dbus-fast (5.2) treats EAGAIN on send as fatal (python-dbus-next issue #153, never fixed
+    there), so a host that reads slowly while the icon changes - each change makes it fetch
+    every property again, ~35 KB of pixmaps - cost us the connection, and the tray quit. Its
+    writer already waits for the socket to be writable when a send is short; a send of 0 bytes
+    takes that path. ``sendmsg`` (file descriptors, which we never send) is left as it is.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: Any, *flags: int) -> int:
+        try:
+            return int(self._sock.send(data, *flags))
+        except BlockingIOError:
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def patient_writes(bus: MessageBus) -> None:
+    """Make a connected bus wait out a full send buffer instead of disconnecting."""
+    writer = getattr(bus, "_writer", None)
+    if writer is not None and not isinstance(getattr(writer, "sock", None), _PatientSocket):
+        writer.sock = _PatientSocket(writer.sock)
 
 
 def _activate_item(icon: SniIcon) -> Callable[[Any], None]:

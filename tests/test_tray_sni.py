@@ -8,7 +8,9 @@ watcher, read its properties and its dbusmenu layout, send ``Event(id, "clicked"
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from tests.desktop import (
     call,
     dunst,
     get_property,
+    run_async,
     screenshot,
     session,
     start_aios,
@@ -389,3 +392,50 @@ def test_menu_and_tooltip_agree_and_a_browser_viewing_the_dashboard_clears_atten
         assert tray.terminate() == 0
     finally:
         tray.close()
+
+
+def test_a_full_send_buffer_waits_instead_of_ending_the_connection(desktop: Desktop) -> None:
+    """The item's bus (``aios.sni.patient_writes``): when the bus daemon stops reading, our sends
+    fill the socket's buffer; dbus-fast alone would end the connection on that EAGAIN, and the
+    tray would quit. Here the writes wait, and everything arrives once the daemon reads again."""
+    from dbus_fast import Message, MessageType
+    from dbus_fast.aio import MessageBus
+
+    from aios.sni import patient_writes
+
+    session_bus = desktop.session
+
+    async def burst() -> None:
+        bus = await MessageBus(bus_address=session_bus.bus).connect()
+        patient_writes(bus)
+        writer: Any = getattr(bus, "_writer")  # noqa: B009 - what dbus-fast writes with
+        payload = b"x" * 60_000
+        session_bus.bus_daemon.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(60):  # 3.6 MB: far more than a socket's buffer holds
+                bus.send(Message.new_signal("/test", "test.Burst", "Chunk", "ay", [payload]))
+            deadline = asyncio.get_running_loop().time() + 10
+            # Until the socket is full (the writer holds a message it could not finish) or,
+            # without the fix, the connection is gone.
+            while bus.connected and not (writer.buf is not None and writer.messages):
+                assert asyncio.get_running_loop().time() < deadline, "the buffer never filled"
+                await asyncio.sleep(0.01)
+            assert bus.connected, "a full send buffer ended the connection"
+        finally:
+            session_bus.bus_daemon.send_signal(signal.SIGCONT)
+        reply = await asyncio.wait_for(
+            bus.call(
+                Message(
+                    destination="org.freedesktop.DBus",
+                    path="/org/freedesktop/DBus",
+                    interface="org.freedesktop.DBus",
+                    member="GetId",
+                )
+            ),
+            30,
+        )
+        assert reply is not None and reply.message_type == MessageType.METHOD_RETURN
+        assert not writer.messages and writer.buf is None  # all 60 went out
+        bus.disconnect()
+
+    run_async(burst)
