@@ -105,9 +105,22 @@ def build_parser() -> Parser:
     sub.add_parser("status", help="is AIOS running? (exit 3 if not)").set_defaults(
         handler=cmd_status
     )
-    sub.add_parser("open", help="open the dashboard in the default browser").set_defaults(
-        handler=cmd_open
+    open_cmd = sub.add_parser("open", help="open the dashboard in the default browser")
+    open_cmd.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_address",
+        help="print a sign-in address instead (for a browser on another machine: it holds the "
+        "token, so treat it as a password)",
     )
+    open_cmd.add_argument(
+        "--forwarded-port",
+        type=port_number,
+        metavar="PORT",
+        help="with --print: the address through a local port forwarded to the daemon's "
+        "(ssh -L PORT:127.0.0.1:DAEMON_PORT)",
+    )
+    open_cmd.set_defaults(handler=cmd_open)
     sub.add_parser("stop", help="shut the running daemon down gracefully").set_defaults(
         handler=cmd_stop
     )
@@ -302,6 +315,7 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
     try:
 
         def ready(info: RuntimeInfo) -> None:
+            tell_how_to_sign_in(info)
             if open_browser:
                 browser.open_dashboard(paths, info)
 
@@ -319,6 +333,21 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
         return EXIT_OK
     finally:
         logs.teardown(handlers)
+
+
+def tell_how_to_sign_in(info: RuntimeInfo) -> None:
+    """The person at the terminal gets an address that signs a browser in (as Jupyter prints);
+    anything else (a log, a journal) gets the command that prints one, never the token."""
+    from aios import browser  # noqa: PLC0415
+
+    if sys.stderr.isatty():
+        print(f"aios: to sign in, open {browser.login_url(info)}", file=sys.stderr)
+    else:
+        print(
+            "aios: to sign in, run `aios open` (or `aios open --print` for an address)",
+            file=sys.stderr,
+        )
+    sys.stderr.flush()
 
 
 def running(paths: Paths) -> RuntimeInfo:
@@ -368,10 +397,19 @@ def cmd_open(args: argparse.Namespace) -> int:
     from aios import browser  # noqa: PLC0415
 
     paths = Paths.from_env()
-    page = browser.write_redirect_file(paths, running(paths))
+    info = running(paths)
+    if args.forwarded_port is not None and not args.print_address:
+        raise CliError("--forwarded-port goes with --print", EXIT_USAGE)
+    if args.print_address:
+        print(browser.login_url(info, port=args.forwarded_port))
+        return EXIT_OK
+    page = browser.write_redirect_file(paths, info)
     problem = browser.try_open(page)
     if problem is not None:
-        raise CliError(f"{problem}; open {page.as_uri()} in a browser on this machine")
+        raise CliError(
+            f"{problem}; open {page.as_uri()} in a browser on this machine, "
+            "or run `aios open --print` for an address to paste into one"
+        )
     return EXIT_OK
 
 
