@@ -147,7 +147,11 @@ def build_parser() -> Parser:
     run.add_argument("agent", help="agent name (see `aios agents`)")
     # After "--" everything is the prompt, even text that starts with "-".
     run.add_argument(
-        "prompt", nargs="*", default=[], help='the task for the agent (put "--" before it)'
+        "prompt",
+        nargs="*",
+        default=[],
+        help='the task for the agent: its words, before, among or after the options (after "--", '
+        "words that start with '-' too)",
     )
     run.add_argument(
         "--permission",
@@ -173,7 +177,7 @@ def build_parser() -> Parser:
     )
     cont.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
     cont.add_argument(
-        "prompt", nargs="*", default=[], help='what to tell the agent next (put "--" before it)'
+        "prompt", nargs="*", default=[], help="what to tell the agent next, as for `aios run`"
     )
     cont.add_argument(
         "--wait", action="store_true", help="follow the new run and exit with its exit code"
@@ -736,7 +740,9 @@ def activity_text(run: dict[str, Any]) -> str:
     """What a live run is doing, or why a finished one failed, in a few words; marked when the
     daemon has a hint on what to do."""
     text = activity_words(run)
-    return f"{HINTED} {text}" if run.get("hint") else text
+    if not run.get("hint"):
+        return text
+    return f"{HINTED} {text}" if text else HINTED
 
 
 def activity_words(run: dict[str, Any]) -> str:
