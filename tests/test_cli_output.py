@@ -93,12 +93,6 @@ def piped(home: Any, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def runs(d: DaemonProcess) -> list[dict[str, Any]]:
-    listed = d.client.request("GET", "/api/runs")
-    assert isinstance(listed, list)
-    return listed
-
-
 def run_of(d: DaemonProcess, run_id: str) -> dict[str, Any]:
     run = d.client.request("GET", f"/api/runs/{run_id}")
     assert isinstance(run, dict)
@@ -287,7 +281,7 @@ def test_an_unknown_option_suggests_dashes_and_starts_nothing(fakes: Fakes) -> N
         result = run_cli(fakes.home, *args)
         assert (result.returncode, result.stdout) == (2, ""), args
         assert result.stderr.splitlines() == [line]
-    assert runs(fakes.d) == []
+    assert fakes.d.client.request("GET", "/api/runs") == []  # nothing started
     # The suggestion works as written.
     taken = run_cli(fakes.home, "run", "claude", "--", "--foo", "bar", cwd=str(fakes.workdir))
     assert taken.returncode == 0 and taken.stderr == ""
