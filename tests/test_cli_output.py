@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from aios.follow import Plain
+from bench.harness import readline
 from tests.fakeagents import Fakes
 from tests.helpers import DaemonProcess, aios_env, run_cli
 
@@ -302,8 +303,8 @@ def test_signal_deaths_are_named(fakes: Fakes) -> None:
         text=True,
     )
     assert follower.stdout is not None
-    run_id = follower.stdout.readline().strip()
-    assert follower.stdout.readline() == "up\n"  # it runs: stop it
+    run_id = readline(follower.stdout, timeout=60).strip()
+    assert readline(follower.stdout, timeout=60) == "up\n"  # it runs: stop it
     assert run_cli(fakes.home, "kill", run_id).returncode == 0
     rest, err = follower.communicate(timeout=60)
     assert rest == ""  # nothing after its "up"
