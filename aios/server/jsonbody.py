@@ -20,6 +20,7 @@ from typing import Any, Final
 from quart import Quart, g, request
 
 from aios.server.errors import ApiError
+from aios.server.security import UNSAFE_METHODS
 
 # Integers as SQLite and every other 64-bit consumer hold them.
 INT_MIN: Final = -(2**63)
@@ -73,8 +74,8 @@ def install(app: Quart) -> None:
 
 
 async def _decode_body() -> None:
-    if request.mimetype != "application/json":
-        return
+    if request.method not in UNSAFE_METHODS or request.mimetype != "application/json":
+        return  # a GET's body means nothing: it is never read
     raw = await request.get_data(cache=True, as_text=False, parse_form_data=False)
     if not raw:
         return  # no body (``aios stop`` posts none): a route that needs one says so
