@@ -39,18 +39,24 @@ def send(
     path: str,
     body: bytes | None = None,
     content_type: str = "application/json",
+    *,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
+    """Status, headers and body (decoded if JSON); an event stream's body is not read."""
     conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
-    headers = {"Authorization": f"Bearer {d.info.token}"}
+    sent = {"Authorization": f"Bearer {d.info.token}", **(headers or {})}
     if body is not None:
-        headers["Content-Type"] = content_type
+        sent["Content-Type"] = content_type
     try:
-        conn.request(method, path, body=body, headers=headers)
+        conn.request(method, path, body=body, headers=sent)
         response = conn.getresponse()
-        raw = response.read()
         kind = response.getheader("Content-Type", "")
+        got = {k.lower(): v for k, v in response.getheaders()}
+        if kind.startswith("text/event-stream"):
+            return response.status, got, None
+        raw = response.read()
         data = json.loads(raw) if kind.startswith("application/json") else raw
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        return response.status, got, data
     finally:
         conn.close()
 
@@ -92,13 +98,19 @@ def test_launch_with_bad_input(
     assert served.client.request("GET", "/api/runs") == []  # nothing was saved
 
 
-def test_log_offsets_past_the_end(served: DaemonProcess) -> None:
+@pytest.fixture
+def finished(served: DaemonProcess) -> str:
     events = EventCollector(served.port, served.info.token)
     try:
         run = served.client.request("POST", "/api/runs", {"agent": "command", "prompt": "echo hi"})
         events.wait(lambda k, d: k == "run" and d["id"] == run["id"] and d["state"] == "succeeded")
     finally:
         events.close()
+    return str(run["id"])
+
+
+def test_log_offsets_past_the_end(served: DaemonProcess, finished: str) -> None:
+    run = {"id": finished}
     base = f"/api/runs/{run['id']}/log"
     status, headers, data = send(served, "GET", f"{base}?offset=0")
     assert (status, data) == (200, b"hi\n")
@@ -240,46 +252,11 @@ def concrete(rule: str, run_id: str) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values.get(m.group(1), "x"), rule)
 
 
-def probe(
-    d: DaemonProcess,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    """Status and decoded JSON (None for anything else); an event stream is not read."""
-    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
-    sent = {"Authorization": f"Bearer {d.info.token}", **(headers or {})}
-    if body is not None:
-        sent["Content-Type"] = "application/json"
-    try:
-        conn.request(method, path, body=body, headers=sent)
-        response = conn.getresponse()
-        kind = response.getheader("Content-Type", "")
-        if kind.startswith("text/event-stream"):
-            return response.status, None
-        raw = response.read()
-        return response.status, json.loads(raw) if kind.startswith("application/json") else None
-    finally:
-        conn.close()
-
-
 def message_of(data: Any) -> str | None:
     """The message of an error answer (``{"error": ...}`` and nothing else), or None."""
     if isinstance(data, dict) and set(data) == {"error"} and isinstance(data["error"], str):
         return data["error"]
     return None
-
-
-@pytest.fixture
-def finished(served: DaemonProcess) -> str:
-    events = EventCollector(served.port, served.info.token)
-    try:
-        run = served.client.request("POST", "/api/runs", {"agent": "command", "prompt": "echo hi"})
-        events.wait(lambda k, d: k == "run" and d["id"] == run["id"] and d["state"] == "succeeded")
-    finally:
-        events.close()
-    return str(run["id"])
 
 
 def test_undecodable_json_is_a_400_on_every_route(served: DaemonProcess, finished: str) -> None:
@@ -288,7 +265,7 @@ def test_undecodable_json_is_a_400_on_every_route(served: DaemonProcess, finishe
     wrong = []
     for method, rule in unsafe:
         for body, words in BAD_BODIES:
-            status, data = probe(served, method, concrete(rule, finished), body)
+            status, _, data = send(served, method, concrete(rule, finished), body)
             if status != 400 or words not in (message_of(data) or ""):
                 wrong.append(f"{method} {rule} {body[:30]!r}: {status} {data!r:.200}")
     assert not wrong, "\n".join(wrong)
@@ -306,7 +283,7 @@ def test_a_lone_surrogate_in_a_text_field_is_named(
 ) -> None:
     body = json.dumps({field: "\ud800", "decision": "allow"} if route == "approval" else
                       {field: "\ud800"}).encode()  # fmt: skip
-    status, data = probe(served, "POST", f"/api/runs/{finished}/{route}", body)
+    status, _, data = send(served, "POST", f"/api/runs/{finished}/{route}", body)
     assert status == 422 and f"field {field!r} is not valid Unicode" in data["error"]
 
 
@@ -330,7 +307,7 @@ def test_numeric_query_parameters_are_checked_on_every_route(
             resume = {"Last-Event-ID": value} if value.isascii() else None
             for rule in gets:
                 path = f"{concrete(rule, finished)}?{query}"
-                status, data = probe(served, "GET", path, headers=resume)
+                status, _, data = send(served, "GET", path, headers=resume)
                 error = message_of(data)
                 named = error is not None and f"query parameter {name!r}" in error
                 fine = (
@@ -344,14 +321,14 @@ def test_numeric_query_parameters_are_checked_on_every_route(
 
 
 def test_numeric_query_parameters_say_what_they_take(served: DaemonProcess, finished: str) -> None:
-    status, data = probe(served, "GET", "/api/runs?limit=%2B5")
+    status, _, data = send(served, "GET", "/api/runs?limit=%2B5")
     assert (status, data) == (422, {"error": "query parameter 'limit' must be an integer "
                                              "(digits 0-9), not '+5'"})  # fmt: skip
-    status, data = probe(served, "GET", "/api/runs?limit=-1")
+    status, _, data = send(served, "GET", "/api/runs?limit=-1")
     assert (status, data) == (422, {"error": "query parameter 'limit' must be 1..500"})
-    status, data = probe(served, "GET", f"/api/runs/{finished}/log?offset={'9' * 4301}")
+    status, _, data = send(served, "GET", f"/api/runs/{finished}/log?offset={'9' * 4301}")
     assert (status, data) == (422, {"error": f"query parameter 'offset' must be 0..{2**63 - 1}"})
-    status, data = probe(served, "GET", f"/api/runs/{finished}/log?offset={'0' * 30}2")
-    assert status == 200 and data is None  # leading zeros are still a number
-    status, data = probe(served, "GET", "/api/runs?limit=" + "x" * 5000)
+    status, _, data = send(served, "GET", f"/api/runs/{finished}/log?offset={'0' * 30}2")
+    assert (status, data) == (200, b"\n")  # leading zeros are still a number: byte 2
+    status, _, data = send(served, "GET", "/api/runs?limit=" + "x" * 5000)
     assert status == 422 and len(data["error"]) < 150  # a long value is not echoed whole

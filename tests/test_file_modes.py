@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from aios import private
-from tests.fakeagents import FINAL
 from tests.gitrepo import make_repo, status
 from tests.helpers import DaemonProcess, fake_agents, start_daemon, wait_until
+from tests.test_isolation import final, get
 
 pytestmark = pytest.mark.daemon
 
@@ -54,24 +54,11 @@ def offenders(home: Path, checkouts: set[Path]) -> list[str]:
     return found
 
 
-def get(d: DaemonProcess, run_id: str) -> dict[str, Any]:
-    run = d.client.request("GET", f"/api/runs/{run_id}")
-    assert isinstance(run, dict)
-    return run
-
-
 def launch(d: DaemonProcess, agent: str, prompt: str, cwd: Path, **extra: Any) -> dict[str, Any]:
     run = d.client.request("POST", "/api/runs", {"agent": agent, "prompt": prompt,
                                                  "cwd": str(cwd), **extra})  # fmt: skip
     assert isinstance(run, dict)
     return run
-
-
-def final(d: DaemonProcess, run_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = wait_until(
-        lambda: (run := get(d, run_id))["state"] in FINAL and run, 30, f"run {run_id} to end"
-    )
-    return result
 
 
 def test_everything_aios_writes_is_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
