@@ -424,7 +424,9 @@ def _write_marker(home: Path, run_id: str, worktree: Worktree) -> None:
 
 def _mkdtemp(parent: Path) -> str:
     private.ensure_private_dir(parent)
-    return tempfile.mkdtemp(dir=parent)  # 0700
+    folder = tempfile.mkdtemp(dir=parent)
+    os.chmod(folder, private.DIR_MODE)  # mkdtemp's 0700 exactly, whatever the umask took
+    return folder
 
 
 def _copy(source: Path, target: Path) -> bool:
