@@ -21,6 +21,7 @@ import webbrowser
 from pathlib import Path
 from urllib.parse import urlencode
 
+from aios import private
 from aios.paths import Paths, ensure_private_dir
 from aios.runtime import RuntimeInfo
 
@@ -49,10 +50,7 @@ def write_redirect_file(paths: Paths, info: RuntimeInfo, next_path: str = "/") -
     )
     path = paths.browser_file(info.port)
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+    private.write_text(path, page)
     return path
 
 

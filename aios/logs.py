@@ -21,7 +21,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Creates its files 0600: the log holds prompts, paths and errors of the user's work."""
 
     def _open(self) -> io.TextIOWrapper:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, private.FILE_MODE)
+        fd = private.open_fd(self.baseFilename, os.O_WRONLY | os.O_APPEND)
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
@@ -72,7 +72,7 @@ def write_exception(log_file: Path, message: str, exc: BaseException) -> None:
     )
     text = logging.Formatter(FORMAT).format(record) + "\n"
     private.ensure_private_dir(log_file.parent)
-    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, private.FILE_MODE)
+    fd = private.open_fd(log_file, os.O_WRONLY | os.O_APPEND)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(text)
 

@@ -556,7 +556,7 @@ class Store:
             log.file.close()  # an append handle would write past the new end
         path = self._log_path(run_id, stream)
         partial_path = path.with_name(path.name + ".partial")
-        partial_path.write_bytes(data)
+        private.write_bytes(partial_path, data)  # 0600 from the start, like every log
         partial_path.replace(path)
 
     def _close_log(self, run_id: str) -> None:

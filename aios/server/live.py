@@ -24,6 +24,7 @@ from aios.server import ansi, diffview
 from aios.server.api import MAX_OFFSET, find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.query import int_arg
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.server.terminal import WRAP, Terminal
 from aios.server.views import FILTERS, Counts, continuable, cost, size, tokens
@@ -235,8 +236,8 @@ def _view() -> View:
         run_id = request.args.get("run")
         if not run_id:
             raise ApiError(422, "view=run needs run=<id>")
-        offset = _int_arg("offset", MAX_OFFSET)
-        wraps = _int_arg("wraps", MAX_OFFSET // WRAP)
+        offset = int_arg("offset", 0, 0, MAX_OFFSET)
+        wraps = int_arg("wraps", 0, 0, MAX_OFFSET // WRAP)
         try:
             output = OutputRenderer.resume(offset, request.args.get("style"), wraps)
         except ValueError as exc:
@@ -248,16 +249,6 @@ def _view() -> View:
     if kind != "overview" or filter_name not in FILTERS:
         raise ApiError(422, "view must be overview (with a known filter), run or settings")
     return View("overview", filter=filter_name)
-
-
-def _int_arg(name: str, maximum: int) -> int:
-    try:
-        value = int(request.args.get(name, "0"))
-    except ValueError:
-        raise ApiError(422, f"query parameter {name!r} must be an integer") from None
-    if not 0 <= value <= maximum:
-        raise ApiError(422, f"query parameter {name!r} must be 0..{maximum}")
-    return value
 
 
 def _resume_id() -> int | None:
