@@ -264,7 +264,7 @@ SETUP: Mapping[str, Setup] = MappingProxyType(
         ),
         "aider": Setup(
             "Aider",
-            "python -m pip install aider-install && aider-install",
+            "pipx install aider-chat",
             "set the key of your model's provider (OPENAI_API_KEY, ANTHROPIC_API_KEY, "
             f"OPENROUTER_API_KEY, GEMINI_API_KEY …) {_RESTART}",
         ),

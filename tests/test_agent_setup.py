@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from aios.config import SETUP
 from tests.helpers import (
     DaemonProcess,
     fake_agents,
@@ -54,7 +55,7 @@ approvals = "ask"
 INSTALL = {
     "claude": "install Claude Code: npm install -g @anthropic-ai/claude-code",
     "gemini": "install Gemini CLI: npm install -g @google/gemini-cli",
-    "aider": "install Aider: python -m pip install aider-install && aider-install",
+    "aider": "install Aider: pipx install aider-chat",
 }
 
 
@@ -181,3 +182,18 @@ def test_a_missing_login_shows_how_to_log_in(home: Path, tmp_path: Path) -> None
         assert agent["login_hint"] in page
     finally:
         d.close()
+
+
+def test_the_install_commands_are_the_documented_ones() -> None:
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    agents = (root / "docs" / "agents.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Your first real agent run") :]
+    for name, setup in SETUP.items():
+        assert f"| `{setup.install}`" in section, name
+        assert f"| `{setup.install}` |" in agents, name
+    # The example listing (claude ready, codex not logged in, aider and gemini missing) is what
+    # aios agents prints.
+    for name in ("aider", "gemini"):
+        assert f"{name}: '{name}' not found on PATH — {SETUP[name].install_hint}" in section
+    assert f"codex: not logged in — {SETUP['codex'].login}" in section
