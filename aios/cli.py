@@ -567,13 +567,20 @@ def cmd_agents(args: argparse.Namespace) -> int:
         (
             agent["name"],
             agent["source"],
-            "yes" if agent["available"] else f"no: {agent['unavailable_reason']}",
+            "yes" if agent["available"] else "no",
             (agent.get("auth") or "").replace("_", " "),
             " ".join(agent["command"]),
         )
         for agent in body["agents"]
     ]
     print_table(("NAME", "SOURCE", "AVAILABLE", "LOGIN", "COMMAND"), rows)
+    # What to do about each agent that cannot run yet, one line each under the table: the hints
+    # are too long for a column.
+    notes = [note for agent in body["agents"] if (note := agent_note(agent))]
+    if notes:
+        print()
+        for note in notes:
+            print(note)
     problems = body["config"]["problems"]
     if problems:
         print(
@@ -583,6 +590,22 @@ def cmd_agents(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {problem}")
     return EXIT_OK
+
+
+def agent_note(agent: dict[str, Any]) -> str | None:
+    """``claude: 'claude' not found on PATH — install Claude Code: npm install -g …``; what the
+    login check said; or None when there is nothing to say."""
+    name = agent["name"]
+    if not agent["available"]:
+        hint = agent.get("install_hint")
+        return f"{name}: {agent['unavailable_reason']}" + (f" — {hint}" if hint else "")
+    detail, auth = agent.get("auth_detail"), agent.get("auth")
+    if auth == "not_logged_in":
+        hint = detail or agent.get("login_hint")
+        return f"{name}: not logged in" + (f" — {hint}" if hint else "")
+    if detail:
+        return f"{name}: {(auth or 'unknown').replace('_', ' ')} — {detail}"
+    return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -154,15 +154,16 @@ class Daemon:
     async def agents(self) -> list[dict[str, Any]]:
         """Every agent as JSON: its definition, whether it can start here (and why not), and
         whether its CLI is logged in (``auth``: logged_in, not_logged_in, unknown; null where
-        its format cannot tell)."""
+        its format cannot tell; ``auth_detail``: how the check knows, or what is missing)."""
         config = self.config()
         # to_json checks each executable on PATH: file system work, kept off the event loop.
         agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
         usable = {a["name"] for a in agents if a["available"]}
         states = await self._auth.states(a for a in config.agents.values() if a.name in usable)
         for agent in agents:
-            state = states.get(str(agent["name"]))
-            agent["auth"] = None if state is None else str(state)
+            login = states.get(str(agent["name"]))
+            agent["auth"] = None if login is None else str(login.state)
+            agent["auth_detail"] = None if login is None else login.detail
         return agents
 
     # -- the facade: runs ------------------------------------------------------------------------
