@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from aios.agents.errors import SupervisorError
 from aios.credentials import SESSION_LIFETIME
+from aios.store import StoreUnavailable
 
 log = logging.getLogger("aios.server")
 
@@ -35,6 +36,12 @@ def install(app: Quart) -> None:
 
     @app.errorhandler(SupervisorError)
     async def supervisor_error(exc: SupervisorError) -> Response:
+        return error_response(exc.status, str(exc))
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_unavailable(exc: StoreUnavailable) -> Response:
+        # Not a bug of ours: the disk is full (507) or the database fails (503); the message
+        # says which and what to do (the store has logged it once).
         return error_response(exc.status, str(exc))
 
     @app.errorhandler(HTTPException)
