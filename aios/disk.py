@@ -7,8 +7,10 @@ which disk is full. Everything here is a system call or two, cheap enough for ev
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import tempfile
 from pathlib import Path
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -42,11 +44,19 @@ def free_bytes(path: Path) -> int | None:
 
 
 def read_only(path: Path) -> bool:
-    """Whether the file system holding ``path`` is mounted read-only (as after an error)."""
+    """Whether the file system holding ``path`` refuses writes as read-only: mounted so, or
+    made so by an error (ext4's errors=remount-ro does not show in the mount flags). Only asked
+    after an I/O error: it may create and remove a small file beside ``path``."""
     try:
-        return bool(os.statvfs(mount_point(path)).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return True
+        fd, probe = tempfile.mkstemp(prefix=".aios-probe-", dir=path.parent)
+    except OSError as exc:
+        return exc.errno == errno.EROFS
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return False
 
 
 def full_message(path: Path) -> str:

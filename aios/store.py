@@ -261,6 +261,7 @@ class Store:
         # something else wrote it (watch), and a file found damaged is never read again.
         self._seen: tuple[int, int, int] | None = None
         self._damaged: StoreUnavailable | None = None
+        self._opened = False  # open() succeeded and close() has not been called (worker)
         self._counts: dict[str, int] = {}  # runs per state; touched only on the worker
         # A copy of _counts, replaced (never changed) by the worker after each write: readers on
         # any thread take the reference, which is atomic.
@@ -446,8 +447,9 @@ class Store:
         trouble that remains (None: none)."""
         if self.problem is None or self._closed:
             return self.problem
+        reconnect = self.problem.trouble in _PASSING
         with contextlib.suppress(StoreUnavailable):
-            await self._call(self._flush, write=True)
+            await self._call(partial(self._flush, reconnect=reconnect), write=True)
             if self.problem is not None and self.problem.trouble is Trouble.DISK_FULL:
                 free = disk.free_bytes(self.logs_dir)
                 if free is None or free >= disk.MIN_FREE:
@@ -459,7 +461,7 @@ class Store:
         check it (``quick_check`` on a connection of its own: ours has its pages cached);
         damage found becomes the problem, and every later use of the database answers so."""
         with contextlib.suppress(StoreUnavailable):
-            await self._call(self._look)
+            await self._call(self._look, track=False)
 
     async def check_writable(self) -> None:
         """Raise StoreUnavailable if history cannot take a new run now (tried again first, and
@@ -507,12 +509,12 @@ class Store:
 
     # -- the worker side: everything below runs on the store thread ------------------------
 
-    async def _call(self, job: Callable[[], T], *, write: bool = False) -> T:
+    async def _call(self, job: Callable[[], T], *, write: bool = False, track: bool = True) -> T:
         if self._closed:
             raise StoreError("the store is closed")
         try:
             result = await asyncio.get_running_loop().run_in_executor(
-                self._executor, partial(self._job, job)
+                self._executor, partial(self._job, job) if track else job
             )
         except (sqlite3.Error, OSError) as exc:
             raise self._translate(exc) from exc
@@ -534,11 +536,14 @@ class Store:
             damaged = sqlite3.DatabaseError(self._damaged.detail)
             damaged.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # read as SQLite's own
             raise damaged
+        if self._db is None and self._opened:  # a reconnection that failed: try again
+            self._db = _connect(self.database)
         if self._db is None:
             raise StoreError("the store is not open")
         return self._db
 
     def _job(self, job: Callable[[], T]) -> T:
+        """Run a job; the database file as it leaves it is ours (see watch)."""
         try:
             return job()
         finally:
@@ -558,11 +563,13 @@ class Store:
                 self._damaged = StoreUnavailable(exc.trouble, exc.path, exc.detail)
                 raise self._damaged from exc
             raise
+        self._seen = seen
 
     def _open(self) -> builtins.list[Run]:
         if self._db is None:
             _make_private(self.database, self.logs_dir)
             self._db = _connect(self.database)
+            self._opened = True
             rows = self._db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
             self._counts = {state: count for state, count in rows}
             self._publish_counts()
@@ -575,7 +582,7 @@ class Store:
                 log.file.close()
         self._logs.clear()
         if self._unsaved or self._doomed:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(sqlite3.Error, StoreError):
                 self._flush()
         if self._unsaved or self._doomed:
             logger.error(
@@ -585,6 +592,7 @@ class Store:
                 len(self._doomed),
                 self.database,
             )
+        self._opened = False
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -602,9 +610,15 @@ class Store:
         runs = self._select("WHERE id = ?", (run_id,))
         return runs[0] if runs else None
 
-    def _flush(self) -> None:
+    def _flush(self, *, reconnect: bool = False) -> None:
         """Write what could not be written (or, with nothing waiting, one harmless write: has
-        the trouble passed?)."""
+        the trouble passed?). ``reconnect``: on a connection of its own first (one that had
+        I/O errors may keep failing, and the file system may have been mounted again)."""
+        if reconnect and self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+            self._db = _connect(self.database)
         if self._doomed:
             with _transaction(self._conn) as db:
                 db.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in self._doomed])

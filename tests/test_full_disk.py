@@ -16,6 +16,7 @@ import http.client
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -339,3 +340,35 @@ def test_delete_frees_space_while_the_database_cannot_be_written(
     finally:
         again.terminate()
         again.close()
+
+
+LOG_TO_FULL_DISK = """
+import logging, sys
+from pathlib import Path
+from aios import logs
+logs.setup(Path(sys.argv[1]))
+log = logging.getLogger("aios.test")
+for n in range(20):
+    log.error("record %d %s", n, "z" * 2000)
+"""
+
+
+def test_logging_to_a_full_disk_drops_records_and_says_so_once(small_home: Path) -> None:
+    state = small_home / "state"
+    state.mkdir()
+    fill(small_home)
+    result = subprocess.run(
+        [sys.executable, "-c", LOG_TO_FULL_DISK, str(state / "aios.log")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "Logging error" not in result.stderr and "Traceback" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if "cannot be written" in line]
+    assert said == [
+        f"aios: the log file {state / 'aios.log'} cannot be written (No space left on device); "
+        "log records are dropped until it can"
+    ]
+    assert result.stderr.count("record ") == 20  # stderr itself still has every record
