@@ -372,3 +372,19 @@ def test_logging_to_a_full_disk_drops_records_and_says_so_once(small_home: Path)
         "log records are dropped until it can"
     ]
     assert result.stderr.count("record ") == 20  # stderr itself still has every record
+
+
+def test_the_tray_shows_the_disk_state_until_it_clears() -> None:
+    from aios.icon import IconState, tooltip
+    from aios.tray import TrayState, storage_note
+
+    state = TrayState(counts={"running": 1})
+    problem = {"kind": "disk_full", "error": "the disk holding /x is full"}
+    state.disk = storage_note(problem)
+    model = state.model()
+    assert model.state is IconState.ATTENTION
+    assert tooltip(model) == "AIOS — disk full: runs' output is not kept, 1 running"
+    state.disk = storage_note({"kind": "corrupt", "error": "damaged"})
+    assert tooltip(state.model()).startswith("AIOS — history database damaged")
+    state.disk = None
+    assert state.model().state is IconState.RUNNING
