@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from aios.client import ApiCallError
+from tests.browser import browser, signed_in_page  # noqa: F401 - a fixture
 from tests.helpers import (
     DaemonProcess,
     agent_script,
@@ -388,3 +389,28 @@ def test_the_tray_shows_the_disk_state_until_it_clears() -> None:
     assert tooltip(state.model()).startswith("AIOS — history database damaged")
     state.disk = None
     assert state.model().state is IconState.RUNNING
+
+
+def test_the_overview_banner_appears_and_clears_live(
+    small_home: Path,
+    tmp_path: Path,
+    browser: Any,  # noqa: F811 - the fixture
+) -> None:
+    configure(small_home, tmp_path / "scripts")
+    d = start_daemon(small_home)
+    try:
+        with signed_in_page(browser, d.port, d.info.token) as (tab, watch):
+            banner = tab.locator("#storage-banner")
+            assert banner.is_hidden()
+            filler = fill(small_home)
+            assert refused(d, "quiet").status == 507  # the trouble is found, and published
+            banner.wait_for(state="visible")
+            assert "Disk full:" in banner.inner_text()
+            assert f"mounted at {small_home}) is full" in banner.inner_text()
+            filler.unlink()
+            banner.wait_for(state="hidden")
+            assert watch.errors == [] and watch.dialogs == []
+    finally:
+        d.terminate()
+        d.close()
+    clean_stderr(d)
