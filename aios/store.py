@@ -501,8 +501,8 @@ class Store:
             error = StoreError(str(exc))
         if trouble is None:
             return error
-        if trouble is Trouble.IO_ERROR and disk.read_only(path):
-            trouble = Trouble.READ_ONLY  # SQLite says "disk I/O error": say why
+        if trouble is Trouble.IO_ERROR and getattr(exc, "read_only", False):
+            trouble = Trouble.READ_ONLY  # SQLite said "disk I/O error"; _job looked why
         problem = StoreUnavailable(trouble, path, str(exc))
         self._set_problem(problem)
         return problem
@@ -546,6 +546,12 @@ class Store:
         """Run a job; the database file as it leaves it is ours (see watch)."""
         try:
             return job()
+        except sqlite3.Error as exc:
+            # SQLite says "disk I/O error" for a read-only file system too: look (here, on
+            # the worker: it may create a file) so that the user is told which.
+            if _sqlite_trouble(exc) is Trouble.IO_ERROR and disk.read_only(self.database):
+                exc.read_only = True  # type: ignore[attr-defined]
+            raise
         finally:
             self._seen = _identity(self.database)
 
