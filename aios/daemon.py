@@ -34,7 +34,7 @@ from aios.git import GitError
 from aios.opener import OpenError, open_folder
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
-from aios.store import Store, Stream, UnknownRun, Usage
+from aios.store import Store, StoreUnavailable, Stream, UnknownRun, Usage
 from aios.tasks import TaskSet
 from aios.worktrees import Worktrees, find_checkout, uncommitted
 
@@ -236,6 +236,11 @@ class Daemon:
     async def summary(self) -> dict[str, int]:
         """Runs per state, plus "total"."""
         return await self._supervisor.summary()
+
+    def storage_problem(self) -> StoreUnavailable | None:
+        """Why history cannot be written now (a full disk, a database that fails), or None.
+        Its changes are published as ``storage`` events."""
+        return self._store.problem
 
     async def usage(self) -> Usage:
         """Tokens and cost over the history, as the agents reported them."""

@@ -49,6 +49,7 @@ async def status() -> Response:
             "url": d.url,
             "uptime": round(d.uptime, 3),
             "runs": await d.summary(),
+            "storage": None if (problem := d.storage_problem()) is None else problem.to_json(),
         }
     )
 

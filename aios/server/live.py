@@ -28,6 +28,7 @@ from aios.server.query import int_arg
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.server.terminal import WRAP, Terminal
 from aios.server.views import FILTERS, Counts, continuable, cost, size, tokens
+from aios.store import StoreUnavailable
 
 blueprint = Blueprint("live", __name__)
 
@@ -179,6 +180,12 @@ class View:
             html += partial("#count-cost", "textContent", cost(usage.cost_usd))
         return html
 
+    async def on_storage(self, data: dict[str, Any]) -> str:
+        if self.kind != "overview":
+            return ""
+        html = await render_template("partials/storage.html", storage=daemon().storage_problem())
+        return partial("#storage-banner", "outerHTML", html)
+
     async def on_stats(self, data: dict[str, Any]) -> str:
         if self.kind == "run" and data["run"] != self.run_id:
             return ""
@@ -283,7 +290,10 @@ async def events() -> Response:
                 if event.kind == "reset":
                     out.append(f"id: {event.id}\nevent: reset\ndata: {{}}\n\n".encode())
                     continue
-                html = await view.render(event)
+                try:
+                    html = await view.render(event)
+                except StoreUnavailable:  # history fails: the banner says so; the stream goes on
+                    html = await view.on_storage({})
                 # Every event moves the page's Last-Event-ID, even one that changes nothing here.
                 out.append(message(event.id, html) if html else f"id: {event.id}\n\n".encode())
             yield b"".join(out)

@@ -18,14 +18,14 @@ from quart import Blueprint, Response, render_template, request
 
 from aios.config import SETTINGS
 from aios.credentials import SESSION_LIFETIME
-from aios.runs import Run
+from aios.runs import Run, Tokens
 from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer, render_changes
 from aios.server.security import cookie_name, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
-from aios.store import UnknownRun
+from aios.store import StoreUnavailable, UnknownRun, Usage
 
 if TYPE_CHECKING:
     from aios.autostart import AutostartStatus
@@ -117,6 +117,11 @@ async def index() -> str:
     # The form's worktree box starts as the chosen agent's setting (app.js follows the choice).
     usable = [a for a in agents if a["available"]]
     chosen = next((a for a in usable if a["name"] == selected), usable[0] if usable else None)
+    try:
+        usage, rows = await d.usage(), await _rows(filter_name, None)
+    except StoreUnavailable:  # history cannot be read: the page still opens, its banner says why
+        usage = Usage(Tokens(0, 0, 0), None)
+        rows = {"runs": [], "more": False, "filter": filter_name, "before": None}
     return await _page(
         "index.html",
         page="overview",
@@ -128,8 +133,9 @@ async def index() -> str:
         isolated=bool(chosen and chosen["worktree"]),
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
-        usage=await d.usage(),
-        **await _rows(filter_name, None),
+        usage=usage,
+        storage=d.storage_problem(),
+        **rows,
     )
 
 
