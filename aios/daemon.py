@@ -34,7 +34,7 @@ from aios.git import GitError
 from aios.opener import OpenError, open_folder
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
-from aios.store import Store, Stream, UnknownRun, Usage
+from aios.store import Store, StoreUnavailable, Stream, UnknownRun, Usage
 from aios.tasks import TaskSet
 from aios.unseen import Unseen, UnseenCounts
 from aios.worktrees import Worktrees, find_checkout, uncommitted
@@ -158,15 +158,16 @@ class Daemon:
     async def agents(self) -> list[dict[str, Any]]:
         """Every agent as JSON: its definition, whether it can start here (and why not), and
         whether its CLI is logged in (``auth``: logged_in, not_logged_in, unknown; null where
-        its format cannot tell)."""
+        its format cannot tell; ``auth_detail``: how the check knows, or what is missing)."""
         config = self.config()
         # to_json checks each executable on PATH: file system work, kept off the event loop.
         agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
         usable = {a["name"] for a in agents if a["available"]}
         states = await self._auth.states(a for a in config.agents.values() if a.name in usable)
         for agent in agents:
-            state = states.get(str(agent["name"]))
-            agent["auth"] = None if state is None else str(state)
+            login = states.get(str(agent["name"]))
+            agent["auth"] = None if login is None else str(login.state)
+            agent["auth_detail"] = None if login is None else login.detail
         return agents
 
     # -- the facade: runs ------------------------------------------------------------------------
@@ -239,6 +240,11 @@ class Daemon:
     async def summary(self) -> dict[str, int]:
         """Runs per state, plus "total"."""
         return await self._supervisor.summary()
+
+    def storage_problem(self) -> StoreUnavailable | None:
+        """Why history cannot be written now (a full disk, a database that fails), or None.
+        Its changes are published as ``storage`` events."""
+        return self._store.problem
 
     # -- the facade: what the user has not seen -------------------------------------------------
 

@@ -70,6 +70,8 @@ class IconModel:
     failed: int = 0
     queued: int = 0
     needs_you: int = 0
+    # Trouble the daemon reports that is not about one run (a full disk): said first.
+    note: str | None = None
 
 
 def status(model: IconModel) -> str:
@@ -77,7 +79,9 @@ def status(model: IconModel) -> str:
     ``2 running · 1 queued · 1 failed since you last looked`` (a count of 0 is left out)."""
     if model.state is IconState.ERROR:
         return "service down"
-    parts = [f"{model.running} running"] if model.running else []
+    parts = [model.note] if model.note else []
+    if model.running:
+        parts.append(f"{model.running} running")
     if model.queued:
         parts.append(f"{model.queued} queued")
     if unseen := since_last_looked(model.failed, model.needs_you):

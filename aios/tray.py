@@ -75,6 +75,8 @@ class TrayState:
     service_down: bool = False
     # Runs whose agent waits for the user to allow a tool: run id -> (agent, request).
     approvals: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # The daemon's storage trouble ("disk full", ...: its `storage` events), shown until it clears.
+    disk: str | None = None
 
     @property
     def running(self) -> int:
@@ -95,14 +97,19 @@ class TrayState:
         """The state that matters most wins the picture; the counts are the same in each."""
         if self.service_down:
             return IconModel(IconState.ERROR)
-        if self.unseen.total:
+        if self.unseen.total or self.disk:
             state = IconState.ATTENTION
         elif self.live:
             state = IconState.RUNNING
         else:
             state = IconState.IDLE
         return IconModel(
-            state, self.running, self.unseen.failed, self.queued, self.unseen.needs_you
+            state,
+            self.running,
+            self.unseen.failed,
+            self.queued,
+            self.unseen.needs_you,
+            note=self.disk,
         )
 
 
@@ -236,6 +243,8 @@ class Tray:
             assert daemon is not None
             self.state.counts = await daemon.summary()
             self.state.unseen = await daemon.unseen()
+            problem = daemon.storage_problem()
+            self.state.disk = None if problem is None else storage_note(problem.to_json())
             self.state.recent.extend(r.to_json() for r in reversed(await daemon.runs(limit=RECENT)))
             self._remove_listener = daemon.bus.add_listener(self._on_event)
 
@@ -261,6 +270,9 @@ class Tray:
                 self._notify_run(run)
         elif event.kind == "attention":
             self._on_attention(event.data)
+        elif event.kind == "storage":
+            problem = event.data.get("problem")
+            self.state.disk = None if problem is None else storage_note(problem)
         else:
             return
         self._refresh()
@@ -453,6 +465,15 @@ class Tray:
         else:
             self.autostart.enable()
         self._refresh()
+
+
+def storage_note(problem: dict[str, str]) -> str:
+    """A `storage` event's problem, as short as a tooltip line can be."""
+    if problem.get("kind") == "disk_full":
+        return "disk full: runs' output is not kept"
+    if problem.get("kind") == "corrupt":
+        return "history database damaged"
+    return "history database cannot be written"
 
 
 def _on_main(icon: Any, fn: Callable[[], None]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -23,12 +24,13 @@ from PIL import Image, ImageChops
 from aios.icon import IconModel, IconState, at_size, draw, status, tooltip
 from aios.paths import Paths
 from aios.tray_menu import find
-from tests.browser import browser, signed_in_page
+from tests.browser import CHROMIUM_ARGS, browser, chromium_path, signed_in_page
 from tests.desktop import start_aios, trayer, xvfb
 from tests.helpers import (
     DaemonProcess,
     pids_alive,
     require_tool,
+    run_cli,
     wait_until,
     write_config,
 )
@@ -317,14 +319,14 @@ def test_menu_actions_against_the_running_service(tray_in_process: Any) -> None:
     find(entries, "Open Dashboard").activate()
     wait_until(opened.exists, what="the browser to be asked")
     page = Path(opened.read_text().strip().removeprefix("file://"))
-    assert "/login?token=" in page.read_text()
+    assert "name='token'" in page.read_text()
 
     launch = find(entries, "Launch")
     names = [e.text for e in launch.items]
     assert "sleeper" in names and "Command" in names
     launch.find("sleeper").activate()
     assert (
-        "next=%2F%3Fagent%3Dsleeper"
+        "name='next' value='/?agent=sleeper#launch'"
         in Path(opened.read_text().splitlines()[-1].removeprefix("file://")).read_text()
     )
 
@@ -410,6 +412,51 @@ def test_a_failed_run_draws_attention_until_a_browser_shows_the_dashboard(
         assert page.locator("#unseen").is_hidden()
         assert page.title() == "AIOS — overview"
         assert watch.errors == []
+
+
+def test_aios_open_in_a_real_chromium_clears_the_trays_attention(
+    tray_in_process: Any, home: Path, tmp_path: Path
+) -> None:
+    """``aios open``'s own route, end to end: the sign-in file it writes, handed to Chromium on
+    its command line as a desktop hands a default browser a file (a fresh profile, no test
+    driver in the page). Signing in lands on the overview, which clears the attention."""
+    tray, _ = tray_in_process
+    daemon = tray.service.daemon
+    tray.service.submit(daemon.launch("command", "exit 8")).result(10)
+    wait_until(lambda: tray.state.model().state is IconState.ATTENTION, what="attention")
+    record = tmp_path / "asked.txt"
+    opener = tmp_path / "xdg-open.sh"
+    opener.write_text(f'#!/bin/sh\necho "$1" >> {record}\n')
+    opener.chmod(0o755)
+    result = run_cli(home, "open", BROWSER=str(opener))
+    assert result.returncode == 0, result.stderr
+    address = record.read_text().split()[-1]
+    assert address.startswith("file://")
+    chromium = subprocess.Popen(
+        [
+            chromium_path(),
+            "--headless",
+            *CHROMIUM_ARGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            address,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: tray.state.model().state is IconState.IDLE,
+            timeout=60,
+            what="the page aios open opened to clear the attention",
+        )
+        assert unseen_total(tray) == 0
+    finally:
+        chromium.terminate()
+        try:
+            chromium.wait(15)
+        except subprocess.TimeoutExpired:
+            chromium.kill()
+            chromium.wait()
 
 
 # Playwright's pages are always in view; this makes one that starts in a background tab.

@@ -188,7 +188,7 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
         click(desktop, menu, sleeper)
         wait_until(opened.exists, what="the browser to be asked")
         page = Path(opened.read_text().splitlines()[-1].removeprefix("file://"))
-        assert "next=%2F%3Fagent%3Dsleeper%23launch" in page.read_text()
+        assert "name='next' value='/?agent=sleeper#launch'" in page.read_text()
 
         # A left click on the icon (Activate) opens the dashboard.
         call(bus, item, "Activate", "ii", [0, 0])
@@ -239,7 +239,7 @@ def test_a_finished_run_is_a_notification_the_daemon_shows(
         )
         wait_until(opened.exists, what="the browser to be asked")
         page = Path(opened.read_text().splitlines()[-1].removeprefix("file://"))
-        assert f"next=%2Fruns%2F{run['id']}" in page.read_text()
+        assert f"name='next' value='/runs/{run['id']}'" in page.read_text()
         tray.client.request("POST", "/api/runs", {"agent": "command", "prompt": "echo done"})
         wait_until(
             lambda: "AIOS|command finished|echo done" in desktop.notifications.read_text(),
