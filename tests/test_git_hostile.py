@@ -15,6 +15,8 @@ import http.client
 import os
 import pty
 import re
+import signal
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,14 @@ from aios.git import GitError, UnsafeRepository, git, neutralised
 from aios.worktrees import WorktreeError, Worktrees, find_checkout, uncommitted
 from tests.gitrepo import HOOKS, branches, make_repo, markers_in, plant, status, tame
 from tests.gitrepo import git as sh_git
-from tests.helpers import DaemonProcess, agent_script, require, start_daemon, write_config
+from tests.helpers import (
+    DaemonProcess,
+    agent_script,
+    require,
+    start_daemon,
+    wait_until,
+    write_config,
+)
 from tests.test_isolation import AGENT, final, get, worktree_state
 
 # The hooks an operation AIOS performs could start (githooks(5)); the others (e-mail, push,
@@ -364,6 +373,47 @@ def test_through_the_daemon_no_planted_program_runs(
     # An unchanged worktree goes by itself.
     looked = launch(served, repo, "look around")
     worktree_state(served, looked["id"], "removed")
+    assert markers_in(markers) == []
+
+
+def test_start_up_recovery_and_pruning_run_none_of_them(
+    home: Path, tmp_path: Path, hostile: tuple[Path, Path]
+) -> None:
+    repo, markers = hostile
+    scripts = tmp_path / "agents"
+    scripts.mkdir()
+    write_config(home, f"[agents.agent]\ncommand = {agent_script(scripts, 'agent', AGENT)}\n")
+    d = start_daemon(home)
+    try:
+        known = launch(d, repo, "write kept.txt kept; hold")
+        orphan = launch(d, repo, "write lost.txt lost; hold")
+        for run in (known, orphan):
+            wait_until(
+                lambda run=run: (  # type: ignore[misc]
+                    "holding"
+                    in d.client.request_bytes("GET", f"/api/runs/{run['id']}/log").decode()
+                ),
+                what="the agent to hold",
+            )
+        os.kill(d.proc.pid, signal.SIGKILL)
+        d.finish()
+    finally:
+        d.close()
+    # A run AIOS no longer knows: its worktree is pruned at the next start, its work committed.
+    with sqlite3.connect(home / "data" / "history.sqlite3") as db:
+        db.execute("DELETE FROM runs WHERE id = ?", (orphan["id"],))
+    db.close()
+    again = start_daemon(home)
+    try:
+        orphan_path = Path(orphan["worktree"]["path"])
+        wait_until(lambda: not orphan_path.parent.exists(), what="the orphan worktree to go")
+        assert sh_git(repo, "show", f"{orphan['worktree']['branch']}:lost.txt") == "lost"
+        seen = wait_until(
+            lambda: (run := get(again, known["id"]))["changes"] and run, what="known's changes"
+        )
+        assert [f["path"] for f in seen["changes"]["files"]] == ["kept.txt"]
+    finally:
+        again.close()
     assert markers_in(markers) == []
 
 
