@@ -12,6 +12,7 @@ in-process through aios.worktrees and through the real daemon over HTTP, leaves 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import pty
 import re
@@ -31,6 +32,7 @@ from tests.gitrepo import git as sh_git
 from tests.helpers import (
     DaemonProcess,
     agent_script,
+    fake_agents,
     require,
     start_daemon,
     wait_until,
@@ -465,3 +467,33 @@ def test_the_daemon_says_when_a_repository_belongs_to_another_user(
     finally:
         d.close()
     assert not (tmp_path / "empty-gitconfig").exists()
+
+
+def test_a_get_another_site_sends_starts_no_program(home: Path, tmp_path: Path) -> None:
+    """The pages and /api/agents tell each agent's login (the CLI's own status command): a GET
+    that a page of another origin sends starts no check, it hears what is known."""
+    log = tmp_path / "argv.jsonl"
+    path = fake_agents(tmp_path / "bin", "claude")
+    env = {"PATH": f"{path}{os.pathsep}{os.environ['PATH']}", "AIOS_FAKE_ARGV_LOG": str(log)}
+    d = start_daemon(home, **env)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        conn.request("GET", f"/login?token={d.info.token}")
+        cookie = (conn.getresponse().getheader("Set-Cookie") or "").split(";")[0]
+        conn.close()
+        for headers in (
+            {"Sec-Fetch-Site": "same-site"},
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Origin": "http://127.0.0.1:1"},
+        ):
+            code, page = request(d, "GET", "/", Cookie=cookie, **headers)
+            assert code == 200 and "claude" in page.lower()
+            code, text = request(d, "GET", "/api/agents", Cookie=cookie, **headers)
+            claude = next(a for a in json.loads(text)["agents"] if a["name"] == "claude")
+            assert code == 200 and claude["auth"] == "unknown"
+        assert not log.exists()
+        # The same from the CLI (no browser's headers) checks.
+        d.client.request("GET", "/api/agents")
+        wait_until(lambda: log.exists() and '"auth"' in log.read_text(), what="a login check")
+    finally:
+        d.close()

@@ -15,6 +15,7 @@ from quart import Blueprint, Response, jsonify, request
 from aios.runs import Permission, Run, RunState
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.security import own_request
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.store import AmbiguousRun, Stream, UnknownRun
 
@@ -65,7 +66,7 @@ async def shutdown() -> tuple[Response, int]:
 async def agents() -> Response:
     d = daemon()
     config = d.config()
-    agents = await d.agents()
+    agents = await d.agents(check=own_request())
     return jsonify(
         {
             "agents": agents,

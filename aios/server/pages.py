@@ -24,7 +24,7 @@ from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer, render_changes
-from aios.server.security import cookie_name, same
+from aios.server.security import cookie_name, own_request, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
 from aios.store import UnknownRun
 
@@ -99,7 +99,7 @@ async def index() -> str:
     # The stream starts right after what this render shows: no gap, no duplicate row.
     after = d.bus.last_id
     config = d.config()
-    agents = await d.agents()
+    agents = await d.agents(check=own_request())
     selected = request.args.get("agent")
     # The form's worktree box starts as the chosen agent's setting (app.js follows the choice).
     usable = [a for a in agents if a["available"]]
