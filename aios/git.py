@@ -15,9 +15,10 @@ is launched. So every git AIOS starts goes through :func:`git`, which sets, on e
 with no way to opt out, settings that switch each of those off (:data:`SAFE_SETTINGS`), and, for
 the commands that read files' contents, neutralises every filter, merge driver and configured
 hook that the configuration in force defines, whatever its name (:func:`drivers`). Settings
-given in the environment are read after every configuration file, so they win over the
-repository's own. What these settings are, and why, is in docs/security.md ("The git that AIOS
-runs"). What an agent runs in the repository is the agent's business, under its permission.
+given with ``-c`` are read after every configuration file, so they win over the repository's
+own, and git hands them down to the git processes it starts itself. What these settings are,
+and why, is in docs/security.md ("The git that AIOS runs"). What an agent runs in the
+repository is the agent's business, under its permission.
 
 Exceptions::
 
@@ -78,7 +79,7 @@ _CONFIG_ENTRY = re.compile(r"GIT_CONFIG_(KEY|VALUE)_\d+")
 # Set on every git AIOS starts (docs/security.md lists them with the reason for each).
 SAFE_SETTINGS: Final[tuple[tuple[str, str], ...]] = (
     ("core.hooksPath", os.devnull),  # no hook at all: commit --no-verify skips only two of them
-    ("core.fsmonitor", "false"),  # no file-system monitor program
+    ("core.fsmonitor", ""),  # no file-system monitor (empty: off for every git since 2.16)
     ("core.pager", "cat"),
     ("core.editor", ":"),  # ":" is git's own word for "no editor"
     ("sequence.editor", ":"),
@@ -115,8 +116,9 @@ COMMAND_OPTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "show": ("--no-ext-diff", "--no-textconv"),
     "status": ("--ignore-submodules=dirty",),
 }
-# Commands that never read a file's contents through its attributes (no filter, no driver):
-# they get the fixed settings only, and no ``git config`` beforehand to list the drivers.
+# Commands that never read a file's contents through its attributes (no filter, no driver): they
+# get the fixed settings only, and no ``git config`` beforehand to list the drivers. (Not
+# write-tree: writing an index checks racily clean entries by reading the files.)
 _NO_CONTENT = frozenset({"rev-parse", "symbolic-ref", "rev-list", "var", "config", "branch"})
 _DRIVER_KEYS = r"^(filter|merge|hook)\..+\."
 _DUBIOUS = re.compile(r"detected dubious ownership in repository at '(.*)'")
@@ -167,12 +169,9 @@ class Result:
         return self.out.decode("utf-8", errors="replace").strip()
 
 
-def environment(
-    extra: Mapping[str, str] | None = None, settings: Sequence[tuple[str, str]] = ()
-) -> dict[str, str]:
-    """The environment of a git AIOS starts: the daemon's, without what would aim git elsewhere
-    or start a program, with ``extra``, then :data:`SAFE_SETTINGS` and ``settings`` (later ones
-    win) as configuration given in the environment."""
+def environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a git AIOS starts: the daemon's, without what would aim git elsewhere,
+    start a program or carry settings of its own, with ``extra``."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -191,13 +190,24 @@ def environment(
         }
     )
     for key in [k for k in env if k in _PROGRAMS or _CONFIG_ENTRY.fullmatch(k)]:
-        del env[key]  # from ``extra``: the settings below are the only ones given
-    every = (*SAFE_SETTINGS, *settings)
-    env["GIT_CONFIG_COUNT"] = str(len(every))
-    for i, (key, value) in enumerate(every):
-        env[f"GIT_CONFIG_KEY_{i}"] = key
-        env[f"GIT_CONFIG_VALUE_{i}"] = value
+        del env[key]  # from ``extra``: the ``-c`` settings are the only ones given
     return env
+
+
+def options(settings: Sequence[tuple[str, str]]) -> list[str]:
+    """``-c KEY=VALUE`` for each setting (understood by every git, unlike settings given in
+    the environment, which need git 2.31)."""
+    argv: list[str] = []
+    for key, value in settings:
+        if "=" in key:
+            # git reads "-c a=b.c=d" as the key "a": a driver named so cannot be switched off.
+            raise GitError(
+                ["config"],
+                f"the configuration names {key!r}, which AIOS cannot switch off (a name with "
+                f"'='): git is not run here",
+            )
+        argv += ["-c", f"{key}={value}"]
+    return argv
 
 
 def neutralised(names: Sequence[str]) -> list[tuple[str, str]]:
@@ -217,7 +227,8 @@ async def drivers(cwd: Path, timeout: float = QUICK) -> list[tuple[str, str]]:  
     """Settings neutralising every filter, merge driver and configured hook that the
     configuration in force in ``cwd`` defines (its includes read, as git reads them)."""
     argv = ["git", "--no-pager", "config", "--null", "--name-only", "--get-regexp", _DRIVER_KEYS]
-    listed = await _run(argv, cwd, environment(), timeout, None)
+    listed = await _run([*argv[:2], *options(SAFE_SETTINGS), *argv[2:]], cwd, environment(),
+                        timeout, None)  # fmt: skip
     if listed.code not in (0, 1):  # 1: none; anything else (a broken config): no git at all
         raise _refusal(argv, listed)
     names = listed.out.decode("utf-8", errors="surrogateescape").split("\0")
@@ -242,11 +253,11 @@ async def git(
     deadline = asyncio.get_running_loop().time() + timeout
     try:
         neutral = [] if args[0] in _NO_CONTENT else await drivers(cwd, timeout)
-        argv = ["git", "--no-pager", args[0], *COMMAND_OPTIONS.get(args[0], ()), *args[1:]]
         # AIOS's settings last: a later one wins, so nothing the caller chose undoes them.
-        every = [*(settings or {}).items(), *SAFE_SETTINGS, *neutral]
+        given = options([*(settings or {}).items(), *SAFE_SETTINGS, *neutral])
+        argv = ["git", "--no-pager", *given, args[0], *COMMAND_OPTIONS.get(args[0], ()), *args[1:]]
         left = deadline - asyncio.get_running_loop().time()
-        result = await _run(argv, cwd, environment(env, every), left, limit)
+        result = await _run(argv, cwd, environment(env), left, limit)
     except TimeoutError:
         raise GitTimeout(command, timeout) from None
     except GitError as exc:

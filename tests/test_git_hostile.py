@@ -497,3 +497,16 @@ def test_a_get_another_site_sends_starts_no_program(home: Path, tmp_path: Path) 
         wait_until(lambda: log.exists() and '"auth"' in log.read_text(), what="a login check")
     finally:
         d.close()
+
+
+async def test_a_driver_name_that_cannot_be_switched_off_stops_git(
+    hostile: tuple[Path, Path],
+) -> None:
+    repo, markers = hostile
+    planted = repo / ".git" / "planted" / "filter-clean"
+    sh_git(repo, "config", "filter.a=b.clean", str(planted))
+    (repo / ".gitattributes").write_text("* filter=a=b\n")
+    touch_every_file(repo)
+    with pytest.raises(GitError, match="cannot switch off"):
+        await uncommitted(repo)
+    assert markers_in(markers) == []
