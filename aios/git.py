@@ -60,8 +60,8 @@ _LOCATORS = frozenset(
         "GIT_PREFIX",
     }
 )
-# Variables that name a program git would start, or settings that would be read after ours (and
-# so win over them): AIOS sets its own or none.
+# Variables that name a program git would start, and settings a git command hands down to what
+# it starts (a daemon started from a hook inherits them): AIOS gives its own or none.
 _PROGRAMS = frozenset(
     {
         "GIT_EXTERNAL_DIFF",
@@ -105,11 +105,11 @@ NEUTRAL: Final[Mapping[str, tuple[tuple[str, str], ...]]] = {
     "merge": (("driver", "false"),),
     "hook": (("enabled", "false"),),
 }
-# A diff driver's external program and text conversion cannot be emptied by a setting (an empty
-# one is a program named ""): these options, always added to the commands that show diffs,
-# switch both off.
-# A status looks into submodules' work trees by running git there, under their own
-# configuration, which the settings here do not cover: it reports only their commits instead.
+# Options always added to some commands. A diff driver's external program and text conversion
+# cannot be emptied by a setting (an empty one is a program named ""): the commands that show
+# diffs switch both off. A status would look into submodules' work trees by running git there,
+# under their own configuration, which the settings here do not cover: it reports only the
+# commits they are at instead.
 COMMAND_OPTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "diff": ("--no-ext-diff", "--no-textconv"),
     "log": ("--no-ext-diff", "--no-textconv"),

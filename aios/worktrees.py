@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aios.git import QUICK, SLOW, GitError, git, refused
+from aios.git import QUICK, SLOW, GitError, drivers, git, refused
 from aios.runs import Changes, ChangeStatus, FileChange, Worktree, WorktreeState
 
 MARKER = "aios-worktree.json"
@@ -328,6 +328,7 @@ class Worktrees:
             raise WorktreeError(
                 "git refused the merge, and the checkout was left as it was:\n"
                 + words.decode("utf-8", errors="replace")
+                + await _drivers_note(repo)
             )
         await self.retire(worktree, discard=False, message=message, merged=True)
 
@@ -469,6 +470,21 @@ def _pairs(names: bytes) -> Iterator[tuple[str, str]]:
     for status, raw in zip(parts[::2], parts[1::2], strict=False):
         if status:
             yield raw.decode("utf-8", errors="replace"), status.decode()[:1]
+
+
+async def _drivers_note(repo: Path) -> str:
+    """Why a file may be a conflict although git could merge it: the repository's merge drivers
+    are not run (aios.git)."""
+    with contextlib.suppress(GitError):
+        names = [
+            key.rsplit(".", 1)[0] for key, _ in await drivers(repo) if key.startswith("merge.")
+        ]
+        if names:
+            return (
+                f"\n(AIOS runs no merge driver of the repository's ({', '.join(names)}): a file "
+                "both sides changed that one would merge is a conflict; merge the branch yourself)"
+            )
+    return ""
 
 
 async def _identity(cwd: Path) -> dict[str, str]:

@@ -187,8 +187,9 @@ async def test_a_conflict_stays_a_conflict_whatever_the_merge_driver(
     (repo / "notes.txt").write_text("ours\n")
     tame(repo, "commit", "-qam", "ours")
     head = sh_git(repo, "rev-parse", "HEAD")
-    with pytest.raises(WorktreeError, match=r"(?s)left as it was.*CONFLICT.*notes\.txt"):
+    with pytest.raises(WorktreeError, match=r"(?s)left as it was.*CONFLICT.*notes\.txt") as caught:
         await trees.merge(made, "aios: edit notes")
+    assert "AIOS runs no merge driver of the repository's (merge.evil)" in str(caught.value)
     assert sh_git(repo, "rev-parse", "HEAD") == head and status(repo) == ""
     assert (repo / "notes.txt").read_text() == "ours\n"
     assert made.branch in branches(repo) and on_disk(made.path)  # still there to review
