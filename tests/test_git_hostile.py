@@ -19,7 +19,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,16 @@ from tests.gitrepo import HOOKS, branches, make_repo, markers_in, plant, status,
 from tests.gitrepo import git as sh_git
 from tests.helpers import (
     DaemonProcess,
-    agent_script,
     fake_agents,
     require,
     start_daemon,
     wait_until,
     write_config,
 )
-from tests.test_isolation import AGENT, final, get, worktree_state
+from tests.test_isolation import config, final, get, served, worktree_state
+from tests.test_worktrees import trees
+
+__all__ = ["config", "served", "trees"]  # fixtures
 
 # The hooks an operation AIOS performs could start (githooks(5)); the others (e-mail, push,
 # receive, p4) belong to commands AIOS never runs.
@@ -62,13 +63,6 @@ def hostile(tmp_path: Path) -> tuple[Path, Path]:
     plant(repo, markers)
     assert markers_in(markers) == []  # planting ran none of them
     return repo, markers
-
-
-@pytest.fixture
-def trees(tmp_path: Path) -> Worktrees:
-    root = tmp_path / "data" / "worktrees"
-    root.mkdir(parents=True)
-    return Worktrees(root)
 
 
 def touch_every_file(repo: Path) -> None:
@@ -279,18 +273,6 @@ async def test_another_users_repository_says_so_and_how_to_allow_it(
 # -- through the daemon, over HTTP --------------------------------------------------------------
 
 
-@pytest.fixture
-def served(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
-    scripts = tmp_path / "agents"
-    scripts.mkdir()
-    write_config(home, f"[agents.agent]\ncommand = {agent_script(scripts, 'agent', AGENT)}\n")
-    d = start_daemon(home)
-    try:
-        yield d
-    finally:
-        d.close()
-
-
 def request(
     d: DaemonProcess, method: str, path: str, body: str | None = None, **headers: str
 ) -> tuple[int, str]:
@@ -380,12 +362,10 @@ def test_through_the_daemon_no_planted_program_runs(
 
 
 def test_start_up_recovery_and_pruning_run_none_of_them(
-    home: Path, tmp_path: Path, hostile: tuple[Path, Path]
+    home: Path, config: str, hostile: tuple[Path, Path]
 ) -> None:
     repo, markers = hostile
-    scripts = tmp_path / "agents"
-    scripts.mkdir()
-    write_config(home, f"[agents.agent]\ncommand = {agent_script(scripts, 'agent', AGENT)}\n")
+    write_config(home, config)
     d = start_daemon(home)
     try:
         known = launch(d, repo, "write kept.txt kept; hold")
@@ -448,11 +428,9 @@ def test_another_site_cannot_make_aios_run_git(
 
 
 def test_the_daemon_says_when_a_repository_belongs_to_another_user(
-    home: Path, tmp_path: Path, foreign: Path
+    home: Path, config: str, tmp_path: Path, foreign: Path
 ) -> None:
-    scripts = tmp_path / "agents"
-    scripts.mkdir()
-    write_config(home, f"[agents.agent]\ncommand = {agent_script(scripts, 'agent', AGENT)}\n")
+    write_config(home, config)
     d = start_daemon(home)
     try:
         code, text = request(
