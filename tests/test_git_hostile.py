@@ -315,6 +315,7 @@ def launch(d: DaemonProcess, repo: Path, prompt: str, worktree: bool = True) -> 
     return run
 
 
+@pytest.mark.daemon
 def test_through_the_daemon_no_planted_program_runs(
     served: DaemonProcess, hostile: tuple[Path, Path]
 ) -> None:
@@ -361,6 +362,7 @@ def test_through_the_daemon_no_planted_program_runs(
     assert markers_in(markers) == []
 
 
+@pytest.mark.daemon
 def test_start_up_recovery_and_pruning_run_none_of_them(
     home: Path, config: str, hostile: tuple[Path, Path]
 ) -> None:
@@ -400,6 +402,7 @@ def test_start_up_recovery_and_pruning_run_none_of_them(
     assert markers_in(markers) == []
 
 
+@pytest.mark.daemon
 @pytest.mark.parametrize(
     "headers",
     [
@@ -427,6 +430,7 @@ def test_another_site_cannot_make_aios_run_git(
     assert markers_in(markers) == []
 
 
+@pytest.mark.daemon
 def test_the_daemon_says_when_a_repository_belongs_to_another_user(
     home: Path, config: str, tmp_path: Path, foreign: Path
 ) -> None:
@@ -448,6 +452,7 @@ def test_the_daemon_says_when_a_repository_belongs_to_another_user(
     assert not (tmp_path / "empty-gitconfig").exists()
 
 
+@pytest.mark.daemon
 def test_a_get_another_site_sends_starts_no_program(home: Path, tmp_path: Path) -> None:
     """The pages and /api/agents tell each agent's login (the CLI's own status command): a GET
     that a page of another origin sends starts no check, it hears what is known."""
