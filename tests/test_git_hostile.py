@@ -354,6 +354,7 @@ def test_through_the_daemon_no_planted_program_runs(
     api(served, "POST", f"/api/runs/{clash['id']}/worktree/discard")
     kept = final(served, launch(served, repo, "write kept.txt kept")["id"])
     api(served, "DELETE", f"/api/runs/{kept['id']}")
+    assert sh_git(repo, "show", f"{kept['worktree']['branch']}:kept.txt") == "kept"
     plain = final(served, launch(served, repo, "write plain.txt plain", worktree=False)["id"])
     assert [f["path"] for f in plain["changes"]["files"]] == ["plain.txt"]
     # An unchanged worktree goes by itself.
