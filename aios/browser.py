@@ -1,8 +1,14 @@
 """Opening the dashboard in the user's browser without putting the token on a command line.
 
 ``webbrowser.open(url)`` ends up as ``xdg-open URL`` / ``open URL``, visible to every user in the
-process list. Instead we write a 0600 HTML file in the private run dir that redirects to
-``/login?token=...`` and open *that file* (the trick Jupyter uses).
+process list. Instead we write a 0600 HTML file in the private run dir and open *that file* (the
+trick Jupyter uses). The file posts the token to ``/login`` in a form, so it is in no address at
+all: not on a command line, not in the address bar, not in the browser's history. ``/login``
+answers with a page that moves on to the dashboard by itself (see ``aios.server.pages.login`` for
+why that, and not a redirect, is what makes the cookie stick).
+
+Where no browser can be opened here (a server reached over SSH), :func:`login_url` is the
+address to paste into a browser elsewhere: it carries the token, so it is printed, never logged.
 """
 
 from __future__ import annotations
@@ -15,32 +21,36 @@ import webbrowser
 from pathlib import Path
 from urllib.parse import urlencode
 
+from aios import private
 from aios.paths import Paths, ensure_private_dir
 from aios.runtime import RuntimeInfo
 
 log = logging.getLogger("aios.browser")
 
 
-def login_url(info: RuntimeInfo, next_path: str = "/") -> str:
+def login_url(info: RuntimeInfo, next_path: str = "/", port: int | None = None) -> str:
+    """The sign-in address; ``port``: the local end of a forwarded port, if not the daemon's."""
     query = {"token": info.token} if next_path == "/" else {"token": info.token, "next": next_path}
-    return f"http://127.0.0.1:{info.port}/login?{urlencode(query)}"
+    return f"http://127.0.0.1:{port or info.port}/login?{urlencode(query)}"
 
 
 def write_redirect_file(paths: Paths, info: RuntimeInfo, next_path: str = "/") -> Path:
-    target = html.escape(login_url(info, next_path), quote=True)
+    def attr(text: str) -> str:
+        return html.escape(text, quote=True)
+
+    # The script submits at once; the button is there for a browser with scripts off.
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        "<meta name='referrer' content='no-referrer'>"
-        f"<meta http-equiv='refresh' content='0;url={target}'>"
-        "<title>AIOS</title></head>"
-        f"<body><p><a href='{target}'>Open the AIOS dashboard</a></p></body></html>\n"
+        "<meta name='referrer' content='no-referrer'><title>AIOS</title></head><body>"
+        f"<form method='post' action='{attr(f'http://127.0.0.1:{info.port}/login')}'>"
+        f"<input type='hidden' name='token' value='{attr(info.token)}'>"
+        f"<input type='hidden' name='next' value='{attr(next_path)}'>"
+        "<p>Signing in to AIOS… <button type='submit'>Open the AIOS dashboard</button></p>"
+        "</form><script>document.forms[0].submit();</script></body></html>\n"
     )
     path = paths.browser_file(info.port)
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+    private.write_text(path, page)
     return path
 
 

@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aios import __version__
-from aios.formatting import change_summary, duration, from_iso, timestamp, zone
+from aios.formatting import change_summary, duration, exit_status, from_iso, timestamp, zone
 from aios.paths import Paths
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ STOP_WAIT = 120.0  # when the daemon does not say how long its shutdown may take
 STOP_MARGIN = 5.0
 PS_PAGE = 500  # runs per request when `aios ps` pages through the history (the API's maximum)
 LIVE_STATES = ("queued", "starting", "running", "stopping", "backoff")
+HINTED = "!"  # in `aios ps`: the daemon has a hint on what to do about this run
 
 
 class CliError(Exception):
@@ -85,6 +88,30 @@ def port_number(text: str) -> int:
     return value
 
 
+def run_ref(text: str) -> str:
+    """A run id or an unambiguous prefix of one, as it goes in an API path."""
+    from urllib.parse import quote  # noqa: PLC0415 - http.client imports it anyway
+
+    ref = text.strip()
+    if not ref:
+        raise argparse.ArgumentTypeError("must not be empty: give a run id or a prefix of one")
+    return quote(ref, safe="")
+
+
+COLOR_CHOICES = ("auto", "always", "never")
+
+
+def add_color_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--color",
+        choices=COLOR_CHOICES,
+        default="auto",
+        metavar="WHEN",
+        help="colours and other escape codes in the agent's output: auto (the default: only "
+        "when stdout is a terminal and NO_COLOR is not set), always, never",
+    )
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="aios",
@@ -105,9 +132,22 @@ def build_parser() -> Parser:
     sub.add_parser("status", help="is AIOS running? (exit 3 if not)").set_defaults(
         handler=cmd_status
     )
-    sub.add_parser("open", help="open the dashboard in the default browser").set_defaults(
-        handler=cmd_open
+    open_cmd = sub.add_parser("open", help="open the dashboard in the default browser")
+    open_cmd.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_address",
+        help="print a sign-in address instead (for a browser on another machine: it holds the "
+        "token, so treat it as a password)",
     )
+    open_cmd.add_argument(
+        "--forwarded-port",
+        type=port_number,
+        metavar="PORT",
+        help="with --print: the address through a local port forwarded to the daemon's "
+        "(ssh -L PORT:127.0.0.1:DAEMON_PORT)",
+    )
+    open_cmd.set_defaults(handler=cmd_open)
     sub.add_parser("stop", help="shut the running daemon down gracefully").set_defaults(
         handler=cmd_stop
     )
@@ -120,7 +160,11 @@ def build_parser() -> Parser:
     run.add_argument("agent", help="agent name (see `aios agents`)")
     # After "--" everything is the prompt, even text that starts with "-".
     run.add_argument(
-        "prompt", nargs="*", default=[], help='the task for the agent (put "--" before it)'
+        "prompt",
+        nargs="*",
+        default=[],
+        help='the task for the agent: its words, before, among or after the options (after "--", '
+        "words that start with '-' too)",
     )
     run.add_argument(
         "--permission",
@@ -138,18 +182,20 @@ def build_parser() -> Parser:
     run.add_argument(
         "--wait", action="store_true", help="follow the run and exit with its exit code"
     )
+    add_color_option(run)
     run.set_defaults(handler=cmd_run)
 
     cont = sub.add_parser(
         "continue", help="continue a run's conversation: a new run resuming its session"
     )
-    cont.add_argument("run", help="run id (or an unambiguous prefix)")
+    cont.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
     cont.add_argument(
-        "prompt", nargs="*", default=[], help='what to tell the agent next (put "--" before it)'
+        "prompt", nargs="*", default=[], help="what to tell the agent next, as for `aios run`"
     )
     cont.add_argument(
         "--wait", action="store_true", help="follow the new run and exit with its exit code"
     )
+    add_color_option(cont)
     cont.set_defaults(handler=cmd_continue)
 
     ps = sub.add_parser("ps", help="list live runs (--all: the history too)")
@@ -158,8 +204,9 @@ def build_parser() -> Parser:
     ps.set_defaults(handler=cmd_ps)
 
     logs_cmd = sub.add_parser("logs", help="print a run's output")
-    logs_cmd.add_argument("run", help="run id (or an unambiguous prefix)")
+    logs_cmd.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
     logs_cmd.add_argument("-f", "--follow", action="store_true", help="follow live output")
+    add_color_option(logs_cmd)
     logs_cmd.set_defaults(handler=cmd_logs)
 
     autostart = sub.add_parser("autostart", help="start AIOS at login: enable, disable, status")
@@ -167,7 +214,7 @@ def build_parser() -> Parser:
     autostart.set_defaults(handler=cmd_autostart)
 
     kill = sub.add_parser("kill", help="stop a run (SIGTERM, then SIGKILL)")
-    kill.add_argument("run", help="run id (or an unambiguous prefix)")
+    kill.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
     kill.set_defaults(handler=cmd_kill)
     return parser
 
@@ -217,21 +264,117 @@ def internal_error(exc: Exception) -> int:
     return EXIT_FAILURE
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    """Parse ``argv``; for ``run``, everything after ``--`` is the prompt, options included.
+PROMPT_COMMANDS = ("run", "continue")  # their words after the first are the prompt
+WORD, UNKNOWN = "word", "unknown"
+NEGATIVE_NUMBER = re.compile(r"-\d+$|-\d*\.\d+$")  # argparse's: a word, not an option
 
-    argparse alone cannot do that once options come between the agent and ``--`` (it has
-    already settled the prompt by then), so the prompt after ``--`` is split off first.
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``. For ``run`` and ``continue``, the words after the agent (or run) are the
+    prompt wherever they stand among the options, and everything after ``--`` is prompt too,
+    options included.
+
+    argparse alone cannot do either (it settles a ``*`` positional at its first chance, and
+    once options come between the agent and ``--``, it has settled the prompt by then), so
+    the words are sorted out first, the way argparse itself tells an option from a word.
     """
     parser = build_parser()
-    if "--" not in argv:
-        return parser.parse_args(argv)
-    cut = argv.index("--")
-    args = parser.parse_args(argv[:cut])
-    if getattr(args, "handler", None) not in (cmd_run, cmd_continue):
-        parser.error(f"unrecognized arguments: {' '.join(argv[cut:])}")
-    args.prompt = [*args.prompt, *argv[cut + 1 :]]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    head, tail = argv[:cut], argv[cut + 1 :]
+    # Options before the command take no values: the first word is the command.
+    at = next((i for i, token in enumerate(head) if not token.startswith("-")), len(head))
+    if at == len(head) or head[at] not in PROMPT_COMMANDS:
+        args = parser.parse_args(head)
+        if cut < len(argv):
+            parser.error(f"unrecognized arguments: {' '.join(argv[cut:])}")
+        return args
+    command = command_parser(parser, head[at])
+    options, words = sort_out(command, head[at + 1 :])
+    unknown = [token for token, kind in words if kind == UNKNOWN]
+    plain = [i for i, (_, kind) in enumerate(words) if kind == WORD]
+    if unknown and plain:
+        first = plain[0]
+        prompt = [token for i, (token, _) in enumerate(words) if i != first]
+        suggest_dashes(unknown, [*head[: at + 1], words[first][0], *options, "--", *prompt, *tail])
+    if unknown or not plain:  # argparse says what is wrong (no agent, say) and exits
+        return parser.parse_args(head)
+    args = parser.parse_args([*head[: at + 1], *options, words[0][0]])
+    args.prompt = [token for token, _ in words[1:]] + tail  # all words: none is unknown
+    warn_options_in_prompt(command, tail)
     return args
+
+
+def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    actions = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    choices: dict[str, argparse.ArgumentParser] = next(actions).choices
+    return choices[name]
+
+
+def option_of(parser: argparse.ArgumentParser, arg: str) -> argparse.Action | str:
+    """What argparse makes of ``arg`` among ``parser``'s arguments: the action of the option
+    it names (abbreviated or with ``=value``), ``WORD`` (a positional) or ``UNKNOWN``."""
+    actions = parser._option_string_actions
+    if not arg.startswith("-") or arg == "-":
+        return WORD
+    name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+    if name in actions:
+        return actions[name]
+    if arg.startswith("--"):
+        found = [action for option, action in actions.items() if option.startswith(name)]
+        if found:  # more than one: ambiguous, which argparse will say
+            return found[0]
+    if NEGATIVE_NUMBER.match(arg) or " " in arg:
+        return WORD
+    return UNKNOWN
+
+
+def sort_out(
+    parser: argparse.ArgumentParser, tokens: list[str]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """``tokens`` as the options ``parser`` knows (with their values), and the rest in order:
+    words, and options it does not know, each with its kind (``WORD``, ``UNKNOWN``)."""
+    options: list[str] = []
+    words: list[tuple[str, str]] = []
+    rest = iter(tokens)
+    for token in rest:
+        kind = option_of(parser, token)
+        if isinstance(kind, str):
+            words.append((token, kind))
+            continue
+        options.append(token)
+        if "=" not in token and kind.nargs != 0:
+            options.extend(itertools.islice(rest, 1))
+    return options, words
+
+
+def suggest_dashes(unknown: list[str], suggestion: list[str]) -> NoReturn:
+    """An option this command does not know: the line that puts it in the prompt instead."""
+    import shlex  # noqa: PLC0415 - only on this path
+
+    them = "them" if len(unknown) > 1 else "it"
+    names = f"arguments {', '.join(unknown)}" if len(unknown) > 1 else f"argument {unknown[0]}"
+    print(
+        f"aios: unrecognized {names}; to pass {them} in the prompt, put {them} after '--': "
+        f"{shlex.join(['aios', *suggestion])}",
+        file=sys.stderr,
+    )
+    raise SystemExit(EXIT_USAGE)
+
+
+def warn_options_in_prompt(parser: argparse.ArgumentParser, prompt: list[str]) -> None:
+    """``aios run command -- 'x' --wait``: the prompt ends in ``--wait``, as asked, but that
+    is seldom what was meant. Help flags are left alone: ``ls -h`` is a fine prompt."""
+    known = {o for o in parser._option_string_actions if o not in ("-h", "--help")}
+    found = [t for t in prompt if t in known or ("=" in t and t.split("=", 1)[0] in known)]
+    if not found:
+        return
+    quoted = ", ".join(f"'{token}'" for token in found)
+    verb = "are" if len(found) > 1 else "is"
+    print(
+        f"aios: warning: {quoted} after '--' {verb} part of the prompt; "
+        "put AIOS options before '--'",
+        file=sys.stderr,
+    )
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -302,6 +445,7 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
     try:
 
         def ready(info: RuntimeInfo) -> None:
+            tell_how_to_sign_in(info)
             if open_browser:
                 browser.open_dashboard(paths, info)
 
@@ -319,6 +463,21 @@ def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = Fa
         return EXIT_OK
     finally:
         logs.teardown(handlers)
+
+
+def tell_how_to_sign_in(info: RuntimeInfo) -> None:
+    """The person at the terminal gets an address that signs a browser in (as Jupyter prints);
+    anything else (a log, a journal) gets the command that prints one, never the token."""
+    from aios import browser  # noqa: PLC0415
+
+    if sys.stderr.isatty():
+        print(f"aios: to sign in, open {browser.login_url(info)}", file=sys.stderr)
+    else:
+        print(
+            "aios: to sign in, run `aios open` (or `aios open --print` for an address)",
+            file=sys.stderr,
+        )
+    sys.stderr.flush()
 
 
 def running(paths: Paths) -> RuntimeInfo:
@@ -368,10 +527,19 @@ def cmd_open(args: argparse.Namespace) -> int:
     from aios import browser  # noqa: PLC0415
 
     paths = Paths.from_env()
-    page = browser.write_redirect_file(paths, running(paths))
+    info = running(paths)
+    if args.forwarded_port is not None and not args.print_address:
+        raise CliError("--forwarded-port goes with --print", EXIT_USAGE)
+    if args.print_address:
+        print(browser.login_url(info, port=args.forwarded_port))
+        return EXIT_OK
+    page = browser.write_redirect_file(paths, info)
     problem = browser.try_open(page)
     if problem is not None:
-        raise CliError(f"{problem}; open {page.as_uri()} in a browser on this machine")
+        raise CliError(
+            f"{problem}; open {page.as_uri()} in a browser on this machine, "
+            "or run `aios open --print` for an address to paste into one"
+        )
     return EXIT_OK
 
 
@@ -399,13 +567,20 @@ def cmd_agents(args: argparse.Namespace) -> int:
         (
             agent["name"],
             agent["source"],
-            "yes" if agent["available"] else f"no: {agent['unavailable_reason']}",
+            "yes" if agent["available"] else "no",
             (agent.get("auth") or "").replace("_", " "),
             " ".join(agent["command"]),
         )
         for agent in body["agents"]
     ]
     print_table(("NAME", "SOURCE", "AVAILABLE", "LOGIN", "COMMAND"), rows)
+    # What to do about each agent that cannot run yet, one line each under the table: the hints
+    # are too long for a column.
+    notes = [note for agent in body["agents"] if (note := agent_note(agent))]
+    if notes:
+        print()
+        for note in notes:
+            print(note)
     problems = body["config"]["problems"]
     if problems:
         print(
@@ -415,6 +590,22 @@ def cmd_agents(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {problem}")
     return EXIT_OK
+
+
+def agent_note(agent: dict[str, Any]) -> str | None:
+    """``claude: 'claude' not found on PATH — install Claude Code: npm install -g …``; what the
+    login check said; or None when there is nothing to say."""
+    name = agent["name"]
+    if not agent["available"]:
+        hint = agent.get("install_hint")
+        return f"{name}: {agent['unavailable_reason']}" + (f" — {hint}" if hint else "")
+    detail, auth = agent.get("auth_detail"), agent.get("auth")
+    if auth == "not_logged_in":
+        hint = detail or agent.get("login_hint")
+        return f"{name}: not logged in" + (f" — {hint}" if hint else "")
+    if detail:
+        return f"{name}: {(auth or 'unknown').replace('_', ' ')} — {detail}"
+    return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -432,7 +623,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         body["permission"] = args.permission
     if args.worktree is not None:
         body["worktree"] = args.worktree
-    return start(client, "/api/runs", body, wait=args.wait)
+    return start(client, "/api/runs", body, wait=args.wait, colour=args.color)
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
@@ -440,10 +631,10 @@ def cmd_continue(args: argparse.Namespace) -> int:
 
     client = DaemonClient(running(Paths.from_env()))
     body = {"prompt": " ".join(args.prompt)}
-    return start(client, f"/api/runs/{args.run}/continue", body, wait=args.wait)
+    return start(client, f"/api/runs/{args.run}/continue", body, wait=args.wait, colour=args.color)
 
 
-def start(client: DaemonClient, path: str, body: dict[str, Any], *, wait: bool) -> int:
+def start(client: DaemonClient, path: str, body: dict[str, Any], *, wait: bool, colour: str) -> int:
     """Start a run (POST ``body`` to ``path``), print its id, and with ``wait`` follow it to its
     end: the exit code is then the run's."""
     from aios.client import ClientError  # noqa: PLC0415
@@ -454,11 +645,47 @@ def start(client: DaemonClient, path: str, body: dict[str, Any], *, wait: bool) 
         print(run["id"], flush=True)
         if not wait:
             return EXIT_OK
-        final = follow(client, run["id"], sys.stdout.buffer)
+        final = follow(client, run["id"], sys.stdout.buffer, plain=not colour_wanted(colour))
     except ClientError as exc:
         raise CliError(str(exc)) from exc
+    report_end(final)
     report_worktree(final)
     return exit_code_of(final)
+
+
+def colour_wanted(choice: str) -> bool:
+    """``--color``: always, never, or auto: on a terminal, unless ``NO_COLOR`` is set to
+    anything but the empty string (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    return not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+
+
+def report_end(run: dict[str, Any]) -> None:
+    """After a run's output, on stderr (stdout is the agent's): how it ended when it did not
+    succeed, and the daemon's hint on what to do about it."""
+    from aios.follow import one_plain_line  # noqa: PLC0415
+
+    state, error, ended = run["state"], one_plain_line(run.get("error") or ""), ending(run)
+    line = None
+    if state == "failed":
+        line = f"failed: {error}" if error else f"failed ({ended})" if ended else "failed"
+    elif state == "stopped":
+        line = f"stopped ({ended})" if ended else "stopped"
+    elif state == "interrupted":
+        line = f"interrupted: {error}" if error else "interrupted"
+    if line is not None:
+        print(f"aios: run {run['id']} {line}", file=sys.stderr)
+    if hint := one_plain_line(run.get("hint") or ""):
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+def ending(run: dict[str, Any]) -> str | None:
+    """``exit code 3``, ``killed by SIGTERM``; None when the run ended without an exit code."""
+    code, name = run.get("exit_code"), run.get("exit_signal")
+    if code is None:
+        return None
+    return f"killed by {name}" if name else f"exit code {code}"
 
 
 def report_worktree(run: dict[str, Any]) -> None:
@@ -490,16 +717,16 @@ def agent_has_cwd(client: DaemonClient, name: str) -> bool:
 
 
 def exit_code_of(run: dict[str, Any]) -> int:
-    """The agent's exit code; 1 when it ended without one (spawn failure, interrupted)."""
+    """The agent's exit code; 128 + N when signal N ended it, as a shell reports it; 1 when it
+    did not succeed but has no other code to give (spawn failure, interrupted, failed behind
+    exit 0, stopped)."""
     code = run.get("exit_code")
     if run["state"] == "succeeded":
         return EXIT_OK
     if isinstance(code, int) and code > 0:
         return code
     if isinstance(code, int) and code < 0:
-        return 128 - code  # killed by a signal, as a shell reports it
-    if run.get("error"):
-        print(f"aios: {run['error']}", file=sys.stderr)
+        return 128 - code
     return EXIT_FAILURE
 
 
@@ -514,14 +741,16 @@ def cmd_ps(args: argparse.Namespace) -> int:
     # Local time, like the dashboard; `--json` keeps the API's UTC.
     header = ("ID", "AGENT", "STATE", "ACTIVITY", "EXIT", f"STARTED ({zone()})", "PROMPT")
     widths: list[int] | None = None
+    hinted = False
     for page in pages:
+        hinted = hinted or any(r.get("hint") for r in page)
         rows = [
             (
                 r["id"],
                 r["agent"],
                 r["state"],
                 activity_text(r),
-                "" if r["exit_code"] is None else str(r["exit_code"]),
+                exit_status(r["exit_code"], r.get("exit_signal")),
                 timestamp(from_iso(r["started_at"] or r["created_at"])),
                 one_line(r["prompt"], 40),
             )
@@ -533,6 +762,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
         print_rows(rows, widths)
     if widths is None:
         print("no runs" if args.all else "no live runs (`aios ps --all` shows the history)")
+    if hinted:  # on stderr: the table on stdout stays a table
+        sys.stdout.flush()
+        print(
+            f"aios: {HINTED} marks a run with a hint on what to do: `aios logs RUN` prints it",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -563,7 +798,15 @@ def print_json_list(items: Iterable[object]) -> None:
 
 
 def activity_text(run: dict[str, Any]) -> str:
-    """What a live run is doing, or why a finished one failed, in a few words."""
+    """What a live run is doing, or why a finished one failed, in a few words; marked when the
+    daemon has a hint on what to do."""
+    text = activity_words(run)
+    if not run.get("hint"):
+        return text
+    return f"{HINTED} {text}" if text else HINTED
+
+
+def activity_words(run: dict[str, Any]) -> str:
     activity = run.get("activity")
     if activity:
         detail = run.get("activity_detail")
@@ -575,17 +818,20 @@ def activity_text(run: dict[str, Any]) -> str:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from aios.client import ClientError, DaemonClient  # noqa: PLC0415
-    from aios.follow import LogReader, follow  # noqa: PLC0415
+    from aios.follow import FINAL_STATES, LogReader, follow  # noqa: PLC0415
 
     client = DaemonClient(running(Paths.from_env()))
+    plain = not colour_wanted(args.color)
     try:
         run = client.request("GET", f"/api/runs/{args.run}")
         if args.follow:
-            follow(client, run["id"], sys.stdout.buffer)
+            run = follow(client, run["id"], sys.stdout.buffer, plain=plain)
         else:
-            LogReader(client, run["id"], sys.stdout.buffer).drain()
+            LogReader(client, run["id"], sys.stdout.buffer, plain=plain).end()
     except ClientError as exc:
         raise CliError(str(exc)) from exc
+    if run["state"] in FINAL_STATES:
+        report_end(run)
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -77,6 +77,13 @@ class AgentDef:
 
     def executable(self) -> str:
         return self.command[0]
+
+    @property
+    def setup(self) -> Setup | None:
+        """How to install and sign in its CLI, when it runs one AIOS knows (by executable name,
+        so an agent of your own that runs ``claude`` gets claude's, and an override of the claude
+        preset that runs a wrapper does not)."""
+        return SETUP.get(PurePath(self.executable()).name)
 
     @property
     def output(self) -> Format:
@@ -173,6 +180,8 @@ class AgentDef:
             "permissions": [str(p) for p in self.permissions],
             "default_permission": str(self.default_permission or "") or None,
             "takes_prompt": self.takes_prompt,
+            "install_hint": self.setup.install_hint if self.setup else None,
+            "login_hint": self.setup.login if self.setup else None,
         }
 
 
@@ -214,6 +223,53 @@ PRESETS: tuple[AgentDef, ...] = (
         "sh", "-c", END_OF_OPTIONS, PROMPT,
     ),
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How to install one CLI and sign it in: what "unavailable" and "not logged in" point to.
+
+    ``login`` names the key variables the daemon must inherit: an agent gets the daemon's own
+    environment, fixed when AIOS started (see the README's first real agent run).
+    """
+
+    label: str
+    install: str  # one command line
+    login: str
+
+    @property
+    def install_hint(self) -> str:
+        return f"install {self.label}: {self.install}"
+
+
+# Next to PRESETS, keyed by executable rather than by preset name: a hint belongs to the program
+# that is missing. Versions AIOS was verified against are in docs/agents.md.
+_RESTART = "where AIOS starts (~/.profile), then restart AIOS"
+SETUP: Mapping[str, Setup] = MappingProxyType(
+    {
+        "claude": Setup(
+            "Claude Code",
+            "npm install -g @anthropic-ai/claude-code",
+            f"run `claude auth login` in a terminal, or set ANTHROPIC_API_KEY {_RESTART}",
+        ),
+        "codex": Setup(
+            "Codex CLI",
+            "npm install -g @openai/codex",
+            f"run `codex login` in a terminal, or set CODEX_API_KEY {_RESTART}",
+        ),
+        "gemini": Setup(
+            "Gemini CLI",
+            "npm install -g @google/gemini-cli",
+            f"set GEMINI_API_KEY {_RESTART}, or run `gemini` in a terminal and log in with Google",
+        ),
+        "aider": Setup(
+            "Aider",
+            "pipx install aider-chat",
+            "set the key of your model's provider (OPENAI_API_KEY, ANTHROPIC_API_KEY, "
+            f"OPENROUTER_API_KEY, GEMINI_API_KEY …) {_RESTART}",
+        ),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -493,9 +549,30 @@ class _Loader:
                 f"conversation (claude-stream-json), not {agent.format!r}",
             )
             return None
+        two_way = agent.output.two_way
+        if agent.approvals == "ask" and two_way and not _holds_session(agent.command, two_way.args):
+            # expand() puts the two-way arguments where "{prompt}" is: without that element the
+            # CLI would get an open stdin of JSON lines it was never told to read.
+            self.problem(
+                ("agents", agent.name, "approvals"),
+                f'agents.{agent.name}.approvals = "ask" is ignored: a two-way session needs a '
+                'whole "{prompt}" element in the command, which it replaces with '
+                f'"{" ".join(two_way.args)}" (the prompt then goes in on stdin); without one, '
+                "its runs are one-way and never ask for approval",
+                warning=True,
+            )
+            agent = replace(agent, approvals="never")
         for warning in template.warnings(agent.command):
             self.problem(key, f"agents.{agent.name}.command: {warning}", warning=True)
         return agent
+
+
+def _holds_session(command: tuple[str, ...], args: tuple[str, ...]) -> bool:
+    """Whether a two-way session can work: a whole "{prompt}" for its arguments to replace, or
+    those arguments written out in the command already."""
+    return PROMPT in command or any(
+        command[i : i + len(args)] == args for i in range(len(command) - len(args) + 1)
+    )
 
 
 def _is_arg(value: object) -> bool:

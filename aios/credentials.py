@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +71,7 @@ class Secrets:
         except (OSError, ValueError, KeyError, TypeError):
             pass
         with contextlib.suppress(OSError):
-            fd = os.open(session_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"session": fresh.session, "csrf": fresh.csrf}, handle)
-            os.chmod(session_file, 0o600)
+            private.write_text(
+                session_file, json.dumps({"session": fresh.session, "csrf": fresh.csrf})
+            )
         return fresh

@@ -34,7 +34,7 @@ from aios.git import GitError
 from aios.opener import OpenError, open_folder
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
-from aios.store import Store, Stream, UnknownRun, Usage
+from aios.store import Store, StoreUnavailable, Stream, UnknownRun, Usage
 from aios.tasks import TaskSet
 from aios.worktrees import Worktrees, find_checkout, uncommitted
 
@@ -154,8 +154,9 @@ class Daemon:
     async def agents(self, *, check: bool = True) -> list[dict[str, Any]]:
         """Every agent as JSON: its definition, whether it can start here (and why not), and
         whether its CLI is logged in (``auth``: logged_in, not_logged_in, unknown; null where
-        its format cannot tell). Without ``check``, no check starts: what is known is told
-        (a request another site may have made starts no program)."""
+        its format cannot tell; ``auth_detail``: how the check knows, or what is missing).
+        Without ``check``, no check starts: what is known is told (a request another site may
+        have made starts no program)."""
         config = self.config()
         # to_json checks each executable on PATH: file system work, kept off the event loop.
         agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
@@ -163,8 +164,9 @@ class Daemon:
         known = (a for a in config.agents.values() if a.name in usable)
         states = await self._auth.states(known, start=check)
         for agent in agents:
-            state = states.get(str(agent["name"]))
-            agent["auth"] = None if state is None else str(state)
+            login = states.get(str(agent["name"]))
+            agent["auth"] = None if login is None else str(login.state)
+            agent["auth_detail"] = None if login is None else login.detail
         return agents
 
     # -- the facade: runs ------------------------------------------------------------------------
@@ -237,6 +239,11 @@ class Daemon:
     async def summary(self) -> dict[str, int]:
         """Runs per state, plus "total"."""
         return await self._supervisor.summary()
+
+    def storage_problem(self) -> StoreUnavailable | None:
+        """Why history cannot be written now (a full disk, a database that fails), or None.
+        Its changes are published as ``storage`` events."""
+        return self._store.problem
 
     async def usage(self) -> Usage:
         """Tokens and cost over the history, as the agents reported them."""

@@ -66,3 +66,11 @@ def change_summary(files: int, added: int, deleted: int, commits: int = 0) -> st
     if commits:
         text += f", {commits} commit{'' if commits == 1 else 's'}"
     return text
+
+
+def exit_status(code: int | None, signal: str | None = None) -> str:
+    """How a run ended, in the exit column: ``3``, or the signal's name (``SIGTERM``) where one
+    ended it; empty while it has not (or never started)."""
+    if code is None:
+        return ""
+    return signal or str(code)

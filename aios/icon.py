@@ -46,15 +46,17 @@ class IconModel:
     state: IconState
     running: int = 0
     failed: int = 0
+    # Trouble the daemon reports that is not about one run (a full disk): said in the tooltip.
+    note: str | None = None
 
 
 def tooltip(model: IconModel) -> str:
     if model.state is IconState.ERROR:
         return "AIOS — service down"
-    parts = []
+    parts = [model.note] if model.note else []
     if model.state is not IconState.IDLE and model.running:
         parts.append(f"{model.running} running")
-    if model.state is IconState.ATTENTION:
+    if model.state is IconState.ATTENTION and (model.failed or not model.note):
         parts.append(f"{model.failed} failed" if model.failed else "a run failed")
     return "AIOS — " + (", ".join(parts) or "idle")
 

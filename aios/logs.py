@@ -1,11 +1,18 @@
-"""Logging: stderr plus a rotating file in the state dir, with secrets scrubbed from both."""
+"""Logging: stderr plus a rotating file in the state dir, with secrets scrubbed from both.
+
+A log that cannot be written for lack of space (or any other OSError) drops its records and
+says so once, in one line on stderr (and again when it can write once more): never the
+"--- Logging error ---" traceback the standard handlers print for every record.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import logging.handlers
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,12 +24,65 @@ FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 BACKUPS = 3
 
 
-class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+class _DropWhenUnwritable:
+    """For a handler whose stream may fail (a full disk): drop records, say so once."""
+
+    dropped = 0
+
+    def describe(self) -> str:
+        return "the log"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        failed_before = self.dropped
+        super().emit(record)  # type: ignore[misc]
+        if failed_before and self.dropped == failed_before:  # written again
+            _say(f"aios: {self.describe()} is written again ({failed_before} records dropped)")
+            self.dropped = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)  # type: ignore[misc]
+            return
+        if not self.dropped:
+            _say(
+                f"aios: {self.describe()} cannot be written ({exc.strerror or exc}); "
+                "log records are dropped until it can"
+            )
+        self.dropped += 1
+        self.forget_stream()
+
+    def forget_stream(self) -> None:
+        pass
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr itself may be the full disk
+        print(line, file=sys.__stderr__, flush=True)
+
+
+class QuietStreamHandler(_DropWhenUnwritable, logging.StreamHandler):  # type: ignore[type-arg]
+    def describe(self) -> str:
+        return "standard error"
+
+
+class PrivateRotatingFileHandler(_DropWhenUnwritable, logging.handlers.RotatingFileHandler):
     """Creates its files 0600: the log holds prompts, paths and errors of the user's work."""
 
+    def describe(self) -> str:
+        return f"the log file {self.baseFilename}"
+
     def _open(self) -> io.TextIOWrapper:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, private.FILE_MODE)
+        fd = private.open_fd(self.baseFilename, os.O_WRONLY | os.O_APPEND)
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def forget_stream(self) -> None:
+        # What the failed write left in the buffer would fail again at every record: drop the
+        # stream (and its buffer); the next record opens the file afresh (delay=True).
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
 
 
 class RedactSecrets(logging.Filter):
@@ -43,7 +103,7 @@ class RedactSecrets(logging.Filter):
 
 def setup(log_file: Path | None, *, level: int = logging.INFO) -> list[logging.Handler]:
     """Install our handlers on the ``aios`` logger; returns them so they can be removed."""
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    handlers: list[logging.Handler] = [QuietStreamHandler()]
     if log_file is not None:
         private.ensure_private_dir(log_file.parent)
         # The current file and its rotated copies, as an older version may have left them.
@@ -72,7 +132,7 @@ def write_exception(log_file: Path, message: str, exc: BaseException) -> None:
     )
     text = logging.Formatter(FORMAT).format(record) + "\n"
     private.ensure_private_dir(log_file.parent)
-    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, private.FILE_MODE)
+    fd = private.open_fd(log_file, os.O_WRONLY | os.O_APPEND)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(text)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     import platformdirs
 
-from aios.private import ensure_private_dir
+from aios.private import ensure_private_dir, make_dirs
 
 __all__ = ["APP_NAME", "Paths", "ensure_private_dir"]
 
@@ -94,7 +94,7 @@ class Paths(NamedTuple):
         """Create the directories. Data, state and run hold prompts, output, logs and the token:
         they are 0700 whatever existed. The config dir is the user's (AIOS only reads it): made
         private when AIOS creates it, left as it is otherwise."""
-        self.config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dirs(self.config_dir)
         for directory in (self.data_dir, self.state_dir, self.run_dir):
             ensure_private_dir(directory)
 

@@ -17,6 +17,7 @@ which ones can.
 from __future__ import annotations
 
 import secrets
+import signal
 import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -284,6 +285,17 @@ def new_run_id() -> str:
     return secrets.token_hex(6)
 
 
+def signal_name(exit_code: int | None) -> str | None:
+    """``SIGTERM`` for a process that signal ended (a negative exit code, as Python reports it);
+    None for one that exited, or a signal this platform has no name for."""
+    if exit_code is None or exit_code >= 0:
+        return None
+    try:
+        return signal.Signals(-exit_code).name
+    except ValueError:
+        return None
+
+
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
@@ -341,8 +353,13 @@ class Run:
     cpu_percent: float | None = None
     rss_bytes: int | None = None
 
+    @property
+    def exit_signal(self) -> str | None:
+        return signal_name(self.exit_code)
+
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["exit_signal"] = self.exit_signal
         for key in ("state", "permission", "activity", "error_kind"):
             data[key] = None if data[key] is None else str(data[key])
         for key in ("created_at", "started_at", "ended_at"):

@@ -81,6 +81,7 @@ def write(path: Path, info: RuntimeInfo) -> None:
     ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".aios-", suffix=".json", dir=path.parent)  # 0600
     try:
+        os.fchmod(fd, private.FILE_MODE)  # exactly, whatever the umask took from it
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(info._asdict(), handle, indent=2)
             handle.write("\n")
@@ -160,13 +161,12 @@ class InstanceLock:
 
     def _take(self) -> int | None:
         """A descriptor holding the lock on the file at ``path``, or None if another has it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = private.open_fd(self.path, os.O_RDWR)
         try:
             _lock(fd)
         except OSError:
             os.close(fd)
             return None
-        private.tighten(self.path)  # the mode given applies only to a file open() creates
         return fd
 
     def release(self) -> None:

@@ -41,6 +41,7 @@ from aios.paths import Paths
 from aios.runtime import InstanceLock, RuntimeInfo
 from aios.server import api
 from aios.server.app import create_app
+from aios.store import StoreError, check_database
 
 log = logging.getLogger("aios.service")
 T = TypeVar("T")
@@ -189,6 +190,11 @@ class Service:
                     f"another AIOS process holds {self.paths.lock_file} but does not answer"
                 )
             time.sleep(0.05)
+        try:  # a damaged history is said in one line, with what to do, before anything starts
+            check_database(self.paths.database)
+        except StoreError as exc:
+            self._release()
+            raise ServiceError(str(exc)) from exc
         self._keys = Secrets.for_start(self.paths.session_file)
         logs.redact([self._keys.token, self._keys.session, self._keys.csrf])
         try:
@@ -229,6 +235,9 @@ class Service:
             config = _hypercorn_config(self._sock, on_listening=lambda: self._on_ready(daemon))
             self._sock = None  # Hypercorn owns the descriptor now
             await serve(app, config, shutdown_trigger=self._shutdown_trigger)
+        except StoreError as exc:  # the history could not be opened: its message says why
+            log.error("%s", exc)
+            self.error = exc
         except Exception as exc:
             log.exception("the service failed: %s", exc)
             self.error = exc

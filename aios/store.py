@@ -15,32 +15,44 @@ The runs per state (the summary every state change publishes, and the overview's
 kept in memory, updated by every write and read without a query or a thread hop: a GROUP BY
 over a long history takes longer than the rest of a page.
 
+When the disk or the database fails (``Trouble``: the disk is full, the database is read-only,
+gives I/O errors or is damaged), nothing that lives in memory is lost: run records that could not
+be written are kept (``_unsaved``) and read back as they are, deletes that could not be made are
+remembered (``_doomed``), and both are written at the next write or ``retry``. Output that cannot
+be written for lack of space is dropped and counted; a line in the log says how much, once space
+returns. ``problem`` is the trouble as it stands, and ``on_problem`` hears when it changes.
+
 Exceptions::
 
     StoreError            the database or a log file could not be used (the message names it)
     ├── UnknownRun        no run has that id (or id prefix)
-    └── AmbiguousRun      an id prefix matches more than one run
+    ├── AmbiguousRun      an id prefix matches more than one run
+    └── StoreUnavailable  the disk is full (507), or the database is read-only, failing or
+                          damaged (503): not AIOS's fault, and said so
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
+import errno
+import io
 import json
 import logging
+import os
 import re
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from aios import private
+from aios import disk, private
 from aios.runs import (
     FINAL_STATES,
     Activity,
@@ -122,7 +134,10 @@ COLUMNS = (
 # Only our own column names are interpolated into SQL; values always go through "?".
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"  # noqa: S608
 _MARKS = ", ".join("?" * len(COLUMNS))
-_INSERT = f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({_MARKS})"  # noqa: S608
+_UPSERT = (
+    f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({_MARKS}) "  # noqa: S608
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}"
+)
 _UPDATE = f"UPDATE runs SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} WHERE id = ?"  # noqa: S608
 _FINAL = tuple(str(state) for state in FINAL_STATES)
 _LIVE = tuple(str(state) for state in RunState if state.is_live)
@@ -154,6 +169,38 @@ class AmbiguousRun(StoreError):
         super().__init__(f"{prefix!r} matches {len(self.candidates)} runs: {shown}")
 
 
+class Trouble(StrEnum):
+    DISK_FULL = "disk_full"
+    READ_ONLY = "read_only"
+    IO_ERROR = "io_error"
+    CORRUPT = "corrupt"
+
+
+class StoreUnavailable(StoreError):
+    """History cannot be written (or read) for a reason outside AIOS; the message says which and
+    what to do. ``status`` is the HTTP status it is answered with."""
+
+    def __init__(self, trouble: Trouble, path: Path, detail: str, *, running: bool = True) -> None:
+        self.trouble = trouble
+        self.path = path
+        self.detail = detail
+        self.status = 507 if trouble is Trouble.DISK_FULL else 503
+        messages = {
+            Trouble.DISK_FULL: f"{disk.full_message(path)}: free some space (deleting old runs "
+            "frees theirs)",
+            Trouble.READ_ONLY: f"the history database {path} cannot be written: it or its file "
+            f"system is read-only ({detail})",
+            Trouble.IO_ERROR: f"the history database {path} cannot be used: {detail}",
+            Trouble.CORRUPT: f"the history database {path} is damaged ({detail}): "
+            f"{'stop AIOS, ' if running else ''}move it aside (mv {path} {path}.damaged) and "
+            "start AIOS again (it starts with an empty history)",
+        }
+        super().__init__(messages[trouble])
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": str(self.trouble), "error": str(self)}
+
+
 @dataclass(frozen=True)
 class Usage:
     tokens: Tokens
@@ -162,8 +209,16 @@ class Usage:
 
 @dataclass
 class _Log:
-    file: BinaryIO
+    file: io.FileIO
     size: int
+
+
+@dataclass(frozen=True)
+class _Wrote:
+    """What a log write did: the bytes it could not keep for lack of space, and where."""
+
+    lost: int = 0
+    path: Path | None = None
 
 
 class Store:
@@ -188,7 +243,25 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-store")
         self._db: sqlite3.Connection | None = None  # created, used and closed on the worker
         self._logs: dict[tuple[str, Stream], _Log] = {}  # touched only on the worker
-        self._writes: dict[str, deque[asyncio.Future[None]]] = {}  # log writes not yet awaited
+        self._writes: dict[str, deque[asyncio.Future[_Wrote]]] = {}  # log writes not yet awaited
+        # When the database cannot be written (touched only on the worker): run records kept
+        # until they can be (those never inserted in _unsaved_new), and runs deleted whose
+        # rows are still there. Both are read as if written.
+        self._unsaved: dict[str, Run] = {}
+        self._unsaved_new: set[str] = set()
+        self._doomed: set[str] = set()
+        # Output dropped for lack of space and not yet marked in its log (worker), and per run
+        # (loop side, from the writes' results) for the record that ends it.
+        self._dropped: dict[tuple[str, Stream], int] = {}
+        self._lost: dict[str, tuple[int, Path]] = {}
+        # The trouble as it stands (loop side); on_problem hears every change (on the loop).
+        self.problem: StoreUnavailable | None = None
+        self.on_problem: Callable[[StoreUnavailable | None], None] | None = None
+        # The database file as our last job left it (worker): a change nobody here made means
+        # something else wrote it (watch), and a file found damaged is never read again.
+        self._seen: tuple[int, int, int] | None = None
+        self._damaged: StoreUnavailable | None = None
+        self._opened = False  # open() succeeded and close() has not been called (worker)
         self._counts: dict[str, int] = {}  # runs per state; touched only on the worker
         # A copy of _counts, replaced (never changed) by the worker after each write: readers on
         # any thread take the reference, which is atomic.
@@ -230,19 +303,22 @@ class Store:
         """
         writes = [(run_id, self._writes.pop(run_id, deque())) for run_id in close_logs]
         pruned: builtins.list[Run] = []
-        if runs or close_logs:
-            pruned = await self._call(partial(self._save_and_close, list(runs), list(close_logs)))
-        for run_id, pending in writes:
-            for write in pending:  # done: they were queued before the close
-                try:
-                    await self._settle(write)
-                except StoreError as exc:
-                    logger.error("writing the output of run %s failed: %s", run_id, exc)
+        try:
+            if runs or close_logs:
+                job = partial(self._save_and_close, list(runs), list(close_logs))
+                pruned = await self._call(job, write=True)
+        finally:
+            for run_id, pending in writes:
+                for write in pending:  # done: they were queued before the close
+                    try:
+                        await self._settle(run_id, write)
+                    except StoreError as exc:
+                        logger.error("writing the output of run %s failed: %s", run_id, exc)
         return pruned
 
     async def update(self, run: Run) -> bool:
         """Update ``run`` only if history still holds it (never brings a deleted run back)."""
-        return await self._call(partial(self._update, run))
+        return await self._call(partial(self._update, run), write=True)
 
     async def with_worktree(self, path: str) -> builtins.list[Run]:
         """The runs whose worktree is at ``path`` (a continued run shares its parent's)."""
@@ -250,8 +326,7 @@ class Store:
         return await self._call(partial(self._select, where, (path,)))
 
     async def get(self, run_id: str) -> Run | None:
-        runs = await self._call(partial(self._select, "WHERE id = ?", (run_id,)))
-        return runs[0] if runs else None
+        return await self._call(partial(self._get, run_id))
 
     async def list(
         self,
@@ -268,8 +343,15 @@ class Store:
         return await self._call(partial(self._resolve, prefix))
 
     async def delete(self, run_id: str) -> None:
-        """Forget a run and its log; raises UnknownRun if there was no such row."""
-        await self._call(partial(self._delete, run_id))
+        """Forget a run and its files; raises UnknownRun if there was no such row.
+
+        The files go first: they are what frees space when the disk is full, and a row that
+        cannot be deleted yet is remembered as deleted (see the module docstring)."""
+        failed = await self._call(partial(self._delete, run_id))
+        if failed is not None:
+            self._translate(failed)  # the trouble is known; the delete is done all the same
+        else:
+            self._wrote()
 
     async def chain(self, run_id: str, live: Callable[[str], Run | None]) -> builtins.list[Run]:
         """``run_id``'s conversation, oldest first (a run whose ``parent`` is gone starts it);
@@ -309,7 +391,21 @@ class Store:
         job = partial(self._append_log, run_id, data, stream)
         writes.append(loop.run_in_executor(self._executor, job))
         while len(writes) > WRITES_AHEAD or (writes and writes[0].done()):
-            await self._settle(writes.popleft())
+            await self._settle(run_id, writes.popleft())
+
+    async def settle_log(self, run_id: str) -> None:
+        """Wait for the run's queued log writes (the files stay open)."""
+        writes = self._writes.get(run_id)
+        while writes:
+            await self._settle(run_id, writes.popleft())
+
+    def lost_output(self, run_id: str) -> str | None:
+        """What the run's settled writes could not keep for lack of space, in words (once)."""
+        lost = self._lost.pop(run_id, None)
+        if lost is None:
+            return None
+        size, path = lost
+        return f"{size} bytes of output were not kept: {disk.full_message(path)}"
 
     async def read_log(
         self, run_id: str, offset: int = 0, limit: int | None = None, stream: Stream = "log"
@@ -329,38 +425,157 @@ class Store:
         writes = self._writes.pop(run_id, deque())
         try:
             while writes:
-                await self._settle(writes.popleft())
+                await self._settle(run_id, writes.popleft())
         finally:
             await self._call(partial(self._close_log, run_id))
 
-    async def _settle(self, write: asyncio.Future[None]) -> None:
+    async def _settle(self, run_id: str, write: asyncio.Future[_Wrote]) -> None:
         try:
-            await write
+            wrote = await write
         except OSError as exc:
-            raise StoreError(str(exc)) from exc
+            raise self._translate(exc) from exc
+        if wrote.lost and wrote.path is not None:
+            before, _ = self._lost.get(run_id, (0, wrote.path))
+            self._lost[run_id] = (before + wrote.lost, wrote.path)
+            if self.problem is None or self.problem.trouble is not Trouble.DISK_FULL:
+                self._set_problem(StoreUnavailable(Trouble.DISK_FULL, wrote.path, "ENOSPC"))
+
+    # -- trouble: a full disk, a failing database ------------------------------------------
+
+    async def retry(self) -> StoreUnavailable | None:
+        """Write what could not be written, and see whether the trouble has passed; returns the
+        trouble that remains (None: none)."""
+        if self.problem is None or self._closed:
+            return self.problem
+        reconnect = self.problem.trouble in _PASSING
+        with contextlib.suppress(StoreUnavailable):
+            await self._call(partial(self._flush, reconnect=reconnect), write=True)
+            if self.problem is not None and self.problem.trouble is Trouble.DISK_FULL:
+                free = disk.free_bytes(self.logs_dir)
+                if free is None or free >= disk.MIN_FREE:
+                    self._set_problem(None)
+        return self.problem
+
+    async def watch(self) -> None:
+        """Notice a database file changed by something else than us (a stat), and if it was,
+        check it (``quick_check`` on a connection of its own: ours has its pages cached);
+        damage found becomes the problem, and every later use of the database answers so."""
+        with contextlib.suppress(StoreUnavailable):
+            await self._call(self._look, track=False)
+
+    async def check_writable(self) -> None:
+        """Raise StoreUnavailable if history cannot take a new run now (tried again first, and
+        the free space looked at: a system call)."""
+        if self.problem is not None and await self.retry() is not None:
+            raise _again(self.problem)
+        free = disk.free_bytes(self.logs_dir)
+        if free is not None and free < disk.MIN_FREE:
+            detail = f"{free} bytes free"
+            self._set_problem(StoreUnavailable(Trouble.DISK_FULL, self.logs_dir, detail))
+            raise _again(self.problem)
+
+    def _set_problem(self, problem: StoreUnavailable | None) -> None:
+        before = self.problem
+        if before is None and problem is None:
+            return
+        if before is not None and problem is not None and before.trouble is problem.trouble:
+            return  # the same trouble, seen again (perhaps through another file)
+        if problem is not None and before is not None and before.trouble is Trouble.CORRUPT:
+            return  # nothing makes a damaged file sound again: that is what the user must know
+        self.problem = problem
+        if problem is not None:
+            logger.error("%s", problem)
+        else:
+            logger.warning("history can be written again (it was: %s)", before)
+        if self.on_problem is not None:
+            self.on_problem(problem)
+
+    def _translate(self, exc: sqlite3.Error | OSError) -> StoreError:
+        """A StoreError that says what failed; trouble (see Trouble) is also kept as ``problem``."""
+        if isinstance(exc, sqlite3.Error):
+            trouble = _sqlite_trouble(exc)
+            path, error = self.database, StoreError(f"history database {self.database}: {exc}")
+        else:
+            trouble = _os_trouble(exc)
+            path = Path(exc.filename) if exc.filename else self.logs_dir
+            error = StoreError(str(exc))
+        if trouble is None:
+            return error
+        if trouble is Trouble.IO_ERROR and getattr(exc, "read_only", False):
+            trouble = Trouble.READ_ONLY  # SQLite said "disk I/O error"; _job looked why
+        problem = StoreUnavailable(trouble, path, str(exc))
+        self._set_problem(problem)
+        return problem
 
     # -- the worker side: everything below runs on the store thread ------------------------
 
-    async def _call(self, job: Callable[[], T]) -> T:
+    async def _call(self, job: Callable[[], T], *, write: bool = False, track: bool = True) -> T:
         if self._closed:
             raise StoreError("the store is closed")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
-        except sqlite3.Error as exc:
-            raise StoreError(f"history database {self.database}: {exc}") from exc
-        except OSError as exc:
-            raise StoreError(str(exc)) from exc
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._executor, partial(self._job, job) if track else job
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise self._translate(exc) from exc
+        except StoreUnavailable as exc:  # a damaged file found on the worker
+            self._set_problem(exc)
+            raise
+        if write:
+            self._wrote()
+        return result
+
+    def _wrote(self) -> None:
+        """A write to the database went through: trouble that passes by itself has passed."""
+        if self.problem is not None and self.problem.trouble in _PASSING:
+            self._set_problem(None)
 
     @property
     def _conn(self) -> sqlite3.Connection:
+        if self._damaged is not None:
+            damaged = sqlite3.DatabaseError(self._damaged.detail)
+            damaged.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # read as SQLite's own
+            raise damaged
+        if self._db is None and self._opened:  # a reconnection that failed: try again
+            self._db = _connect(self.database)
         if self._db is None:
             raise StoreError("the store is not open")
         return self._db
+
+    def _job(self, job: Callable[[], T]) -> T:
+        """Run a job; the database file as it leaves it is ours (see watch)."""
+        try:
+            return job()
+        except sqlite3.Error as exc:
+            # SQLite says "disk I/O error" for a read-only file system too: look (here, on
+            # the worker: it may create a file) so that the user is told which.
+            if _sqlite_trouble(exc) is Trouble.IO_ERROR and disk.read_only(self.database):
+                exc.read_only = True  # type: ignore[attr-defined]
+            raise
+        finally:
+            self._seen = _identity(self.database)
+
+    def _look(self) -> None:
+        if self._db is None or self._damaged is not None:
+            return
+        seen = _identity(self.database)
+        if seen == self._seen:
+            return
+        logger.warning("the history database %s was changed by another program", self.database)
+        try:
+            check_database(self.database)
+        except StoreUnavailable as exc:
+            if exc.trouble is Trouble.CORRUPT:
+                self._damaged = StoreUnavailable(exc.trouble, exc.path, exc.detail)
+                raise self._damaged from exc
+            raise
+        self._seen = seen
 
     def _open(self) -> builtins.list[Run]:
         if self._db is None:
             _make_private(self.database, self.logs_dir)
             self._db = _connect(self.database)
+            self._opened = True
             rows = self._db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
             self._counts = {state: count for state, count in rows}
             self._publish_counts()
@@ -369,15 +584,56 @@ class Store:
 
     def _close(self) -> None:
         for log in self._logs.values():
-            log.file.close()
+            with contextlib.suppress(OSError):  # nothing is buffered: a full disk cannot matter
+                log.file.close()
         self._logs.clear()
+        if self._unsaved or self._doomed:
+            with contextlib.suppress(sqlite3.Error, StoreError):
+                self._flush()
+        if self._unsaved or self._doomed:
+            logger.error(
+                "%d run records and %d deletes could not be written to %s; the runs that were "
+                "live will show as interrupted at the next start",
+                len(self._unsaved),
+                len(self._doomed),
+                self.database,
+            )
+        self._opened = False
         if self._db is not None:
             self._db.close()
             self._db = None
 
     def _select(self, where: str, params: Sequence[object]) -> builtins.list[Run]:
         rows = self._conn.execute(f"{_SELECT} {where}", params).fetchall()
-        return [_to_run(row) for row in rows]
+        runs = (_to_run(row) for row in rows)
+        if not self._unsaved and not self._doomed:
+            return list(runs)
+        return [self._unsaved.get(r.id, r) for r in runs if r.id not in self._doomed]
+
+    def _get(self, run_id: str) -> Run | None:
+        if run_id in self._unsaved_new:
+            return self._unsaved[run_id]
+        runs = self._select("WHERE id = ?", (run_id,))
+        return runs[0] if runs else None
+
+    def _flush(self, *, reconnect: bool = False) -> None:
+        """Write what could not be written (or, with nothing waiting, one harmless write: has
+        the trouble passed?). ``reconnect``: on a connection of its own first (one that had
+        I/O errors may keep failing, and the file system may have been mounted again)."""
+        if reconnect and self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+            self._db = _connect(self.database)
+        if self._doomed:
+            with _transaction(self._conn) as db:
+                db.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in self._doomed])
+            self._doomed.clear()
+        if self._unsaved:
+            self._save([])
+        else:
+            with _transaction(self._conn) as db:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
     def _save_and_close(
         self, runs: builtins.list[Run], close: builtins.list[str]
@@ -389,34 +645,66 @@ class Store:
                 self._close_log(run_id)
 
     def _save(self, runs: Iterable[Run]) -> builtins.list[Run]:
-        counts = dict(self._counts)  # applied only once the transaction has committed
+        # The counts move with what the runs are, written or not: a run that could not be
+        # written is read back as it is (_unsaved), and counted so.
+        runs = list(runs)
+        counts = dict(self._counts)
+        known: dict[str, str | None] = {i: str(r.state) for i, r in self._unsaved.items()}
+        batch = dict(self._unsaved)
+        for run in runs:
+            batch.pop(run.id, None)  # the newest last, as they came
+            batch[run.id] = run
+        new = set(self._unsaved_new)
         pruned: builtins.list[Run] = []
-        with _transaction(self._conn) as db:
+        try:
             for run in runs:
-                values = _to_row(run)
-                state = values[COLUMNS.index("state")]
-                row = db.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
-                if row is not None:
-                    db.execute(_UPDATE, [*values[1:], run.id])
-                    _count(counts, row[0], -1)
+                before = known[run.id] if run.id in known else self._stored_state(run.id)
+                if before is None:
+                    new.add(run.id)
                 else:
-                    db.execute(_INSERT, values)
-                _count(counts, state, +1)
-                if row is None:
-                    pruned += self._prune(db, counts)
+                    _count(counts, before, -1)
+                _count(counts, str(run.state), +1)
+                known[run.id] = str(run.state)
+            with _transaction(self._conn) as db:
+                # An upsert: a run kept unsaved may or may not have its row by now.
+                db.executemany(_UPSERT, [_to_row(run) for run in batch.values()])
+                if new:
+                    pruned = self._prune(db, counts)
+        except sqlite3.Error as exc:
+            if _sqlite_trouble(exc) is None:
+                raise
+            self._unsaved, self._unsaved_new = batch, new
+            self._counts = counts
+            self._publish_counts()
+            raise
+        self._unsaved, self._unsaved_new = {}, set()
         self._counts = counts
         self._publish_counts()
         for old in pruned:
             self._forget_log(old.id)
         return pruned
 
+    def _stored_state(self, run_id: str) -> str | None:
+        row = self._conn.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def _update(self, run: Run) -> bool:
+        if run.id in self._doomed:
+            return False
+        if run.id in self._unsaved:
+            self._save([run])
+            return True
         values = _to_row(run)
-        with _transaction(self._conn) as db:
-            row = db.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
-            if row is None:
-                return False
-            db.execute(_UPDATE, [*values[1:], run.id])
+        try:
+            with _transaction(self._conn) as db:
+                row = db.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
+                if row is None:
+                    return False
+                db.execute(_UPDATE, [*values[1:], run.id])
+        except sqlite3.Error as exc:
+            if _sqlite_trouble(exc) is not None and self._get(run.id) is not None:
+                self._save([run])  # kept as unsaved, and counted, if it still fails
+            raise
         if row[0] != values[COLUMNS.index("state")]:
             _count(self._counts, row[0], -1)
             _count(self._counts, values[COLUMNS.index("state")], +1)
@@ -456,7 +744,16 @@ class Store:
             clauses.append(f"state IN ({', '.join('?' * len(states))})")
             params.extend(str(state) for state in states)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._select(f"{where} ORDER BY seq DESC LIMIT ?", [*params, limit])
+        runs = self._select(f"{where} ORDER BY seq DESC LIMIT ?", [*params, limit])
+        if before is None and self._unsaved_new:  # the newest runs, not written yet
+            unwritten = [
+                self._unsaved[i]
+                for i in self._unsaved_new
+                if states is None or self._unsaved[i].state in states
+            ]
+            unwritten.sort(key=lambda r: r.created_at, reverse=True)
+            runs = [*unwritten, *runs][:limit]
+        return runs
 
     def _resolve(self, prefix: str) -> Run:
         if not prefix:
@@ -472,16 +769,37 @@ class Store:
             raise AmbiguousRun(prefix, [run.id for run in runs])
         return runs[0]
 
-    def _delete(self, run_id: str) -> None:
-        # fetchall: the statement must run to its end, or the write would stay open.
-        rows = self._conn.execute(
-            "DELETE FROM runs WHERE id = ? RETURNING state", (run_id,)
-        ).fetchall()
+    def _delete(self, run_id: str) -> sqlite3.Error | None:
+        """None, or the error that keeps the row for now (the run reads as deleted)."""
+        if run_id in self._doomed:
+            raise UnknownRun(run_id)
+        # Its files first: on a full disk they are the space that lets the rest be written.
         self._forget_log(run_id)
+        if run_id in self._unsaved_new:
+            run = self._unsaved.pop(run_id)
+            self._unsaved_new.discard(run_id)
+            _count(self._counts, str(run.state), -1)
+            self._publish_counts()
+            return None
+        try:
+            # fetchall: the statement must run to its end, or the write would stay open.
+            rows = self._conn.execute(
+                "DELETE FROM runs WHERE id = ? RETURNING state", (run_id,)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            if _sqlite_trouble(exc) is None or (gone := self._get(run_id)) is None:
+                raise
+            self._unsaved.pop(run_id, None)
+            self._doomed.add(run_id)  # read as gone; deleted at the next write that works
+            _count(self._counts, str(gone.state), -1)
+            self._publish_counts()
+            return exc
+        self._unsaved.pop(run_id, None)
         if not rows:
             raise UnknownRun(run_id)
         _count(self._counts, rows[0][0], -1)
         self._publish_counts()
+        return None
 
     def _chain(self, run_id: str) -> builtins.list[Run]:
         runs = self._select("WHERE id = ?", (run_id,))
@@ -516,24 +834,40 @@ class Store:
             raise UnknownRun(run_id)
         return self.logs_dir / f"{run_id}{_SUFFIXES[stream]}"
 
-    def _append_log(self, run_id: str, data: bytes, stream: Stream) -> None:
-        log = self._logs.get((run_id, stream))
-        if log is None:
-            file = private.open_append(self._log_path(run_id, stream))
-            log = self._logs[run_id, stream] = _Log(file, file.tell())
-        # Past the cap means the marker is already there (this run or an earlier daemon wrote it).
-        if log.size > self.log_cap_bytes or not data:
-            return
-        room = self.log_cap_bytes - log.size
-        kept = data if len(data) <= room else data[:room]  # no copy of a chunk that fits
-        log.file.write(kept)
-        log.size += len(kept)
-        if len(kept) < len(data):
-            marker = self._marker if stream == "log" else _EVENTS_MARKER
-            log.file.write(marker)
-            log.size += len(marker)
-        # read_log uses its own handle, so nothing may sit in our buffer.
-        log.file.flush()
+    def _append_log(self, run_id: str, data: bytes, stream: Stream) -> _Wrote:
+        """Append; on a full disk, what does not fit is dropped and counted (and said in the
+        log, by the first write that fits again)."""
+        key = (run_id, stream)
+        path = self._log_path(run_id, stream)
+        kept_at: int | None = None
+        log: _Log | None = None
+        try:
+            log = self._logs.get(key)
+            if log is None:
+                # Unbuffered: a write cut short by a full disk must say how much it wrote.
+                fd = private.open_fd(path, os.O_WRONLY | os.O_APPEND)
+                file = io.FileIO(fd, "ab")
+                log = self._logs[key] = _Log(file, file.seek(0, os.SEEK_END))
+            if (dropped := self._dropped.get(key)) is not None:
+                _write_all(log, _lost_marker(dropped, path, stream))
+                del self._dropped[key]
+            # Past the cap means the marker is there already (this run or an earlier daemon).
+            if log.size > self.log_cap_bytes or not data:
+                return _Wrote()
+            room = self.log_cap_bytes - log.size
+            kept = data if len(data) <= room else data[:room]  # no copy of a chunk that fits
+            kept_at = log.size
+            _write_all(log, kept)
+            if len(kept) < len(data):
+                _write_all(log, self._marker if stream == "log" else _EVENTS_MARKER)
+        except OSError as exc:
+            if not disk.is_full(exc):
+                raise
+            written = 0 if kept_at is None or log is None else log.size - kept_at
+            lost = len(data) - min(written, len(data))
+            self._dropped[key] = self._dropped.get(key, 0) + lost
+            return _Wrote(lost, path)
+        return _Wrote()
 
     def _read_log(self, run_id: str, offset: int, limit: int | None, stream: Stream) -> bytes:
         try:
@@ -556,7 +890,11 @@ class Store:
             log.file.close()  # an append handle would write past the new end
         path = self._log_path(run_id, stream)
         partial_path = path.with_name(path.name + ".partial")
-        partial_path.write_bytes(data)
+        try:
+            private.write_bytes(partial_path, data)  # 0600 from the start, like every log
+        except OSError:
+            partial_path.unlink(missing_ok=True)  # half a file takes the space others need
+            raise
         partial_path.replace(path)
 
     def _close_log(self, run_id: str) -> None:
@@ -568,7 +906,31 @@ class Store:
     def _forget_log(self, run_id: str) -> None:
         self._close_log(run_id)
         for stream in _SUFFIXES:
+            self._dropped.pop((run_id, stream), None)
             self._log_path(run_id, stream).unlink(missing_ok=True)
+
+
+def _write_all(log: _Log, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (a full disk takes part of a write); an
+    OSError says why the rest was not, and the bytes written are counted in ``log.size``."""
+    view = memoryview(data)
+    done = 0
+    try:
+        while done < len(view):
+            count = log.file.write(view[done:])
+            if not count:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            done += count
+    finally:
+        log.size += done
+
+
+def _lost_marker(size: int, path: Path, stream: Stream) -> bytes:
+    words = f"{size} bytes of output were not kept here: {disk.full_message(path)}"
+    words = words.replace(" is full", " was full")
+    if stream == "events":
+        return (json.dumps({"type": "aios.lost", "bytes": size, "message": words}) + "\n").encode()
+    return f"\n[aios: {words}]\n".encode()
 
 
 def _make_private(database: Path, logs_dir: Path) -> None:
@@ -585,32 +947,109 @@ def _connect(path: Path) -> sqlite3.Connection:
     # isolation_level=None: we write BEGIN/COMMIT ourselves rather than rely on sqlite3's guesses.
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        # Read before writing anything, so a file that is not ours (or is newer) stays untouched.
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"history database {path} has schema version {version}, newer than this "
-                f"version of AIOS knows ({SCHEMA_VERSION}); refusing to downgrade it"
-            )
-        db.execute("PRAGMA journal_mode = WAL")
-        # Durable across crashes of the daemon, not across power loss: see the module docstring.
-        db.execute("PRAGMA synchronous = NORMAL")
-        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
-            with _transaction(db):
-                for statement in statements:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number:d}")
+        _migrate(db, path)
+    except sqlite3.Error as exc:
+        db.close()
+        if (trouble := _sqlite_trouble(exc)) is not None:
+            raise StoreUnavailable(trouble, path, str(exc)) from exc
+        raise
     except BaseException:
         db.close()
         raise
     return db
 
 
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    # Read before writing anything, so a file that is not ours (or is newer) stays untouched.
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"history database {path} has schema version {version}, newer than this "
+            f"version of AIOS knows ({SCHEMA_VERSION}); refusing to downgrade it"
+        )
+    db.execute("PRAGMA journal_mode = WAL")
+    # Durable across crashes of the daemon, not across power loss: see the module docstring.
+    db.execute("PRAGMA synchronous = NORMAL")
+    for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+        with _transaction(db):
+            for statement in statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number:d}")
+
+
+def check_database(path: Path) -> None:
+    """At start, before anything else touches it: is the history database sound? SQLite's
+    ``quick_check`` (the page structure, not every index: milliseconds). Raises
+    StoreUnavailable (CORRUPT) with what to do; a missing file is fine (it will be created)."""
+    if not path.exists():
+        return
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"history database {path}: {exc}") from exc
+    try:
+        rows = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        trouble = _sqlite_trouble(exc)
+        if trouble is None:
+            raise StoreError(f"history database {path}: {exc}") from exc
+        raise StoreUnavailable(trouble, path, str(exc), running=False) from exc
+    finally:
+        db.close()
+    problems = [str(row[0]) for row in rows if row and row[0] != "ok"]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        detail = f"integrity check: {problems[0]}{more}"
+        raise StoreUnavailable(Trouble.CORRUPT, path, detail, running=False)
+
+
+# Trouble that passes by itself (a file system remounted writable); a full disk passes when
+# space is found (Store.retry), a damaged file never.
+_PASSING = frozenset({Trouble.READ_ONLY, Trouble.IO_ERROR})
+_SQLITE_TROUBLE = {
+    sqlite3.SQLITE_FULL: Trouble.DISK_FULL,
+    sqlite3.SQLITE_READONLY: Trouble.READ_ONLY,
+    sqlite3.SQLITE_IOERR: Trouble.IO_ERROR,
+    sqlite3.SQLITE_CANTOPEN: Trouble.IO_ERROR,
+    sqlite3.SQLITE_CORRUPT: Trouble.CORRUPT,
+    sqlite3.SQLITE_NOTADB: Trouble.CORRUPT,
+}
+
+
+def _sqlite_trouble(exc: sqlite3.Error) -> Trouble | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else _SQLITE_TROUBLE.get(code & 0xFF)
+
+
+def _os_trouble(exc: OSError) -> Trouble | None:
+    if disk.is_full(exc):
+        return Trouble.DISK_FULL
+    if exc.errno == errno.EROFS:
+        return Trouble.READ_ONLY
+    if exc.errno == errno.EIO:
+        return Trouble.IO_ERROR
+    return None
+
+
+def _again(problem: StoreUnavailable | None) -> StoreUnavailable:
+    """A fresh exception for the trouble as it stands (one raised twice grows its traceback)."""
+    assert problem is not None
+    return StoreUnavailable(problem.trouble, problem.path, problem.detail)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
 def _count(counts: dict[str, int], state: str, delta: int) -> None:
     counts[state] = counts.get(state, 0) + delta
 
 
-@contextmanager
+@contextlib.contextmanager
 def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("BEGIN IMMEDIATE")
     try:

@@ -69,6 +69,8 @@ class TrayState:
     service_down: bool = False
     # Runs whose agent waits for the user to allow a tool: run id -> (agent, request).
     approvals: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # The daemon's storage trouble ("disk full", ...: its `storage` events), shown until it clears.
+    disk: str | None = None
 
     @property
     def running(self) -> int:
@@ -77,6 +79,8 @@ class TrayState:
     def model(self) -> IconModel:
         if self.service_down:
             return IconModel(IconState.ERROR)
+        if self.disk:
+            return IconModel(IconState.ATTENTION, self.running, self.failed_unseen, self.disk)
         if self.failed_unseen:
             return IconModel(IconState.ATTENTION, self.running, self.failed_unseen)
         if self.running:
@@ -212,6 +216,8 @@ class Tray:
             daemon = self.service.daemon
             assert daemon is not None
             self.state.counts = await daemon.summary()
+            problem = daemon.storage_problem()
+            self.state.disk = None if problem is None else storage_note(problem.to_json())
             self.state.recent.extend(r.to_json() for r in reversed(await daemon.runs(limit=RECENT)))
             self._remove_listener = daemon.bus.add_listener(self._on_event)
 
@@ -237,6 +243,9 @@ class Tray:
                 self.state.failed_unseen += 1
         elif event.kind == "attention":
             self._on_attention(event.data)
+        elif event.kind == "storage":
+            problem = event.data.get("problem")
+            self.state.disk = None if problem is None else storage_note(problem)
         else:
             return
         self._refresh()
@@ -431,6 +440,15 @@ class Tray:
         else:
             self.autostart.enable()
         self._refresh()
+
+
+def storage_note(problem: dict[str, str]) -> str:
+    """A `storage` event's problem, as short as a tooltip line can be."""
+    if problem.get("kind") == "disk_full":
+        return "disk full: runs' output is not kept"
+    if problem.get("kind") == "corrupt":
+        return "history database damaged"
+    return "history database cannot be written"
 
 
 def _on_main(icon: Any, fn: Callable[[], None]) -> None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aios import private
 from aios.git import QUICK, SLOW, GitError, drivers, git, refused
 from aios.runs import Changes, ChangeStatus, FileChange, Worktree, WorktreeState
 
@@ -391,8 +392,11 @@ class Worktrees:
 
     def _read_markers(self) -> list[Leftover]:
         shutil.rmtree(self.root / SCRATCH, ignore_errors=True)
+        private.tighten(self.root, private.DIR_MODE)  # as an older version left it
         found = []
         for marker in sorted(self.root.glob(f"*/{MARKER}")):
+            private.tighten(marker.parent, private.DIR_MODE)
+            private.tighten(marker)
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 data = json.loads(marker.read_text(encoding="utf-8"))
                 worktree = Worktree(
@@ -414,23 +418,28 @@ def _folder(name: str) -> str:
 
 
 def _write_marker(home: Path, run_id: str, worktree: Worktree) -> None:
-    home.mkdir(parents=True)
+    # The root is 0700, so nothing below it (the checkouts, which follow the user's umask as
+    # git makes them) is reachable by other users; the run's folder and marker are AIOS's own.
+    private.ensure_private_dir(home.parent)
+    private.make_private_dir(home)
     data: dict[str, Any] = {"run": run_id, **worktree.to_json()}
     del data["state"]
-    (home / MARKER).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    private.write_text(home / MARKER, json.dumps(data, indent=2) + "\n")
 
 
 def _mkdtemp(parent: Path) -> str:
-    parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkdtemp(dir=parent)
+    private.ensure_private_dir(parent)
+    folder = tempfile.mkdtemp(dir=parent)
+    os.chmod(folder, private.DIR_MODE)  # mkdtemp's 0700 exactly, whatever the umask took
+    return folder
 
 
 def _copy(source: Path, target: Path) -> bool:
     try:
-        # copy2: the copy keeps the index's mtime, which git compares with its entries' to
-        # tell a racily clean file (changed in the same tick the index was written: same size,
-        # same mtime) and read it rather than trust its stat data.
-        shutil.copy2(source, target)
+        # The copy keeps the index's mtime, which git compares with its entries' to tell a
+        # racily clean file (changed in the same tick the index was written: same size, same
+        # mtime) and read it rather than trust its stat data.
+        private.copy(source, target)
     except FileNotFoundError:
         return False
     return True

@@ -7,17 +7,29 @@ is the system's ``chromium``; without it these tests skip on a developer machine
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
 from bench.harness import CHROMIUM_ARGS
-from tests.helpers import require
+from tests.helpers import free_port, require, wait_until
 
-__all__ = ["CHROMIUM_ARGS", "PageWatch", "browser", "chromium_path", "signed_in_page"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "PageWatch",
+    "browser",
+    "chromium_path",
+    "free_port",
+    "sign_in",
+    "signed_in_page",
+    "started_chromium",
+]
 
 
 def chromium_path() -> str:
@@ -66,6 +78,14 @@ def browser() -> Iterator[Any]:
             instance.close()
 
 
+def sign_in(page: Any, port: int, token: str, next_path: str = "/") -> None:
+    """Sign ``page`` in with the address ``aios open --print`` gives, and wait until it has
+    moved on from the sign-in page to ``next_path``."""
+    query = urlencode({"token": token} if next_path == "/" else {"token": token, "next": next_path})
+    page.goto(f"http://127.0.0.1:{port}/login?{query}")
+    page.wait_for_url(lambda url: urlsplit(url).path != "/login")
+
+
 @contextmanager
 def signed_in_page(
     browser: Any, port: int, token: str, height: int = 800, timeout_ms: int = 15_000
@@ -76,9 +96,50 @@ def signed_in_page(
     page.set_default_timeout(timeout_ms)
     watch = PageWatch()
     watch.attach(page)
-    page.goto(f"http://127.0.0.1:{port}/login?token={token}")
+    sign_in(page, port, token)
     page.wait_for_selector("#conn.connected")
     try:
         yield page, watch
     finally:
         context.close()
+
+
+@contextmanager
+def started_chromium(profile: Path, urls: Sequence[str] = ()) -> Iterator[Any]:
+    """Chromium started as a desktop starts the default browser: a fresh profile and ``urls``
+    on its command line; yields the Playwright browser connected to it over CDP."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    argv = [
+        chromium_path(),
+        "--headless",
+        *CHROMIUM_ARGS,
+        f"--user-data-dir={profile}",
+        f"--remote-debugging-port={port}",
+        *urls,
+    ]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with sync_playwright() as playwright:
+            instance = wait_until(
+                lambda: _connect(playwright, port), timeout=30, what="Chromium's debugging port"
+            )
+            try:
+                yield instance
+            finally:
+                instance.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _connect(playwright: Any, port: int) -> Any:
+    try:
+        return playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}", timeout=5_000)
+    except Exception:  # not listening yet
+        return None

@@ -33,6 +33,8 @@ class Fakes:
                 "AIOS_FAKE_ARGV_LOG": str(self.argv_log),
                 "AIOS_FAKE_AUTH": scenarios.get(f"{cli}_auth", "not_logged_in"),
             }
+            if cli == "codex":  # its login check reads ~/.codex/config.toml: not this machine's
+                env["CODEX_HOME"] = str(self.home / "codex-home")
             inline = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items())
             tables.append(f"[agents.{cli}]\nenv = {{ {inline} }}\n")
         write_config(self.home, "\n".join(tables) + extra)

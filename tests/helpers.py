@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -33,6 +34,7 @@ __all__ = [
     "agent_script",
     "aios_env",
     "fake_agents",
+    "free_port",
     "pids_alive",
     "require",
     "require_tool",
@@ -56,6 +58,14 @@ def fake_agents(directory: Path, *names: str) -> Path:
         path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKES / "agent.py"}" {name} "$@"\n')
         path.chmod(0o755)
     return directory
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a program that must be told its port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def require(condition: bool, reason: str) -> None:

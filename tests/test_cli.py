@@ -176,7 +176,8 @@ def test_open_without_a_browser_says_so_once(served: DaemonProcess) -> None:
     page = served.home / "run" / f"open-{served.port}.html"
     assert line == (
         "aios: no browser could be opened (no display, and BROWSER is not set); "
-        f"open {page.as_uri()} in a browser on this machine"
+        f"open {page.as_uri()} in a browser on this machine, "
+        "or run `aios open --print` for an address to paste into one"
     )
 
 

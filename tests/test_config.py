@@ -170,6 +170,72 @@ def test_a_two_way_claude_takes_its_prompt_on_stdin(tmp_path: Path) -> None:
     assert 'approvals = "ask" needs a format that can hold a conversation' in str(bad.problems[0])
 
 
+def test_approvals_ask_without_a_whole_prompt_is_a_warning_and_runs_one_way(
+    tmp_path: Path,
+) -> None:
+    config = load(
+        tmp_path,
+        """
+        [agents.wrapped]
+        command = ["my-claude", "--output-format", "stream-json"]
+        format = "claude-stream-json"
+        approvals = "ask"
+
+        [agents.spliced]
+        command = ["my-claude", "--prompt={prompt}"]
+        format = "claude-stream-json"
+        approvals = "ask"
+
+        [agents.spelled-out]
+        command = ["c", "--input-format", "stream-json", "--permission-prompt-tool", "stdio"]
+        format = "claude-stream-json"
+        approvals = "ask"
+        """,
+    )
+    path = tmp_path / "config.toml"
+    assert [str(problem) for problem in config.problems] == [
+        f'{path}:{line}: warning: agents.{name}.approvals = "ask" is ignored: a two-way session'
+        ' needs a whole "{prompt}" element in the command, which it replaces with'
+        ' "--input-format stream-json --permission-prompt-tool stdio" (the prompt then goes in'
+        " on stdin); without one, its runs are one-way and never ask for approval"
+        for name, line in (("wrapped", 5), ("spliced", 10))
+    ]
+    # Kept, as one-way agents: no open stdin of JSON lines for a CLI that was never told to read
+    # them; the API says what it will do.
+    for name in ("wrapped", "spliced"):
+        agent = config.agents[name]
+        assert agent.approvals == "never" and not agent.two_way
+        assert agent.to_json()["approvals"] == "never"
+    assert config.agents["spliced"].argv("hi") == ["my-claude", "--prompt=hi"]
+    # The session's arguments written out by hand work: the prompt goes in on stdin.
+    assert config.agents["spelled-out"].two_way
+
+
+def test_every_cli_preset_says_how_to_install_and_log_in(tmp_path: Path) -> None:
+    for agent in PRESETS:
+        data = agent.to_json(path=str(tmp_path))
+        if agent.name == "command":
+            assert (data["install_hint"], data["login_hint"]) == (None, None)
+            continue
+        assert str(data["install_hint"]).startswith(f"install {agent.label}: ")
+        assert data["login_hint"]
+    claude = next(agent for agent in PRESETS if agent.name == "claude").to_json(str(tmp_path))
+    assert claude["install_hint"] == "install Claude Code: npm install -g @anthropic-ai/claude-code"
+    assert "ANTHROPIC_API_KEY" in str(claude["login_hint"])
+    # By executable: an agent of your own running claude gets claude's; a wrapper does not.
+    config = load(
+        tmp_path,
+        """
+        [agents.sonnet]
+        command = ["claude", "-p", "--", "{prompt}"]
+        [agents.claude]
+        command = ["my-wrapper", "--", "{prompt}"]
+        """,
+    )
+    assert config.agents["sonnet"].to_json()["install_hint"] == claude["install_hint"]
+    assert config.agents["claude"].to_json()["install_hint"] is None
+
+
 def test_the_command_preset_has_no_permissions() -> None:
     command = next(agent for agent in PRESETS if agent.name == "command")
     assert (command.permissions, command.default_permission) == ((), None)
@@ -345,6 +411,8 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "permissions": [],
         "default_permission": None,
         "takes_prompt": False,
+        "install_hint": None,
+        "login_hint": None,
     }
     assert "s3cret" not in repr(data)
 

@@ -119,7 +119,8 @@ def two_way(fakes: Fakes, tmp_path: Path, timeout: float = 0) -> Path:
 def received(stdin_log: Path) -> list[dict[str, Any]]:
     if not stdin_log.exists():
         return []
-    return [json.loads(line) for line in stdin_log.read_text().splitlines()]
+    # Whole lines only: the fake may be halfway through writing the last one.
+    return [json.loads(line) for line in stdin_log.read_text().split("\n")[:-1] if line]
 
 
 def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: Path) -> None:
@@ -141,7 +142,11 @@ def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: P
 
         decided = call(fakes, run["id"], "approval", {"id": "req-1", "decision": "allow"})
         assert decided["pending_approval"] is None
-        answer = next(m for m in received(stdin_log) if m["type"] == "control_response")
+        # The answer is written to the agent's stdin; the fake logs it when it reads it.
+        answer = wait_until(
+            lambda: next((m for m in received(stdin_log) if m["type"] == "control_response"), None),
+            what="the agent to read the answer",
+        )
         assert answer["response"]["request_id"] == "req-1"
         assert answer["response"]["response"]["behavior"] == "allow"
         # Deciding again is harmless; an id that is not pending is refused.

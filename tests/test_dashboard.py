@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from aios.credentials import SESSION_LIFETIME
 from bench.history import seed
-from tests.browser import PageWatch, browser, signed_in_page
+from tests.browser import PageWatch, browser, sign_in, signed_in_page
 from tests.helpers import DaemonProcess, agent_script, start_daemon, write_config
 
 __all__ = ["browser"]  # the fixture, imported so pytest finds it here
@@ -215,7 +215,7 @@ def test_history_paginates(browser: Any, home: Path) -> None:
         p = context.new_page()
         watch = PageWatch()
         watch.attach(p)
-        p.goto(f"http://127.0.0.1:{d.port}/login?token={d.info.token}")
+        sign_in(p, d.port, d.info.token)
         assert p.locator("#runs tr.run").count() == 50
         assert p.locator("#count-total").inner_text() == "60"
         p.get_by_role("button", name="Older runs").click()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import PageWatch, browser, signed_in_page
+from tests.browser import PageWatch, browser, sign_in, signed_in_page
 from tests.fakeagents import Fakes
 
 __all__ = ["browser"]
@@ -129,7 +129,7 @@ def test_allow_a_request_from_the_run_page(browser: Any, two_way_fakes: Fakes) -
     watch = PageWatch()
     watch.attach(p)
     try:
-        p.goto(f"http://127.0.0.1:{fakes.d.port}/login?token={fakes.d.info.token}")
+        sign_in(p, fakes.d.port, fakes.d.info.token)
         run = fakes.launch("asker", "ask: npm test")
         p.goto(f"http://127.0.0.1:{fakes.d.port}/runs/{run['id']}")
         p.wait_for_selector("#conn.connected")

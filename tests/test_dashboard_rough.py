@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 
 from aios.credentials import SESSION_LIFETIME, Secrets
 from tests.browser import PageWatch, browser
+from tests.browser import sign_in as browser_sign_in
 from tests.helpers import (
     DaemonProcess,
     agent_script,
@@ -93,7 +94,7 @@ def open_page(context: Any, watch: PageWatch) -> Any:
 
 def sign_in(context: Any, d: DaemonProcess, watch: PageWatch, path: str = "/") -> Any:
     page = open_page(context, watch)
-    page.goto(f"http://127.0.0.1:{d.port}/login?token={d.info.token}&next={path}")
+    browser_sign_in(page, d.port, d.info.token, path)
     return page
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aios.agents.formats import codex
-from aios.agents.formats.base import AuthState
+from aios.agents.formats.base import AuthState, Login
 from aios.runs import Activity, Denial, FailureKind, Tokens
 from tests.helpers import fake_agents
 from tests.replay import RED, YELLOW, raw_json_in, reducer_for, replay
@@ -176,3 +176,86 @@ def test_auth_asks_codex_login_status(fake_codex: str, answer: str, state: AuthS
 def test_auth_that_never_answers_is_unknown(fake_codex: str, tmp_path: Path) -> None:
     assert codex.auth(fake_codex, {"AIOS_FAKE_AUTH": "hang"}, timeout=0.5) is AuthState.UNKNOWN
     assert codex.auth(str(tmp_path / "missing"), {}) is AuthState.UNKNOWN
+
+
+PROVIDER = """\
+model = "gpt-5.5"
+model_provider = "mock"
+
+[model_providers.mock]
+name = "Mock"
+base_url = "http://127.0.0.1:9/v1"
+env_key = "MOCK_API_KEY"
+wire_api = "responses"
+"""
+
+
+def codex_home(tmp_path: Path, config: str) -> dict[str, str]:
+    home = tmp_path / "codex-home"
+    home.mkdir(exist_ok=True)
+    (home / "config.toml").write_text(config, encoding="utf-8")
+    # codex login status would say "Not logged in" to all of these (checked with 0.171.0).
+    return {"CODEX_HOME": str(home), "AIOS_FAKE_AUTH": "not_logged_in"}
+
+
+def test_auth_follows_a_model_provider_of_its_own(fake_codex: str, tmp_path: Path) -> None:
+    env = codex_home(tmp_path, PROVIDER)
+    assert codex.auth(fake_codex, {**env, "MOCK_API_KEY": "sk-1"}) == Login(
+        AuthState.LOGGED_IN, 'via model provider "mock" (key in MOCK_API_KEY)'
+    )
+    assert codex.auth(fake_codex, env) == Login(
+        AuthState.NOT_LOGGED_IN,
+        'model provider "mock" reads its key from MOCK_API_KEY: set it where AIOS starts'
+        " (~/.profile), then restart AIOS",
+    )
+    keyless = PROVIDER.replace('env_key = "MOCK_API_KEY"\n', "")
+    assert codex.auth(fake_codex, codex_home(tmp_path, keyless)) == Login(
+        AuthState.LOGGED_IN, 'via model provider "mock"'
+    )
+    local = codex_home(tmp_path, 'model_provider = "ollama"\n')
+    assert codex.auth(fake_codex, local) == Login(
+        AuthState.LOGGED_IN, 'via model provider "ollama" (no key needed)'
+    )
+    undefined = codex_home(tmp_path, 'model_provider = "nowhere"\n')
+    answer = codex.auth(fake_codex, undefined)
+    assert isinstance(answer, Login) and answer.state is AuthState.UNKNOWN
+    assert 'selects model provider "nowhere" but defines none' in str(answer.detail)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "",
+        'model_provider = "openai"\n',
+        PROVIDER + "requires_openai_auth = true\n",
+        "this is [not toml\n",
+    ],
+    ids=["no-provider", "openai", "requires-openai-auth", "broken-file"],
+)
+def test_auth_asks_codex_when_its_own_login_decides(
+    fake_codex: str, tmp_path: Path, config: str
+) -> None:
+    env = codex_home(tmp_path, config)
+    assert codex.auth(fake_codex, {**env, "MOCK_API_KEY": "sk-1"}) is AuthState.NOT_LOGGED_IN
+    assert codex.auth(fake_codex, {**env, "AIOS_FAKE_AUTH": "logged_in"}) is AuthState.LOGGED_IN
+
+
+def test_auth_reads_the_home_directory_without_codex_home(fake_codex: str, tmp_path: Path) -> None:
+    (tmp_path / ".codex").mkdir()
+    (tmp_path / ".codex" / "config.toml").write_text(PROVIDER, encoding="utf-8")
+    env = {"HOME": str(tmp_path), "MOCK_API_KEY": "sk-1", "AIOS_FAKE_AUTH": "not_logged_in"}
+    answer = codex.auth(fake_codex, env)
+    assert isinstance(answer, Login) and answer.state is AuthState.LOGGED_IN
+
+
+def test_auth_with_key_variables_for_the_default_provider(fake_codex: str, tmp_path: Path) -> None:
+    env = codex_home(tmp_path, "")
+    # codex exec reads CODEX_API_KEY (its login status does not); OPENAI_API_KEY it ignores.
+    assert codex.auth(fake_codex, {**env, "CODEX_API_KEY": "sk-1"}) == Login(
+        AuthState.LOGGED_IN, "with CODEX_API_KEY"
+    )
+    answer = codex.auth(fake_codex, {**env, "OPENAI_API_KEY": "sk-1"})
+    assert isinstance(answer, Login) and answer.state is AuthState.NOT_LOGGED_IN
+    assert "codex login --with-api-key" in str(answer.detail)
+    logged_in = {**env, "OPENAI_API_KEY": "sk-1", "AIOS_FAKE_AUTH": "logged_in"}
+    assert codex.auth(fake_codex, logged_in) is AuthState.LOGGED_IN

@@ -212,7 +212,9 @@ def test_open_goes_through_private_redirect_file(daemon: DaemonProcess, tmp_path
     assert opened.startswith("file://") and token not in opened
     page = Path(opened.removeprefix("file://"))
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
-    assert f"/login?token={token}" in page.read_text()
+    text = page.read_text()  # a form that posts the token: it is in no address
+    assert f"action='http://127.0.0.1:{daemon.port}/login'" in text
+    assert f"name='token' value='{token}'" in text and "?token=" not in text
 
 
 def test_usage_errors_are_one_line_exit_2(home: Path) -> None:

@@ -436,3 +436,26 @@ def test_a_restart_that_succeeds_clears_the_earlier_failure(shell: Shell) -> Non
     shell.exited(run, 0)
     assert state(run) is S.SUCCEEDED and (run.error, run.error_kind, run.hint) == (None,) * 3
     assert run.activity is None
+
+
+# -- output lost on a full disk ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "stop", "failure", "ending"),
+    [
+        (0, False, None, (S.SUCCEEDED, "lost")),  # a success stays one, and says what was lost
+        (0, True, None, (S.STOPPED, "lost")),
+        (3, False, None, (S.FAILED, "lost")),
+        (3, False, "the model said no", (S.FAILED, "the model said no")),  # its words first
+    ],
+)
+def test_output_lost_is_the_runs_error_however_it_ends(
+    shell: Shell, code: int, stop: bool, failure: str | None, ending: tuple[RunState, str]
+) -> None:
+    run = shell.launch()
+    shell.spawned(run)
+    if stop:
+        shell.do(shell.core.stop(run.id))
+    shell.do(shell.core.exited(run.id, code, Outcome(failure=failure, lost="lost")))
+    assert (state(run), run.error) == ending

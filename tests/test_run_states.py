@@ -22,6 +22,7 @@ from aios.runs import (
     Worktree,
     check_transition,
     new_run_id,
+    signal_name,
 )
 
 S = RunState
@@ -131,6 +132,7 @@ JSON_KEYS = {
     "denials",
     "error_kind",
     "hint",
+    "exit_signal",
     "parent",
     "worktree",
     "changes",
@@ -181,6 +183,15 @@ def test_to_json_of_a_finished_run() -> None:
         assert datetime.fromisoformat(data[key]).tzinfo is not None
     assert (data["pid"], data["exit_code"], data["restarts"]) == (4321, 3, 2)
     assert (data["cpu_percent"], data["rss_bytes"]) == (12.5, 1024)
+    assert data["exit_signal"] is None
+
+
+def test_a_signal_death_keeps_its_number_and_gets_its_name() -> None:
+    run = Run(id="0123456789ab", agent="a", prompt="p", cwd="/src", exit_code=-15)
+    assert (run.to_json()["exit_code"], run.to_json()["exit_signal"]) == (-15, "SIGTERM")
+    assert signal_name(-9) == "SIGKILL"
+    for code in (None, 0, 3, 143, -100_000):  # 143 is an exit code, not a signal
+        assert signal_name(code) is None, code
 
 
 def test_to_json_of_worktree_and_changes() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -55,7 +57,16 @@ def bearer(keys: Secrets, **extra: str) -> dict[str, str]:
 
 async def login(client: Client, keys: Secrets) -> None:
     response = await client.get(f"/login?token={keys.token}", headers={"Host": HOST})
-    assert response.status_code == 303
+    assert response.status_code == 200
+
+
+async def refresh_target(response: Any) -> str:
+    """Where the page /login answers with moves on to (its meta refresh)."""
+    match = re.search(
+        r'http-equiv="refresh" content="0;url=([^"]*)"', await response.get_data(True)
+    )
+    assert match is not None
+    return html.unescape(match.group(1))
 
 
 async def error_of(response: Any) -> str:
@@ -76,7 +87,10 @@ async def test_health_needs_no_token(client: Client) -> None:
     [
         "evil.example:4321",
         "127.0.0.1",  # no port
-        "127.0.0.1:4322",  # another port
+        "127.0.0.1:",
+        "127.0.0.1:43210x",
+        "127.0.0.1:123456",
+        "evil.example:4321@127.0.0.1:4321",
         "localhost.:4321",  # trailing dot resolves the same but is a different name
         "0.0.0.0:4321",
         "127.0.0.2:4321",
@@ -91,7 +105,17 @@ async def test_foreign_host_is_refused_everywhere(client: Client, keys: Secrets,
         assert "not allowed" in await error_of(response)
 
 
-@pytest.mark.parametrize("host", [f"127.0.0.1:{PORT}", f"localhost:{PORT}", f"[::1]:{PORT}"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        f"127.0.0.1:{PORT}",
+        f"localhost:{PORT}",
+        f"[::1]:{PORT}",
+        # A local port forwarded to ours (ssh -L 8080:127.0.0.1:4321): still this daemon.
+        "localhost:8080",
+        "127.0.0.1:8080",
+    ],
+)
 async def test_loopback_hosts_are_allowed(client: Client, keys: Secrets, host: str) -> None:
     response = await client.get("/api/status", headers=bearer(keys, Host=host))
     assert response.status_code == 200
@@ -124,8 +148,8 @@ async def test_missing_host_header_is_refused(app: Quart, keys: Secrets) -> None
 
 async def test_login_swaps_token_for_strict_httponly_cookie(client: Client, keys: Secrets) -> None:
     response = await client.get(f"/login?token={keys.token}", headers={"Host": HOST})
-    assert response.status_code == 303
-    assert response.headers["Location"] == "/"
+    assert response.status_code == 200
+    assert await refresh_target(response) == "/"
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith(f"{cookie_name(PORT)}=")
     assert keys.token not in cookie
@@ -194,7 +218,31 @@ async def test_login_redirects_only_to_local_paths(
     response = await client.get(
         "/login", query_string={"token": keys.token, "next": target}, headers={"Host": HOST}
     )
-    assert response.headers["Location"] == expected
+    assert await refresh_target(response) == expected
+    posted = await client.post(
+        "/login", form={"token": keys.token, "next": target}, headers={"Host": HOST}
+    )
+    assert await refresh_target(posted) == expected
+
+
+@pytest.mark.parametrize("origin", [None, "null", "http://evil.example"])
+async def test_login_form_may_come_from_anywhere_with_the_token(
+    client: Client, keys: Secrets, origin: str | None
+) -> None:
+    """The file: page that `aios open` writes posts the token (Origin: null); its token is its
+    whole authority, so no other origin gets a cookie without it."""
+    headers = {"Host": HOST, "Sec-Fetch-Site": "cross-site"}
+    if origin is not None:
+        headers["Origin"] = origin
+    response = await client.post("/login", form={"token": keys.token}, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["Set-Cookie"].startswith(f"{cookie_name(PORT)}=")
+    for wrong in ({"token": "wrong"}, {}, {"tok": keys.token}):
+        refused = await client.post("/login", form=wrong, headers=headers)
+        assert refused.status_code == 401
+        assert "Set-Cookie" not in refused.headers
+    in_query = await client.post(f"/login?token={keys.token}", headers=headers)
+    assert in_query.status_code == 401  # a POST's token is in its body, never its address
 
 
 async def test_post_with_foreign_origin_is_refused(

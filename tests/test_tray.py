@@ -277,14 +277,14 @@ def test_menu_actions_against_the_running_service(tray_in_process: Any) -> None:
     find(entries, "Open Dashboard").activate()
     wait_until(opened.exists, what="the browser to be asked")
     page = Path(opened.read_text().strip().removeprefix("file://"))
-    assert "/login?token=" in page.read_text()
+    assert "name='token'" in page.read_text()
 
     launch = find(entries, "Launch")
     names = [e.text for e in launch.items]
     assert "sleeper" in names and "Command" in names
     launch.find("sleeper").activate()
     assert (
-        "next=%2F%3Fagent%3Dsleeper"
+        "name='next' value='/?agent=sleeper#launch'"
         in Path(opened.read_text().splitlines()[-1].removeprefix("file://")).read_text()
     )
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aios.agents.formats import AuthState
+from aios.agents.formats import AuthState, Login
 from aios.config import AgentDef
 from aios.tasks import TaskSet
 
@@ -27,7 +27,7 @@ WAIT = 2.0  # seconds a listing waits for checks under way
 
 @dataclass
 class _Answer:
-    state: AuthState
+    login: Login
     at: float
 
 
@@ -40,16 +40,16 @@ class AuthChecks:
 
     async def states(
         self, agents: Iterable[AgentDef], *, wait: float = WAIT, start: bool = True
-    ) -> dict[str, AuthState]:
-        """Each agent's state (only agents whose format can tell): what is known now, after
-        starting checks for what is stale (unless not to ``start`` any) and waiting up to
-        ``wait`` seconds for them."""
+    ) -> dict[str, Login]:
+        """Each agent's state and what its check said of it (only agents whose format can
+        tell): what is known now, after starting checks for what is stale (unless not to
+        ``start`` any) and waiting up to ``wait`` seconds for them."""
         keys = {agent.name: self._check(agent, start) for agent in agents}
         running = [self._checking[key] for key in keys.values() if key in self._checking]
         if running and wait > 0:
             await asyncio.wait(running, timeout=wait)
         return {
-            name: (answer.state if (answer := self._answers.get(key)) else AuthState.UNKNOWN)
+            name: (answer.login if (answer := self._answers.get(key)) else Login(AuthState.UNKNOWN))
             for name, key in keys.items()
             if key
         }
@@ -74,12 +74,13 @@ class AuthChecks:
         try:
             path = env.get("PATH")
             executable = await asyncio.to_thread(shutil.which, agent.executable(), path=path)
-            state = AuthState.UNKNOWN
+            login = Login(AuthState.UNKNOWN)
             if executable is not None:
                 try:
-                    state = await asyncio.to_thread(check, executable, env)
+                    answer = await asyncio.to_thread(check, executable, env)
+                    login = answer if isinstance(answer, Login) else Login(answer)
                 except Exception:  # a check must not raise; if one does, we know nothing
                     log.exception("the login check of %s failed", agent.name)
-            self._answers[key] = _Answer(state, time.monotonic())
+            self._answers[key] = _Answer(login, time.monotonic())
         finally:
             self._checking.pop(key, None)

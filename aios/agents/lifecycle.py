@@ -87,6 +87,9 @@ class Outcome:
     failure: str | None = None  # the stream says it failed, and why
     kind: FailureKind | None = None
     hint: str | None = None  # what the user can do about it
+    # What AIOS could not keep of the output (a full disk): recorded as the run's error however
+    # it ended, without making a success a failure (the agent did its work).
+    lost: str | None = None
 
 
 _NO_ERROR: dict[str, Any] = {"error": None, "error_kind": None, "hint": None}
@@ -233,11 +236,13 @@ class Lifecycle:
         outcome = outcome or Outcome()
         up = self.clock.monotonic() - (life.spawned_at or self.clock.monotonic())
         life.spawned_at = None
+        lost: dict[str, Any] = {"error": outcome.lost} if outcome.lost else {}
         if run.state is _S.STOPPING:  # the user chose to end it, whatever the exit code says
-            return self._end(life, _S.STOPPED, exit_code=exit_code)
+            return self._end(life, _S.STOPPED, exit_code=exit_code, **lost)
         if exit_code == 0 and outcome.failure is None:
-            return self._end(life, _S.SUCCEEDED, exit_code=exit_code, **_NO_ERROR)
-        why = {"error": outcome.failure, "error_kind": outcome.kind, "hint": outcome.hint}
+            return self._end(life, _S.SUCCEEDED, exit_code=exit_code, **{**_NO_ERROR, **lost})
+        error = outcome.failure or outcome.lost
+        why = {"error": error, "error_kind": outcome.kind, "hint": outcome.hint}
         failed_start = up < policy.start_seconds
         life.failed_starts = life.failed_starts + 1 if failed_start else 0
         if policy.restart_on_failure and run.restarts < policy.max_restarts:

@@ -6,6 +6,10 @@ when its format has a reducer, also read line by line for what it says). For a s
 the run's raw events, and what the format's reducer makes of both streams - readable text, not
 walls of JSON - is the log a person reads.
 
+Output is always drained, whatever happens to the disk: a write that fails for lack of space
+is dropped and counted by the store (and said in the log when space returns); any other failure
+to write is logged once and the output read on, so the agent never blocks on a pipe nobody reads.
+
 Memory stays bounded whatever an agent prints: lines are capped (``capture.MAX_LINE``), and the
 text waiting for the next ``log`` event keeps only its newest ``LOG_EVENT_MAX`` bytes (the log
 file has all of it). Reading waits for the disk write, so a flooding agent blocks on its pipe.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,7 +33,9 @@ from aios.agents.process import AgentProcess
 from aios.config import AgentDef
 from aios.events import EventBus
 from aios.runs import ATTENTION_ACTIVITIES, Activity, Approval, Run
-from aios.store import Store
+from aios.store import Store, StoreError, Stream
+
+log = logging.getLogger("aios.output")
 
 LOG_EVENT_MAX = 64 * 1024  # a flood keeps only the newest bytes of a window; the file has all
 
@@ -82,6 +89,7 @@ class Output:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
     clock: Callable[[], float] = time.monotonic
+    write_failed: bool = False  # a write failed (not for lack of space), logged once
 
     def new_attempt(self, now: float) -> None:
         factory = self.agent.output.reducer
@@ -136,7 +144,7 @@ class Output:
         else:
             if lines:
                 raw = "".join(line + "\n" for line in lines)
-                await self.store.append_log(self.run.id, raw.encode(), "events")
+                await self._keep(raw.encode(), "events")
             text = "".join(reducer.stdout(line) for line in lines)
         if text:
             await self._append(text.encode())
@@ -145,7 +153,7 @@ class Output:
     async def _append(self, data: bytes) -> None:
         # The backpressure: append_log waits once two writes are queued, so a flooding agent
         # blocks on its pipe instead of our memory growing.
-        await self.store.append_log(self.run.id, data)
+        await self._keep(data, "log")
         self.offset += len(data)
         if len(data) >= LOG_EVENT_MAX:  # only its tail can be in the next event: no copy of all
             self.skipped += len(self.pending) + len(data) - LOG_EVENT_MAX
@@ -156,6 +164,14 @@ class Output:
             cut = len(self.pending) - LOG_EVENT_MAX
             del self.pending[:cut]
             self.skipped += cut
+
+    async def _keep(self, data: bytes, stream: Stream) -> None:
+        try:
+            await self.store.append_log(self.run.id, data, stream)
+        except StoreError as exc:
+            if not self.write_failed:
+                self.write_failed = True
+                log.error("run %s: its output cannot be kept, reading on: %s", self.run.id, exc)
 
     # -- what the run learns ------------------------------------------------------------------
 

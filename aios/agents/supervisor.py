@@ -6,6 +6,13 @@ processes, reads their output, stops their groups, keeps timers - and reports ba
 persists each changed run and only then publishes it, in the order the core made them: nothing is
 ever announced that history does not hold.
 
+History failing (a full disk, a database read-only, failing or damaged: ``StoreUnavailable``)
+stops nothing: the core's state in memory is the truth, its changes are carried out and
+published all the same, and the store keeps what it could not write and writes it when it can
+(tried every ``RETRY_INTERVAL`` while the trouble lasts). Launches are refused meanwhile, with
+the trouble as their answer (507 for a full disk, else 503). No background task ends on an
+error of one run: each loop step catches and logs what it did not expect.
+
 A run ends when its leader exits. What the leader leaves behind - members of its process group,
 and descendants that left the group but are still found in the tree - gets the same stop
 escalation as a stopped run (SIGTERM, SIGKILL after ``stop_timeout``). The output reader then
@@ -57,7 +64,7 @@ from aios.config import AgentDef, Config, RestartPolicy
 from aios.events import EventBus
 from aios.formatting import duration
 from aios.runs import Activity, Permission, Run, RunState, Worktree, new_run_id
-from aios.store import Store
+from aios.store import Store, StoreUnavailable
 from aios.tasks import TaskSet, cancel
 from aios.worktrees import Worktrees
 
@@ -75,6 +82,7 @@ DRAIN_TIMEOUT = 1.0
 # launches costs one search, not one thread hop each. Only "available" is remembered: one that
 # was not is searched again at the next launch. A program removed meanwhile fails to spawn.
 AVAILABLE_FOR = 2.0
+RETRY_INTERVAL = 1.0  # seconds between tries to write what history could not take
 
 Spawner = Callable[..., Awaitable[AgentProcess]]
 
@@ -155,6 +163,8 @@ class Supervisor:
         self._tasks.spawn(self._recover(left), "worktrees after a restart")
         self._tasks.spawn(self._sample_stats(), "stats sampler")
         self._tasks.spawn(self._watch_stalls(), "stall watch")
+        self.store.on_problem = self._on_store_problem
+        self._tasks.spawn(self._keep_history(), "history retry")
 
     def shutdown_bound(self) -> float:
         """Seconds ``shutdown`` may take: the longest stop escalation among the live runs, then
@@ -196,6 +206,7 @@ class Supervisor:
         agent = config.agents.get(agent_name)
         if agent is None:
             raise UnknownAgent(agent_name)
+        await self.store.check_writable()  # a run that could keep nothing is not started
         await self._check_available(agent)
         if agent.takes_prompt and not prompt.strip():
             raise InvalidLaunch(f"agent {agent_name!r} needs a prompt")
@@ -239,6 +250,7 @@ class Supervisor:
             raise InvalidLaunch(f"run {parent_id} has no session to continue")
         if not prompt.strip():
             raise InvalidLaunch("a continuation needs a prompt")
+        await self.store.check_writable()
         await self._check_available(agent)
         run_id = new_run_id()
         directory = resolve_cwd(parent.cwd)
@@ -411,6 +423,11 @@ class Supervisor:
                         [e.run for e in effects if isinstance(e, Changed)],
                         close_logs=[e.run_id for e in effects if isinstance(e, Released)],
                     )
+                except StoreUnavailable:
+                    # Memory is the truth meanwhile; the store keeps these runs and writes
+                    # them when it can (_keep_history), and has said why once. What the steps
+                    # say still happens.
+                    pruned = []
                 except Exception as exc:
                     for _, done in steps:
                         _settle(done, exc)
@@ -504,6 +521,9 @@ class Supervisor:
             code = await self._watch(live, process)
             run.changes = await self.isolation.record(run)  # in the record that ends the run
             outcome = await output.outcome(code)
+            await self.store.settle_log(run.id)
+            if lost := self.store.lost_output(run.id):
+                outcome = replace(outcome, lost=lost)
             await self._publish_output(live)
             run.cpu_percent = run.rss_bytes = None
             await self._apply(self.core.exited(run.id, code, outcome))
@@ -563,7 +583,10 @@ class Supervisor:
     async def _flush_periodically(self, live: Live) -> None:
         while True:
             await asyncio.sleep(LOG_FLUSH_INTERVAL)
-            await self._publish_output(live)
+            try:
+                await self._publish_output(live)
+            except Exception:  # the next flush may do better; the reader must go on
+                log.exception("publishing the output of run %s failed", live.run.id)
 
     async def _publish_output(self, live: Live) -> None:
         """The output since the last call as one ``log`` event; what the run learned from it,
@@ -581,16 +604,39 @@ class Supervisor:
             await asyncio.sleep(STALL_CHECK)
             now = self.core.clock.monotonic()
             for live in list(self._live.values()):
-                quiet, limit = now - live.output.last_heard, live.agent.stall_after
-                if (
-                    live.process is not None
-                    and live.run.state in (RunState.STARTING, RunState.RUNNING)
-                    and 0 < limit <= quiet
-                    and live.run.activity not in QUIET_BY_DESIGN
-                ):
-                    live.output.set_activity(Activity.STALLED, f"no output for {duration(quiet)}")
-                    await self._publish_output(live)
-                await self._deny_late(live, now)
+                try:
+                    await self._check_stall(live, now)
+                except Exception:  # one run's trouble must not end the watch of every run
+                    log.exception("watching run %s for stalls failed", live.run.id)
+
+    async def _check_stall(self, live: Live, now: float) -> None:
+        quiet, limit = now - live.output.last_heard, live.agent.stall_after
+        if (
+            live.process is not None
+            and live.run.state in (RunState.STARTING, RunState.RUNNING)
+            and 0 < limit <= quiet
+            and live.run.activity not in QUIET_BY_DESIGN
+        ):
+            live.output.set_activity(Activity.STALLED, f"no output for {duration(quiet)}")
+            await self._publish_output(live)
+        await self._deny_late(live, now)
+
+    async def _keep_history(self) -> None:
+        """While history is in trouble, write what it could not take, and notice recovery; and
+        notice a database file damaged under us."""
+        while True:
+            await asyncio.sleep(RETRY_INTERVAL)
+            try:
+                await self.store.watch()
+                if self.store.problem is not None:
+                    await self.store.retry()
+            except Exception:
+                log.exception("writing history again failed")
+
+    def _on_store_problem(self, problem: StoreUnavailable | None) -> None:
+        self.bus.publish("storage", {"problem": None if problem is None else problem.to_json()})
+        if problem is None:
+            self._publish_summary()
 
     async def _deny_late(self, live: Live, now: float) -> None:
         """An agent's ``approval_timeout`` passed with a request unanswered: it is denied."""
@@ -608,7 +654,11 @@ class Supervisor:
                 process = live.process
                 if process is None or live.run.state not in (RunState.STARTING, RunState.RUNNING):
                     continue
-                sample = await asyncio.to_thread(process.sample)
+                try:
+                    sample = await asyncio.to_thread(process.sample)
+                except Exception:  # one process's figures are not worth every run's
+                    log.exception("sampling run %s failed", live.run.id)
+                    continue
                 if sample is None:
                     continue
                 live.run.cpu_percent, live.run.rss_bytes = round(sample[0], 1), sample[1]
@@ -625,7 +675,12 @@ class Supervisor:
         """Persist a change to a run that has ended (never bringing back a deleted one), then
         publish it: what happened to its worktree, its changes found after a restart."""
         await self._apply([])  # after every step queued before it
-        if await self.store.update(run):
+        try:
+            kept = await self.store.update(run)
+        except StoreUnavailable as exc:  # kept in memory by the store, written when it can
+            log.warning("run %s: its change is not written yet: %s", run.id, exc)
+            kept = True
+        if kept:
             self.bus.publish("run", run.to_json())
 
     async def _recover(self, interrupted: Sequence[Run]) -> None:

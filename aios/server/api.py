@@ -15,6 +15,9 @@ from quart import Blueprint, Response, jsonify, request
 from aios.runs import Permission, Run, RunState
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.jsonbody import body as json_body
+from aios.server.jsonbody import shown
+from aios.server.query import int_arg
 from aios.server.security import own_request
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.store import AmbiguousRun, Stream, UnknownRun
@@ -47,6 +50,7 @@ async def status() -> Response:
             "url": d.url,
             "uptime": round(d.uptime, 3),
             "runs": await d.summary(),
+            "storage": None if (problem := d.storage_problem()) is None else problem.to_json(),
         }
     )
 
@@ -80,11 +84,11 @@ async def agents() -> Response:
 
 @blueprint.post("/api/runs")
 async def launch() -> tuple[Response, int]:
-    body = await json_object()
+    body = json_object()
     unknown = sorted(set(body) - LAUNCH_FIELDS)
     if unknown:
         expected = ", ".join(sorted(LAUNCH_FIELDS))
-        raise ApiError(422, f"unknown field {unknown[0]!r}; expected {expected}")
+        raise ApiError(422, f"unknown field {shown(repr(unknown[0]))}; expected {expected}")
     agent = body.get("agent")
     if not isinstance(agent, str) or not agent:
         raise ApiError(422, "field 'agent' is required and must be a string")
@@ -138,7 +142,7 @@ async def stop_run(run_id: str) -> Response:
 
 @blueprint.post("/api/runs/<run_id>/continue")
 async def continue_run(run_id: str) -> tuple[Response, int]:
-    body = await json_object()
+    body = json_object()
     _only(body, {"prompt"})
     run = await find_run(run_id)
     new = await daemon().continue_run(run.id, required_string(body, "prompt"))
@@ -147,7 +151,7 @@ async def continue_run(run_id: str) -> tuple[Response, int]:
 
 @blueprint.post("/api/runs/<run_id>/message")
 async def message(run_id: str) -> Response:
-    body = await json_object()
+    body = json_object()
     _only(body, {"prompt"})
     run = await find_run(run_id)
     return jsonify((await daemon().message(run.id, required_string(body, "prompt"))).to_json())
@@ -155,7 +159,7 @@ async def message(run_id: str) -> Response:
 
 @blueprint.post("/api/runs/<run_id>/approval")
 async def approval(run_id: str) -> Response:
-    body = await json_object()
+    body = json_object()
     _only(body, {"id", "decision", "message"})
     approval_id = required_string(body, "id")
     decision = body.get("decision")
@@ -270,20 +274,8 @@ async def find_run(run_id: str) -> Run:
         raise ApiError(400, str(exc)) from exc
 
 
-async def json_object() -> dict[str, Any]:
-    raw = await request.get_data(cache=True, as_text=False, parse_form_data=False)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(
-            400, f"the body is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at {exc.start})"
-        ) from exc
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"malformed JSON: {exc}") from exc
-    except RecursionError as exc:  # [[[[...: the parser recurses once per level
-        raise ApiError(400, "malformed JSON: nested too deeply") from exc
+def json_object() -> dict[str, Any]:
+    body = json_body()
     if not isinstance(body, dict):
         raise ApiError(422, f"the body must be a JSON object, not {type(body).__name__}")
     return body
@@ -292,7 +284,8 @@ async def json_object() -> dict[str, Any]:
 def _only(body: dict[str, Any], fields: set[str]) -> None:
     unknown = sorted(set(body) - fields)
     if unknown:
-        raise ApiError(422, f"unknown field {unknown[0]!r}; expected {', '.join(sorted(fields))}")
+        expected = ", ".join(sorted(fields))
+        raise ApiError(422, f"unknown field {shown(repr(unknown[0]))}; expected {expected}")
 
 
 def required_string(body: dict[str, Any], name: str) -> str:
@@ -314,7 +307,7 @@ def optional_string(body: Mapping[str, Any], name: str) -> str | None:
 def optional_bool(body: dict[str, Any], name: str) -> bool | None:
     value = body.get(name)
     if value is not None and not isinstance(value, bool):
-        raise ApiError(422, f"field {name!r} must be true or false, not {json.dumps(value)}")
+        raise ApiError(422, f"field {name!r} must be true or false, not {shown(json.dumps(value))}")
     return value
 
 
@@ -339,17 +332,3 @@ def check_text(name: str, value: str) -> None:
         raise ApiError(
             422, f"field {name!r} is not valid Unicode: a lone surrogate at position {exc.start}"
         ) from exc
-
-
-def int_arg(name: str, default: int, minimum: int, maximum: int | None) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, f"query parameter {name!r} must be an integer, not {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-        raise ApiError(422, f"query parameter {name!r} must be {bound}")
-    return value

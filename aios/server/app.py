@@ -7,7 +7,7 @@ from pathlib import Path
 from quart import Quart
 
 from aios.daemon import Daemon
-from aios.server import api, errors, live, pages, views
+from aios.server import api, errors, jsonbody, live, pages, views
 from aios.server.security import Guard
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -24,6 +24,7 @@ def create_app(daemon: Daemon) -> Quart:
     app.jinja_env.autoescape = True
     Guard(daemon.port, daemon.keys).install(app)
     errors.install(app)
+    jsonbody.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(live.blueprint)

@@ -1,4 +1,8 @@
-"""Every error leaves the server as ``{"error": "<what was wrong>"}`` with a 4xx/5xx status."""
+"""Every error leaves the server as ``{"error": "<what was wrong>"}`` with a 4xx/5xx status.
+
+History that cannot be used is not a bug: a full disk is 507, a database that is read-only,
+fails or is damaged is 503, each with the store's words (which file, which disk, what to do).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from aios.agents.errors import SupervisorError
 from aios.credentials import SESSION_LIFETIME
+from aios.store import AmbiguousRun, StoreError, StoreUnavailable, UnknownRun
 
 log = logging.getLogger("aios.server")
 
@@ -36,6 +41,22 @@ def install(app: Quart) -> None:
     @app.errorhandler(SupervisorError)
     async def supervisor_error(exc: SupervisorError) -> Response:
         return error_response(exc.status, str(exc))
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_unavailable(exc: StoreUnavailable) -> Response:
+        # Not a bug of ours: the disk is full (507) or the database fails (503); the message
+        # says which and what to do (the store has logged it once).
+        return error_response(exc.status, str(exc))
+
+    @app.errorhandler(StoreError)
+    async def store_error(exc: StoreError) -> Response:
+        # A run named that none matches, or history out of reach (closing at shutdown).
+        if isinstance(exc, UnknownRun):
+            return error_response(404, str(exc))
+        if isinstance(exc, AmbiguousRun):
+            return error_response(400, str(exc))
+        log.error("history: %s", exc)
+        return error_response(503, str(exc))
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

@@ -24,9 +24,11 @@ from aios.server import ansi, diffview
 from aios.server.api import MAX_OFFSET, find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.query import int_arg
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.server.terminal import WRAP, Terminal
 from aios.server.views import FILTERS, Counts, continuable, cost, size, tokens
+from aios.store import StoreUnavailable
 
 blueprint = Blueprint("live", __name__)
 
@@ -178,6 +180,12 @@ class View:
             html += partial("#count-cost", "textContent", cost(usage.cost_usd))
         return html
 
+    async def on_storage(self, data: dict[str, Any]) -> str:
+        if self.kind != "overview":
+            return ""
+        html = await render_template("partials/storage.html", storage=daemon().storage_problem())
+        return partial("#storage-banner", "outerHTML", html)
+
     async def on_stats(self, data: dict[str, Any]) -> str:
         if self.kind == "run" and data["run"] != self.run_id:
             return ""
@@ -235,8 +243,8 @@ def _view() -> View:
         run_id = request.args.get("run")
         if not run_id:
             raise ApiError(422, "view=run needs run=<id>")
-        offset = _int_arg("offset", MAX_OFFSET)
-        wraps = _int_arg("wraps", MAX_OFFSET // WRAP)
+        offset = int_arg("offset", 0, 0, MAX_OFFSET)
+        wraps = int_arg("wraps", 0, 0, MAX_OFFSET // WRAP)
         try:
             output = OutputRenderer.resume(offset, request.args.get("style"), wraps)
         except ValueError as exc:
@@ -248,16 +256,6 @@ def _view() -> View:
     if kind != "overview" or filter_name not in FILTERS:
         raise ApiError(422, "view must be overview (with a known filter), run or settings")
     return View("overview", filter=filter_name)
-
-
-def _int_arg(name: str, maximum: int) -> int:
-    try:
-        value = int(request.args.get(name, "0"))
-    except ValueError:
-        raise ApiError(422, f"query parameter {name!r} must be an integer") from None
-    if not 0 <= value <= maximum:
-        raise ApiError(422, f"query parameter {name!r} must be 0..{maximum}")
-    return value
 
 
 def _resume_id() -> int | None:
@@ -292,7 +290,10 @@ async def events() -> Response:
                 if event.kind == "reset":
                     out.append(f"id: {event.id}\nevent: reset\ndata: {{}}\n\n".encode())
                     continue
-                html = await view.render(event)
+                try:
+                    html = await view.render(event)
+                except StoreUnavailable:  # history fails: the banner says so; the stream goes on
+                    html = await view.on_storage({})
                 # Every event moves the page's Last-Event-ID, even one that changes nothing here.
                 out.append(message(event.id, html) if html else f"id: {event.id}\n\n".encode())
             yield b"".join(out)

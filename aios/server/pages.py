@@ -14,19 +14,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from markupsafe import Markup, escape
-from quart import Blueprint, Response, redirect, render_template, request
-from werkzeug.wrappers.response import Response as RedirectResponse
+from quart import Blueprint, Response, render_template, request
 
 from aios.config import SETTINGS
 from aios.credentials import SESSION_LIFETIME
-from aios.runs import Run
+from aios.runs import Run, Tokens
 from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer, render_changes
 from aios.server.security import cookie_name, own_request, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
-from aios.store import UnknownRun
+from aios.store import StoreUnavailable, UnknownRun, Usage
 
 if TYPE_CHECKING:
     from aios.autostart import AutostartStatus
@@ -37,12 +36,26 @@ OUTPUT_SHOWN = 256 * 1024  # a run page opens with the last 256 KiB of output
 TURN_SHOWN = 64 * 1024  # and the last 64 KiB of each earlier turn of its conversation
 
 
-@blueprint.get("/login")
-async def login() -> RedirectResponse:
+@blueprint.route("/login", methods=["GET", "POST"])
+async def login() -> Response:
+    """Trade the token for the session cookie, then go on to ``next`` from a page of our own.
+
+    The answer is a page that moves on by itself (a meta refresh, which replaces it in the
+    tab's history), not a redirect: a redirect keeps the navigation that brought the browser
+    here, and when that began on another site (the ``file:`` page ``aios open`` writes, a link
+    in a chat) the browser treats the whole chain as cross-site and withholds the
+    ``SameSite=Strict`` cookie it has just been given. The refresh is a new navigation started
+    by this origin, so the cookie goes with it. POST (the form in the ``file:`` page) keeps the
+    token out of every address; GET (the address ``aios serve`` and ``aios open --print``
+    print) is for a person who has only a terminal.
+    """
     d = daemon()
-    if not same(request.args.get("token"), d.keys.token):
+    form = await request.form if request.method == "POST" else request.args
+    if not same(form.get("token"), d.keys.token):
         raise ApiError(401, "missing or invalid token; use `aios open` to sign in")
-    response = redirect(_local_path(request.args.get("next", "/")), 303)
+    target = _local_path(form.get("next", "/"))
+    html = await render_template("signed-in.html", target=target)
+    response = Response(html, mimetype="text/html")
     response.set_cookie(
         cookie_name(d.port),
         d.keys.issue_cookie(time.time()),
@@ -104,6 +117,11 @@ async def index() -> str:
     # The form's worktree box starts as the chosen agent's setting (app.js follows the choice).
     usable = [a for a in agents if a["available"]]
     chosen = next((a for a in usable if a["name"] == selected), usable[0] if usable else None)
+    try:
+        usage, rows = await d.usage(), await _rows(filter_name, None)
+    except StoreUnavailable:  # history cannot be read: the page still opens, its banner says why
+        usage = Usage(Tokens(0, 0, 0), None)
+        rows = {"runs": [], "more": False, "filter": filter_name, "before": None}
     return await _page(
         "index.html",
         page="overview",
@@ -115,8 +133,9 @@ async def index() -> str:
         isolated=bool(chosen and chosen["worktree"]),
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
-        usage=await d.usage(),
-        **await _rows(filter_name, None),
+        usage=usage,
+        storage=d.storage_problem(),
+        **rows,
     )
 
 

@@ -3,11 +3,14 @@
 The server can start processes, so anything that reaches the port and gets past this module has
 remote code execution. Each rule holds on its own:
 
-1. Host allow-list first, for every route: the only defence against DNS rebinding.
+1. Host allow-list first, for every route: the only defence against DNS rebinding. The name must
+   be a loopback name; the port may differ from ours, since a port forwarded to this one (an SSH
+   tunnel) is still this daemon, and a rebinding attack can only bring a name of its own.
 2. A token (``Authorization: Bearer``) or the session cookie that ``/login`` trades it for.
 3. For state changes: ``Origin`` and ``Sec-Fetch-Site`` must say same-origin, cookie sessions must
    send the CSRF header, and the JSON API takes only JSON bodies (a cross-site ``text/plain``
-   form post is the classic way around CORS).
+   form post is the classic way around CORS). ``POST /login`` alone comes from elsewhere (the
+   ``file:`` page ``aios open`` writes): the token in its body is its whole authority.
 4. Bodies are capped; every response carries the CSP and friends.
 """
 
@@ -31,6 +34,7 @@ UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # the style sheet and icon dress the page that tells a browser without a session how to sign in
 # (they are the same files every copy of AIOS ships: nothing to hide).
 PUBLIC_PATHS: Final = frozenset({"/health", "/login", "/static/app.css", "/static/favicon.svg"})
+LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 SECURITY_HEADERS: Final = {
     # No inline script or style anywhere: htmx and our own JS/CSS come from /static.
@@ -60,11 +64,22 @@ def same(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def allowed_host(host: str) -> bool:
+    """A loopback name with a port: ours, or a local port forwarded to ours."""
+    name, colon, port = host.rpartition(":")
+    return (
+        bool(colon)
+        and name in LOOPBACK_NAMES
+        and port.isascii()
+        and port.isdigit()
+        and len(port) <= 5
+    )
+
+
 class Guard:
     def __init__(self, port: int, keys: Secrets) -> None:
         self.port = port
         self.keys = keys
-        self.hosts = frozenset({f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
         self.cookie = cookie_name(port)
 
     def install(self, app: Quart) -> None:
@@ -83,7 +98,7 @@ class Guard:
 
     async def check_request(self) -> None:
         host = request.headers.get("Host")
-        if host not in self.hosts:
+        if host is None or not allowed_host(host):
             raise ApiError(403, f"host {host!r} is not allowed; use 127.0.0.1:{self.port}")
         length = request.content_length
         if length is not None and length > BODY_LIMIT:
@@ -92,7 +107,8 @@ class Guard:
         if request.path not in PUBLIC_PATHS and g.auth is Auth.NONE:
             raise ApiError(401, "missing or invalid token; use `aios open` to sign in")
         if request.method in UNSAFE_METHODS:
-            self.check_state_change(host, g.auth)
+            if request.path != "/login":
+                self.check_state_change(host, g.auth)
             if self.has_body():
                 await self.read_capped_body()
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from quart import Quart
 
-from aios.formatting import MINUS, clock, duration, timestamp, zone
+from aios.formatting import MINUS, clock, duration, exit_status, timestamp, zone
 from aios.runs import ATTENTION_ACTIVITIES, FINAL_STATES, Activity, Run, RunState, Tokens
 from aios.server.context import daemon
 from aios.server.diffview import anchor
@@ -103,6 +103,10 @@ def attention(run: Run) -> str:
     return ""
 
 
+def exit_of(run: Run) -> str:
+    return exit_status(run.exit_code, run.exit_signal)
+
+
 def tokens(value: Tokens | None) -> str:
     """``12.3k``: every token the agents counted, in and out."""
     if value is None:
@@ -138,6 +142,7 @@ def install(app: Quart) -> None:
         duration=duration, size=size, clock=clock, timestamp=timestamp, iso=iso, preview=preview
     )
     env.filters.update(activity=activity, attention=attention, tokens=tokens, cost=cost)
+    env.filters.update(exit=exit_of)
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
     env.filters.update(diff_anchor=anchor)
     env.globals.update(MINUS=MINUS)

@@ -6,9 +6,9 @@ Each CLI's knowledge lives in its own module; this is only the table.
 from __future__ import annotations
 
 from aios.agents.formats import aider, claude, codex, gemini
-from aios.agents.formats.base import AuthState, Format, Knowledge, Reducer
+from aios.agents.formats.base import AuthState, Format, Knowledge, Login, Reducer
 
-__all__ = ["FORMATS", "TEXT", "AuthState", "Format", "Knowledge", "Reducer", "get"]
+__all__ = ["FORMATS", "TEXT", "AuthState", "Format", "Knowledge", "Login", "Reducer", "get"]
 
 # Any command: its output is kept as it came, and nothing is read into it.
 TEXT = Format("text", structured=False)

@@ -32,6 +32,7 @@ __all__ = [
     "Format",
     "JsonReducer",
     "Knowledge",
+    "Login",
     "Reducer",
     "TwoWay",
     "count_of",
@@ -188,10 +189,20 @@ class AuthState(StrEnum):
     UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True)
+class Login:
+    """A login check's answer with a few words on how it knows or what is missing, shown after
+    the state: ``via model provider "x" (key in X_API_KEY)``."""
+
+    state: AuthState
+    detail: str | None = None
+
+
 # Whether the user is logged in, as the CLI itself tells (``claude auth status``) or from its key
 # variables and settings files: given the resolved executable and the environment the agent
-# would get. It may block (at most a few seconds; it must time out), so it runs on a thread.
-AuthCheck = Callable[[str, Mapping[str, str]], AuthState]
+# would get; a :class:`Login` when there is more to say. It may block (at most a few seconds; it
+# must time out), so it runs on a thread.
+AuthCheck = Callable[[str, Mapping[str, str]], AuthState | Login]
 
 
 @dataclass(frozen=True)

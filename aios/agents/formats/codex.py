@@ -23,7 +23,9 @@ tests/fakes/streams/codex-*):
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aios.agents.formats.base import (
@@ -31,6 +33,7 @@ from aios.agents.formats.base import (
     Format,
     JsonReducer,
     Knowledge,
+    Login,
     count_of,
     dict_of,
     fold,
@@ -44,7 +47,7 @@ from aios.agents.formats.base import (
     tokens_text,
     tool_call,
 )
-from aios.agents.formats.checks import run_check
+from aios.agents.formats.checks import home_of, run_check
 from aios.runs import Activity, FailureKind, Permission, Tokens
 
 _RECONNECTING = re.compile(r"Reconnecting\.\.\.\s*(\d+)\s*/\s*(\d+)")
@@ -295,8 +298,33 @@ def hint(knowledge: Knowledge, exit_code: int | None) -> str | None:
     return DECLINED if knowledge.denials else None
 
 
-def auth(executable: str, env: Mapping[str, str], timeout: float = 5.0) -> AuthState:
-    """``codex login status``: exit 0 logged in; exit 1 with "Not logged in" (on stderr)."""
+def auth(executable: str, env: Mapping[str, str], timeout: float = 5.0) -> AuthState | Login:
+    """A model provider of its own in ``config.toml`` decides; else ``CODEX_API_KEY``; else
+    ``codex login status`` (exit 0 logged in; exit 1 with "Not logged in" on stderr).
+
+    The status command knows only codex's own login: it says "Not logged in" to a codex whose
+    provider takes its key from a variable, and to one given ``CODEX_API_KEY``, which both work
+    (Codex CLI 0.171.0; and that codex ignores ``OPENAI_API_KEY``).
+    """
+    try:
+        found = _config(env)
+    except Exception:  # an unreadable home: ask codex itself
+        found = None
+    if found is not None and (provider := _provider(*found, env)) is not None:
+        return provider
+    if env.get("CODEX_API_KEY"):
+        return Login(AuthState.LOGGED_IN, "with CODEX_API_KEY")
+    state = _login_status(executable, env, timeout)
+    if state is AuthState.NOT_LOGGED_IN and env.get("OPENAI_API_KEY"):
+        return Login(
+            state,
+            "OPENAI_API_KEY is set, but codex does not read it: run "
+            "`printenv OPENAI_API_KEY | codex login --with-api-key`, or set CODEX_API_KEY",
+        )
+    return state
+
+
+def _login_status(executable: str, env: Mapping[str, str], timeout: float) -> AuthState:
     result = run_check([executable, "login", "status"], env, timeout)
     if result is None:
         return AuthState.UNKNOWN
@@ -306,6 +334,49 @@ def auth(executable: str, env: Mapping[str, str], timeout: float = 5.0) -> AuthS
     if result.returncode == 1 and "not logged in" in said:
         return AuthState.NOT_LOGGED_IN
     return AuthState.UNKNOWN  # e.g. "Error loading configuration": exit 1 too, but no answer
+
+
+def _config(env: Mapping[str, str]) -> tuple[Path, dict[str, Any]] | None:
+    """``$CODEX_HOME/config.toml`` (``~/.codex/config.toml``) and what it holds; None when there
+    is none (the usual case) or codex itself will complain about it."""
+    home = env.get("CODEX_HOME")
+    directory = Path(home) if home else (base / ".codex" if (base := home_of(env)) else None)
+    if directory is None:
+        return None
+    path = directory / "config.toml"
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
+# Built into codex and needing no key (local servers); codex's own tables win over a user's of
+# the same name, as does "openai" (which uses its login).
+_KEYLESS_PROVIDERS = frozenset({"ollama", "lmstudio"})
+
+
+def _provider(path: Path, config: dict[str, Any], env: Mapping[str, str]) -> Login | None:
+    """What the config's ``model_provider`` says, or None when codex's own login decides (the
+    default "openai" provider, or one that asks for it with ``requires_openai_auth``). Only the
+    top-level key is read, not a profile's."""
+    name = str_of(config.get("model_provider"))
+    provider = dict_of(config.get("model_providers")).get(name)
+    if name in _KEYLESS_PROVIDERS:
+        return Login(AuthState.LOGGED_IN, f'via model provider "{name}" (no key needed)')
+    if not name or name == "openai" or dict_of(provider).get("requires_openai_auth") is True:
+        return None
+    if not isinstance(provider, dict):
+        return Login(AuthState.UNKNOWN, f'{path} selects model provider "{name}" but defines none')
+    variable = str_of(provider.get("env_key"))
+    if not variable:
+        return Login(AuthState.LOGGED_IN, f'via model provider "{name}"')
+    if env.get(variable):
+        return Login(AuthState.LOGGED_IN, f'via model provider "{name}" (key in {variable})')
+    return Login(
+        AuthState.NOT_LOGGED_IN,
+        f'model provider "{name}" reads its key from {variable}: set it where AIOS starts '
+        "(~/.profile), then restart AIOS",
+    )
 
 
 FORMAT = Format(
