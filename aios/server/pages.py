@@ -113,6 +113,7 @@ async def index() -> str:
         problems=[str(p) for p in config.problems],
         selected_agent=selected,
         isolated=bool(chosen and chosen["worktree"]),
+        chosen=chosen,
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
         usage=await d.usage(),
@@ -194,7 +195,7 @@ async def settings() -> str:
     rows = [
         {
             "name": s.name,
-            "label": s.name.replace("_", " ").capitalize(),
+            "label": s.label,
             "value": getattr(current, s.name),
             "default": s.default,
             "help": s.help,
