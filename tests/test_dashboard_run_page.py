@@ -18,7 +18,9 @@ from playwright.sync_api import expect
 from tests.browser import PageWatch, browser
 from tests.fakeagents import Fakes
 from tests.gitrepo import make_repo
+from tests.helpers import agent_script
 from tests.test_dashboard_rough import context, sign_in, viewport
+from tests.test_isolation import AGENT
 
 __all__ = ["browser", "context", "viewport"]  # fixtures, imported so pytest finds them here
 
@@ -49,7 +51,10 @@ FIRST_LINE = """o => {
 def fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
     made = Fakes(home, tmp_path)
     make_repo(made.workdir)  # a checkout: each run's changes are recorded (here: none)
-    made.configure('\n[agents.tests]\ncommand = ["true"]\n')
+    scripts = tmp_path / "agents"
+    scripts.mkdir()
+    writer = agent_script(scripts, "agent", AGENT)  # writes the files its prompt names
+    made.configure(f'\n[agents.tests]\ncommand = ["true"]\n[agents.agent]\ncommand = {writer}\n')
     made.start()
     try:
         yield made
@@ -122,6 +127,30 @@ def test_a_continued_conversation_folds_the_earlier_turns(
     turns.nth(0).locator("summary .turn-preview").click()
     expect(turns.nth(0).locator(".output")).to_be_visible()
     expect(turns.nth(0).locator(".output")).to_contain_text("● Write(hello.py)")
+    assert watch.errors == []
+
+
+def test_a_run_with_changes_folds_its_diff_under_the_files(
+    context: Any, fakes: Fakes, viewport: tuple[int, int]
+) -> None:
+    # Thirty files before lib/b.py: a diff far longer than a screen.
+    prompt = "".join(f"write f{i:02}.py x = {i}; " for i in range(30)) + "write lib/b.py x = 2"
+    run = fakes.final(fakes.launch("agent", prompt, worktree=True)["id"])
+    assert run["changes"]["file_count"] == 31, run["changes"]
+    page, watch = open_run(context, fakes, run["id"])
+    changes = page.locator("#run-changes")
+    expect(changes.get_by_role("button", name="Merge into main")).to_be_visible()
+    expect(changes.locator(".files li")).to_have_count(31)
+    assert_output_starts_in_the_first_screen(page, viewport[1])
+    diff = changes.locator("#diff")
+    expect(diff).to_be_hidden()
+    # A file's link opens the diff at that file.
+    changes.locator(".files a", has_text="lib/b.py").click()
+    expect(diff).to_be_visible()
+    target = diff.locator(".d-file", has_text="lib/b.py").first
+    expect(target).to_be_in_viewport()
+    changes.get_by_text("Show the diff").click()  # and its summary folds it again
+    expect(diff).to_be_hidden()
     assert watch.errors == []
 
 

@@ -178,5 +178,17 @@
   document.addEventListener("DOMContentLoaded", fitPrompt);
   window.addEventListener("resize", fitPrompt);
 
+  // -- the changes: a changed file's link opens the folded diff it points into -----------------
+  const openDiff = () => {
+    const target = window.location.hash && document.getElementById(window.location.hash.slice(1));
+    const box = target?.closest?.(".diff-box");
+    if (box && !box.open) { box.open = true; target.scrollIntoView(); }
+  };
+  document.addEventListener("click", (evt) => {
+    if (evt.target.closest?.(".files a")) document.querySelector(".diff-box")?.setAttribute("open", "");
+  }, true);  // capture: open before the browser scrolls to the anchor
+  window.addEventListener("hashchange", openDiff);
+  document.addEventListener("DOMContentLoaded", openDiff);
+
   document.addEventListener("htmx:after:swap", () => { setup(); fitPrompt(); });
 })();
