@@ -78,7 +78,7 @@ def assert_output_starts_in_the_first_screen(page: Any, height: int, *, whole: b
     line = float(
         page.eval_on_selector("#output", "o => parseFloat(getComputedStyle(o).lineHeight)")
     )
-    assert box["y"] + 5 * line <= height, (box, line)  # several lines in view, not a sliver
+    assert box["y"] + 4 * line <= height, (box, line)  # several lines in view, not a sliver
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
     if not whole:
         return
