@@ -54,7 +54,12 @@ def fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
     scripts = tmp_path / "agents"
     scripts.mkdir()
     writer = agent_script(scripts, "agent", AGENT)  # writes the files its prompt names
-    made.configure(f'\n[agents.tests]\ncommand = ["true"]\n[agents.agent]\ncommand = {writer}\n')
+    made.configure(
+        f'\n[agents.tests]\ncommand = ["true"]\n[agents.agent]\ncommand = {writer}\n'
+        '[agents.asker]\ncommand = ["claude", "-p", "--output-format", "stream-json", "--verbose",'
+        ' "{permission}", "{resume}", "--", "{prompt}"]\nformat = "claude-stream-json"\n'
+        'approvals = "ask"\n'
+    )
     made.start()
     try:
         yield made
@@ -151,6 +156,29 @@ def test_a_run_with_changes_folds_its_diff_under_the_files(
     expect(target).to_be_in_viewport()
     changes.get_by_text("Show the diff").click()  # and its summary folds it again
     expect(diff).to_be_hidden()
+    assert watch.errors == []
+
+
+def test_the_box_to_continue_comes_under_the_transcript_when_the_run_ends(
+    context: Any, fakes: Fakes, viewport: tuple[int, int]
+) -> None:
+    run = fakes.launch("asker", "ask: npm test")
+    page, watch = open_run(context, fakes, run["id"])
+    page.locator(".approval").get_by_role("button", name="Allow").click()
+    expect(page.locator("#run-details .activity")).to_have_text("waiting")
+    expect(page.locator("#continue")).to_have_count(0)  # live: the message box instead
+    talk = page.locator("#talk")
+    assert_output_starts_in_the_first_screen(page, viewport[1], whole=False)
+    talk.get_by_role("button", name="Done").click()
+    expect(page.locator("#run-details .state")).to_have_text("succeeded")
+    expect(talk).to_have_count(0)
+    box = page.locator("#continue")
+    expect(box).to_be_visible()  # pushed by the live stream, under the transcript
+    output = page.locator("#output").bounding_box()
+    form = box.bounding_box()
+    assert output is not None and form is not None and form["y"] >= output["y"] + output["height"]
+    assert form["y"] + form["height"] <= viewport[1]  # and in view, without scrolling
+    assert_output_starts_in_the_first_screen(page, viewport[1])
     assert watch.errors == []
 
 
