@@ -131,6 +131,7 @@ async def index() -> str:
         problems=[str(p) for p in config.problems],
         selected_agent=selected,
         isolated=bool(chosen and chosen["worktree"]),
+        chosen=chosen,
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
         usage=usage,
@@ -213,7 +214,7 @@ async def settings() -> str:
     rows = [
         {
             "name": s.name,
-            "label": s.name.replace("_", " ").capitalize(),
+            "label": s.label,
             "value": getattr(current, s.name),
             "default": s.default,
             "help": s.help,
