@@ -155,15 +155,18 @@ class Daemon:
 
     # -- the facade: agents ----------------------------------------------------------------------
 
-    async def agents(self) -> list[dict[str, Any]]:
+    async def agents(self, *, check: bool = True) -> list[dict[str, Any]]:
         """Every agent as JSON: its definition, whether it can start here (and why not), and
         whether its CLI is logged in (``auth``: logged_in, not_logged_in, unknown; null where
-        its format cannot tell; ``auth_detail``: how the check knows, or what is missing)."""
+        its format cannot tell; ``auth_detail``: how the check knows, or what is missing).
+        Without ``check``, no check starts: what is known is told (a request another site may
+        have made starts no program)."""
         config = self.config()
         # to_json checks each executable on PATH: file system work, kept off the event loop.
         agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
         usable = {a["name"] for a in agents if a["available"]}
-        states = await self._auth.states(a for a in config.agents.values() if a.name in usable)
+        known = (a for a in config.agents.values() if a.name in usable)
+        states = await self._auth.states(known, start=check)
         for agent in agents:
             login = states.get(str(agent["name"]))
             agent["auth"] = None if login is None else str(login.state)

@@ -64,6 +64,7 @@ PIPE_SIZE = 1024 * 1024
 WRITE_TIMEOUT = 5.0  # seconds a write to an agent's stdin may wait for the agent to read
 _POLL = 0.02  # seconds between checks while the group empties
 REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
+KILL_SETTLE = 2.0  # seconds for processes sent SIGKILL to be gone
 _ESCAPEES_KEPT = 64  # remembered escapees before the dead ones are forgotten
 _CREATE_TIME_SLACK = 1.0  # seconds; create times from psutil are rounded to clock ticks
 
@@ -389,6 +390,11 @@ class AgentProcess:
         while loop.time() < deadline and any(map(_alive, holders)):  # noqa: ASYNC110
             await asyncio.sleep(_POLL)
         _signal_each(holders, signal.SIGKILL)
+        # SIGKILL is delivered asynchronously: the run ends when they are gone, not when they
+        # were told (a moment under load; bounded, since nothing can outlive SIGKILL for long).
+        deadline = loop.time() + KILL_SETTLE
+        while loop.time() < deadline and any(map(_alive, holders)):  # noqa: ASYNC110
+            await asyncio.sleep(_POLL)
         return len(holders)
 
     def kill_group(self) -> None:

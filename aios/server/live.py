@@ -132,13 +132,15 @@ class View:
         return await self.overview_row(run, RunState(data["state"]), data["started_at"] is None)
 
     async def run_details(self, run: Run) -> str:
-        details = await render_template(
-            "partials/run_details.html", run=run, continuable=continuable(run)
-        )
+        details = await render_template("partials/run_details.html", run=run)
         out = partial("#run-details", "outerHTML", details)
         out += await self.changes_panel(run)
         if run.state in FINAL_STATES:
             out += await self.drain_output() + partial("#talk", "delete", "")
+            box = await render_template(
+                "partials/run_continue.html", run=run, continuable=continuable(run)
+            )
+            out += partial("#run-continue", "outerHTML", box)
         return out
 
     async def changes_panel(self, run: Run) -> str:

@@ -23,7 +23,7 @@ from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer, render_changes
-from aios.server.security import cookie_name, same
+from aios.server.security import cookie_name, own_request, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
 from aios.store import StoreUnavailable, UnknownRun, Usage
 
@@ -113,7 +113,7 @@ async def index() -> str:
     # The stream starts right after what this render shows: no gap, no duplicate row.
     after = d.bus.last_id
     config = d.config()
-    agents = await d.agents()
+    agents = await d.agents(check=own_request())
     selected = request.args.get("agent")
     # The form's worktree box starts as the chosen agent's setting (app.js follows the choice).
     usable = [a for a in agents if a["available"]]
@@ -132,6 +132,7 @@ async def index() -> str:
         problems=[str(p) for p in config.problems],
         selected_agent=selected,
         isolated=bool(chosen and chosen["worktree"]),
+        chosen=chosen,
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
         usage=usage,
@@ -214,7 +215,7 @@ async def settings() -> str:
     rows = [
         {
             "name": s.name,
-            "label": s.name.replace("_", " ").capitalize(),
+            "label": s.label,
             "value": getattr(current, s.name),
             "default": s.default,
             "help": s.help,
@@ -379,14 +380,20 @@ async def delete(run_id: str) -> tuple[str, int]:
 # -- worktrees (issue 11) -------------------------------------------------------------------------
 
 
-@blueprint.get("/ui/worktree-note")
+@blueprint.post("/ui/worktree-note")
 async def worktree_note() -> str:
     """What the launch form says under its worktree box: why no worktree can be made in the
-    chosen directory, or that its uncommitted changes will not be in the worktree."""
-    if request.args.get("worktree") != "true":
+    chosen directory, or that its uncommitted changes will not be in the worktree.
+
+    A POST although it changes nothing: it runs git in a directory the caller names, so it
+    takes the same cross-site checks (Origin, Sec-Fetch-Site, the CSRF header) as a state
+    change, which a GET would not get (a page on another local port is same-site)."""
+    form = await request.form
+    # The box comes with a hidden "false" before it: the last value is the one the user chose.
+    if form.getlist("worktree")[-1:] != ["true"]:
         return ""
-    cwd = (request.args.get("cwd") or "").strip() or None
-    note = await daemon().checkout_note(cwd, request.args.get("agent"))
+    cwd = (form.get("cwd") or "").strip() or None
+    note = await daemon().checkout_note(cwd, form.get("agent"))
     return str(escape(note or ""))
 
 

@@ -137,14 +137,23 @@
   };
   document.addEventListener("DOMContentLoaded", setup);
 
-  // -- launch form: the worktree box starts as the chosen agent's `worktree` setting ----------
+  // -- launch form: the worktree box starts as the chosen agent's `worktree` setting, and the
+  // prompt's placeholder says what that agent takes (a task, a command line, nothing) ----------
+  const placeholder = (select) => {
+    const prompt = document.getElementById("launch-prompt");
+    const text = select?.selectedOptions?.[0]?.dataset.placeholder;
+    if (prompt && text) prompt.placeholder = text;
+  };
   document.addEventListener("change", (evt) => {
     const select = evt.target;
     if (select.id !== "launch-agent") return;
     const box = document.getElementById("launch-worktree");
     const option = select.selectedOptions?.[0];
     if (box && option) box.checked = option.dataset.worktree === "true";
+    placeholder(select);
   }, true);  // capture: before htmx's "change from:#launch" asks for the note
+  // A reload may keep another choice than the page was rendered with.
+  document.addEventListener("DOMContentLoaded", () => placeholder(document.getElementById("launch-agent")));
 
   // The note under the box is asked for only while the box is checked: nothing to say otherwise.
   document.addEventListener("htmx:before:request", (evt) => {
@@ -153,7 +162,35 @@
     evt.preventDefault();
     note.textContent = "";
   });
-  document.addEventListener("htmx:after:swap", setup);
+  // -- the run's prompt: "Show all" only where the two lines cut it, and it stays open across
+  // the live updates that redraw the details ----------------------------------------------------
+  let promptOpen = false;
+  const fitPrompt = () => {
+    const toggle = document.querySelector(".prompt-cell > .show-all");
+    const text = document.querySelector(".prompt-cell > .prompt-text");
+    if (!toggle || !text) return;
+    if (promptOpen && !toggle.open) toggle.open = true;
+    if (!toggle.open) toggle.classList.toggle("fits", text.scrollHeight <= text.clientHeight + 1);
+  };
+  document.addEventListener("toggle", (evt) => {
+    if (evt.target.matches?.(".prompt-cell > .show-all")) promptOpen = evt.target.open;
+  }, true);  // toggle does not bubble
+  document.addEventListener("DOMContentLoaded", fitPrompt);
+  window.addEventListener("resize", fitPrompt);
+
+  // -- the changes: a changed file's link opens the folded diff it points into -----------------
+  const openDiff = () => {
+    const target = window.location.hash && document.getElementById(window.location.hash.slice(1));
+    const box = target?.closest?.(".diff-box");
+    if (box && !box.open) { box.open = true; target.scrollIntoView(); }
+  };
+  document.addEventListener("click", (evt) => {
+    if (evt.target.closest?.(".files a")) document.querySelector(".diff-box")?.setAttribute("open", "");
+  }, true);  // capture: open before the browser scrolls to the anchor
+  window.addEventListener("hashchange", openDiff);
+  document.addEventListener("DOMContentLoaded", openDiff);
+
+  document.addEventListener("htmx:after:swap", () => { setup(); fitPrompt(); });
 })();
 
 // -- what you have not seen (aios/unseen.py): looking at any page of the dashboard clears it --
