@@ -51,6 +51,7 @@ async def status() -> Response:
             "uptime": round(d.uptime, 3),
             "runs": await d.summary(),
             "storage": None if (problem := d.storage_problem()) is None else problem.to_json(),
+            "unseen": (await d.unseen()).to_json(),
         }
     )
 

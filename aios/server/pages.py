@@ -87,7 +87,8 @@ def _local_path(target: str) -> str:
 
 async def _page(template: str, **context: Any) -> str:
     d = daemon()
-    return await render_template(template, daemon=d, csrf=d.keys.csrf, **context)
+    unseen = await d.unseen()
+    return await render_template(template, daemon=d, csrf=d.keys.csrf, unseen=unseen, **context)
 
 
 def _filter() -> str:
@@ -259,6 +260,25 @@ async def toggle_autostart() -> Response:
 
 
 # -- form endpoints (htmx) ---------------------------------------------------------------------
+
+
+@blueprint.post("/ui/seen")
+async def seen() -> tuple[str, int]:
+    """A page the user is looking at showed what was unseen up to event ``up_to`` (app.js
+    posts it when the page loads or comes into view): the tray, ``/api/status`` and every open
+    page stop calling for attention. A POST, never a GET: looking is a change of state."""
+    form = await request.form
+    raw = (form.get("up_to") or "").strip()
+    up_to = None
+    if raw:
+        try:
+            up_to = int(raw)
+        except ValueError:
+            raise ApiError(422, "up_to must be an event id (an integer)") from None
+        if up_to < 0:
+            raise ApiError(422, "up_to must be an event id (0 or more)")
+    await daemon().seen(up_to)
+    return "", 204
 
 
 @blueprint.post("/ui/runs")

@@ -192,3 +192,41 @@
 
   document.addEventListener("htmx:after:swap", () => { setup(); fitPrompt(); });
 })();
+
+// -- what you have not seen (aios/unseen.py): looking at any page of the dashboard clears it --
+// #unseen carries what failed or called for you since you last looked, up to event data-latest.
+// A page in view tells the daemon it showed that much (a POST with the CSRF header: looking
+// changes state, so never a GET), and the tray, /api/status and every open page follow, however
+// the page was opened. The note comes hidden and is shown only where it is not cleared at once
+// (a window without the focus); a page out of view says nothing, and its title has the count.
+(() => {
+  "use strict";
+  const csrf = document.querySelector('meta[name="aios-csrf"]')?.content ?? "";
+  let title = null;
+  let reported = 0;   // the latest id this page has reported: one look, one POST
+  const look = (needFocus) => {
+    const note = document.getElementById("unseen");
+    if (!note) return;
+    title ??= document.title;
+    const count = Number(note.dataset.count || 0), latest = Number(note.dataset.latest || 0);
+    document.title = count > 0 ? `(${count}) ${title}` : title;
+    const inView = document.visibilityState === "visible";
+    // News that arrives while the page is open counts as seen only if the window has focus:
+    // a page left visible on another screen is not being looked at.
+    const seen = count > 0 && inView && (!needFocus || document.hasFocus());
+    note.classList.toggle("hidden", count === 0 || seen || latest <= reported);
+    if (!seen || latest <= reported) return;
+    reported = latest;
+    const retry = () => { reported = 0; note.classList.remove("hidden"); };   // at the next look
+    fetch("/ui/seen", {
+      method: "POST",
+      headers: { "X-AIOS-CSRF": csrf },
+      body: new URLSearchParams({ up_to: String(latest) }),
+      credentials: "same-origin",
+    }).then((r) => { if (!r.ok) retry(); }, retry);
+  };
+  document.addEventListener("DOMContentLoaded", () => look(false));
+  document.addEventListener("visibilitychange", () => look(false));
+  window.addEventListener("focus", () => look(false));
+  document.addEventListener("htmx:after:swap", () => look(true));
+})();
