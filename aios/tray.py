@@ -348,7 +348,7 @@ class Tray:
 
     def _notify_run(self, run: dict[str, Any]) -> None:
         verb = {"succeeded": "finished", "failed": "failed", "stopped": "was stopped"}[run["state"]]
-        code = f" (exit {run['exit_code']})" if run.get("exit_code") not in (None, 0) else ""
+        code = exit_note(run)
         prompt = " ".join(str(run.get("prompt", "")).split())[:60]
         body = prompt or run["id"]
         denials = run.get("denials") or []
@@ -494,3 +494,13 @@ def _on_main(icon: Any, fn: Callable[[], None]) -> None:
         fn()
     except Exception:
         log.exception("updating the tray icon failed")
+
+
+def exit_note(run: dict[str, Any]) -> str:
+    """`` (exit 3)``, `` (SIGKILL)`` for a signal death (as the CLI and the dashboard name it),
+    or nothing for a clean exit."""
+    if run.get("exit_signal"):
+        return f" ({run['exit_signal']})"
+    if run.get("exit_code") not in (None, 0):
+        return f" (exit {run['exit_code']})"
+    return ""

@@ -528,3 +528,12 @@ def test_a_dead_service_shows_as_an_error_and_can_be_restarted(tray_in_process: 
     assert tray.service.alive and not tray.state.service_down
     assert tray.service.daemon is not None
     assert tray.state.model().state is IconState.IDLE
+
+
+def test_a_notification_names_a_signal_death_as_the_cli_does() -> None:
+    from aios.tray import exit_note
+
+    assert exit_note({"exit_code": -9, "exit_signal": "SIGKILL"}) == " (SIGKILL)"
+    assert exit_note({"exit_code": 3, "exit_signal": None}) == " (exit 3)"
+    assert exit_note({"exit_code": 0, "exit_signal": None}) == ""
+    assert exit_note({"exit_code": None}) == ""
