@@ -400,7 +400,7 @@ def cmd_default(args: argparse.Namespace) -> int:
 
     with collector_paused():
         from aios import browser, logs  # noqa: PLC0415
-        from aios.service import AlreadyRunning, ServiceError  # noqa: PLC0415
+        from aios.host import AlreadyRunning, ServiceError  # noqa: PLC0415
         from aios.tray import NoTray, Tray, check_display  # noqa: PLC0415
     paths = Paths.from_env()
     open_browser = not args.no_browser
@@ -440,7 +440,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = False) -> int:
     with collector_paused():
         from aios import browser, logs  # noqa: PLC0415 - the service's imports
-        from aios.service import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
+        from aios.host import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
     handlers = logs.setup(paths.log_file)
     try:
 
@@ -844,7 +844,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 def cmd_autostart(args: argparse.Namespace) -> int:
     """Works without a running daemon: it only reads and writes the login entry."""
-    from aios.autostart import AutostartError, for_platform  # noqa: PLC0415
+    from aios.desktop.autostart import AutostartError, for_platform  # noqa: PLC0415
 
     try:
         entry = for_platform()

@@ -3,7 +3,7 @@
 The HTTP app and the tray (and the CLI, through the API) reach the runs only through this one
 facade: its methods are the whole of what they may ask, so the supervisor and the store can change
 inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
-``aios.service`` owns those, and the tray calls these coroutines through ``Service.submit``.
+``aios.host`` owns those, and the tray calls these coroutines through ``Service.submit``.
 
 Start order: config → store and watchdog side by side (the first spawn waits for the watchdog)
 → supervisor (which marks leftovers interrupted).
@@ -29,9 +29,9 @@ from aios.agents.supervisor import Supervisor, resolve_cwd
 from aios.agents.watchdog import Watchdog
 from aios.config import Config, load_config
 from aios.credentials import Secrets
+from aios.desktop.opener import OpenError, open_folder
 from aios.events import Event, EventBus
 from aios.git import GitError
-from aios.opener import OpenError, open_folder
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
 from aios.store import Store, StoreUnavailable, Stream, UnknownRun, Usage
@@ -39,7 +39,7 @@ from aios.tasks import TaskSet
 from aios.unseen import Unseen, UnseenCounts
 from aios.worktrees import Worktrees, find_checkout, uncommitted
 
-log = logging.getLogger("aios.daemon")
+log = logging.getLogger("aios.facade")
 
 WATCHDOG_CLOSE = 5.0  # seconds the watchdog has to exit once its pipe is closed
 STORE_CLOSE = 10.0  # seconds for the last writes and the database to close

@@ -36,14 +36,14 @@ from hypercorn.logging import Logger
 
 from aios import __version__, logs, private, runtime
 from aios.credentials import Secrets
-from aios.daemon import Daemon
+from aios.facade import Daemon
 from aios.paths import Paths
 from aios.runtime import InstanceLock, RuntimeInfo
-from aios.server import api
 from aios.server.app import create_app
+from aios.server.common import GRACEFUL_TIMEOUT
 from aios.store import StoreError, check_database
 
-log = logging.getLogger("aios.service")
+log = logging.getLogger("aios.host")
 T = TypeVar("T")
 
 HOST = "127.0.0.1"
@@ -51,8 +51,6 @@ HOST = "127.0.0.1"
 DISCOVERY_WAIT = 5.0
 # How often the daemon checks that its runtime file is still there (it restores a deleted one).
 RUNTIME_CHECK = 1.0
-# Hypercorn's grace for in-flight requests; SSE streams end on their own stop event first.
-GRACEFUL_TIMEOUT = api.GRACEFUL_TIMEOUT
 STOP_MARGIN = 5.0  # beyond the sum of the inner waits, for the loop and threads to wind down
 
 
