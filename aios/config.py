@@ -1,275 +1,33 @@
-"""Settings and agent definitions: built-in presets, overridden or extended by ``config.toml``.
+"""Settings, and the validator of ``config.toml``, which overrides or extends the agent presets.
 
 The file is optional and only ever read. Nothing wrong in it stops the daemon: each mistake
 becomes a :class:`ConfigProblem` (with a line number when one can be found) and the setting keeps
-its default or the agent is left out, so a typo costs one agent, not the whole service.
+its default or the agent is left out, so a typo costs one agent, not the whole service. What an
+agent is lives in ``aios.agents.definitions``, the presets in ``aios.agents.presets``.
 """
 
 from __future__ import annotations
 
 import codecs
-import os
 import re
-import shutil
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from pathlib import Path, PurePath
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from aios import template
-from aios.agents.formats import FORMATS, Format
-from aios.runs import Permission
-from aios.template import END_OF_OPTIONS, PERMISSION, PROMPT, RESUME
+from aios.agents.definitions import AgentDef, RestartPolicy
+from aios.agents.formats import FORMATS
+from aios.agents.presets import PRESETS
+from aios.template import PERMISSION, PROMPT
+
+__all__ = ["SETTINGS", "Config", "ConfigProblem", "Setting", "Settings", "load_config"]
 
 AGENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_SECONDS = 3600.0  # for stop_timeout and start_seconds
 MAX_RESTARTS = 100
-
-
-class RestartPolicy(StrEnum):
-    NO = "no"
-    ON_FAILURE = "on-failure"
-
-
-def _no_env() -> Mapping[str, str]:
-    return MappingProxyType({})
-
-
-@dataclass(frozen=True)
-class AgentDef:
-    name: str
-    # The argv template (aios.template): "{prompt}", "--flag={prompt}" and "{permission}" are
-    # replaced; everything else is passed as written. Never a shell string.
-    command: tuple[str, ...]
-    source: Literal["preset", "config"]
-    description: str = ""
-    cwd: str | None = None  # default working directory, as written: ``~`` is not expanded here
-    # Read-only, and left out of the hash (a mapping is not hashable) but not out of equality.
-    env: Mapping[str, str] = field(default_factory=_no_env, hash=False)
-    stop_timeout: float = 10.0  # seconds between SIGTERM and SIGKILL
-    restart: RestartPolicy = RestartPolicy.NO
-    max_restarts: int = 5
-    # A process that exits sooner than this after it was spawned failed to start (supervisord's
-    # startsecs): the run is ``running`` only once it has stayed up this long.
-    start_seconds: float = 1.0
-    # How its output is read (aios.agents.formats): "text" keeps it as it came.
-    format: str = "text"
-    # Seconds without any output after which a running agent counts as stalled (0: never).
-    stall_after: float = 120.0
-    # "ask": hold a two-way session where the user allows or denies each tool the agent asks
-    # for, and can send follow-ups (formats that can: claude); "never": one prompt, headless.
-    approvals: Literal["never", "ask"] = "never"
-    approval_timeout: float = 0.0  # seconds after which an unanswered request is denied (0: never)
-    label: str = ""  # human name, e.g. "Claude Code"
-    # Each run works in a git worktree of its own unless the launch says otherwise.
-    worktree: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.command:
-            raise ValueError(f"agent {self.name!r} has an empty command")
-        if self.format not in FORMATS:
-            raise ValueError(f"agent {self.name!r} has an unknown format {self.format!r}")
-        # Copy, so a caller mutating the dict it passed in cannot change a frozen definition.
-        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
-
-    def executable(self) -> str:
-        return self.command[0]
-
-    @property
-    def setup(self) -> Setup | None:
-        """How to install and sign in its CLI, when it runs one AIOS knows (by executable name,
-        so an agent of your own that runs ``claude`` gets claude's, and an override of the claude
-        preset that runs a wrapper does not)."""
-        return SETUP.get(PurePath(self.executable()).name)
-
-    @property
-    def output(self) -> Format:
-        return FORMATS[self.format]
-
-    @property
-    def takes_prompt(self) -> bool:
-        return template.takes_prompt(self.command)
-
-    @property
-    def permissions(self) -> tuple[Permission, ...]:
-        """The permissions a run may choose; empty when the agent has no permission modes."""
-        modes = self.output.permissions
-        return tuple(modes) if modes is not None and PERMISSION in self.command else ()
-
-    @property
-    def default_permission(self) -> Permission | None:
-        return Permission.EDIT if Permission.EDIT in self.permissions else None
-
-    @property
-    def can_resume(self) -> bool:
-        """Whether a run of it can be continued (its CLI resumes sessions, its command says
-        where: ``{resume}``)."""
-        return self.output.resume is not None and RESUME in self.command
-
-    @property
-    def two_way(self) -> bool:
-        """Whether its runs hold a conversation on stdin (``approvals = "ask"``)."""
-        return self.approvals == "ask" and self.output.two_way is not None
-
-    def argv(
-        self,
-        prompt: str,
-        permission: Permission | None = None,
-        *,
-        resume: str | None = None,
-    ) -> list[str]:
-        """The command with its placeholders replaced (aios.template); never a shell string.
-
-        ``resume``: the session to resume ("" for a CLI that needs no id), or None for a new one.
-        """
-        output = self.output
-        modes = output.permissions or {}
-        chosen = permission or self.default_permission
-        flags = modes.get(chosen, ()) if chosen is not None else ()
-        resuming = output.resume(resume or None) if resume is not None and output.resume else ()
-        two_way = output.two_way.args if self.two_way and output.two_way else None
-        return template.expand(self.command, prompt, flags, resuming, two_way)
-
-    def availability(self, path: str | None = None) -> tuple[bool, str | None]:
-        """Whether the executable can be started here: ``(True, None)`` or ``(False, why)``.
-
-        ``path`` is a PATH value to search instead of the environment's (tests use it).
-        """
-        exe = self.executable()
-        if os.sep in exe or (os.altsep is not None and os.altsep in exe):
-            # Written as a path, so PATH is not searched; a relative one is taken from the
-            # agent's working directory, where it will be started.
-            target = Path(exe)
-            if not target.is_absolute() and self.cwd is not None:
-                target = Path(self.cwd).expanduser() / target
-            if not target.is_file():
-                return False, f"'{exe}' does not exist"
-            if not os.access(target, os.X_OK):
-                return False, f"'{exe}' is not executable"
-            return True, None
-        if shutil.which(exe, path=path) is None:
-            return False, f"'{exe}' not found on PATH"
-        return True, None
-
-    def to_json(self, path: str | None = None) -> dict[str, object]:
-        available, reason = self.availability(path)
-        return {
-            "name": self.name,
-            "label": self.label or self.name,
-            "command": list(self.command),
-            "description": self.description,
-            "source": self.source,
-            "available": available,
-            "unavailable_reason": reason,
-            "cwd": self.cwd,
-            # Names only: values are whatever the user wrote, API keys included.
-            "env": sorted(self.env),
-            "stop_timeout": self.stop_timeout,
-            "restart": str(self.restart),
-            "max_restarts": self.max_restarts,
-            "start_seconds": self.start_seconds,
-            "stall_after": self.stall_after,
-            "worktree": self.worktree,
-            "format": self.format,
-            "approvals": self.approvals,
-            "approval_timeout": self.approval_timeout,
-            "can_continue": self.can_resume,
-            "permissions": [str(p) for p in self.permissions],
-            "default_permission": str(self.default_permission or "") or None,
-            "takes_prompt": self.takes_prompt,
-            "install_hint": self.setup.install_hint if self.setup else None,
-            "login_hint": self.setup.login if self.setup else None,
-        }
-
-
-def _preset(name: str, label: str, description: str, output: str, *command: str) -> AgentDef:
-    return AgentDef(name, command, "preset", description=description, label=label, format=output)
-
-
-# One table, so supporting another agent or a changed invocation never touches the supervisor;
-# what each CLI's output means lives in aios.agents.formats. Each runs one prompt
-# non-interactively, in its machine-readable mode where it has one, and exits; "--" (or aider's
-# "--message=") keeps a prompt that starts with "-" a prompt; "{permission}" becomes the CLI's
-# own flags for the run's permission (read-only, edit, full).
-PRESETS: tuple[AgentDef, ...] = (
-    _preset(
-        "claude", "Claude Code", "Anthropic's coding agent", "claude-stream-json",
-        "claude", "-p", "--output-format", "stream-json", "--verbose", PERMISSION, RESUME,
-        END_OF_OPTIONS, PROMPT,
-    ),
-    _preset(
-        "codex", "Codex CLI", "OpenAI's coding agent", "codex-json",
-        "codex", "exec", "--json", PERMISSION, RESUME, END_OF_OPTIONS, PROMPT,
-    ),
-    # --no-analytics: with no terminal aider answers its own opt-in question "yes", which is not
-    # ours to give; --no-check-update: no network call of its own at every start.
-    _preset(
-        "aider", "Aider", "AI pair programming", "aider",
-        "aider", "--no-analytics", "--no-check-update", PERMISSION, RESUME, "--message={prompt}",
-    ),
-    # --skip-trust: a logged-in gemini otherwise refuses (exit 55) every directory it has not
-    # been told to trust, and AIOS launches it in whatever directory the user picked.
-    # --prompt=: gemini 0.61 drops whatever follows "--", so the prompt is spliced after "=".
-    _preset(
-        "gemini", "Gemini CLI", "Google's coding agent", "gemini-stream-json",
-        "gemini", "--skip-trust", "-o", "stream-json", PERMISSION, RESUME, "--prompt={prompt}",
-    ),
-    # The one preset that does use a shell: the prompt *is* the command line the user typed.
-    _preset(
-        "command", "Command", "Run the prompt as a shell command line", "text",
-        "sh", "-c", END_OF_OPTIONS, PROMPT,
-    ),
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Setup:
-    """How to install one CLI and sign it in: what "unavailable" and "not logged in" point to.
-
-    ``login`` names the key variables the daemon must inherit: an agent gets the daemon's own
-    environment, fixed when AIOS started (see the README's first real agent run).
-    """
-
-    label: str
-    install: str  # one command line
-    login: str
-
-    @property
-    def install_hint(self) -> str:
-        return f"install {self.label}: {self.install}"
-
-
-# Next to PRESETS, keyed by executable rather than by preset name: a hint belongs to the program
-# that is missing. Versions AIOS was verified against are in docs/agents.md.
-_RESTART = "where AIOS starts (~/.profile), then restart AIOS"
-SETUP: Mapping[str, Setup] = MappingProxyType(
-    {
-        "claude": Setup(
-            "Claude Code",
-            "npm install -g @anthropic-ai/claude-code",
-            f"run `claude auth login` in a terminal, or set ANTHROPIC_API_KEY {_RESTART}",
-        ),
-        "codex": Setup(
-            "Codex CLI",
-            "npm install -g @openai/codex",
-            f"run `codex login` in a terminal, or set CODEX_API_KEY {_RESTART}",
-        ),
-        "gemini": Setup(
-            "Gemini CLI",
-            "npm install -g @google/gemini-cli",
-            f"set GEMINI_API_KEY {_RESTART}, or run `gemini` in a terminal and log in with Google",
-        ),
-        "aider": Setup(
-            "Aider",
-            "pipx install aider-chat",
-            "set the key of your model's provider (OPENAI_API_KEY, ANTHROPIC_API_KEY, "
-            f"OPENROUTER_API_KEY, GEMINI_API_KEY …) {_RESTART}",
-        ),
-    }
-)
 
 
 @dataclass(frozen=True)

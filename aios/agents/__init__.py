@@ -1,1 +1,4 @@
-"""Agents and their runs: definitions, the run state machine, process groups, the supervisor."""
+"""Agents and their runs: what an agent is (``definitions``, ``presets``, ``setup``, and how
+each CLI's output reads in ``formats``), the lifecycle core (``lifecycle``: pure, fed events),
+its shell (``supervisor``, ``output``, ``isolation``), process groups (``process``,
+``watchdog``), sign-in checks (``auth``) and what the shell refuses (``errors``)."""

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aios.agents.capture import LineSplitter
+from aios.agents.definitions import AgentDef
 from aios.agents.formats import Reducer
 from aios.agents.formats.base import style
 from aios.agents.lifecycle import Outcome
 from aios.agents.process import AgentProcess
-from aios.config import AgentDef
 from aios.events import EventBus
 from aios.runs import ATTENTION_ACTIVITIES, Activity, Approval, Run
 from aios.store import Store, StoreError, Stream

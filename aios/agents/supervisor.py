@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from aios import workdir
+from aios.agents.definitions import AgentDef, RestartPolicy
+from aios.agents.definitions import Catalog as Config
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
 from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
@@ -60,7 +62,6 @@ from aios.agents.process import (
     spawn,
 )
 from aios.agents.watchdog import Watchdog
-from aios.config import AgentDef, Config, RestartPolicy
 from aios.events import EventBus
 from aios.formatting import duration
 from aios.runs import Activity, Permission, Run, RunState, Worktree, new_run_id
