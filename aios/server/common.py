@@ -17,7 +17,6 @@ from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.jsonbody import body as json_body
 from aios.server.jsonbody import shown
-from aios.store import AmbiguousRun, UnknownRun
 
 # Byte offsets into a log: the largest a file offset can be (signed 64 bits).
 MAX_OFFSET = 2**63 - 1
@@ -35,12 +34,8 @@ def parse_permission(value: str | None) -> Permission | None:
 
 
 async def find_run(run_id: str) -> Run:
-    try:
-        return await daemon().find_run(run_id)
-    except UnknownRun as exc:
-        raise ApiError(404, str(exc)) from exc
-    except AmbiguousRun as exc:
-        raise ApiError(400, str(exc)) from exc
+    """The run an id or unambiguous prefix names (else 404 or 400, by ``errors.STATUS``)."""
+    return await daemon().find_run(run_id)
 
 
 def json_object() -> dict[str, Any]:
