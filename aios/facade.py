@@ -27,17 +27,17 @@ from aios.agents.auth import AuthChecks
 from aios.agents.errors import InvalidLaunch, WorktreeRefused
 from aios.agents.supervisor import Supervisor, resolve_cwd
 from aios.agents.watchdog import Watchdog
+from aios.checkouts import checkout_note
 from aios.config import Config, load_config
 from aios.credentials import Secrets
 from aios.desktop.opener import OpenError, open_folder
 from aios.events import Event, EventBus
-from aios.git import GitError
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
 from aios.store import Store, StoreUnavailable, Stream, UnknownRun, Usage
 from aios.tasks import TaskSet
 from aios.unseen import Unseen, UnseenCounts
-from aios.worktrees import Worktrees, find_checkout, uncommitted
+from aios.worktrees import Worktrees
 
 log = logging.getLogger("aios.facade")
 
@@ -320,22 +320,7 @@ class Daemon:
             directory = resolve_cwd(cwd or (definition.cwd if definition else None))
         except InvalidLaunch as exc:
             return str(exc)
-        try:
-            checkout = await find_checkout(directory)
-            if checkout is None:
-                return f"{directory} is not in a git repository: a worktree needs one"
-            if checkout.head is None:
-                return f"the repository at {checkout.top} has no commits yet: commit once first"
-            dirty = await uncommitted(checkout.top)
-        except GitError as exc:
-            return str(exc)
-        if dirty:
-            files = f"{dirty} file{'s' if dirty > 1 else ''}"
-            return (
-                f"{checkout.top} has uncommitted changes ({files}): they are not in the "
-                f"worktree, which starts from the last commit"
-            )
-        return None
+        return await checkout_note(directory)
 
     async def _ended_or_live(self, run_id: str) -> Run:
         run = await self._supervisor.get(run_id)
