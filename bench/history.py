@@ -23,8 +23,8 @@ from pathlib import Path
 from aios.paths import Paths
 from aios.runs import RunState, new_run_id
 from aios.store import COLUMNS, Store
-from bench.harness import DaemonProcess, aios_env
 from bench.table import Figure, MiB, Unit, at_most, delta_max, median
+from tests.harness import DaemonProcess, aios_env
 
 HISTORY = 100_000
 RENDERS = 30

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.harness import aios_env, readline
 from bench.table import Figure, MiB, Unit, delta_max, median, ratio_max, unmeasured
+from tests.harness import aios_env, readline
 
 RUNS = 9
 SETTLE = 2.0
