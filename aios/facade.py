@@ -1,8 +1,10 @@
-"""The daemon's parts, wired together and living on the service's event loop.
+"""The facade (class ``Daemon``): the daemon's parts wired together, living on the host's loop.
 
-The HTTP app and the tray (and the CLI, through the API) reach the runs only through this one
-facade: its methods are the whole of what they may ask, so the supervisor and the store can change
-inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
+Three modules, three jobs: ``aios.host`` is the event loop and the HTTP server, this module the
+wiring and the one surface the outside may call, ``aios.agents.supervisor`` the shell that runs
+agents. The HTTP app and the tray (and the CLI, through the API) reach the runs only through
+this facade: its methods are the whole of what they may ask, so the supervisor and the store can
+change inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
 ``aios.host`` owns those, and the tray calls these coroutines through ``Service.submit``.
 
 Start order: config → store and watchdog side by side (the first spawn waits for the watchdog)
