@@ -1,0 +1,178 @@
+"""One delivery of one event to one hook, and what came of it.
+
+A command runs in a process group of its own with the event as JSON on stdin (from a temporary
+file, so a hook that never reads it cannot stall on a full pipe) and its output going to another
+(whose tail says why it failed). At its timeout the whole group is killed: a grandchild it left
+behind goes too.
+
+A URL gets one POST per attempt, through the standard library's ``http.client`` on a thread of
+the dispatcher's own pool (never the loop's default executor, which the store relies on). No
+redirect is followed, to any host: a webhook that answers 3xx is reported as failing, with where
+it pointed (a redirect to another host would carry the event, and any credential in the body,
+where the user never sent it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+from aios.hooks.mask import mask_url
+from aios.hooks.message import HookEvent
+from aios.hooks.spec import Hook
+
+OUTPUT_TAIL = 300  # characters of a failed command's output kept in its error
+USER_AGENT = "AIOS-hooks"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str  # "HTTP 200", "exit 0", or why it failed
+    retry: bool = False  # worth another attempt: a 5xx, a refused or reset connection
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The last delivery of a hook, as the settings page, the API and the CLI show it."""
+
+    at: float  # Unix time it ended
+    event: str
+    ok: bool
+    detail: str
+    attempts: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        from aios.runs import iso  # noqa: PLC0415 - the run record's time format
+
+        return {
+            "at": iso(self.at),
+            "event": self.event,
+            "ok": self.ok,
+            "detail": self.detail,
+            "attempts": self.attempts,
+        }
+
+
+def finished(event: HookEvent, outcome: Outcome, attempts: int) -> Delivery:
+    return Delivery(time.time(), event.name, outcome.ok, outcome.detail, attempts)
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+async def run_command(hook: Hook, event: HookEvent, base_env: dict[str, str], cwd: Path) -> Outcome:
+    assert hook.command is not None
+    env = {**base_env, **event.environment()}
+    stdin, output = await asyncio.to_thread(_stdin_and_output, event.body("json")[0])
+    with stdin, output:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *hook.command,
+                stdin=stdin,
+                stdout=output,
+                stderr=output,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,  # its own process group, killed as one at the timeout
+            )
+        except OSError as exc:
+            return Outcome(False, f"cannot start {hook.command[0]!r}: {exc.strerror or exc}")
+        try:
+            code = await asyncio.wait_for(process.wait(), hook.timeout)
+        except TimeoutError:
+            _kill_group(process.pid)
+            await process.wait()
+            return Outcome(False, f"timed out after {hook.timeout:g} s: killed")
+        except asyncio.CancelledError:  # the daemon is stopping: leave nothing behind
+            _kill_group(process.pid)
+            raise
+        if code == 0:
+            return Outcome(True, "exit 0")
+        tail = await asyncio.to_thread(_tail, output)
+        what = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+        return Outcome(False, what + (f": {tail}" if tail else ""))
+
+
+def _stdin_and_output(payload: bytes) -> tuple[IO[bytes], IO[bytes]]:
+    stdin = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller
+    stdin.write(payload)
+    stdin.seek(0)
+    return stdin, tempfile.TemporaryFile()
+
+
+def _tail(output: IO[bytes]) -> str:
+    output.seek(0, os.SEEK_END)
+    size = output.tell()
+    output.seek(max(0, size - OUTPUT_TAIL * 4))
+    text = " ".join(output.read().decode("utf-8", "replace").split())
+    return text[-OUTPUT_TAIL:]
+
+
+def _kill_group(pid: int) -> None:
+    # The group's leader is not reaped yet (we have not awaited it), so its id is still ours.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+# -- URLs --------------------------------------------------------------------------------------
+
+
+def post(hook: Hook, event: HookEvent) -> Outcome:
+    """One attempt (blocking: on the dispatcher's thread pool)."""
+    assert hook.url is not None
+    parts = urlsplit(hook.url)
+    body, headers = event.body(hook.format)
+    headers = {"User-Agent": USER_AGENT, **headers, **hook.headers}
+    if parts.username is not None or parts.password is not None:
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        headers.setdefault("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection = _connection(parts.scheme, parts.hostname or "", parts.port, hook.timeout)
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read(64 * 1024)  # a little of the answer, so the connection ends cleanly
+    except TimeoutError:
+        # Not retried: the server may have the event already, and a slow one would get it four
+        # times.
+        return Outcome(False, f"timed out after {hook.timeout:g} s")
+    except ssl.SSLError as exc:
+        return Outcome(False, f"TLS error: {exc.reason or exc}")
+    except socket.gaierror as exc:
+        return Outcome(False, f"cannot resolve {parts.hostname}: {exc.strerror}", retry=True)
+    except (OSError, http.client.HTTPException) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return Outcome(False, f"connection failed: {reason or type(exc).__name__}", retry=True)
+    finally:
+        connection.close()
+    return _judge(response.status, response.getheader("Location"))
+
+
+def _connection(scheme: str, host: str, port: int | None, timeout: float) -> HTTPConnection:
+    if scheme == "https":
+        context = ssl.create_default_context()
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def _judge(status: int, location: str | None) -> Outcome:
+    if 200 <= status < 300:
+        return Outcome(True, f"HTTP {status}")
+    if 300 <= status < 400:
+        where = f" to {mask_url(location)}" if location else ""
+        return Outcome(False, f"HTTP {status}: redirect{where} not followed")
+    return Outcome(False, f"HTTP {status}", retry=status >= 500)
