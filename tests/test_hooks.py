@@ -283,6 +283,23 @@ command = ["sh", "-c", "echo something went wrong >&2; exit 3"]
         wait_until(lambda: not pids_alive([hook_pid, grandchild]), 10, "the group gone")
 
 
+def test_stopping_the_daemon_ends_the_hooks_still_running(home: Path, tmp_path: Path) -> None:
+    script, pids = tmp_path / "hang.py", tmp_path / "pids"
+    script.write_text(HANGER)
+    hooks = f"""
+[[hooks]]
+on = ["succeeded"]
+command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}, {json.dumps(str(pids))}]
+timeout = 600
+"""
+    with hooked(home, hooks) as daemon:
+        launch(daemon, "true")
+        hook_pid, grandchild = map(int, wait_until(lambda: _read(pids), 20, "pids").split())
+        assert daemon.terminate() == 0
+        assert "hook deliveries dropped" not in daemon.err  # it was delivering, not queued
+        wait_until(lambda: not pids_alive([hook_pid, grandchild]), 10, "the group gone")
+
+
 def test_a_hanging_or_failing_hook_delays_neither_the_event_stream_nor_other_hooks(
     home: Path, tmp_path: Path
 ) -> None:

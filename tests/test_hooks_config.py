@@ -210,16 +210,19 @@ def test_bodies_in_each_format() -> None:
     }
 
 
-class Recording(Dispatcher):
+class Recording:
     """A dispatcher whose deliveries are recorded, and held while ``gate`` is clear."""
 
-    def __init__(self, hooks: tuple[Hook, ...], **options: object) -> None:
-        super().__init__(lambda: hooks, "http://127.0.0.1:1/", **options)  # type: ignore[arg-type]
+    def __init__(self, hooks: tuple[Hook, ...], *, workers: int = 4, queue: int = 256) -> None:
         self.delivered: list[tuple[int, str, str]] = []
         self.gate = asyncio.Event()
         self.gate.set()
+        self.dispatcher = Dispatcher(
+            lambda: hooks, "http://127.0.0.1:1/", workers=workers, queue=queue,
+            deliver=self.deliver,
+        )  # fmt: skip
 
-    async def _attempt(self, hook: Hook, event: HookEvent) -> Outcome:
+    async def deliver(self, hook: Hook, event: HookEvent) -> Outcome:
         await self.gate.wait()
         self.delivered.append((hook.number, event.name, event.run_id))
         return Outcome(True, "recorded")
@@ -244,7 +247,8 @@ def test_which_changes_are_which_events() -> None:
         hook = Hook(1, frozenset({"started", "succeeded", "stopped", "interrupted", "approval"}),
                     command=("true",))  # fmt: skip
         other = Hook(2, frozenset({"attention"}), command=("true",), agents=frozenset({"codex"}))
-        dispatcher = Recording((hook, other))
+        recording = Recording((hook, other))
+        dispatcher = recording.dispatcher
         dispatcher.attach(bus)
         # At start-up: a run the previous daemon left live becomes interrupted (news), once.
         bus.publish("run", run_event("old", "interrupted"))
@@ -257,9 +261,9 @@ def test_which_changes_are_which_events() -> None:
         bus.publish("attention", {"run": "r1", "agent": "claude", "reason": "denials"})
         bus.publish("attention", {"run": "r2", "agent": "codex", "reason": "stalled"})
         bus.publish("attention", {"run": "r1", "agent": "claude", "reason": "awaiting_approval"})
-        await settle(dispatcher, 5)
+        await settle(recording, 5)
         await dispatcher.close(1, 1)
-        return dispatcher.delivered
+        return recording.delivered
 
     assert sorted(asyncio.run(main())) == sorted(
         [
@@ -276,17 +280,18 @@ def test_a_full_queue_drops_its_oldest(caplog: pytest.LogCaptureFixture) -> None
     async def main() -> list[tuple[int, str, str]]:
         bus = EventBus()
         hook = Hook(1, frozenset({"started"}), command=("true",))
-        dispatcher = Recording((hook,), workers=1, queue=2)
-        dispatcher.gate.clear()  # the one worker holds the first delivery
+        recording = Recording((hook,), workers=1, queue=2)
+        dispatcher = recording.dispatcher
+        recording.gate.clear()  # the one worker holds the first delivery
         dispatcher.attach(bus)
         dispatcher.started()
         for number in range(5):
             bus.publish("run", run_event(f"r{number}", "running"))
             await asyncio.sleep(0)  # let the worker take the first
-        dispatcher.gate.set()
-        await settle(dispatcher, 3)
+        recording.gate.set()
+        await settle(recording, 3)
         await dispatcher.close(1, 1)
-        return dispatcher.delivered
+        return recording.delivered
 
     delivered = asyncio.run(main())
     assert delivered == [(1, "started", "r0"), (1, "started", "r3"), (1, "started", "r4")]

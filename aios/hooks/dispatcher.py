@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ QUEUE = 256  # jobs waiting; beyond this the oldest is dropped
 RETRIES = 3  # more attempts for a URL hook after a 5xx or a connection error
 BACKOFF = (1.0, 2.0, 4.0)  # seconds before each retry
 REMEMBERED = 1024  # runs whose last record is kept, for attention events that follow their end
+URL_MARGIN = 1.0  # seconds past its timeout a URL attempt may take in all
 LIVE = frozenset({"queued", "starting", "running", "stopping", "backoff"})
 ENDS = frozenset({"succeeded", "failed", "stopped"})
 
@@ -62,7 +63,10 @@ class Dispatcher:
         workers: int = WORKERS,
         queue: int = QUEUE,
         backoff: tuple[float, ...] = BACKOFF,
+        deliver: Callable[[Hook, HookEvent], Awaitable[Outcome]] | None = None,
     ) -> None:
+        """``deliver``: how one attempt is made (a seam for tests); by default a command is
+        run and a URL is posted to."""
         self._hooks = hooks  # the hooks as config.toml says now (re-read when it changes)
         self._base_url = base_url
         self._secrets = frozenset(s for s in secrets if s)
@@ -83,6 +87,7 @@ class Dispatcher:
         self._idle = asyncio.Event()  # nothing queued, nothing delivering
         self._idle.set()
         self.last: dict[Hook, Delivery] = {}
+        self._deliver = deliver or self._attempt
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -186,7 +191,7 @@ class Dispatcher:
             job = self._queue.popleft()
             self._busy += 1
             try:
-                outcome = await self._attempt(job.hook, job.event)
+                outcome = await self._deliver(job.hook, job.event)
             except Exception as exc:  # a bug here must not end the worker
                 log.exception("hook %d failed", job.hook.number)
                 outcome = Outcome(False, f"internal error: {exc}")
@@ -219,10 +224,18 @@ class Dispatcher:
             cwd = await asyncio.to_thread(_cwd, event.run)
             return await delivery.run_command(hook, event, self.environment(), cwd)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, delivery.post, hook, event)
+        attempt = loop.run_in_executor(self._pool, delivery.post, hook, event)
+        try:
+            # The socket's timeout bounds each step (connect, send, each read); this bounds the
+            # whole, name lookup included. A thread left behind ends at its socket's timeout.
+            return await asyncio.wait_for(attempt, hook.timeout + URL_MARGIN)
+        except TimeoutError:
+            return Outcome(False, f"timed out after {hook.timeout:g} s")
 
     def _record(self, hook: Hook, event: HookEvent, outcome: Outcome, attempts: int) -> Delivery:
         done = delivery.finished(event, outcome, attempts)
+        current = set(self._hooks())  # hooks edited out of the file are forgotten
+        self.last = {h: d for h, d in self.last.items() if h in current}
         self.last[hook] = done
         if outcome.ok:
             log.debug("hook %d: %s of run %s: %s", hook.number, event.name, event.run_id, done)
@@ -239,7 +252,7 @@ class Dispatcher:
         event = HookEvent("test", run, self.run_url(str(run.get("id", ""))))
         attempt = 1
         while True:
-            outcome = await self._attempt(hook, event)
+            outcome = await self._deliver(hook, event)
             if not outcome.retry or attempt > min(RETRIES, len(self._backoff)):
                 return self._record(hook, event, outcome, attempt)
             await asyncio.sleep(self._backoff[attempt - 1])
