@@ -260,44 +260,50 @@ time.sleep(300)
 """
 
 
-def test_command_hook_timeout_kills_its_process_group(home: Path, tmp_path: Path) -> None:
-    script, pids = tmp_path / "hang.py", tmp_path / "pids"
+def hanging_hook(directory: Path, timeout: int) -> str:
+    """A ``[[hooks]]`` whose command leaves a grandchild and hangs; it writes both pids to
+    ``directory/pids``."""
+    script = directory / "hang.py"
     script.write_text(HANGER)
-    hooks = f"""
+    argv = [sys.executable, str(script), str(directory / "pids")]
+    return f"""
 [[hooks]]
 on = ["succeeded"]
-command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}, {json.dumps(str(pids))}]
-timeout = 2
+command = {json.dumps(argv)}
+timeout = {timeout}
+"""
 
+
+def hanging_pids(directory: Path) -> list[int]:
+    return list(map(int, wait_until(lambda: _read(directory / "pids"), 20, "pids").split()))
+
+
+def test_command_hook_timeout_kills_its_process_group(home: Path, tmp_path: Path) -> None:
+    hooks = (
+        hanging_hook(tmp_path, 2)
+        + """
 [[hooks]]
 on = ["succeeded"]
 command = ["sh", "-c", "echo something went wrong >&2; exit 3"]
 """
+    )
     with hooked(home, hooks) as daemon:
         launch(daemon, "true")
-        hook_pid, grandchild = map(int, wait_until(lambda: _read(pids), 20, "pids").split())
+        group = hanging_pids(tmp_path)
         failing = delivered(daemon, 2)
         assert failing["detail"] == "exit 3: something went wrong" and not failing["ok"]
         done = delivered(daemon, 1)
         assert done == done | {"ok": False, "detail": "timed out after 2 s: killed"}
-        wait_until(lambda: not pids_alive([hook_pid, grandchild]), 10, "the group gone")
+        wait_until(lambda: not pids_alive(group), 10, "the group gone")
 
 
 def test_stopping_the_daemon_ends_the_hooks_still_running(home: Path, tmp_path: Path) -> None:
-    script, pids = tmp_path / "hang.py", tmp_path / "pids"
-    script.write_text(HANGER)
-    hooks = f"""
-[[hooks]]
-on = ["succeeded"]
-command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}, {json.dumps(str(pids))}]
-timeout = 600
-"""
-    with hooked(home, hooks) as daemon:
+    with hooked(home, hanging_hook(tmp_path, 600)) as daemon:
         launch(daemon, "true")
-        hook_pid, grandchild = map(int, wait_until(lambda: _read(pids), 20, "pids").split())
+        group = hanging_pids(tmp_path)
         assert daemon.terminate() == 0
         assert "hook deliveries dropped" not in daemon.err  # it was delivering, not queued
-        wait_until(lambda: not pids_alive([hook_pid, grandchild]), 10, "the group gone")
+        wait_until(lambda: not pids_alive(group), 10, "the group gone")
 
 
 def test_a_hanging_or_failing_hook_delays_neither_the_event_stream_nor_other_hooks(

@@ -1,12 +1,14 @@
 """One delivery of one event to one hook, and what came of it.
 
+Both kinds run on a thread of the dispatcher's own pool (never the loop's default executor,
+which the store relies on), so no fork, wait, name lookup or socket ever holds the event loop.
+
 A command runs in a process group of its own with the event as JSON on stdin (from a temporary
 file, so a hook that never reads it cannot stall on a full pipe) and its output going to another
 (whose tail says why it failed). At its timeout the whole group is killed: a grandchild it left
 behind goes too.
 
-A URL gets one POST per attempt, through the standard library's ``http.client`` on a thread of
-the dispatcher's own pool (never the loop's default executor, which the store relies on). No
+A URL gets one POST per attempt, through the standard library's ``http.client``. No
 redirect is followed, to any host: a webhook that answers 3xx is reported as failing, with where
 it pointed (a redirect to another host would carry the event, and any credential in the body,
 where the user never sent it).
@@ -14,7 +16,6 @@ where the user never sent it).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import http.client
@@ -22,6 +23,7 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -74,37 +76,61 @@ def finished(event: HookEvent, outcome: Outcome, attempts: int) -> Delivery:
 # -- commands ----------------------------------------------------------------------------------
 
 
-async def run_command(hook: Hook, event: HookEvent, base_env: dict[str, str], cwd: Path) -> Outcome:
+def run_command(
+    hook: Hook, event: HookEvent, base_env: dict[str, str], running: set[subprocess.Popen[bytes]]
+) -> Outcome:
+    """One run of a command hook (blocking: on the dispatcher's thread pool, so neither the
+    fork nor the wait ever holds the event loop). ``running`` holds it while it runs, for
+    ``kill_all`` at shutdown."""
     assert hook.command is not None
     env = {**base_env, **event.environment()}
-    stdin, output = await asyncio.to_thread(_stdin_and_output, event.body("json")[0])
+    stdin, output = _stdin_and_output(event.body("json")[0])
     with stdin, output:
         try:
-            process = await asyncio.create_subprocess_exec(
-                *hook.command,
+            process = subprocess.Popen(
+                hook.command,
                 stdin=stdin,
                 stdout=output,
                 stderr=output,
                 env=env,
-                cwd=cwd,
+                cwd=working_directory(event.run),
                 start_new_session=True,  # its own process group, killed as one at the timeout
+                close_fds=True,
             )
         except OSError as exc:
             return Outcome(False, f"cannot start {hook.command[0]!r}: {exc.strerror or exc}")
+        running.add(process)
         try:
-            code = await asyncio.wait_for(process.wait(), hook.timeout)
-        except TimeoutError:
-            _kill_group(process.pid)
-            await process.wait()
+            code = process.wait(hook.timeout)
+        except subprocess.TimeoutExpired:
+            # Not reaped yet (only this thread waits for it), so its group id is still its own.
+            kill_group(process)
+            process.wait()
             return Outcome(False, f"timed out after {hook.timeout:g} s: killed")
-        except asyncio.CancelledError:  # the daemon is stopping: leave nothing behind
-            _kill_group(process.pid)
-            raise
+        finally:
+            running.discard(process)
         if code == 0:
             return Outcome(True, "exit 0")
-        tail = await asyncio.to_thread(_tail, output)
+        tail = _tail(output)
         what = f"killed by signal {-code}" if code < 0 else f"exit {code}"
         return Outcome(False, what + (f": {tail}" if tail else ""))
+
+
+def working_directory(run: dict[str, Any]) -> Path:
+    """Where a command hook runs: the run's worktree while it is on disk, else its directory,
+    else the home directory (a test event, a directory since removed)."""
+    worktree = run.get("worktree") or {}
+    candidates = (worktree.get("path") if worktree.get("state") == "open" else None, run.get("cwd"))
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate and os.path.isdir(candidate):
+            return Path(candidate)
+    return Path.home()
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _stdin_and_output(payload: bytes) -> tuple[IO[bytes], IO[bytes]]:
@@ -120,12 +146,6 @@ def _tail(output: IO[bytes]) -> str:
     output.seek(max(0, size - OUTPUT_TAIL * 4))
     text = " ".join(output.read().decode("utf-8", "replace").split())
     return text[-OUTPUT_TAIL:]
-
-
-def _kill_group(pid: int) -> None:
-    # The group's leader is not reaped yet (we have not awaited it), so its id is still ours.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 # -- URLs --------------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import subprocess
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aios.events import Event, EventBus
@@ -76,7 +76,10 @@ class Dispatcher:
         self._ready = asyncio.Event()
         self._tasks = TaskSet(log)
         self._timers: set[asyncio.TimerHandle] = set()
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers, "aios-hook")
+        # A thread per worker, and a spare for a URL attempt given up on while its socket still
+        # waits (it ends at the socket's timeout).
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers + 2, "aios-hook")
+        self._running: set[subprocess.Popen[bytes]] = set()  # command hooks running now
         self._live: dict[str, str] = {}  # run id -> state, for runs seen live
         self._runs: OrderedDict[str, dict[str, Any]] = OrderedDict()  # latest record per run
         self._starting = False
@@ -118,6 +121,8 @@ class Dispatcher:
         if self._queue:
             log.warning("%d hook deliveries dropped at shutdown", len(self._queue))
             self._queue.clear()
+        for process in list(self._running):  # their threads see them end, and return
+            delivery.kill_group(process)
         await self._tasks.cancel_all(timeout=cancel)
         # A URL attempt still on a thread ends at its own socket timeout; nothing waits for it.
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -220,10 +225,12 @@ class Dispatcher:
         self._timers.add(timer)
 
     async def _attempt(self, hook: Hook, event: HookEvent) -> Outcome:
-        if hook.command is not None:
-            cwd = await asyncio.to_thread(_cwd, event.run)
-            return await delivery.run_command(hook, event, self.environment(), cwd)
         loop = asyncio.get_running_loop()
+        if hook.command is not None:
+            env = self.environment()
+            return await loop.run_in_executor(
+                self._pool, delivery.run_command, hook, event, env, self._running
+            )
         attempt = loop.run_in_executor(self._pool, delivery.post, hook, event)
         try:
             # The socket's timeout bounds each step (connect, send, each read); this bounds the
@@ -272,14 +279,3 @@ class Dispatcher:
 
     def deliveries(self, hooks: Iterable[Hook]) -> list[Delivery | None]:
         return [self.last.get(hook) for hook in hooks]
-
-
-def _cwd(run: dict[str, Any]) -> Path:
-    """Where a command hook runs: the run's worktree while it is on disk, else its directory,
-    else the home directory (a test event, a directory since removed)."""
-    worktree = run.get("worktree") or {}
-    for candidate in (worktree.get("path") if worktree.get("state") == "open" else None,
-                      run.get("cwd")):  # fmt: skip
-        if isinstance(candidate, str) and candidate and os.path.isdir(candidate):
-            return Path(candidate)
-    return Path.home()
