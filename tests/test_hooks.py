@@ -4,6 +4,7 @@ command hooks, the event stream beside them, the CLI, and the settings page in C
 from __future__ import annotations
 
 import json
+import re
 import signal
 import statistics
 import sys
@@ -470,6 +471,10 @@ headers = {{ Authorization = "Bearer topsecret" }}
 [[hooks]]
 on = ["succeeded"]
 command = ["sh", "-c", "exit 1"]
+
+[[hooks]]
+on = ["faild"]
+command = ["true"]
 """
         with (
             hooked(home, hooks) as daemon,
@@ -482,9 +487,15 @@ command = ["sh", "-c", "exit 1"]
             expect(first).to_contain_text(f"{receiver.url('/phone')}?auth=***")
             expect(first).to_contain_text("Authorization: ***")
             expect(first).to_contain_text("none yet")
+            expect(page.locator("#hooks .hook-problems")).to_contain_text(
+                "config.toml:17: hooks[3].on: unknown event 'faild' (did you mean 'failed'?)"
+            )
             assert "topsecret" not in page.content()
             first.get_by_role("button", name="Send a test event").click()
             expect(page.locator("#hook-1 .hook-last")).to_contain_text("ok: HTTP 200")
+            expect(page.locator("#hook-1 .hook-last time")).to_have_text(
+                re.compile(r"^\d\d:\d\d:\d\d$")  # today, in local time
+            )
             (request,) = receiver.to("/phone")
             assert request.headers["Title"] == "aios sent a test event"
             second = page.locator("#hook-2")

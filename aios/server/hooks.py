@@ -22,6 +22,15 @@ def hook_rows() -> list[dict[str, Any]]:
     return [_row(hook, last) for hook, last in daemon().hook_list()]
 
 
+def page_context() -> dict[str, Any]:
+    """What ``partials/hooks.html`` shows: each hook (``last`` a Delivery, its time for the page
+    to show in local time), and the config file's problems with hooks."""
+    d = daemon()
+    problems = [str(p) for p in d.config().problems if p.message.startswith("hooks")]
+    hooks = [{**hook.to_json(), "last": last} for hook, last in d.hook_list()]
+    return {"hooks": hooks, "hook_problems": problems}
+
+
 def _row(hook: Hook, last: Delivery | None) -> dict[str, Any]:
     return {**hook.to_json(), "last": None if last is None else last.to_json()}
 
@@ -55,4 +64,4 @@ async def test_hook_ui(number: int) -> str:
     """The settings page's button: the list again, showing how the test went."""
     hook = _hook(number)
     await daemon().test_hook(hook)
-    return await render_template("partials/hooks.html", hooks=hook_rows(), tested=number)
+    return await render_template("partials/hooks.html", **page_context())
