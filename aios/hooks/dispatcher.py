@@ -112,6 +112,8 @@ class Dispatcher:
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
+        if self._timers:
+            log.warning("%d hook retries dropped at shutdown", len(self._timers))
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
