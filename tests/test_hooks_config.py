@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -297,3 +298,14 @@ def test_a_full_queue_drops_its_oldest(caplog: pytest.LogCaptureFixture) -> None
     assert delivered == [(1, "started", "r0"), (1, "started", "r3"), (1, "started", "r4")]
     dropped = [r for r in caplog.records if "dropped the oldest" in r.getMessage()]
     assert len(dropped) == 2 and "started of run r1" in dropped[0].getMessage()
+
+
+def test_every_example_in_the_docs_loads(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "hooks.md").read_text() + (root / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[[hooks]]" in b]
+    assert len(blocks) >= 6
+    for block in blocks:
+        config = load(tmp_path, block)
+        assert config.problems == (), (block, config.problems)
+        assert len(config.hooks) == block.count("[[hooks]]")
