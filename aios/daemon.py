@@ -162,9 +162,11 @@ class Daemon:
             self._closed = True
             try:
                 await self._supervisor.shutdown()
-                await self.hooks.close(HOOKS_CLOSE, HOOKS_CANCEL)
                 await self._tasks.cancel_all()
             finally:
+                # Even after a failed shutdown: a hook left running would keep the process
+                # from exiting (its thread) or outlive it (its command).
+                await self.hooks.close(HOOKS_CLOSE, HOOKS_CANCEL)
                 self.bus.close()
                 self.stopping.set()
                 await asyncio.to_thread(self.watchdog.close, WATCHDOG_CLOSE)

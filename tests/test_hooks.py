@@ -299,12 +299,24 @@ command = ["sh", "-c", "echo something went wrong >&2; exit 3"]
 
 
 def test_stopping_the_daemon_ends_the_hooks_still_running(home: Path, tmp_path: Path) -> None:
-    with hooked(home, hanging_hook(tmp_path, 600)) as daemon:
-        launch(daemon, "true")
-        group = hanging_pids(tmp_path)
-        assert daemon.terminate() == 0
-        assert "hook deliveries dropped" not in daemon.err  # it was delivering, not queued
-        wait_until(lambda: not pids_alive(group), 10, "the group gone")
+    with receiving() as receiver:
+        slow_url = f"""
+[[hooks]]
+on = ["succeeded"]
+url = "{receiver.url("/hang")}"
+timeout = 600
+"""
+        with hooked(home, hanging_hook(tmp_path, 600) + slow_url) as daemon:
+            launch(daemon, "true")
+            group = hanging_pids(tmp_path)
+            wait_until(lambda: receiver.to("/hang"), 10, "the URL hook waiting")
+            begun = time.monotonic()
+            assert daemon.terminate(timeout=60) == 0
+            took = time.monotonic() - begun
+            assert "hook deliveries dropped" not in daemon.err  # delivering, not queued
+            wait_until(lambda: not pids_alive(group), 10, "the group gone")
+    # Far less than the hooks' 600 s: neither a process nor a thread waits for them.
+    assert took < 30, took
 
 
 def test_a_hanging_or_failing_hook_delays_neither_the_event_stream_nor_other_hooks(

@@ -151,8 +151,9 @@ def _tail(output: IO[bytes]) -> str:
 # -- URLs --------------------------------------------------------------------------------------
 
 
-def post(hook: Hook, event: HookEvent) -> Outcome:
-    """One attempt (blocking: on the dispatcher's thread pool)."""
+def post(hook: Hook, event: HookEvent, open_connections: set[HTTPConnection]) -> Outcome:
+    """One attempt (blocking: on the dispatcher's thread pool). ``open_connections`` holds its
+    connection meanwhile, for ``hang_up`` at shutdown."""
     assert hook.url is not None
     parts = urlsplit(hook.url)
     body, headers = event.body(hook.format)
@@ -162,6 +163,7 @@ def post(hook: Hook, event: HookEvent) -> Outcome:
         headers.setdefault("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection = _connection(parts.scheme, parts.hostname or "", parts.port, hook.timeout)
+    open_connections.add(connection)
     try:
         connection.request("POST", target, body=body, headers=headers)
         response = connection.getresponse()
@@ -178,8 +180,18 @@ def post(hook: Hook, event: HookEvent) -> Outcome:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return Outcome(False, f"connection failed: {reason or type(exc).__name__}", retry=True)
     finally:
+        open_connections.discard(connection)
         connection.close()
     return _judge(response.status, response.getheader("Location"))
+
+
+def hang_up(connection: HTTPConnection) -> None:
+    """End an attempt from another thread: its blocked send or read fails at once (a thread
+    of the pool must not keep the process from exiting until its socket's timeout)."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _connection(scheme: str, host: str, port: int | None, timeout: float) -> HTTPConnection:

@@ -25,6 +25,7 @@ import subprocess
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from typing import Any
 
 from aios.events import Event, EventBus
@@ -79,7 +80,9 @@ class Dispatcher:
         # A thread per worker, and a spare for a URL attempt given up on while its socket still
         # waits (it ends at the socket's timeout).
         self._pool = concurrent.futures.ThreadPoolExecutor(workers + 2, "aios-hook")
-        self._running: set[subprocess.Popen[bytes]] = set()  # command hooks running now
+        # What is delivering now, to end at shutdown: command hooks, and URL connections.
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._connections: set[HTTPConnection] = set()
         self._live: dict[str, str] = {}  # run id -> state, for runs seen live
         self._runs: OrderedDict[str, dict[str, Any]] = OrderedDict()  # latest record per run
         self._starting = False
@@ -123,10 +126,12 @@ class Dispatcher:
         if self._queue:
             log.warning("%d hook deliveries dropped at shutdown", len(self._queue))
             self._queue.clear()
-        for process in list(self._running):  # their threads see them end, and return
+        # Their threads see them end, and return: none is left to hold up the process's exit.
+        for process in list(self._running):
             delivery.kill_group(process)
+        for connection in list(self._connections):
+            delivery.hang_up(connection)
         await self._tasks.cancel_all(timeout=cancel)
-        # A URL attempt still on a thread ends at its own socket timeout; nothing waits for it.
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- what the bus says ---------------------------------------------------------------------
@@ -233,10 +238,11 @@ class Dispatcher:
             return await loop.run_in_executor(
                 self._pool, delivery.run_command, hook, event, env, self._running
             )
-        attempt = loop.run_in_executor(self._pool, delivery.post, hook, event)
+        attempt = loop.run_in_executor(self._pool, delivery.post, hook, event, self._connections)
         try:
             # The socket's timeout bounds each step (connect, send, each read); this bounds the
-            # whole, name lookup included. A thread left behind ends at its socket's timeout.
+            # whole, name lookup included. A thread left behind ends at its socket's timeout,
+            # or at shutdown.
             return await asyncio.wait_for(attempt, hook.timeout + URL_MARGIN)
         except TimeoutError:
             return Outcome(False, f"timed out after {hook.timeout:g} s")
