@@ -20,14 +20,14 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from aios.agents.effects import Effect
+from aios.agents.effects import Effect, Policy
 from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import Lifecycle
 from aios.agents.output import Output
 from aios.agents.process import AgentInputError, AgentProcess, SpawnError
 from aios.agents.watchdog import Watchdog
-from aios.config import AgentDef
+from aios.config import AgentDef, RestartPolicy
 from aios.runs import Run
 from aios.store import Store
 from aios.tasks import TaskSet, cancel
@@ -67,13 +67,36 @@ class Attempts:
     isolation: Isolation
     tasks: TaskSet
     spawn: Spawner
-    ready: Callable[[], asyncio.Future[None] | None]  # the watchdog, started
+    held: dict[str, Held]  # the supervisor's, for the runs the core says are live
+    ready: asyncio.Future[None] | None = None  # the watchdog, started (start_watchdog)
+
+    def start_watchdog(self) -> None:
+        """The watchdog (another interpreter) starts on a thread, and nothing waits for it but
+        the first spawn. No agent is ever started before it is ready; if it cannot start, no
+        agent is."""
+        self.ready = asyncio.get_running_loop().run_in_executor(None, self.watchdog.start)
+        self.ready.add_done_callback(_report_watchdog)
+
+    async def sample_stats(self, interval: float) -> None:
+        """Every ``interval``, each live process's CPU and memory, told to the core."""
+        while True:
+            await asyncio.sleep(interval)
+            for run_id, held in list(self.held.items()):
+                process = held.process
+                if process is None or not self.core.spawned_yet(run_id):
+                    continue
+                try:
+                    sample = await asyncio.to_thread(process.sample)
+                    if sample is not None:
+                        await self.apply(self.core.sampled(run_id, *sample))
+                except Exception:  # one process's figures are not worth every run's
+                    log.exception("sampling run %s failed", run_id)
 
     async def run(self, run_id: str, held: Held) -> None:
         agent, output = held.agent, held.output
         try:
-            if (ready := self.ready()) is not None:
-                await asyncio.shield(ready)  # raises if it could not start
+            if self.ready is not None:
+                await asyncio.shield(self.ready)  # raises if it could not start
             output.new_attempt()
             run = self._now(run_id)
             await self.isolation.starting(run)
@@ -168,6 +191,22 @@ class Attempts:
         if seen is not None:
             # The core is asked and its effects queued in one step, like every other caller.
             await self.apply(self.core.observed(run_id, seen))
+
+
+def _report_watchdog(started: asyncio.Future[None]) -> None:
+    if not started.cancelled() and (exc := started.exception()) is not None:
+        log.error("the watchdog could not start, so no agent will be: %s", exc)
+
+
+def policy(agent: AgentDef) -> Policy:
+    """The core's rules of timing for a run of ``agent``."""
+    return Policy(
+        restart_on_failure=agent.restart is RestartPolicy.ON_FAILURE,
+        max_restarts=agent.max_restarts,
+        start_seconds=agent.start_seconds,
+        stall_after=agent.stall_after,
+        approval_timeout=agent.approval_timeout if agent.two_way else 0.0,
+    )
 
 
 def agent_environment(agent: AgentDef, run: Run) -> dict[str, str]:

@@ -26,17 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from aios import workdir
-from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner
+from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner, policy
 from aios.agents.effects import Answer, Effect, Released, Schedule, Spawn, Terminate
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
 from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
-from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Changed, Clock, Lifecycle, Policy
+from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Changed, Clock, Lifecycle
 from aios.agents.output import Output
 from aios.agents.process import REAP_TIMEOUT, AgentInputError, kill_stale_group, spawn
 from aios.agents.recorder import Recorder
 from aios.agents.watchdog import Watchdog
-from aios.config import AgentDef, Config, RestartPolicy
+from aios.config import AgentDef, Config
 from aios.events import EventBus
 from aios.runs import Permission, Run, Worktree, new_run_id
 from aios.store import Store, StoreUnavailable
@@ -75,7 +75,6 @@ class Supervisor:
         # What the shell holds for each run the core says is live (the core keeps the record).
         self._held: dict[str, Held] = {}
         self._attempts: dict[str, asyncio.Task[None]] = {}
-        self._watchdog_ready: asyncio.Future[None] | None = None  # set by start()
         self._available: dict[str, tuple[AgentDef, float]] = {}  # name → (agent, until)
         self._tasks = TaskSet(log)
         # Worktrees and what runs changed (aios.agents.isolation): git stays out of the core.
@@ -97,7 +96,7 @@ class Supervisor:
             self.isolation,
             self._tasks,
             spawner,
-            lambda: self._watchdog_ready,
+            self._held,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -111,8 +110,7 @@ class Supervisor:
         first spawn: serving does not (start-up is measured beside a bare Quart app). No agent
         is ever started before it is ready; if it cannot start, no agent is.
         """
-        self._watchdog_ready = asyncio.get_running_loop().run_in_executor(None, self.watchdog.start)
-        self._watchdog_ready.add_done_callback(_report_watchdog)
+        self.attempts.start_watchdog()
         left: list[Run] = []
         for run in await self.store.open():
             if run.pid is not None:
@@ -124,7 +122,7 @@ class Supervisor:
             await self._apply([interrupted])
             left.append(interrupted.run)
         self._tasks.spawn(self._recover(left), "worktrees after a restart")
-        self._tasks.spawn(self._sample_stats(), "stats sampler")
+        self._tasks.spawn(self.attempts.sample_stats(STATS_INTERVAL), "stats sampler")
         self.store.on_problem = self._on_store_problem
         self._tasks.spawn(self._keep_history(), "history retry")
 
@@ -423,20 +421,6 @@ class Supervisor:
         if problem is None:
             self.recorder.publish_summary()
 
-    async def _sample_stats(self) -> None:
-        while True:
-            await asyncio.sleep(STATS_INTERVAL)
-            for run_id, held in list(self._held.items()):
-                process = held.process
-                if process is None or not self.core.spawned_yet(run_id):
-                    continue
-                try:
-                    sample = await asyncio.to_thread(process.sample)
-                    if sample is not None:
-                        await self._apply(self.core.sampled(run_id, *sample))
-                except Exception:  # one process's figures are not worth every run's
-                    log.exception("sampling run %s failed", run_id)
-
     async def _amend(self, run: Run, **changes: Any) -> None:
         """A change to a run that has ended (what happened to its worktree, its changes found
         after a restart): the core makes the record, the recorder writes it where it is."""
@@ -445,21 +429,6 @@ class Supervisor:
     async def _recover(self, interrupted: Sequence[Run]) -> None:
         await self.isolation.recover(interrupted)
         await self.isolation.prune()
-
-
-def _report_watchdog(started: asyncio.Future[None]) -> None:
-    if not started.cancelled() and (exc := started.exception()) is not None:
-        log.error("the watchdog could not start, so no agent will be: %s", exc)
-
-
-def policy(agent: AgentDef) -> Policy:
-    return Policy(
-        restart_on_failure=agent.restart is RestartPolicy.ON_FAILURE,
-        max_restarts=agent.max_restarts,
-        start_seconds=agent.start_seconds,
-        stall_after=agent.stall_after,
-        approval_timeout=agent.approval_timeout if agent.two_way else 0.0,
-    )
 
 
 def resolve_cwd(requested: str | None) -> Path:
