@@ -281,6 +281,7 @@ class Setting:
     help: str
     minimum: int
     maximum: int
+    label: str  # as the settings page shows it
 
     def check(self, value: object) -> str | None:
         """Why ``value`` is not acceptable, or None."""
@@ -292,13 +293,14 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("max_concurrent", 4, "runs beyond this wait in a queue", 1, 64),
+    Setting("max_concurrent", 4, "runs beyond this wait in a queue", 1, 64, "Runs at once"),
     Setting(
-        "retention", 1000, "finished runs kept in history; older ones are pruned", 10, 1_000_000
+        "retention", 1000, "finished runs kept in history; older ones are pruned", 10, 1_000_000,
+        "Runs kept in history",
     ),
     Setting(
         "log_cap_mib", 50, "per-run output kept on disk; later output is dropped with a marker",
-        1, 10_240,
+        1, 10_240, "Log size cap (MiB)",
     ),
 )  # fmt: skip
 _SETTINGS = {setting.name: setting for setting in SETTINGS}

@@ -29,13 +29,14 @@ from aios.agents.supervisor import Supervisor, resolve_cwd
 from aios.agents.watchdog import Watchdog
 from aios.config import Config, load_config
 from aios.credentials import Secrets
-from aios.events import EventBus
+from aios.events import Event, EventBus
 from aios.git import GitError
 from aios.opener import OpenError, open_folder
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
 from aios.store import Store, StoreUnavailable, Stream, UnknownRun, Usage
 from aios.tasks import TaskSet
+from aios.unseen import Unseen, UnseenCounts
 from aios.worktrees import Worktrees, find_checkout, uncommitted
 
 log = logging.getLogger("aios.daemon")
@@ -91,6 +92,7 @@ class Daemon:
     _tasks: TaskSet = field(default_factory=lambda: TaskSet(log))
     _auth: AuthChecks = field(init=False)
     _stop_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _unseen: Unseen = field(default_factory=Unseen)
     _closed: bool = False
     # Shows a folder in the user's file manager (a seam: the default goes through xdg-open,
     # open or os.startfile; an in-process test may give its own).
@@ -113,6 +115,8 @@ class Daemon:
             worktrees=Worktrees(self.paths.worktrees_dir),
         )
         self._auth = AuthChecks(self._tasks)
+        # Before anything can publish: the ledger must see every run from its first state.
+        self.bus.add_listener(self._observe_unseen)
         if self.open_folder is None:
             self.open_folder = functools.partial(open_folder, tasks=self._tasks)
 
@@ -151,15 +155,18 @@ class Daemon:
 
     # -- the facade: agents ----------------------------------------------------------------------
 
-    async def agents(self) -> list[dict[str, Any]]:
+    async def agents(self, *, check: bool = True) -> list[dict[str, Any]]:
         """Every agent as JSON: its definition, whether it can start here (and why not), and
         whether its CLI is logged in (``auth``: logged_in, not_logged_in, unknown; null where
-        its format cannot tell; ``auth_detail``: how the check knows, or what is missing)."""
+        its format cannot tell; ``auth_detail``: how the check knows, or what is missing).
+        Without ``check``, no check starts: what is known is told (a request another site may
+        have made starts no program)."""
         config = self.config()
         # to_json checks each executable on PATH: file system work, kept off the event loop.
         agents = await asyncio.to_thread(lambda: [a.to_json() for a in config.agents.values()])
         usable = {a["name"] for a in agents if a["available"]}
-        states = await self._auth.states(a for a in config.agents.values() if a.name in usable)
+        known = (a for a in config.agents.values() if a.name in usable)
+        states = await self._auth.states(known, start=check)
         for agent in agents:
             login = states.get(str(agent["name"]))
             agent["auth"] = None if login is None else str(login.state)
@@ -241,6 +248,26 @@ class Daemon:
         """Why history cannot be written now (a full disk, a database that fails), or None.
         Its changes are published as ``storage`` events."""
         return self._store.problem
+
+    # -- the facade: what the user has not seen -------------------------------------------------
+
+    async def unseen(self) -> UnseenCounts:
+        """Runs that failed or called for the user since they last looked (``aios.unseen``)."""
+        return self._unseen.counts()
+
+    async def seen(self, up_to: int | None = None) -> UnseenCounts:
+        """The user looked at a dashboard page showing the ledger up to event ``up_to`` (None:
+        everything so far); every change is published as an ``unseen`` event."""
+        if self._unseen.seen(up_to):
+            self._publish_unseen()
+        return self._unseen.counts()
+
+    def _observe_unseen(self, event: Event) -> None:
+        if self._unseen.observe(event):
+            self._publish_unseen()
+
+    def _publish_unseen(self) -> None:
+        self.bus.publish("unseen", self._unseen.counts().to_json())
 
     async def usage(self) -> Usage:
         """Tokens and cost over the history, as the agents reported them."""

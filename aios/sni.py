@@ -34,6 +34,7 @@ from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus
 from PIL import Image
 
 from aios.dbusmenu import DBusMenu
+from aios.icon import at_size
 from aios.tray_backend import import_pystray
 
 # pystray's base class for backends; imported through import_pystray, because a plain
@@ -55,10 +56,9 @@ def pixmaps(image: Image.Image | None) -> list[list[Any]]:
     """``a(iiay)``: ARGB32 in network byte order, one per size, as the spec wants."""
     if image is None:
         return []
-    rgba = image.convert("RGBA")
     out: list[list[Any]] = []
     for size in PIXMAP_SIZES:
-        scaled = rgba.resize((size, size), Image.Resampling.LANCZOS)
+        scaled = at_size(image, size)  # drawn at each size: a scaled-down badge is a smudge
         red, green, blue, alpha = scaled.split()
         # Pillow has no ARGB packer: reorder the bands, then take them as four bytes a pixel.
         argb = Image.merge("RGBA", (alpha, red, green, blue)).tobytes()
@@ -193,6 +193,7 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
         self._item: StatusNotifierItem | None = None
         self._dbusmenu: DBusMenu | None = None
         self._stop_requested = threading.Event()
+        self._signalled_title = str(self.title or "")  # what the host was last told of
         self.bus_name = f"org.kde.StatusNotifierItem-{os.getpid()}-1"
         self.registered = threading.Event()  # the watcher knows us (tests and the log read it)
 
@@ -249,6 +250,7 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
         self._stopped = asyncio.Event()
         connecting = MessageBus(bus_type=BusType.SESSION).connect()
         bus = await asyncio.wait_for(connecting, CONNECT_TIMEOUT)
+        patient_writes(bus)
         self._bus = bus
         self._item = StatusNotifierItem(self)
         self._dbusmenu = DBusMenu(lambda: self.menu, _activate_item(self))
@@ -309,15 +311,53 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
             self._item.status = status
             self._item.NewStatus(status)
 
+    # A host answers each New* signal by fetching every property again, pixmaps and all: signal
+    # only real changes (and see _PatientSocket for a burst that fills the socket's buffer).
+
     def _new_icon(self, image: Image.Image | None) -> None:
         if self._item is not None:
-            self._item.pixmaps = pixmaps(image)
-            self._item.NewIcon()
+            new = pixmaps(image)
+            if new != self._item.pixmaps:
+                self._item.pixmaps = new
+                self._item.NewIcon()
 
     def _new_title(self) -> None:
-        if self._item is not None:
+        title = str(self.title or "")
+        if self._item is not None and title != self._signalled_title:
+            self._signalled_title = title
             self._item.NewTitle()
             self._item.NewToolTip()
+
+
+class _PatientSocket:
+    """The bus's socket as dbus-fast's writer sees it, but a full send buffer means "nothing sent
+    yet, wait until writable" instead of an error that ends the connection.
+
+    dbus-fast (5.2) treats EAGAIN on send as fatal (python-dbus-next issue #153, never fixed
+    there), so a host that reads slowly while the icon changes - each change makes it fetch
+    every property again, ~35 KB of pixmaps - cost us the connection, and the tray quit. Its
+    writer already waits for the socket to be writable when a send is short; a send of 0 bytes
+    takes that path. ``sendmsg`` (file descriptors, which we never send) is left as it is.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: Any, *flags: int) -> int:
+        try:
+            return int(self._sock.send(data, *flags))
+        except BlockingIOError:
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def patient_writes(bus: MessageBus) -> None:
+    """Make a connected bus wait out a full send buffer instead of disconnecting."""
+    writer = getattr(bus, "_writer", None)
+    if writer is not None and not isinstance(getattr(writer, "sock", None), _PatientSocket):
+        writer.sock = _PatientSocket(writer.sock)
 
 
 def _activate_item(icon: SniIcon) -> Callable[[Any], None]:

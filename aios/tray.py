@@ -31,7 +31,7 @@ from typing import Any
 from aios import browser
 from aios.autostart import AutostartState, for_platform
 from aios.events import Event
-from aios.icon import IconModel, IconState, draw, tooltip
+from aios.icon import IconModel, IconState, draw, status, tooltip
 from aios.notifier import Action, DesktopNotifier, IconNotifier, NoNotifier, Notifier
 from aios.paths import Paths
 from aios.runs import RunState
@@ -46,6 +46,7 @@ from aios.tray_backend import (
     session_bus_has,
 )
 from aios.tray_menu import SEPARATOR, Entry, to_pystray
+from aios.unseen import UnseenCounts
 
 log = logging.getLogger("aios.tray")
 
@@ -61,11 +62,16 @@ __all__ = ["NoTray", "Tray", "TrayState", "check_display"]
 
 @dataclass
 class TrayState:
-    """What the icon and menu show, kept up to date from the event bus."""
+    """What the icon and menu show, kept up to date from the event bus.
+
+    The tray keeps no count of its own: ``counts`` are the daemon's ``summary`` events and
+    ``unseen`` its ledger of what the user has not looked at (``aios.unseen``, cleared by any
+    dashboard page in view), so the tray, the dashboard and ``/api/status`` agree.
+    """
 
     counts: dict[str, int] = field(default_factory=dict)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
-    failed_unseen: int = 0
+    unseen: UnseenCounts = field(default_factory=UnseenCounts)
     service_down: bool = False
     # Runs whose agent waits for the user to allow a tool: run id -> (agent, request).
     approvals: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
@@ -74,18 +80,37 @@ class TrayState:
 
     @property
     def running(self) -> int:
-        return sum(self.counts.get(s.value, 0) for s in RunState if s.is_live)
+        """Live runs that have left the queue (as the dashboard counts them)."""
+        return sum(
+            self.counts.get(s.value, 0) for s in RunState if s.is_live and s is not RunState.QUEUED
+        )
+
+    @property
+    def queued(self) -> int:
+        return self.counts.get(RunState.QUEUED.value, 0)
+
+    @property
+    def live(self) -> int:
+        return self.running + self.queued
 
     def model(self) -> IconModel:
+        """The state that matters most wins the picture; the counts are the same in each."""
         if self.service_down:
             return IconModel(IconState.ERROR)
-        if self.disk:
-            return IconModel(IconState.ATTENTION, self.running, self.failed_unseen, self.disk)
-        if self.failed_unseen:
-            return IconModel(IconState.ATTENTION, self.running, self.failed_unseen)
-        if self.running:
-            return IconModel(IconState.RUNNING, self.running)
-        return IconModel(IconState.IDLE)
+        if self.unseen.total or self.disk:
+            state = IconState.ATTENTION
+        elif self.live:
+            state = IconState.RUNNING
+        else:
+            state = IconState.IDLE
+        return IconModel(
+            state,
+            self.running,
+            self.unseen.failed,
+            self.queued,
+            self.unseen.needs_you,
+            note=self.disk,
+        )
 
 
 class Tray:
@@ -104,6 +129,7 @@ class Tray:
         self._loop_started = False
         self._updates: queue.Queue[Callable[[], None]] = queue.Queue()
         self._updater: threading.Thread | None = None
+        self._shown: IconModel | None = None  # what the icon shows (the updater thread's)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -131,7 +157,7 @@ class Tray:
         print(f"aios: {backend.describe()}; {self._notifications_note()}", file=sys.stderr)
         if self._closing:  # asked to quit while the service was starting
             return
-        model = self.state.model()
+        model = self._shown = self.state.model()
         menu = to_pystray(self.menu_entries, backend.pystray)
         self.icon = backend.icon("aios", draw(model), self.title(model), menu=menu)
         if backend.own_thread:
@@ -216,6 +242,7 @@ class Tray:
             daemon = self.service.daemon
             assert daemon is not None
             self.state.counts = await daemon.summary()
+            self.state.unseen = await daemon.unseen()
             problem = daemon.storage_problem()
             self.state.disk = None if problem is None else storage_note(problem.to_json())
             self.state.recent.extend(r.to_json() for r in reversed(await daemon.runs(limit=RECENT)))
@@ -227,6 +254,8 @@ class Tray:
         """On the service's loop: update the model, then redraw on the tray's side."""
         if event.kind == "summary":
             self.state.counts = dict(event.data)
+        elif event.kind == "unseen":
+            self.state.unseen = UnseenCounts.from_json(event.data)
         elif event.kind == "run":
             run = event.data
             self.state.recent = deque(
@@ -239,8 +268,6 @@ class Tray:
                 self.state.approvals.pop(run["id"], None)
             if run["state"] in ("succeeded", "failed", "stopped") and not self._closing:
                 self._notify_run(run)
-            if run["state"] == "failed":
-                self.state.failed_unseen += 1
         elif event.kind == "attention":
             self._on_attention(event.data)
         elif event.kind == "storage":
@@ -282,8 +309,12 @@ class Tray:
         def apply() -> None:
             if self.icon is None:
                 return
-            self.icon.icon = draw(model)
-            self.icon.title = self.title(model)
+            # Most events change only the menu (a run's line). A new picture or title makes a
+            # StatusNotifierItem host fetch every property again, pixmaps and all (~35 KB).
+            if model != self._shown:
+                self._shown = model
+                self.icon.icon = draw(model)
+                self.icon.title = self.title(model)
             self.icon.update_menu()
 
         self._post(apply)
@@ -317,7 +348,7 @@ class Tray:
 
     def _notify_run(self, run: dict[str, Any]) -> None:
         verb = {"succeeded": "finished", "failed": "failed", "stopped": "was stopped"}[run["state"]]
-        code = f" (exit {run['exit_code']})" if run.get("exit_code") not in (None, 0) else ""
+        code = exit_note(run)
         prompt = " ".join(str(run.get("prompt", "")).split())[:60]
         body = prompt or run["id"]
         denials = run.get("denials") or []
@@ -345,28 +376,22 @@ class Tray:
             ]
             self.notifier.notify(f"{data['agent']} asks", data["message"], actions)
             return
-        self.state.failed_unseen += 1
         if data["reason"] in ("needs_login", "stalled", "offline"):
             self.notifier.notify(
                 f"{data['agent']} needs you", data["message"], [Action("default", "Open", page)]
             )
 
     def open_dashboard(self, path: str = "/") -> None:
+        """Open a page; it is the page, once in view, that tells the daemon it was seen."""
         info = self.service.info
         if info is None:
             return
-        self.state.failed_unseen = 0
         browser.open_dashboard(self.paths, info, path)
-        self._refresh()
 
     def status_text(self) -> str:
-        if self.state.service_down:
-            return "Service stopped"
-        counts = self.state.counts
-        return (
-            f"{self.state.running} running, {counts.get('queued', 0)} queued, "
-            f"{counts.get('failed', 0)} failed"
-        )
+        """The menu's status line: the tooltip's words (``aios.icon.status``), capitalised."""
+        text = status(self.state.model())
+        return text[:1].upper() + text[1:]
 
     def menu_entries(self) -> list[Entry]:
         """The menu, read afresh each time a backend asks (so check marks follow the disk)."""
@@ -405,7 +430,7 @@ class Tray:
             SEPARATOR,
             Entry("Recent runs", submenu=recent),
             Entry("Launch", submenu=launch),
-            Entry("Stop all runs", self.stop_all, enabled=self.state.running > 0),
+            Entry("Stop all runs", self.stop_all, enabled=self.state.live > 0),
             SEPARATOR,
             Entry(
                 "Start at login",
@@ -469,3 +494,13 @@ def _on_main(icon: Any, fn: Callable[[], None]) -> None:
         fn()
     except Exception:
         log.exception("updating the tray icon failed")
+
+
+def exit_note(run: dict[str, Any]) -> str:
+    """`` (exit 3)``, `` (SIGKILL)`` for a signal death (as the CLI and the dashboard name it),
+    or nothing for a clean exit."""
+    if run.get("exit_signal"):
+        return f" ({run['exit_signal']})"
+    if run.get("exit_code") not in (None, 0):
+        return f" (exit {run['exit_code']})"
+    return ""

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from aios import private
-from aios.git import QUICK, SLOW, GitError, git
+from aios.git import QUICK, SLOW, GitError, drivers, git, refused
 from aios.runs import Changes, ChangeStatus, FileChange, Worktree, WorktreeState
 
 MARKER = "aios-worktree.json"
@@ -84,12 +84,16 @@ class Leftover:
 
 
 async def find_checkout(directory: Path) -> Checkout | None:
-    """The work tree ``directory`` is in, or None. Raises GitMissing without git."""
+    """The work tree ``directory`` is in, or None. Raises GitMissing without git, and
+    UnsafeRepository for a repository git will not work in (another user's)."""
     if not await asyncio.to_thread(_may_be_in_checkout, directory):
         return None  # no .git above it: no need to start git to hear so (one fork per run)
     found = await git(
         "rev-parse", "--is-inside-work-tree", "--show-toplevel", cwd=directory, check=False
     )
+    unsafe = refused(["git", "rev-parse"], found)
+    if unsafe is not None:
+        raise unsafe  # a repository, but another user's: say so, and how to allow it
     lines = found.text.splitlines()
     if found.code != 0 or len(lines) != 2 or lines[0] != "true":
         return None  # not a repository, or inside its .git directory
@@ -227,9 +231,8 @@ class Worktrees:
         counted = await git("rev-list", "--count", span, cwd=top, check=False)
         commits = int(counted.text) if counted.code == 0 and counted.text.isdigit() else 0
         diff = await git(
-            "-c", "core.quotepath=false", "diff", "--no-color", "--no-ext-diff", "--no-textconv",
-            "--no-renames", start, end,
-            cwd=top, timeout=SLOW, limit=DIFF_CAP,
+            "diff", "--no-color", "--no-renames", start, end,
+            cwd=top, timeout=SLOW, limit=DIFF_CAP, settings={"core.quotepath": "false"},
         )  # fmt: skip
         text = diff.out
         if diff.truncated:
@@ -281,14 +284,15 @@ class Worktrees:
     # -- ending one ------------------------------------------------------------------------------
 
     async def preserve(self, worktree: Worktree, message: str) -> bool:
-        """Commit whatever is uncommitted in the worktree on its branch (no hooks, no signing:
-        this keeps work, it is not the user's commit). True if there was anything."""
+        """Commit whatever is uncommitted in the worktree on its branch (no hooks, no signing,
+        as every git AIOS runs: this keeps work, it is not the user's commit). True if there
+        was anything."""
         path = Path(worktree.path)
         if await uncommitted(path) == 0:
             return False
         await git("add", "-A", cwd=path, timeout=SLOW)
         await git(
-            "-c", "commit.gpgsign=false", "commit", "--no-verify", "-q", "-m", message,
+            "commit", "--no-verify", "-q", "-m", message,
             cwd=path, timeout=SLOW, env=await _identity(path),
         )  # fmt: skip
         return True
@@ -325,6 +329,7 @@ class Worktrees:
             raise WorktreeError(
                 "git refused the merge, and the checkout was left as it was:\n"
                 + words.decode("utf-8", errors="replace")
+                + await _drivers_note(repo)
             )
         await self.retire(worktree, discard=False, message=message, merged=True)
 
@@ -474,6 +479,21 @@ def _pairs(names: bytes) -> Iterator[tuple[str, str]]:
     for status, raw in zip(parts[::2], parts[1::2], strict=False):
         if status:
             yield raw.decode("utf-8", errors="replace"), status.decode()[:1]
+
+
+async def _drivers_note(repo: Path) -> str:
+    """Why a file may be a conflict although git could merge it: the repository's merge drivers
+    are not run (aios.git)."""
+    with contextlib.suppress(GitError):
+        names = [
+            key.rsplit(".", 1)[0] for key, _ in await drivers(repo) if key.startswith("merge.")
+        ]
+        if names:
+            return (
+                f"\n(AIOS runs no merge driver of the repository's ({', '.join(names)}): a file "
+                "both sides changed that one would merge is a conflict; merge the branch yourself)"
+            )
+    return ""
 
 
 async def _identity(cwd: Path) -> dict[str, str]:

@@ -37,8 +37,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from PIL import Image
 from pystray import _xorg
 from Xlib import X
+
+from aios.icon import at_size
 
 POLL = 0.25  # seconds the loop sleeps at most before looking at the stop flag again
 DOCK_RETRY_FIRST = 1.0  # seconds before asking an unresponsive tray host to dock again
@@ -67,6 +70,7 @@ class XEmbedIcon(_xorg.Icon):  # type: ignore[misc]  # pystray ships no types
         self._want_docked = False
         self._embedded = False
         self._size = (0, 0)
+        self._icon_data: Image.Image | None = None  # the picture at the window's size
         self._dock_at = 0.0
         self._dock_interval = DOCK_RETRY_FIRST
         # pystray names the window with the title as a Latin-1 STRING, which cannot hold "—";
@@ -219,6 +223,18 @@ class XEmbedIcon(_xorg.Icon):  # type: ignore[misc]  # pystray ships no types
         self._window.set_wm_name(_latin1(title))
         self._window.change_property(self._net_wm_name, self._utf8_string, 8, title.encode())
         self._display.flush()
+
+    def _assert_icon_data(self, width: int, height: int) -> None:
+        """The picture for a ``width`` x ``height`` window, drawn at that size (``at_size``),
+        on an opaque background as pystray's own does."""
+        if self._icon_data and self._icon_data.size == (width, height):
+            return
+        picture = at_size(self._icon, min(width, height))
+        if picture.size != (width, height):
+            picture = picture.resize((width, height), Image.Resampling.LANCZOS)
+        opaque = Image.new("RGB", (width, height))
+        opaque.paste(picture)
+        self._icon_data = opaque
 
     def _draw(self) -> None:
         width, height = self._size

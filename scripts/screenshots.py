@@ -4,12 +4,18 @@ Starts a real daemon in a scratch AIOS_HOME with a few demo agents and the fake 
 tests (which replay recorded streams: no real CLI, login or network is needed), runs them, and
 photographs the overview, a run page with an agent's transcript and a request for approval in
 Debian's Chromium at 1280 by 800, and on a phone (390 by 844).
+
+The pictures show no one's real paths: HOME is /home/you (made for the occasion and removed
+after, where it can be made; else a temporary directory, said on stderr), the runs work in
+~/project, and the demo agents are `make test` and `make watch` there; the agent CLIs are the
+presets, found on PATH.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,17 +49,47 @@ while True:
 """
 
 
+# `make test` and `make watch` in ~/project: the commands a reader would configure.
+MAKEFILE = """test:
+\t@"{python}" .demo/build.py
+watch:
+\t@"{python}" .demo/watch.py
+"""
+NEUTRAL_HOME = Path("/home/you")
+
+
+def scratch_home() -> Path:
+    """A new, empty HOME for the demo: /home/you where it can be made, else a temporary one."""
+    try:
+        NEUTRAL_HOME.mkdir()  # never an existing one: it is removed afterwards
+    except OSError as exc:
+        print(f"screenshots: {exc}; the pictures will show a temporary path", file=sys.stderr)
+        return Path(tempfile.mkdtemp(prefix="aios-shots-"))
+    return NEUTRAL_HOME
+
+
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="aios-shots-"))
-    scripts = home / "scripts"
-    scripts.mkdir()
-    (scripts / "build.py").write_text(BUILD)
-    (scripts / "watch.py").write_text(WATCH)
-    (home / "config").mkdir()
+    user_home = scratch_home()
+    try:
+        photograph(user_home)
+    finally:
+        shutil.rmtree(user_home, ignore_errors=True)
+    print("wrote", ", ".join(sorted(p.name for p in DOCS.glob("*.png"))))
+
+
+def photograph(user_home: Path) -> None:
+    home = user_home / ".aios"
+    project = user_home / "project"
+    demo = project / ".demo"
+    demo.mkdir(parents=True)
+    (demo / "build.py").write_text(BUILD)
+    (demo / "watch.py").write_text(WATCH)
+    (project / "Makefile").write_text(MAKEFILE.format(python=sys.executable))
+    (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text(
-        f'[agents.tests]\ncommand = ["{sys.executable}", "{scripts / "build.py"}"]\n'
+        '[agents.tests]\ncommand = ["make", "test"]\ncwd = "~/project"\n'
         'description = "Run the test suite"\n'
-        f'[agents.watch]\ncommand = ["{sys.executable}", "{scripts / "watch.py"}"]\n'
+        '[agents.watch]\ncommand = ["make", "watch"]\ncwd = "~/project"\n'
         '[agents.claude]\nenv = { AIOS_FAKE_SCENARIO = "claude-success", AIOS_FAKE_SPEED = "0" }\n'
         '[agents.codex]\nenv = { AIOS_FAKE_SCENARIO = "codex-reconnect", AIOS_FAKE_SPEED = "1" }\n'
         '[agents.asker]\nlabel = "Claude Code (asks)"\n'
@@ -61,7 +97,12 @@ def main() -> None:
         ' "{resume}", "--", "{prompt}"]\nformat = "claude-stream-json"\napprovals = "ask"\n'
     )
     bin_dir = fake_agents(home / "bin")
-    env = {**os.environ, "AIOS_HOME": str(home), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "HOME": str(user_home),
+        "AIOS_HOME": str(home),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }
     env.pop("DISPLAY", None)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "aios", "serve", "--no-browser"],
@@ -111,12 +152,11 @@ def main() -> None:
     finally:
         daemon.terminate()
         daemon.wait(30)
-    print("wrote", ", ".join(sorted(p.name for p in DOCS.glob("*.png"))))
 
 
 def launch_demo(page: Any) -> None:
     for agent, prompt in (
-        ("claude", "Add hello.py, which prints hello, and run it"),
+        ("claude", "Add hello.py, which prints hello, and run it; then add a test and run it"),
         ("command", "echo hello from AIOS"),
         ("tests", ""),
         ("codex", "Fix the flaky test in test_api.py"),
@@ -125,6 +165,7 @@ def launch_demo(page: Any) -> None:
     ):
         page.get_by_label("Agent", exact=True).select_option(agent)
         page.get_by_label("Prompt").fill(prompt)
+        page.get_by_label("Working directory").fill("~/project")
         page.get_by_role("button", name="Launch").click()
         time.sleep(0.4)
     time.sleep(4)  # codex goes offline after its reconnects; the asker waits for an answer

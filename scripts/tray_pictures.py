@@ -126,7 +126,7 @@ def main() -> None:
             # submenu opens beside the menu.
             hover(display, x + 50, 28 + 4 * 25 - 8)
             time.sleep(1.0)
-            screenshot(display, (0, 0, 380, 250)).save(DOCS / "tray-menu.png", optimize=True)
+            screenshot(display, (0, 0, 460, 250)).save(DOCS / "tray-menu.png", optimize=True)
             tray.terminate()
     with xvfb() as (display, _server), trayer(display):
         grey_desktop(display)

@@ -16,7 +16,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ class Session:
     display: str
     bus: str
     env: dict[str, str]
+    bus_daemon: subprocess.Popen[bytes]  # tests may SIGSTOP it
 
 
 @contextlib.contextmanager
@@ -166,7 +168,7 @@ def session(display: str, root: Path) -> Iterator[Session]:
         address = pipe.readline().strip()
     env["DBUS_SESSION_BUS_ADDRESS"] = address
     try:
-        yield Session(display, address, env)
+        yield Session(display, address, env, daemon)
     finally:
         stop(daemon)
 
@@ -237,7 +239,18 @@ BUS = Obj("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus
 
 def call(bus: str, obj: Obj, member: str, sig: str = "", body: list[Any] | None = None) -> Any:
     """One method call on ``bus``; returns the reply's body, raises on an error reply."""
-    return asyncio.run(asyncio.wait_for(_call(bus, obj, member, sig, body or []), 10))
+    return run_async(lambda: asyncio.wait_for(_call(bus, obj, member, sig, body or []), 10))
+
+
+def run_async(coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """``asyncio.run``, on a thread of its own where this one runs a loop already (Playwright's
+    sync API keeps one running while a test has a browser open)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coroutine())).result()
 
 
 async def _call(address: str, obj: Obj, member: str, sig: str, body: list[Any]) -> list[Any]:

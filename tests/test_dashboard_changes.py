@@ -137,6 +137,13 @@ def test_the_launch_form_warns_of_uncommitted_changes_and_isolates(
     page: tuple[Any, PageWatch], served: DaemonProcess, repo: Path, tmp_path: Path
 ) -> None:
     p, watch = page
+    asked: list[tuple[str, str | None]] = []  # the note's requests: method, CSRF header
+
+    def seen(request: Any) -> None:
+        if request.url.endswith("/ui/worktree-note"):
+            asked.append((request.method, request.headers.get("x-aios-csrf")))
+
+    p.on("request", seen)
     (repo / "README.md").write_text("edited\n")
     p.get_by_label("Agent", exact=True).select_option("agent")
     p.get_by_label("Prompt").fill("write isolated.txt yes")
@@ -159,3 +166,6 @@ def test_the_launch_form_warns_of_uncommitted_changes_and_isolates(
     p.get_by_label("in a git worktree").uncheck()
     expect(note).to_be_empty()
     assert watch.errors == []
+    # It runs git in the directory it names: a POST with the CSRF header, never a GET.
+    assert len(asked) >= 3 and {method for method, _ in asked} == {"POST"}
+    assert all(csrf for _, csrf in asked)

@@ -384,7 +384,7 @@ def test_the_tray_shows_the_disk_state_until_it_clears() -> None:
     state.disk = storage_note(problem)
     model = state.model()
     assert model.state is IconState.ATTENTION
-    assert tooltip(model) == "AIOS — disk full: runs' output is not kept, 1 running"
+    assert tooltip(model) == "AIOS — disk full: runs' output is not kept · 1 running"
     state.disk = storage_note({"kind": "corrupt", "error": "damaged"})
     assert tooltip(state.model()).startswith("AIOS — history database damaged")
     state.disk = None

@@ -5,7 +5,19 @@ from itertools import combinations
 import pytest
 from PIL import Image, ImageChops
 
-from aios.icon import IconModel, IconState, badge_text, draw, tooltip
+from aios.icon import (
+    GREEN,
+    INK,
+    ORANGE,
+    WHITE,
+    IconModel,
+    IconState,
+    at_size,
+    badge_text,
+    draw,
+    status,
+    tooltip,
+)
 
 SIZES = (16, 22, 24, 32, 48, 64)
 MODELS = {
@@ -73,12 +85,126 @@ def test_drawing_is_deterministic() -> None:
 @pytest.mark.parametrize(
     ("model", "text"),
     [
-        (IconModel(IconState.IDLE), "AIOS — idle"),
-        (IconModel(IconState.RUNNING, running=2), "AIOS — 2 running"),
-        (IconModel(IconState.ATTENTION, running=2, failed=1), "AIOS — 2 running, 1 failed"),
-        (IconModel(IconState.ATTENTION, failed=3), "AIOS — 3 failed"),
-        (IconModel(IconState.ERROR, running=2, failed=1), "AIOS — service down"),
+        (IconModel(IconState.IDLE), "idle"),
+        (IconModel(IconState.RUNNING, running=2), "2 running"),
+        (IconModel(IconState.RUNNING, running=2, queued=0), "2 running"),  # no "0 queued"
+        (IconModel(IconState.RUNNING, queued=3), "3 queued"),
+        (
+            IconModel(IconState.ATTENTION, running=2, failed=1),
+            "2 running · 1 failed since you last looked",
+        ),
+        (IconModel(IconState.ATTENTION, failed=3), "3 failed since you last looked"),
+        (IconModel(IconState.ATTENTION, needs_you=1), "1 needs you since you last looked"),
+        (
+            IconModel(IconState.ATTENTION, running=1, queued=2, failed=2, needs_you=2),
+            "1 running · 2 queued · 2 failed, 2 need you since you last looked",
+        ),
+        (IconModel(IconState.ERROR, running=2, failed=1), "service down"),
     ],
 )
-def test_tooltip(model: IconModel, text: str) -> None:
-    assert tooltip(model) == text
+def test_status_and_tooltip_say_the_same(model: IconModel, text: str) -> None:
+    assert status(model) == text
+    assert tooltip(model) == f"AIOS — {text}"
+
+
+# -- legible at panel size (issue 17) ------------------------------------------------------------
+
+PANEL_SIZES = (22, 24)
+
+
+def luminance(colour: tuple[int, ...]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour."""
+
+    def linear(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in colour[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def rgba(img: Image.Image, x: int, y: int) -> tuple[int, ...]:
+    value = img.getpixel((x, y))
+    assert isinstance(value, tuple)
+    return tuple(int(c) for c in value)
+
+
+def badge_pixels(img: Image.Image, fill: tuple[int, ...]) -> dict[tuple[int, int], tuple[int, ...]]:
+    """The pixels inside the badge: the disc of the badge colour's bounding box, less its rim
+    (where the badge blends into the clear ring around it)."""
+    size = img.width
+    solid = [(x, y) for x in range(size) for y in range(size) if img.getpixel((x, y)) == fill]
+    assert solid, f"no pixel of the badge colour {fill}"
+    x0, x1 = min(x for x, _ in solid), max(x for x, _ in solid) + 1
+    y0, y1 = min(y for _, y in solid), max(y for _, y in solid) + 1
+    cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2
+    return {
+        (x, y): rgba(img, x, y)
+        for x in range(x0, x1)
+        for y in range(y0, y1)
+        if (x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 < (r - 1) ** 2
+    }
+
+
+def ink_box(
+    pixels: dict[tuple[int, int], tuple[int, ...]], ink: tuple[int, ...]
+) -> tuple[int, int]:
+    """Width and height of what is written in ``ink``."""
+    inked = [xy for xy, c in pixels.items() if c == ink]
+    assert inked, "nothing written on the badge"
+    xs, ys = [x for x, _ in inked], [y for _, y in inked]
+    return max(xs) - min(xs) + 1, max(ys) - min(ys) + 1
+
+
+@pytest.mark.parametrize("size", PANEL_SIZES)
+@pytest.mark.parametrize("running", [1, 2, 3, 4, 5, 6, 7, 8, 9, 12])
+def test_count_badge_is_legible_at_panel_size(size: int, running: int) -> None:
+    """The digits are solid white pixels, 7 px tall (the 5 x 7 matrix of small LCDs), on a badge
+    colour they contrast with at 7:1 or more, with nothing blurred in between."""
+    img = draw(IconModel(IconState.RUNNING, running=running), size)
+    pixels = badge_pixels(img, GREEN)
+    width, height = ink_box(pixels, WHITE)
+    assert height >= 7, f"digits {height} px tall"
+    assert width >= (3 if running == 1 else 5), f"digits {width} px wide"
+    assert contrast(WHITE, GREEN) >= 7
+    smudged = [xy for xy, c in pixels.items() if c not in (WHITE, GREEN)]
+    assert not smudged, f"{len(smudged)} blurred pixels on the badge: {smudged[:5]}"
+    # The badge is a good share of the icon, the way panels show counts.
+    assert len(pixels) >= 0.12 * size * size
+
+
+@pytest.mark.parametrize("size", [16, *PANEL_SIZES, 32])
+def test_every_count_reads_differently_at_panel_size(size: int) -> None:
+    images = [draw(IconModel(IconState.RUNNING, running=n), size) for n in range(1, 11)]
+    for a, b in combinations(images, 2):
+        assert differs(a, b)
+
+
+@pytest.mark.parametrize("size", PANEL_SIZES)
+def test_warning_mark_is_legible_at_panel_size(size: int) -> None:
+    """The "!" is solid ink, 7 px tall, on flat orange it contrasts with at 4.5:1 or more."""
+    img = draw(IconModel(IconState.ATTENTION, failed=1), size)
+    everything = {(x, y): rgba(img, x, y) for x in range(size) for y in range(size)}
+    width, height = ink_box(everything, INK)
+    assert height >= 7 and width >= 1
+    for (x, y), colour in everything.items():
+        if colour == INK:  # on the badge, not on its edge
+            assert everything[(x - 1, y)] == everything[(x + 1, y)] == ORANGE, (x, y)
+    assert contrast(INK, ORANGE) >= 4.5
+
+
+def test_a_backend_draws_our_icon_afresh_at_its_size() -> None:
+    """``at_size``: a panel showing the 64 px icon at 22 px gets the 22 px drawing (digits on
+    whole pixels), not the 64 px one scaled down; any other picture is scaled."""
+    model = IconModel(IconState.RUNNING, running=3)
+    big = draw(model)
+    assert not differs(at_size(big, 22), draw(model, 22))
+    scaled_down = big.resize((22, 22), Image.Resampling.LANCZOS)
+    assert differs(scaled_down, draw(model, 22))
+    foreign = Image.new("RGBA", (64, 64), (1, 2, 3, 255))
+    assert at_size(foreign, 22).size == (22, 22)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -20,17 +21,21 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
-from aios.icon import IconModel, IconState, draw, tooltip
+from aios.icon import IconModel, IconState, at_size, draw, status, tooltip
 from aios.paths import Paths
 from aios.tray_menu import find
+from tests.browser import CHROMIUM_ARGS, browser, chromium_path, signed_in_page
 from tests.desktop import start_aios, trayer, xvfb
 from tests.helpers import (
     DaemonProcess,
     pids_alive,
     require_tool,
+    run_cli,
     wait_until,
     write_config,
 )
+
+__all__ = ["browser"]  # the fixture, imported so pytest finds it here
 
 pytestmark = [
     pytest.mark.daemon,
@@ -102,10 +107,25 @@ def docked(display: str) -> bool:
 
 
 def expected_pixels(model: IconModel, width: int, height: int) -> Image.Image:
-    """What the X backend paints for ``model``: pystray's drawing, on an opaque window."""
+    """What the X backend paints for ``model``: the icon drawn at the window's size (never a
+    scaled-down 64 px one: its badge would be a smudge), on an opaque window."""
     out = Image.new("RGB", (width, height))
-    out.paste(draw(model).resize((width, height), Image.Resampling.LANCZOS))
+    picture = at_size(draw(model), min(width, height))
+    out.paste(picture.resize((width, height), Image.Resampling.LANCZOS))
     return out
+
+
+def shows(display: str, model: IconModel) -> bool:
+    """The docked icon shows ``model``: its tooltip and, pixel for pixel, its picture."""
+    window = icon_window(display)
+    return (
+        window is not None
+        and window.docked
+        and window.name == tooltip(model)
+        and not ImageChops.difference(
+            window.image, expected_pixels(model, window.width, window.height)
+        ).getbbox()
+    )
 
 
 def start_tray(home: Path, display: str | None, log: Path) -> DaemonProcess:
@@ -194,6 +214,28 @@ def test_icon_keeps_its_size_image_and_tooltip_through_rapid_changes(
         assert set(samples) == {(before.width, before.height)}, sorted(set(samples))
     finally:
         done.set()
+        tray.close()
+
+
+def test_the_docked_icon_calls_for_attention_until_the_dashboard_is_viewed(
+    xdisplay: str, browser: Any, home: Path, tmp_path: Path
+) -> None:
+    """A failed run turns the docked icon to attention; loading the dashboard in a real browser,
+    not through the tray, turns it back (the daemon keeps what is unseen, the page says it was
+    seen). What the icon shows is what the API says."""
+    tray = start_tray(home, xdisplay, tmp_path / "aios.err")
+    try:
+        wait_until(lambda: docked(xdisplay), timeout=20, what="the icon to dock in trayer")
+        tray.client.request("POST", "/api/runs", {"agent": "command", "prompt": "exit 5"})
+        failed = IconModel(IconState.ATTENTION, failed=1)
+        wait_until(lambda: shows(xdisplay, failed), UPDATE_BOUND * 4, f"{tooltip(failed)!r}")
+        assert tray.client.request("GET", "/api/status")["unseen"]["failed"] == 1
+        with signed_in_page(browser, tray.port, tray.info.token):
+            idle = IconModel(IconState.IDLE)
+            wait_until(lambda: shows(xdisplay, idle), UPDATE_BOUND, "the icon to turn idle")
+        assert tray.client.request("GET", "/api/status")["unseen"]["total"] == 0
+        assert tray.terminate() == 0
+    finally:
         tray.close()
 
 
@@ -319,14 +361,159 @@ def test_menu_actions_against_the_running_service(tray_in_process: Any) -> None:
     ).activate()  # no icon loop here: quitting leaves it to shutdown()
 
 
-def test_a_failed_run_draws_attention_until_the_dashboard_is_opened(tray_in_process: Any) -> None:
+def test_menu_line_and_tooltip_count_the_same_things(tray_in_process: Any) -> None:
+    """The menu's status line is the tooltip's, word for word: runs going now, and what failed
+    since you last looked (never the history's failures, never "0 queued")."""
+    tray, _ = tray_in_process
+    daemon = tray.service.daemon
+    for prompt in ("exit 1", "exit 2"):  # history: two failures, seen below
+        tray.service.submit(daemon.launch("command", prompt)).result(10)
+    wait_until(lambda: tray.state.unseen.failed == 2, what="two failures")
+    tray.service.submit(daemon.seen()).result(10)
+    wait_until(lambda: tray.state.unseen.total == 0, what="the tray to follow the daemon")
+    tray.service.submit(daemon.launch("sleeper")).result(10)
+    tray.service.submit(daemon.launch("command", "exit 3")).result(10)
+    wait_until(
+        lambda: tray.state.running == 1 and tray.state.unseen.failed == 1,
+        what="one run going and one new failure",
+    )
+    model = tray.state.model()
+    line = "1 running · 1 failed since you last looked"
+    assert status(model) == line
+    assert tray.status_text() == line
+    assert tray.title(model) == f"AIOS — {line}"
+    assert find(tray.menu_entries(), line).enabled is False
+    tray.service.submit(daemon.stop_all()).result(30)
+    tray.service.submit(daemon.seen()).result(10)
+    wait_until(lambda: tray.status_text() == "Idle", what="the menu to say idle")
+    assert tray.title(tray.state.model()) == "AIOS — idle"
+
+
+def unseen_total(tray: Any) -> int:
+    return int(tray.service.submit(tray.service.daemon.unseen()).result(10).total)
+
+
+def test_a_failed_run_draws_attention_until_a_browser_shows_the_dashboard(
+    tray_in_process: Any, browser: Any
+) -> None:
+    """The tray's Open Dashboard only asks for a page: it is the page, loaded in a real browser
+    and in view, that clears the attention, for the tray and the API alike."""
     tray, _ = tray_in_process
     daemon = tray.service.daemon
     tray.service.submit(daemon.launch("command", "exit 4")).result(10)
     wait_until(lambda: tray.state.model().state is IconState.ATTENTION, what="attention")
     assert tray.state.model().failed == 1
-    tray.open_dashboard()
-    assert tray.state.model().state is IconState.IDLE
+    tray.open_dashboard()  # a stand-in browser (the fixture's) that shows nothing
+    assert tray.state.model().state is IconState.ATTENTION  # asked for, not yet seen
+    info = tray.service.info
+    with signed_in_page(browser, info.port, info.token) as (page, watch):
+        wait_until(lambda: tray.state.model().state is IconState.IDLE, what="the page to clear it")
+        assert unseen_total(tray) == 0
+        assert page.locator("#unseen").is_hidden()
+        assert page.title() == "AIOS — overview"
+        assert watch.errors == []
+
+
+def test_aios_open_in_a_real_chromium_clears_the_trays_attention(
+    tray_in_process: Any, home: Path, tmp_path: Path
+) -> None:
+    """``aios open``'s own route, end to end: the sign-in file it writes, handed to Chromium on
+    its command line as a desktop hands a default browser a file (a fresh profile, no test
+    driver in the page). Signing in lands on the overview, which clears the attention."""
+    tray, _ = tray_in_process
+    daemon = tray.service.daemon
+    tray.service.submit(daemon.launch("command", "exit 8")).result(10)
+    wait_until(lambda: tray.state.model().state is IconState.ATTENTION, what="attention")
+    record = tmp_path / "asked.txt"
+    opener = tmp_path / "xdg-open.sh"
+    opener.write_text(f'#!/bin/sh\necho "$1" >> {record}\n')
+    opener.chmod(0o755)
+    result = run_cli(home, "open", BROWSER=str(opener))
+    assert result.returncode == 0, result.stderr
+    address = record.read_text().split()[-1]
+    assert address.startswith("file://")
+    chromium = subprocess.Popen(
+        [
+            chromium_path(),
+            "--headless",
+            *CHROMIUM_ARGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            address,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: tray.state.model().state is IconState.IDLE,
+            timeout=60,
+            what="the page aios open opened to clear the attention",
+        )
+        assert unseen_total(tray) == 0
+    finally:
+        chromium.terminate()
+        try:
+            chromium.wait(15)
+        except subprocess.TimeoutExpired:
+            chromium.kill()
+            chromium.wait()
+
+
+# Playwright's pages are always in view; this makes one that starts in a background tab.
+BACKGROUND_TAB = """
+window.aiosTestHidden = true;
+Object.defineProperty(Document.prototype, "visibilityState",
+  { get: () => (window.aiosTestHidden ? "hidden" : "visible"), configurable: true });
+Object.defineProperty(Document.prototype, "hidden",
+  { get: () => window.aiosTestHidden, configurable: true });
+"""
+
+
+def test_a_run_page_in_a_background_tab_clears_attention_once_it_comes_into_view(
+    tray_in_process: Any, browser: Any
+) -> None:
+    """The notification's page (a failed run's), opened by any route: while its tab is in the
+    background its title carries the count and nothing is cleared; in view, it is seen."""
+    tray, _ = tray_in_process
+    daemon = tray.service.daemon
+    run = tray.service.submit(daemon.launch("command", "exit 6")).result(10)
+    wait_until(lambda: tray.state.model().state is IconState.ATTENTION, what="attention")
+    info = tray.service.info
+    context = browser.new_context()
+    try:
+        context.add_init_script(BACKGROUND_TAB)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        posts: list[str] = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        page.goto(f"http://127.0.0.1:{info.port}/login?token={info.token}&next=/runs/{run.id}")
+        page.wait_for_selector("#conn.connected")
+        assert page.title().startswith("(1) ")
+        assert page.locator("#unseen").inner_text() == "1 failed since you last looked"
+        assert posts == [] and tray.state.model().state is IconState.ATTENTION
+        page.evaluate(
+            "window.aiosTestHidden = false; document.dispatchEvent(new Event('visibilitychange'))"
+        )
+        wait_until(lambda: tray.state.model().state is IconState.IDLE, what="the page to clear it")
+        assert [url.split("/", 3)[3] for url in posts] == ["ui/seen"]
+        title = f"AIOS — command {run.id}"
+        wait_until(lambda: page.title() == title, what="the title without the count")
+    finally:
+        context.close()
+
+
+def test_a_failure_while_the_dashboard_is_in_front_of_you_is_seen(
+    tray_in_process: Any, browser: Any
+) -> None:
+    tray, _ = tray_in_process
+    daemon = tray.service.daemon
+    info = tray.service.info
+    with signed_in_page(browser, info.port, info.token) as (page, _):
+        assert page.evaluate("document.hasFocus()")
+        run = tray.service.submit(daemon.launch("command", "exit 7")).result(10)
+        page.locator(f"#run-{run.id} .state-failed").wait_for()
+        wait_until(lambda: unseen_total(tray) == 0, what="the open page to see the failure")
+        wait_until(lambda: tray.state.model().state is IconState.IDLE, what="the tray to follow")
 
 
 def test_a_dead_service_shows_as_an_error_and_can_be_restarted(tray_in_process: Any) -> None:
@@ -336,8 +523,17 @@ def test_a_dead_service_shows_as_an_error_and_can_be_restarted(tray_in_process: 
     tray.service.request_stop()  # the service ends without the user quitting
     wait_until(lambda: tray.state.service_down, what="the tray to notice")
     assert tray.state.model().state is IconState.ERROR
-    assert tray.status_text() == "Service stopped"
+    assert tray.status_text() == "Service down"
     find(tray.menu_entries(), "Restart service").activate()
     assert tray.service.alive and not tray.state.service_down
     assert tray.service.daemon is not None
     assert tray.state.model().state is IconState.IDLE
+
+
+def test_a_notification_names_a_signal_death_as_the_cli_does() -> None:
+    from aios.tray import exit_note
+
+    assert exit_note({"exit_code": -9, "exit_signal": "SIGKILL"}) == " (SIGKILL)"
+    assert exit_note({"exit_code": 3, "exit_signal": None}) == " (exit 3)"
+    assert exit_note({"exit_code": 0, "exit_signal": None}) == ""
+    assert exit_note({"exit_code": None}) == ""

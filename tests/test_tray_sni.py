@@ -8,7 +8,9 @@ watcher, read its properties and its dbusmenu layout, send ``Event(id, "clicked"
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
-from aios.icon import BRAND
+from aios.icon import BRAND, IconModel, IconState, draw
+from tests.browser import browser, signed_in_page
 from tests.desktop import (
     Obj,
     Session,
     call,
     dunst,
     get_property,
+    run_async,
     screenshot,
     session,
     start_aios,
@@ -39,6 +44,8 @@ from tests.helpers import (
     wait_until,
     write_config,
 )
+
+__all__ = ["browser"]  # the fixture (a real Chromium), imported so pytest finds it here
 
 pytestmark = [
     pytest.mark.daemon,
@@ -72,7 +79,7 @@ def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desktop]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> tuple[dict[str, str], Path]:
+def stand_in(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """A stand-in browser that records what it was asked to open (a real one is not the point)."""
     opened = tmp_path / "opened.txt"
     script = tmp_path / "browser.sh"
@@ -126,10 +133,10 @@ def click(desktop: Desktop, menu: Obj, ident: int) -> None:
 
 
 def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
-    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+    desktop: Desktop, home: Path, tmp_path: Path, stand_in: tuple[dict[str, str], Path]
 ) -> None:
     write_config(home, '[agents.sleeper]\ncommand = ["sleep", "300"]\nstop_timeout = 2\n')
-    env, opened = browser
+    env, opened = stand_in
     log = tmp_path / "aios.err"
     tray = start_aios(home, {**desktop.session.env, **env}, log)
     try:
@@ -157,7 +164,7 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
         labels = [label for _, label, _, _ in entries(root)]
         assert labels == [
             "Open Dashboard",
-            "0 running, 0 queued, 0 failed",
+            "Idle",
             "-",
             "Recent runs",
             "Launch",
@@ -166,7 +173,7 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
             "Start at login",
             "Quit",
         ]
-        _, status, _ = by_label(root, "0 running, 0 queued, 0 failed")
+        _, status, _ = by_label(root, "Idle")
         assert status["enabled"] is False
         _, autostart, _ = by_label(root, "Start at login")
         assert autostart["toggle-type"] == "checkmark" and autostart["toggle-state"] == 0
@@ -181,7 +188,7 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
         click(desktop, menu, sleeper)
         wait_until(opened.exists, what="the browser to be asked")
         page = Path(opened.read_text().splitlines()[-1].removeprefix("file://"))
-        assert "next=%2F%3Fagent%3Dsleeper%23launch" in page.read_text()
+        assert "name='next' value='/?agent=sleeper#launch'" in page.read_text()
 
         # A left click on the icon (Activate) opens the dashboard.
         call(bus, item, "Activate", "ii", [0, 0])
@@ -197,7 +204,7 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
             what="the tooltip to follow",
         )
         root = layout(desktop, menu)
-        assert by_label(root, "1 running, 0 queued, 0 failed")
+        assert by_label(root, "1 running")
         _, stop_all, _ = by_label(root, "Stop all runs")
         assert stop_all["enabled"] is True
         quit_id, _, _ = by_label(root, "Quit")
@@ -211,9 +218,9 @@ def test_item_registers_with_its_menu_and_quit_and_launch_work_over_dbus(
 
 
 def test_a_finished_run_is_a_notification_the_daemon_shows(
-    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+    desktop: Desktop, home: Path, tmp_path: Path, stand_in: tuple[dict[str, str], Path]
 ) -> None:
-    env, opened = browser
+    env, opened = stand_in
     log = tmp_path / "aios.err"
     tray = start_aios(home, {**desktop.session.env, **env}, log)
     try:
@@ -232,7 +239,7 @@ def test_a_finished_run_is_a_notification_the_daemon_shows(
         )
         wait_until(opened.exists, what="the browser to be asked")
         page = Path(opened.read_text().splitlines()[-1].removeprefix("file://"))
-        assert f"next=%2Fruns%2F{run['id']}" in page.read_text()
+        assert f"name='next' value='/runs/{run['id']}'" in page.read_text()
         tray.client.request("POST", "/api/runs", {"agent": "command", "prompt": "echo done"})
         wait_until(
             lambda: "AIOS|command finished|echo done" in desktop.notifications.read_text(),
@@ -244,9 +251,9 @@ def test_a_finished_run_is_a_notification_the_daemon_shows(
 
 
 def test_an_agent_that_needs_the_user_is_a_notification(
-    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+    desktop: Desktop, home: Path, tmp_path: Path, stand_in: tuple[dict[str, str], Path]
 ) -> None:
-    env, _ = browser
+    env, _ = stand_in
     bin_dir = fake_agents(tmp_path / "bin")
     write_config(
         home,
@@ -285,9 +292,9 @@ def test_an_agent_that_needs_the_user_is_a_notification(
 
 
 def test_a_request_for_approval_is_a_notification_and_allowed_from_the_menu(
-    desktop: Desktop, home: Path, tmp_path: Path, browser: tuple[dict[str, str], Path]
+    desktop: Desktop, home: Path, tmp_path: Path, stand_in: tuple[dict[str, str], Path]
 ) -> None:
-    env, _ = browser
+    env, _ = stand_in
     bin_dir = fake_agents(tmp_path / "bin")
     stdin_log = tmp_path / "stdin.jsonl"
     write_config(
@@ -333,3 +340,102 @@ def test_a_request_for_approval_is_a_notification_and_allowed_from_the_menu(
         assert tray.terminate() == 0
     finally:
         tray.close()
+
+
+def status_line(desktop: Desktop, menu: Obj) -> str:
+    """The menu's status line as the panel gets it: the disabled entry after Open Dashboard."""
+    _, label, props, _ = entries(layout(desktop, menu))[1]
+    assert props["enabled"] is False
+    return str(label)
+
+
+def test_menu_and_tooltip_agree_and_a_browser_viewing_the_dashboard_clears_attention(
+    desktop: Desktop,
+    home: Path,
+    tmp_path: Path,
+    stand_in: tuple[dict[str, str], Path],
+    browser: Any,
+) -> None:
+    """As the panel sees it: the tooltip and the menu's status line count the same runs (going
+    now, failed since you last looked), the 22 px pixmap is drawn at 22 px, and a page of the
+    dashboard loaded in Chromium (not through the tray) clears the attention."""
+    write_config(home, '[agents.sleeper]\ncommand = ["sleep", "300"]\nstop_timeout = 2\n')
+    env, _ = stand_in
+    tray = start_aios(home, {**desktop.session.env, **env}, tmp_path / "aios.err")
+    try:
+        item = item_of(desktop, tray)
+        bus = desktop.session.bus
+        menu = Obj(item.dest, get_property(bus, item, "Menu"), "com.canonical.dbusmenu")
+        client = tray.client
+        client.request("POST", "/api/runs", {"agent": "sleeper"})
+        for code in (1, 2):
+            client.request("POST", "/api/runs", {"agent": "command", "prompt": f"exit {code}"})
+        line = "1 running · 2 failed since you last looked"
+        wait_until(
+            lambda: get_property(bus, item, "ToolTip")[2] == f"AIOS — {line}",
+            what=f"the tooltip to say {line!r}",
+        )
+        assert status_line(desktop, menu) == line
+        model = IconModel(IconState.ATTENTION, running=1, failed=2)
+        sizes = {w: bytes(data) for w, _, data in get_property(bus, item, "IconPixmap")}
+        red, green, blue, alpha = draw(model, 22).split()  # drawn at 22 px, not scaled down
+        assert sizes[22] == Image.merge("RGBA", (alpha, red, green, blue)).tobytes()
+        assert client.request("GET", "/api/status")["unseen"]["failed"] == 2
+
+        with signed_in_page(browser, tray.port, tray.info.token):
+            wait_until(
+                lambda: get_property(bus, item, "ToolTip")[2] == "AIOS — 1 running",
+                what="the tooltip to drop the failures once the page was seen",
+            )
+        assert status_line(desktop, menu) == "1 running"
+        assert client.request("GET", "/api/status")["unseen"]["total"] == 0
+        assert tray.terminate() == 0
+    finally:
+        tray.close()
+
+
+def test_a_full_send_buffer_waits_instead_of_ending_the_connection(desktop: Desktop) -> None:
+    """The item's bus (``aios.sni.patient_writes``): when the bus daemon stops reading, our sends
+    fill the socket's buffer; dbus-fast alone would end the connection on that EAGAIN, and the
+    tray would quit. Here the writes wait, and everything arrives once the daemon reads again."""
+    from dbus_fast import Message, MessageType
+    from dbus_fast.aio import MessageBus
+
+    from aios.sni import patient_writes
+
+    session_bus = desktop.session
+
+    async def burst() -> None:
+        bus = await MessageBus(bus_address=session_bus.bus).connect()
+        patient_writes(bus)
+        writer: Any = getattr(bus, "_writer")  # noqa: B009 - what dbus-fast writes with
+        payload = b"x" * 60_000
+        session_bus.bus_daemon.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(60):  # 3.6 MB: far more than a socket's buffer holds
+                bus.send(Message.new_signal("/test", "test.Burst", "Chunk", "ay", [payload]))
+            deadline = asyncio.get_running_loop().time() + 10
+            # Until the socket is full (the writer holds a message it could not finish) or,
+            # without the fix, the connection is gone.
+            while bus.connected and not (writer.buf is not None and writer.messages):
+                assert asyncio.get_running_loop().time() < deadline, "the buffer never filled"
+                await asyncio.sleep(0.01)
+            assert bus.connected, "a full send buffer ended the connection"
+        finally:
+            session_bus.bus_daemon.send_signal(signal.SIGCONT)
+        reply = await asyncio.wait_for(
+            bus.call(
+                Message(
+                    destination="org.freedesktop.DBus",
+                    path="/org/freedesktop/DBus",
+                    interface="org.freedesktop.DBus",
+                    member="GetId",
+                )
+            ),
+            30,
+        )
+        assert reply is not None and reply.message_type == MessageType.METHOD_RETURN
+        assert not writer.messages and writer.buf is None  # all 60 went out
+        bus.disconnect()
+
+    run_async(burst)

@@ -38,11 +38,13 @@ class AuthChecks:
         self._answers: dict[tuple[str, ...], _Answer] = {}
         self._checking: dict[tuple[str, ...], asyncio.Task[None]] = {}
 
-    async def states(self, agents: Iterable[AgentDef], *, wait: float = WAIT) -> dict[str, Login]:
+    async def states(
+        self, agents: Iterable[AgentDef], *, wait: float = WAIT, start: bool = True
+    ) -> dict[str, Login]:
         """Each agent's state and what its check said of it (only agents whose format can
-        tell): what is known now, after starting checks for what is stale and waiting up to
-        ``wait`` seconds for them."""
-        keys = {agent.name: self._check(agent) for agent in agents}
+        tell): what is known now, after starting checks for what is stale (unless not to
+        ``start`` any) and waiting up to ``wait`` seconds for them."""
+        keys = {agent.name: self._check(agent, start) for agent in agents}
         running = [self._checking[key] for key in keys.values() if key in self._checking]
         if running and wait > 0:
             await asyncio.wait(running, timeout=wait)
@@ -52,7 +54,7 @@ class AuthChecks:
             if key
         }
 
-    def _check(self, agent: AgentDef) -> tuple[str, ...]:
+    def _check(self, agent: AgentDef, start: bool = True) -> tuple[str, ...]:
         check = agent.output.auth
         if check is None:
             return ()
@@ -61,7 +63,7 @@ class AuthChecks:
         key = (agent.name, agent.executable(), str(hash(frozenset(agent.env.items()))))
         answer = self._answers.get(key)
         fresh = answer is not None and time.monotonic() - answer.at < self._ttl
-        if not fresh and key not in self._checking:
+        if start and not fresh and key not in self._checking:
             task = self._tasks.spawn(self._run(key, agent, env), f"auth {agent.name}")
             self._checking[key] = task
         return key

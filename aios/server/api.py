@@ -18,6 +18,7 @@ from aios.server.errors import ApiError
 from aios.server.jsonbody import body as json_body
 from aios.server.jsonbody import shown
 from aios.server.query import int_arg
+from aios.server.security import own_request
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.store import AmbiguousRun, Stream, UnknownRun
 
@@ -50,6 +51,7 @@ async def status() -> Response:
             "uptime": round(d.uptime, 3),
             "runs": await d.summary(),
             "storage": None if (problem := d.storage_problem()) is None else problem.to_json(),
+            "unseen": (await d.unseen()).to_json(),
         }
     )
 
@@ -69,7 +71,7 @@ async def shutdown() -> tuple[Response, int]:
 async def agents() -> Response:
     d = daemon()
     config = d.config()
-    agents = await d.agents()
+    agents = await d.agents(check=own_request())
     return jsonify(
         {
             "agents": agents,

@@ -29,6 +29,7 @@ from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.server.terminal import WRAP, Terminal
 from aios.server.views import FILTERS, Counts, continuable, cost, size, tokens
 from aios.store import StoreUnavailable
+from aios.unseen import UnseenCounts
 
 blueprint = Blueprint("live", __name__)
 
@@ -115,6 +116,8 @@ class View:
     shown_changes: tuple[object, object] | None = None
 
     async def render(self, event: Event) -> str:
+        if event.kind == "unseen":  # every page's header says what you have not seen
+            return await self.on_unseen(event.data)
         if self.kind == "settings":  # the stream only says the daemon is there
             return ""
         handler = getattr(self, f"on_{event.kind}", None)
@@ -129,13 +132,15 @@ class View:
         return await self.overview_row(run, RunState(data["state"]), data["started_at"] is None)
 
     async def run_details(self, run: Run) -> str:
-        details = await render_template(
-            "partials/run_details.html", run=run, continuable=continuable(run)
-        )
+        details = await render_template("partials/run_details.html", run=run)
         out = partial("#run-details", "outerHTML", details)
         out += await self.changes_panel(run)
         if run.state in FINAL_STATES:
             out += await self.drain_output() + partial("#talk", "delete", "")
+            box = await render_template(
+                "partials/run_continue.html", run=run, continuable=continuable(run)
+            )
+            out += partial("#run-continue", "outerHTML", box)
         return out
 
     async def changes_panel(self, run: Run) -> str:
@@ -164,6 +169,10 @@ class View:
         if states is not None and state in states:
             return partial(target, "delete", "") + prepend
         return ""
+
+    async def on_unseen(self, data: dict[str, Any]) -> str:
+        html = await render_template("partials/unseen.html", unseen=UnseenCounts.from_json(data))
+        return partial("#unseen", "outerHTML", html)
 
     async def on_deleted(self, data: dict[str, Any]) -> str:
         return partial(f"#run-{data['id']}", "delete", "")

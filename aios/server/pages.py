@@ -23,7 +23,7 @@ from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.live import OutputRenderer, render_changes
-from aios.server.security import cookie_name, same
+from aios.server.security import cookie_name, own_request, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
 from aios.store import StoreUnavailable, UnknownRun, Usage
 
@@ -87,7 +87,8 @@ def _local_path(target: str) -> str:
 
 async def _page(template: str, **context: Any) -> str:
     d = daemon()
-    return await render_template(template, daemon=d, csrf=d.keys.csrf, **context)
+    unseen = await d.unseen()
+    return await render_template(template, daemon=d, csrf=d.keys.csrf, unseen=unseen, **context)
 
 
 def _filter() -> str:
@@ -112,7 +113,7 @@ async def index() -> str:
     # The stream starts right after what this render shows: no gap, no duplicate row.
     after = d.bus.last_id
     config = d.config()
-    agents = await d.agents()
+    agents = await d.agents(check=own_request())
     selected = request.args.get("agent")
     # The form's worktree box starts as the chosen agent's setting (app.js follows the choice).
     usable = [a for a in agents if a["available"]]
@@ -131,6 +132,7 @@ async def index() -> str:
         problems=[str(p) for p in config.problems],
         selected_agent=selected,
         isolated=bool(chosen and chosen["worktree"]),
+        chosen=chosen,
         home=str(Path.home()),
         counts=Counts.from_summary(await d.summary()),
         usage=usage,
@@ -213,7 +215,7 @@ async def settings() -> str:
     rows = [
         {
             "name": s.name,
-            "label": s.name.replace("_", " ").capitalize(),
+            "label": s.label,
             "value": getattr(current, s.name),
             "default": s.default,
             "help": s.help,
@@ -258,6 +260,25 @@ async def toggle_autostart() -> Response:
 
 
 # -- form endpoints (htmx) ---------------------------------------------------------------------
+
+
+@blueprint.post("/ui/seen")
+async def seen() -> tuple[str, int]:
+    """A page the user is looking at showed what was unseen up to event ``up_to`` (app.js
+    posts it when the page loads or comes into view): the tray, ``/api/status`` and every open
+    page stop calling for attention. A POST, never a GET: looking is a change of state."""
+    form = await request.form
+    raw = (form.get("up_to") or "").strip()
+    up_to = None
+    if raw:
+        try:
+            up_to = int(raw)
+        except ValueError:
+            raise ApiError(422, "up_to must be an event id (an integer)") from None
+        if up_to < 0:
+            raise ApiError(422, "up_to must be an event id (0 or more)")
+    await daemon().seen(up_to)
+    return "", 204
 
 
 @blueprint.post("/ui/runs")
@@ -359,14 +380,20 @@ async def delete(run_id: str) -> tuple[str, int]:
 # -- worktrees (issue 11) -------------------------------------------------------------------------
 
 
-@blueprint.get("/ui/worktree-note")
+@blueprint.post("/ui/worktree-note")
 async def worktree_note() -> str:
     """What the launch form says under its worktree box: why no worktree can be made in the
-    chosen directory, or that its uncommitted changes will not be in the worktree."""
-    if request.args.get("worktree") != "true":
+    chosen directory, or that its uncommitted changes will not be in the worktree.
+
+    A POST although it changes nothing: it runs git in a directory the caller names, so it
+    takes the same cross-site checks (Origin, Sec-Fetch-Site, the CSRF header) as a state
+    change, which a GET would not get (a page on another local port is same-site)."""
+    form = await request.form
+    # The box comes with a hidden "false" before it: the last value is the one the user chose.
+    if form.getlist("worktree")[-1:] != ["true"]:
         return ""
-    cwd = (request.args.get("cwd") or "").strip() or None
-    note = await daemon().checkout_note(cwd, request.args.get("agent"))
+    cwd = (form.get("cwd") or "").strip() or None
+    note = await daemon().checkout_note(cwd, form.get("agent"))
     return str(escape(note or ""))
 
 

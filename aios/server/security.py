@@ -151,3 +151,14 @@ class Guard:
         if not request.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def own_request() -> bool:
+    """Whether this request may make the daemon start a program although it changes nothing
+    (a GET: the agents' login checks): not when a browser says another page sent it (its
+    ``Origin`` is another, or ``Sec-Fetch-Site`` is neither ``same-origin`` nor ``none``, which
+    is an address typed or opened by the user). Clients that send neither header may."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"http://{request.headers.get('Host')}":
+        return False
+    return request.headers.get("Sec-Fetch-Site") in (None, "same-origin", "none")

@@ -7,8 +7,11 @@ the same whether it came with the page or was pushed later.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePath
+from typing import Any
 
 from quart import Quart
 
@@ -136,6 +139,21 @@ def continuable(run: Run) -> bool:
     )
 
 
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "fish"})
+
+
+def prompt_hint(agent: Mapping[str, Any] | None) -> str:
+    """The launch form's placeholder for ``agent`` (as the API lists it): what its prompt is."""
+    if agent is None:
+        return ""
+    command, label = agent["command"], agent["label"]
+    if not agent["takes_prompt"]:
+        return f"{label} takes no prompt: it runs its command as configured."
+    if PurePath(command[0]).name in SHELLS and "-c" in command:
+        return "A shell command line, e.g. make test && git status"
+    return f"What should {label} do? e.g. Fix the failing test in tests/test_api.py"
+
+
 def install(app: Quart) -> None:
     env = app.jinja_env
     env.filters.update(
@@ -144,7 +162,7 @@ def install(app: Quart) -> None:
     env.filters.update(activity=activity, attention=attention, tokens=tokens, cost=cost)
     env.filters.update(exit=exit_of)
     env.globals.update(run_duration=run_duration, FILTERS=FILTERS, RunState=RunState)
-    env.filters.update(diff_anchor=anchor)
+    env.filters.update(diff_anchor=anchor, prompt_hint=prompt_hint)
     env.globals.update(MINUS=MINUS)
 
     @app.context_processor

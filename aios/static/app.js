@@ -137,14 +137,23 @@
   };
   document.addEventListener("DOMContentLoaded", setup);
 
-  // -- launch form: the worktree box starts as the chosen agent's `worktree` setting ----------
+  // -- launch form: the worktree box starts as the chosen agent's `worktree` setting, and the
+  // prompt's placeholder says what that agent takes (a task, a command line, nothing) ----------
+  const placeholder = (select) => {
+    const prompt = document.getElementById("launch-prompt");
+    const text = select?.selectedOptions?.[0]?.dataset.placeholder;
+    if (prompt && text) prompt.placeholder = text;
+  };
   document.addEventListener("change", (evt) => {
     const select = evt.target;
     if (select.id !== "launch-agent") return;
     const box = document.getElementById("launch-worktree");
     const option = select.selectedOptions?.[0];
     if (box && option) box.checked = option.dataset.worktree === "true";
+    placeholder(select);
   }, true);  // capture: before htmx's "change from:#launch" asks for the note
+  // A reload may keep another choice than the page was rendered with.
+  document.addEventListener("DOMContentLoaded", () => placeholder(document.getElementById("launch-agent")));
 
   // The note under the box is asked for only while the box is checked: nothing to say otherwise.
   document.addEventListener("htmx:before:request", (evt) => {
@@ -153,5 +162,71 @@
     evt.preventDefault();
     note.textContent = "";
   });
-  document.addEventListener("htmx:after:swap", setup);
+  // -- the run's prompt: "Show all" only where the two lines cut it, and it stays open across
+  // the live updates that redraw the details ----------------------------------------------------
+  let promptOpen = false;
+  const fitPrompt = () => {
+    const toggle = document.querySelector(".prompt-cell > .show-all");
+    const text = document.querySelector(".prompt-cell > .prompt-text");
+    if (!toggle || !text) return;
+    if (promptOpen && !toggle.open) toggle.open = true;
+    if (!toggle.open) toggle.classList.toggle("fits", text.scrollHeight <= text.clientHeight + 1);
+  };
+  document.addEventListener("toggle", (evt) => {
+    if (evt.target.matches?.(".prompt-cell > .show-all")) promptOpen = evt.target.open;
+  }, true);  // toggle does not bubble
+  document.addEventListener("DOMContentLoaded", fitPrompt);
+  window.addEventListener("resize", fitPrompt);
+
+  // -- the changes: a changed file's link opens the folded diff it points into -----------------
+  const openDiff = () => {
+    const target = window.location.hash && document.getElementById(window.location.hash.slice(1));
+    const box = target?.closest?.(".diff-box");
+    if (box && !box.open) { box.open = true; target.scrollIntoView(); }
+  };
+  document.addEventListener("click", (evt) => {
+    if (evt.target.closest?.(".files a")) document.querySelector(".diff-box")?.setAttribute("open", "");
+  }, true);  // capture: open before the browser scrolls to the anchor
+  window.addEventListener("hashchange", openDiff);
+  document.addEventListener("DOMContentLoaded", openDiff);
+
+  document.addEventListener("htmx:after:swap", () => { setup(); fitPrompt(); });
+})();
+
+// -- what you have not seen (aios/unseen.py): looking at any page of the dashboard clears it --
+// #unseen carries what failed or called for you since you last looked, up to event data-latest.
+// A page in view tells the daemon it showed that much (a POST with the CSRF header: looking
+// changes state, so never a GET), and the tray, /api/status and every open page follow, however
+// the page was opened. The note comes hidden and is shown only where it is not cleared at once
+// (a window without the focus); a page out of view says nothing, and its title has the count.
+(() => {
+  "use strict";
+  const csrf = document.querySelector('meta[name="aios-csrf"]')?.content ?? "";
+  let title = null;
+  let reported = 0;   // the latest id this page has reported: one look, one POST
+  const look = (needFocus) => {
+    const note = document.getElementById("unseen");
+    if (!note) return;
+    title ??= document.title;
+    const count = Number(note.dataset.count || 0), latest = Number(note.dataset.latest || 0);
+    document.title = count > 0 ? `(${count}) ${title}` : title;
+    const inView = document.visibilityState === "visible";
+    // News that arrives while the page is open counts as seen only if the window has focus:
+    // a page left visible on another screen is not being looked at.
+    const seen = count > 0 && inView && (!needFocus || document.hasFocus());
+    note.classList.toggle("hidden", count === 0 || seen || latest <= reported);
+    if (!seen || latest <= reported) return;
+    reported = latest;
+    const retry = () => { reported = 0; note.classList.remove("hidden"); };   // at the next look
+    fetch("/ui/seen", {
+      method: "POST",
+      headers: { "X-AIOS-CSRF": csrf },
+      body: new URLSearchParams({ up_to: String(latest) }),
+      credentials: "same-origin",
+    }).then((r) => { if (!r.ok) retry(); }, retry);
+  };
+  document.addEventListener("DOMContentLoaded", () => look(false));
+  document.addEventListener("visibilitychange", () => look(false));
+  window.addEventListener("focus", () => look(false));
+  document.addEventListener("htmx:after:swap", () => look(true));
 })();
