@@ -249,7 +249,7 @@ def test_admission_under_1000_launches(clock: FakeClock, limit: int) -> None:
             refused += 1
         assert shell.core.queued <= cap and shell.core.active <= limit
         # Runs end now and then, in any order: a slot goes to the oldest queued run.
-        alive = [run for run in accepted if state(run) is S.STARTING]
+        alive = [run for run in accepted if shell.latest[run.id].state is S.STARTING]
         peak = max(peak, len(alive))
         if alive and rng.random() < 0.3:
             ended = rng.choice(alive)
