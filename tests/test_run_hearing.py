@@ -142,6 +142,8 @@ def test_a_withdrawn_request_is_no_longer_pending(shell: Shell) -> None:
     assert run.pending_approval is None and run.activity is Activity.WORKING
     with pytest.raises(WrongRunState):
         shell.core.decide(run.id, BASH.id, True)
+    observe(shell, run, Observation(asked=(EDIT,), withdrawn=(EDIT.id,)))  # in one window
+    assert run.pending_approval is None and shell.attention[-1].approval == BASH
 
 
 def test_an_unanswered_request_is_denied_when_its_time_passes(shell: Shell) -> None:

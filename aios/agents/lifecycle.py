@@ -320,9 +320,6 @@ class Lifecycle:
             return []
         hearing, effects = life.hearing, list[Effect]()
         hearing.said = None if seen.activity is None else (seen.activity, seen.activity_detail)
-        for gone in seen.withdrawn:
-            _, token = hearing.pending.pop(gone, (None, 0))
-            life.timers.pop(token, None)
         new = []
         for approval in seen.asked:
             if approval.id in hearing.pending or approval.id in hearing.answered:
@@ -334,6 +331,10 @@ class Lifecycle:
                 token = schedule.token
             hearing.pending[approval.id] = (approval, token)
             new.append(approval)
+        for gone in seen.withdrawn:  # after the asking: both may be in one observation
+            _, token = hearing.pending.pop(gone, (None, 0))
+            life.timers.pop(token, None)
+        new = [approval for approval in new if approval.id in hearing.pending]
         before = life.run
         change = self._learn(life, **learning.facts(before, seen))
         if change is None:
