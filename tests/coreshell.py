@@ -8,13 +8,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from aios.agents.lifecycle import (
+from aios.agents.effects import (
     Amended,
     Answer,
     Attention,
     Changed,
     Effect,
-    Lifecycle,
     Policy,
     Released,
     Sampled,
@@ -22,6 +21,7 @@ from aios.agents.lifecycle import (
     Spawn,
     Terminate,
 )
+from aios.agents.lifecycle import Lifecycle
 from aios.runs import Run, RunState
 
 

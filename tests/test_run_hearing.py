@@ -7,8 +7,9 @@ import dataclasses
 
 import pytest
 
+from aios.agents.effects import Amended, Observation, Outcome, Policy
 from aios.agents.errors import WrongRunState
-from aios.agents.lifecycle import Amended, Lifecycle, Observation, Outcome, Policy
+from aios.agents.lifecycle import Lifecycle
 from aios.runs import (
     Activity,
     Approval,

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
+from aios.agents.effects import Outcome, Policy
 from aios.agents.errors import QueueFull, ShuttingDown, WrongRunState
-from aios.agents.lifecycle import Lifecycle, Outcome, Policy
+from aios.agents.lifecycle import Lifecycle
 from aios.runs import (
     TRANSITIONS,
     Activity,

@@ -295,8 +295,8 @@ async def test_steps_are_committed_together_in_order_and_a_gone_caller_changes_n
         admitted: list[str] = []
         core_launch = supervisor.core.launch
 
-        def counting_launch(run: Run, policy: Any) -> Any:
-            effects = core_launch(run, policy)
+        def counting_launch(run: Run, policy: Any, attached: object = None) -> Any:
+            effects = core_launch(run, policy, attached)
             admitted.append(run.id)
             return effects
 

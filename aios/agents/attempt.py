@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from aios.agents.effects import Effect, Policy
@@ -67,7 +67,7 @@ class Attempts:
     isolation: Isolation
     tasks: TaskSet
     spawn: Spawner
-    held: dict[str, Held]  # the supervisor's, for the runs the core says are live
+    holding: Callable[[], Iterable[tuple[str, Held]]]  # the live runs and what the shell holds
     ready: asyncio.Future[None] | None = None  # the watchdog, started (start_watchdog)
 
     def start_watchdog(self) -> None:
@@ -81,9 +81,9 @@ class Attempts:
         """Every ``interval``, each live process's CPU and memory, told to the core."""
         while True:
             await asyncio.sleep(interval)
-            for run_id, held in list(self.held.items()):
+            for run_id, held in self.holding():
                 process = held.process
-                if process is None or not self.core.spawned_yet(run_id):
+                if process is None:
                     continue
                 try:
                     sample = await asyncio.to_thread(process.sample)

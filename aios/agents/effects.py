@@ -176,9 +176,11 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Released:
-    """The run ended (``run``, as it ended): its slot is free and the core has forgotten it."""
+    """The run ended (``run``, as it ended): its slot is free and the core has forgotten it.
+    ``attached``: what the shell attached to it at launch, for the shell to let go of."""
 
     run: Run
+    attached: object = None
 
     @property
     def run_id(self) -> str:

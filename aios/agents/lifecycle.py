@@ -43,7 +43,6 @@ from aios.agents import learning
 from aios.agents.effects import (
     Amended,
     Answer,
-    Attention,
     Changed,
     Clock,
     Effect,
@@ -61,24 +60,7 @@ from aios.agents.errors import QueueFull, ShuttingDown, WrongRunState
 from aios.agents.learning import Hearing
 from aios.runs import Activity, Changes, Run, RunState, check_transition
 
-__all__ = [
-    "Amended",
-    "Answer",
-    "Attention",
-    "Changed",
-    "Clock",
-    "Effect",
-    "Lifecycle",
-    "Observation",
-    "Outcome",
-    "Policy",
-    "Released",
-    "Sampled",
-    "Schedule",
-    "Spawn",
-    "SystemClock",
-    "Terminate",
-]
+__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "MAX_QUEUED", "Lifecycle"]
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
@@ -103,6 +85,7 @@ class _Life:
     failed_starts: int = 0  # in a row
     timers: dict[int, tuple[_Timer, str]] = field(default_factory=dict)  # token → kind, request
     hearing: Hearing = field(default_factory=Hearing)
+    attached: object = None  # the shell's own (its process, its reader), never looked into
 
 
 class Lifecycle:
@@ -136,10 +119,11 @@ class Lifecycle:
         life = self._lives.get(run_id)
         return life.run if life else None
 
-    def spawned_yet(self, run_id: str) -> bool:
-        """Whether the run's current attempt has a process."""
+    def attached(self, run_id: str) -> object:
+        """What the shell attached to a live run at launch (None once it ended): the registry
+        of live runs is this one, so the shell keeps no second one."""
         life = self._lives.get(run_id)
-        return life is not None and life.spawned_at is not None
+        return life.attached if life else None
 
     @property
     def live_ids(self) -> list[str]:
@@ -156,8 +140,9 @@ class Lifecycle:
 
     # -- events of a run's life ----------------------------------------------------------------
 
-    def launch(self, run: Run, policy: Policy) -> list[Effect]:
-        """A new run: queue it (raising QueueFull when the queue is full) and admit what fits."""
+    def launch(self, run: Run, policy: Policy, attached: object = None) -> list[Effect]:
+        """A new run: queue it (raising QueueFull when the queue is full) and admit what fits.
+        ``attached``: the shell's own for the run, handed back by ``attached`` and ``Released``."""
         if self.closing:
             raise ShuttingDown
         if run.state is not _S.QUEUED or run.id in self._lives:
@@ -165,7 +150,7 @@ class Lifecycle:
         free = max(0, self.max_concurrent - len(self._slots))
         if len(self._queue) + 1 - free > self.max_queued:
             raise QueueFull(self.max_queued)
-        self._lives[run.id] = _Life(run, policy)
+        self._lives[run.id] = _Life(run, policy, attached=attached)
         self._queue.append(run.id)
         return [Changed(run), *self._admit()]
 
@@ -419,7 +404,8 @@ class Lifecycle:
         change = self._change(life, target, ended_at=self.clock.time(), **changes)
         del self._lives[run_id]
         self._slots.discard(run_id)
-        return [change, *learning.at_end(change.run), Released(change.run), *self._admit()]
+        released = Released(change.run, life.attached)
+        return [change, *learning.at_end(change.run), released, *self._admit()]
 
     def _admit(self) -> list[Effect]:
         effects: list[Effect] = []

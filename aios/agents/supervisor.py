@@ -27,11 +27,11 @@ from typing import Any
 
 from aios import workdir
 from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner, policy
-from aios.agents.effects import Answer, Effect, Released, Schedule, Spawn, Terminate
+from aios.agents.effects import Answer, Changed, Clock, Effect, Released, Schedule, Spawn, Terminate
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
 from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
-from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Changed, Clock, Lifecycle
+from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Lifecycle
 from aios.agents.output import Output
 from aios.agents.process import REAP_TIMEOUT, AgentInputError, kill_stale_group, spawn
 from aios.agents.recorder import Recorder
@@ -72,8 +72,6 @@ class Supervisor:
         self.watchdog = watchdog
         self.config = config  # re-read on use, so edits to config.toml apply without a restart
         self.core = Lifecycle(clock=clock, backoff_base=backoff_base, backoff_cap=backoff_cap)
-        # What the shell holds for each run the core says is live (the core keeps the record).
-        self._held: dict[str, Held] = {}
         self._attempts: dict[str, asyncio.Task[None]] = {}
         self._available: dict[str, tuple[AgentDef, float]] = {}  # name → (agent, until)
         self._tasks = TaskSet(log)
@@ -96,7 +94,7 @@ class Supervisor:
             self.isolation,
             self._tasks,
             spawner,
-            self._held,
+            self._holding,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -129,7 +127,7 @@ class Supervisor:
     def shutdown_bound(self) -> float:
         """Seconds ``shutdown`` may take: the longest stop escalation among the live runs, then
         the reaping and draining that follow it."""
-        timeouts = [held.agent.stop_timeout for held in self._held.values()]
+        timeouts = [held.agent.stop_timeout for _, held in self._holding()]
         # A run in a git directory records what it changed before it ends; an unchanged
         # worktree is removed after.
         live = [run for run_id in self.core.live_ids if (run := self.core.run(run_id))]
@@ -196,7 +194,7 @@ class Supervisor:
         and permission. Any ended run whose agent can resume, and that has a session if its
         CLI needs one, can be continued: a crash or a stop loses nothing."""
         if (live := self.core.run(parent_id)) is not None:
-            how = "send it a message" if self._held[parent_id].agent.two_way else "wait for it"
+            how = "send it a message" if self._hold(parent_id).agent.two_way else "wait for it"
             raise WrongRunState(f"run {parent_id} is still {live.state}: {how} instead")
         parent = await self.store.get(parent_id)
         if parent is None:
@@ -239,14 +237,13 @@ class Supervisor:
     ) -> Run:
         # From here to the core's answer nothing awaits: admission is atomic.
         self.core.max_concurrent = config.settings.max_concurrent
+        heard = functools.partial(self.core.heard, run.id)
+        output = Output(run.id, agent, self.store, self.bus, heard=heard)
         try:
-            effects = self.core.launch(run, policy(agent))
+            effects = self.core.launch(run, policy(agent), Held(agent, output, resume=resume))
         except BaseException:
             self.isolation.abandon(run.id, run.worktree)  # a worktree made for it goes
             raise
-        heard = functools.partial(self.core.heard, run.id)
-        output = Output(run.id, agent, self.store, self.bus, heard=heard)
-        self._held[run.id] = Held(agent, output, resume=resume)
         await self._apply(effects)
         first = effects[0]
         assert isinstance(first, Changed)
@@ -281,9 +278,9 @@ class Supervisor:
         return await self._current(run_id)
 
     def _session(self, run_id: str) -> tuple[Held, TwoWay]:
-        held = self._held.get(run_id)
+        held = self.core.attached(run_id)
         run = self.core.run(run_id)
-        if held is None or run is None:
+        if not isinstance(held, Held) or run is None:
             raise WrongRunState(f"run {run_id} has ended: continue it instead")
         session = held.agent.output.two_way
         if not held.agent.two_way or session is None:
@@ -303,9 +300,8 @@ class Supervisor:
 
     async def _answer(self, effect: Answer) -> None:
         """Write the core's answer to a request (the user's, or a timeout's) to the agent."""
-        held = self._held.get(effect.run_id)
-        session = held.agent.output.two_way if held else None
-        if held is None or session is None:
+        held = self.core.attached(effect.run_id)
+        if not isinstance(held, Held) or (session := held.agent.output.two_way) is None:
             return
         reducer = held.output.reducer
         tool_input = reducer.approval_inputs.pop(effect.approval_id, {}) if reducer else {}
@@ -372,28 +368,40 @@ class Supervisor:
         """The shell's part of an effect that is not a record (its step's runs are saved)."""
         if isinstance(effect, Spawn):
             task = self._tasks.spawn(
-                self.attempts.run(effect.run_id, self._held[effect.run_id]), f"run {effect.run_id}"
+                self.attempts.run(effect.run_id, self._hold(effect.run_id)), f"run {effect.run_id}"
             )
             self._attempts[effect.run_id] = task
             task.add_done_callback(lambda t: self._forget_attempt(effect.run_id, t))
         elif isinstance(effect, Terminate):
-            held = self._held[effect.run_id]
+            held = self._hold(effect.run_id)
             if held.process is not None:
                 process, timeout = held.process, held.agent.stop_timeout
                 self._tasks.spawn(process.stop(timeout), f"stop {effect.run_id}")
         elif isinstance(effect, Schedule):
-            held = self._held[effect.run_id]
+            held = self._hold(effect.run_id)
             timer = self._tasks.spawn(self._timer(effect), f"timer {effect.run_id}")
             held.timers.add(timer)
             timer.add_done_callback(held.timers.discard)
         elif isinstance(effect, Answer):
             self._tasks.spawn(self._answer(effect), f"answer {effect.run_id}")
         elif isinstance(effect, Released):
-            ended = self._held.pop(effect.run_id)
+            ended = effect.attached
+            assert isinstance(ended, Held)
             for timer in ended.timers:
                 if timer is not asyncio.current_task():
                     timer.cancel()
             self.isolation.ended(effect.run)
+
+    def _hold(self, run_id: str) -> Held:
+        """What the shell attached to a live run (the core's registry is the only one)."""
+        held = self.core.attached(run_id)
+        if not isinstance(held, Held):
+            raise KeyError(f"run {run_id} is not live")
+        return held
+
+    def _holding(self) -> tuple[tuple[str, Held], ...]:
+        """Every live run and what the shell holds for it, as they are now."""
+        return tuple((run_id, self._hold(run_id)) for run_id in self.core.live_ids)
 
     def _forget_attempt(self, run_id: str, task: asyncio.Task[None]) -> None:
         if self._attempts.get(run_id) is task:
