@@ -81,5 +81,9 @@ def open_dashboard(paths: Paths, info: RuntimeInfo, next_path: str = "/") -> boo
     problem = try_open(page)
     if problem is None:
         return True
-    log.warning("%s; open %s in a browser on this machine", problem, page.as_uri())
+    log.warning(
+        "%s; open %s in a browser on this machine, or run `aios open --print` for an address",
+        problem,
+        page.as_uri(),
+    )
     return False
