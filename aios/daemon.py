@@ -204,6 +204,7 @@ class Daemon:
 
     async def test_hook(self, hook: Hook) -> Delivery:
         """Send ``hook`` a ``test`` event now (with its retries); how it went."""
+        now = time.time()
         sample = Run(
             id="test",
             agent="aios",
@@ -211,8 +212,10 @@ class Daemon:
             cwd=str(Path.home()),
             state=RunState.SUCCEEDED,
             exit_code=0,
+            created_at=now,
+            started_at=now,
+            ended_at=now,
         )
-        sample.started_at = sample.ended_at = sample.created_at
         return await self.hooks.test(hook, sample.to_json())
 
     # -- the facade: runs ------------------------------------------------------------------------
