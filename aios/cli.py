@@ -98,6 +98,24 @@ def run_ref(text: str) -> str:
     return quote(ref, safe="")
 
 
+def add_hooks_parser(sub: Any) -> None:
+    hooks = sub.add_parser(
+        "hooks", help="list the hooks of config.toml; `aios hooks test [N]` sends a test event"
+    )
+    hooks.add_argument("action", nargs="?", choices=("list", "test"), default="list")
+    hooks.add_argument(
+        "number", nargs="?", type=hook_number, help="the hook to test (default: every one)"
+    )
+    hooks.add_argument("--json", action="store_true", help="print JSON")
+    hooks.set_defaults(handler=cmd_hooks)
+
+
+def hook_number(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid hook {text!r}: give its number (1, 2, …)")
+    return int(text)
+
+
 COLOR_CHOICES = ("auto", "always", "never")
 
 
@@ -212,6 +230,8 @@ def build_parser() -> Parser:
     autostart = sub.add_parser("autostart", help="start AIOS at login: enable, disable, status")
     autostart.add_argument("action", choices=("enable", "disable", "status"))
     autostart.set_defaults(handler=cmd_autostart)
+
+    add_hooks_parser(sub)
 
     kill = sub.add_parser("kill", help="stop a run (SIGTERM, then SIGKILL)")
     kill.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
@@ -495,11 +515,13 @@ def running(paths: Paths) -> RuntimeInfo:
     return info
 
 
-def call(info: RuntimeInfo, method: str, path: str, body: object = None) -> object:
+def call(
+    info: RuntimeInfo, method: str, path: str, body: object = None, timeout: float | None = None
+) -> object:
     from aios.client import ClientError, DaemonClient  # noqa: PLC0415
 
     try:
-        return DaemonClient(info).request(method, path, body)
+        return DaemonClient(info).request(method, path, body, timeout=timeout)
     except ClientError as exc:
         raise CliError(str(exc)) from exc
 
@@ -840,6 +862,56 @@ def cmd_kill(args: argparse.Namespace) -> int:
     assert isinstance(run, dict)
     print(f"{run['id']}: {run['state']}")
     return EXIT_OK
+
+
+def cmd_hooks(args: argparse.Namespace) -> int:
+    info = running(Paths.from_env())
+    body = call(info, "GET", "/api/hooks")
+    assert isinstance(body, dict)
+    if args.action == "list":
+        if args.number is not None:
+            raise CliError("a hook number goes with `aios hooks test`", EXIT_USAGE)
+        if args.json:
+            print(json.dumps(body, indent=2))
+            return EXIT_OK
+        print_hooks(body)
+        return EXIT_OK
+    numbers = [args.number] if args.number is not None else [h["number"] for h in body["hooks"]]
+    if not numbers:
+        raise CliError(f"no hooks to test: add a [[hooks]] table to {body['config']['path']}")
+    failed = 0
+    results = []
+    for number in numbers:
+        hook = next((h for h in body["hooks"] if h["number"] == number), None)
+        # The daemon answers once the delivery is over: its timeout, and a URL's retries.
+        wait = float(hook["timeout"]) * 4 + 7 + 10 if hook else None
+        answer = call(info, "POST", f"/api/hooks/{number}/test", timeout=wait)
+        assert isinstance(answer, dict)
+        results.append(answer)
+        done = answer["delivery"]
+        failed += not done["ok"]
+        if not args.json:
+            word = "ok" if done["ok"] else "failed"
+            print(f"hook {number} ({answer['hook']['target']}): {word}: {done['detail']}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def print_hooks(body: dict[str, Any]) -> None:
+    rows = []
+    for hook in body["hooks"]:
+        last = hook["last"]
+        when = f"{timestamp(from_iso(last['at']))} " if last else ""
+        outcome = f"{when}{'ok' if last['ok'] else 'failed'}: {last['detail']}" if last else "-"
+        on = ",".join(hook["on"]) + (f" ({','.join(hook['agents'])})" if hook["agents"] else "")
+        rows.append((str(hook["number"]), on, hook["target"], outcome))
+    if rows:
+        print_table(("#", "ON", "SENDS TO", "LAST DELIVERY"), rows)
+    else:
+        print(f"no hooks in {body['config']['path']}")
+    for problem in body["config"]["problems"]:
+        print(f"  {problem}", file=sys.stderr)
 
 
 def cmd_autostart(args: argparse.Namespace) -> int:

@@ -11,23 +11,29 @@ from __future__ import annotations
 import codecs
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from aios import template
-from aios.agents.definitions import AgentDef, RestartPolicy
-from aios.agents.formats import FORMATS
+from aios.agents.definitions import AgentDef
 from aios.agents.presets import PRESETS
+from aios.config_values import (
+    AGENT_FIELDS,
+    AGENT_NAME,
+    HOOK_FIELDS,
+    LIST_HINT,
+    Invalid,
+    integer,
+    suggest,
+)
+from aios.hooks.spec import EVENTS as HOOK_EVENTS
+from aios.hooks.spec import Hook
 from aios.template import PERMISSION, PROMPT
 
 __all__ = ["SETTINGS", "Config", "ConfigProblem", "Setting", "Settings", "load_config"]
-
-AGENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-MAX_SECONDS = 3600.0  # for stop_timeout and start_seconds
-MAX_RESTARTS = 100
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,8 @@ class Setting:
     def check(self, value: object) -> str | None:
         """Why ``value`` is not acceptable, or None."""
         try:
-            _integer(self.name, value, self.minimum, self.maximum)
-        except _Invalid as exc:
+            integer(self.name, value, self.minimum, self.maximum)
+        except Invalid as exc:
             return exc.message
         return None
 
@@ -93,6 +99,8 @@ class Config:
     agents: Mapping[str, AgentDef] = field(hash=False)
     problems: tuple[ConfigProblem, ...]
     path: Path
+    # The [[hooks]] tables that are valid, in file order (aios.hooks).
+    hooks: tuple[Hook, ...] = ()
 
     def agent(self, name: str) -> AgentDef | None:
         return self.agents.get(name)
@@ -135,98 +143,6 @@ def _syntax_problem(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> Conf
     return ConfigProblem(path, line, f"TOML syntax error: {message}")
 
 
-class _Invalid(Exception):
-    """A field value that cannot be used; ``key`` narrows where it is (an env variable)."""
-
-    def __init__(self, message: str, *key: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.key = key
-
-
-_LIST_HINT = 'an argv list like ["pytest", "-x"]'
-
-
-def _command(full: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise _Invalid(f"{full} must be {_LIST_HINT}, not a shell string")
-    if not isinstance(value, list) or not all(map(_is_arg, value)) or not value or not value[0]:
-        raise _Invalid(f"{full} must be a non-empty list of strings")
-    return tuple(value)
-
-
-def _text(full: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"{full} must be a string, not {_show(value)}")
-    return value
-
-
-def _cwd(full: str, value: object) -> str:
-    if not (text := _text(full, value)):
-        raise _Invalid(f"{full} must not be empty")
-    return text
-
-
-def _env(full: str, value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise _Invalid(f'{full} must be a table of strings, like {{ PYTHONUNBUFFERED = "1" }}')
-    for key, item in value.items():
-        if not key or "=" in key or "\0" in key:
-            raise _Invalid(f"{full} has an invalid variable name {key!r}", key)
-        if not _is_arg(item):
-            raise _Invalid(f"{full}.{key} must be a string, not {_show(item)}", key)
-    return value
-
-
-def _seconds(full: str, value: object, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(f"{full} must be a number of seconds, not {_show(value)}")
-    # The comparisons also refuse nan and inf, which TOML allows.
-    low_ok = value >= 0 if zero else value > 0
-    if not low_ok or not value <= MAX_SECONDS:
-        floor = "at least 0" if zero else "above 0"
-        raise _Invalid(f"{full} must be {floor} and at most {MAX_SECONDS:g}, not {value}")
-    return float(value)
-
-
-def _choice(full: str, value: object, choices: Mapping[str, object]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        names = " | ".join(f'"{name}"' for name in choices)
-        raise _Invalid(f"{full} must be one of {names}, not {_show(value)}")
-    return value
-
-
-def _boolean(full: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"{full} must be true or false, not {_show(value)}")
-    return value
-
-
-def _restart(full: str, value: object) -> RestartPolicy:
-    if not isinstance(value, str) or value not in {str(policy) for policy in RestartPolicy}:
-        raise _Invalid(f'{full} must be "no" or "on-failure", not {_show(value)}')
-    return RestartPolicy(value)
-
-
-# The keys an [agents.NAME] table may hold, each with what checks and converts its value.
-_AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
-    "command": _command,
-    "cwd": _cwd,
-    "description": _text,
-    "label": _text,
-    "env": _env,
-    "stop_timeout": _seconds,
-    "start_seconds": lambda full, value: _seconds(full, value, zero=True),
-    "stall_after": lambda full, value: _seconds(full, value, zero=True),
-    "format": lambda full, value: _choice(full, value, FORMATS),
-    "approvals": lambda full, value: _choice(full, value, {"never": 0, "ask": 0}),
-    "approval_timeout": lambda full, value: _seconds(full, value, zero=True),
-    "restart": _restart,
-    "max_restarts": lambda full, value: _integer(full, value, 0, MAX_RESTARTS),
-    "worktree": _boolean,
-}
-
-
 class _Loader:
     """Validates a parsed document; every mistake becomes a problem, never an exception."""
 
@@ -244,10 +160,10 @@ class _Loader:
     def load(self, document: dict[str, Any]) -> Config:
         values: dict[str, int] = {}
         for key, value in document.items():
-            if key == "agents":
+            if key in ("agents", "hooks"):
                 continue
             if (setting := _SETTINGS.get(key)) is None:
-                self.problem((key,), f"unknown setting {key!r}{_suggest(key, [*_SETTINGS])}")
+                self.problem((key,), f"unknown setting {key!r}{suggest(key, [*_SETTINGS])}")
             elif (message := setting.check(value)) is not None:
                 self.problem((key,), message)
             else:
@@ -260,9 +176,56 @@ class _Loader:
         for name, table in tables.items():
             if (agent := self.agent(name, table, agents.get(name))) is not None:
                 agents[name] = agent
+        hooks = self.hooks(document.get("hooks", []), agents)
         # In file order, so they read like an editor's error list.
         problems = tuple(sorted(self.problems, key=lambda problem: problem.line or 0))
-        return Config(Settings(**values), MappingProxyType(agents), problems, self.path)
+        return Config(Settings(**values), MappingProxyType(agents), problems, self.path, hooks)
+
+    def hooks(self, tables: object, agents: Mapping[str, AgentDef]) -> tuple[Hook, ...]:
+        if not isinstance(tables, list):
+            self.problem(("hooks",), "hooks must be an array of tables: write [[hooks]] per hook")
+            return ()
+        hooks = []
+        for index, table in enumerate(tables):
+            if (hook := self.hook(index, table, agents)) is not None:
+                hooks.append(hook)
+        return tuple(hooks)
+
+    def hook(self, index: int, table: object, agents: Mapping[str, AgentDef]) -> Hook | None:
+        where, name = ("hooks", str(index)), f"hooks[{index + 1}]"
+        if not isinstance(table, dict):
+            self.problem(where, f"{name} must be a table: write [[hooks]] and its keys under it")
+            return None
+        before = len(self.problems)
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if (check := HOOK_FIELDS.get(key)) is None:
+                hint = suggest(key, [*HOOK_FIELDS])
+                self.problem((*where, key), f"unknown key {key!r} in {name}{hint}")
+                continue
+            try:
+                values[key] = check(f"{name}.{key}", value)
+            except Invalid as exc:
+                self.problem((*where, key, *exc.key), exc.message)
+        if "on" not in table:
+            events = ", ".join(HOOK_EVENTS)
+            self.problem(where, f"{name}.on is missing: give a list of events from {events}")
+        if ("command" in table) == ("url" in table):
+            self.problem(where, f"{name} needs exactly one of command (an argv list) and url")
+        elif "command" in table:
+            for key in ("headers", "format"):
+                if key in table:
+                    self.problem((*where, key), f"{name}.{key} is for url hooks, not commands")
+        if any(not p.warning for p in self.problems[before:]):
+            return None  # left out rather than run a guess at what was meant
+        for agent in sorted(values.get("agents") or ()):
+            if agent not in agents:
+                self.problem(
+                    (*where, "agents"),
+                    f"{name}.agents: no agent is named {agent!r}{suggest(agent, [*agents])}",
+                    warning=True,
+                )
+        return Hook(number=index + 1, **values)
 
     def agent(self, name: str, table: object, preset: AgentDef | None) -> AgentDef | None:
         where = ("agents", name)
@@ -275,16 +238,16 @@ class _Loader:
         before = len(self.problems)
         values: dict[str, Any] = {}
         for key, value in table.items():
-            if (check := _AGENT_FIELDS.get(key)) is None:
-                hint = _suggest(key, [*_AGENT_FIELDS])
+            if (check := AGENT_FIELDS.get(key)) is None:
+                hint = suggest(key, [*AGENT_FIELDS])
                 self.problem((*where, key), f"unknown key {key!r} in agents.{name}{hint}")
                 continue
             try:
                 values[key] = check(f"agents.{name}.{key}", value)
-            except _Invalid as exc:
+            except Invalid as exc:
                 self.problem((*where, key, *exc.key), exc.message)
         if "command" not in table and preset is None:
-            self.problem(where, f"agents.{name}.command is missing: give {_LIST_HINT}")
+            self.problem(where, f"agents.{name}.command is missing: give {LIST_HINT}")
         if any(not p.warning for p in self.problems[before:]):
             return None  # skip the whole agent rather than run a guess at what was meant
         if preset is not None:  # overriding a preset: what the file leaves out is inherited
@@ -335,37 +298,6 @@ def _holds_session(command: tuple[str, ...], args: tuple[str, ...]) -> bool:
     )
 
 
-def _is_arg(value: object) -> bool:
-    """A string with no NUL, which no argv element or environment value can hold."""
-    return isinstance(value, str) and "\0" not in value
-
-
-def _integer(name: str, value: object, minimum: int, maximum: int) -> int:
-    # bool is an int subclass in Python; ``true`` for a count is a mistake, not 1.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _Invalid(f"{name} must be an integer, not {_show(value)}")
-    if not minimum <= value <= maximum:
-        raise _Invalid(f"{name} must be between {minimum} and {maximum}, not {value}")
-    return value
-
-
-def _show(value: object) -> str:
-    """A value as the user wrote it, short enough for one line of a message."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    kinds: dict[type, str] = {dict: "a table", list: "a list"}
-    return kinds.get(type(value), str(value))
-
-
-def _suggest(word: str, choices: list[str]) -> str:
-    import difflib  # noqa: PLC0415 - only for a config file with a typo in it
-
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 _KEY_PART = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
 
 
@@ -390,6 +322,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     """
     lines: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}  # [[name]] tables seen so far, per name
     in_string = False
     # Split on "\n" only, as tomllib counts lines (str.splitlines also splits on \f, \x1c...).
     for number, line in enumerate(text.split("\n"), start=1):
@@ -403,6 +336,12 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
             if found is None or not found[1].startswith("]"):
                 continue
             table, key = found[0], found[0]
+            if stripped.startswith("[["):  # one more element of an array of tables: name.N
+                index = arrays.get(key, 0)
+                arrays[key] = index + 1
+                table = key = (*key, str(index))
+            elif key[:1] in arrays:  # [name.sub]: a table inside the latest element
+                table = key = (key[0], str(arrays[key[:1]] - 1), *key[1:])
         elif (found := _dotted_key(stripped)) is not None and found[1].startswith("="):
             key = table + found[0]
             in_string = toggles

@@ -20,6 +20,9 @@ PACKAGE = ROOT / "aios"
 DOC = ROOT / "docs" / "architecture.md"
 MAX_LINES = 500
 
+# The lifecycle core: pure, fed events; the only writer of run records.
+CORE = ("agents.lifecycle", "agents.effects", "agents.learning", "agents.errors")
+
 # Lowest first: a module may import its own layer and the layers below it, never one above.
 # Names are relative to ``aios``; a package's name covers all its modules, and the longest name
 # that matches a module decides its layer.
@@ -34,10 +37,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("desktop", ("desktop",)),
-    ("core", ("agents.lifecycle", "agents.effects", "agents.learning", "agents.errors")),
+    ("hooks", ("hooks",)),
+    ("core", CORE),
     ("store", ("store", "checkouts", "worktrees")),
     ("agents", ("agents",)),
-    ("config", ("config",)),
+    ("config", ("config", "config_values")),
     ("facade", ("facade",)),
     ("server", ("server",)),
     ("host", ("host",)),
@@ -47,7 +51,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Modules over MAX_LINES lines that are known and owed a split (not to grow further); a module not
 # listed here may not pass MAX_LINES.
 LONG: dict[str, str] = {
-    "agents.supervisor": "the run shell, shrinking with issue 20's core work",
     "agents.process": "spawning, reading and stopping a process group",
     "cli": "one function per command",
     "store": "the history's database and its log files",
@@ -178,8 +181,8 @@ def _breaking(rule: str) -> list[str]:
 RULES: dict[str, Callable[[Import], bool]] = {
     "runs imports nothing of AIOS": lambda i: i.source != "runs",
     "the core imports only runs, formatting and the core": lambda i: (
-        layer_of(i.source) != layer_of("agents.lifecycle")
-        or _inside(i.target, "runs", "formatting", *LAYERS[3][1])
+        not _inside(i.source, *CORE)
+        or _inside(i.target, "runs", "formatting", *CORE)
     ),
     "the store never imports agents, config or anything above": lambda i: (
         not _inside(i.source, "store", "checkouts", "worktrees")

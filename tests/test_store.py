@@ -134,7 +134,7 @@ def test_save_updates_in_place_and_keeps_insertion_order(tmp_path: Path) -> None
             first, second = make_run(run_id="first"), make_run(run_id="second")
             await store.save(first)
             await store.save(second)
-            first.state, first.pid = RunState.RUNNING, 99
+            first = dataclasses.replace(first, state=RunState.RUNNING, pid=99)
             await store.save(first)
             assert [r.id for r in await store.list()] == ["second", "first"]
             assert await store.get("first") == first
@@ -305,8 +305,10 @@ def test_counts_follow_updates_deletes_pruning_and_a_restart(tmp_path: Path) -> 
             runs = [make_run(RunState.QUEUED) for _ in range(6)]
             await store.save_many(runs)
             states = [RunState.RUNNING, *[RunState.SUCCEEDED] * 4]
-            for run, state in zip(runs, states, strict=False):
-                run.state = state
+            runs = [
+                dataclasses.replace(run, state=state)
+                for run, state in zip(runs, states, strict=False)
+            ] + runs[len(states) :]
             await store.save_many(runs)  # one transaction, several updates
             await store.delete(runs[1].id)
             for _ in range(12):  # past retention: the oldest finished runs are pruned

@@ -1,4 +1,5 @@
 """Agents and their runs: what an agent is (``definitions``, ``presets``, ``setup``, and how
-each CLI's output reads in ``formats``), the lifecycle core (``lifecycle``: pure, fed events),
-its shell (``supervisor``, ``output``, ``isolation``), process groups (``process``,
-``watchdog``), sign-in checks (``auth``) and what the shell refuses (``errors``)."""
+each CLI's output reads in ``formats``), the lifecycle core (``lifecycle``, ``learning``,
+``effects``: pure, the only writer of run records), its shell (``supervisor``, ``attempt``,
+``output``, ``recorder``, ``isolation``), process groups (``process``, ``watchdog``), sign-in
+checks (``auth``) and what the shell refuses (``errors``)."""

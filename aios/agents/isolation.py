@@ -61,12 +61,13 @@ class Isolation:
         self,
         worktrees: Worktrees,
         store: Store,
-        amend: Callable[[Run], Awaitable[None]],
+        amend: Callable[..., Awaitable[None]],
         tasks: TaskSet,
     ) -> None:
         self.worktrees = worktrees
         self.store = store
-        # Persists a change to a run that has ended (never recreating a deleted one), publishes it.
+        # amend(run, **changes): the lifecycle core makes the ended run's new record, and it is
+        # persisted (never recreating a deleted one) and published.
         self._amend = amend
         self._tasks = tasks
         self._baselines: dict[str, Baseline | None] = {}  # None: not in a git directory
@@ -310,7 +311,7 @@ class Isolation:
             changes = await self.record(run)
             self._baselines.pop(run.id, None)
             if changes is not None:
-                await self._amend(replace(run, changes=changes))
+                await self._amend(run, changes=changes)
             await self._tidy(tree)
 
     async def prune(self) -> None:
@@ -373,7 +374,7 @@ class Isolation:
         """Every run that has this worktree says so (a conversation's runs share one)."""
         for run in await self.store.with_worktree(path):
             if run.worktree is not None and run.worktree.state is _OPEN:
-                await self._amend(replace(run, worktree=replace(run.worktree, state=state)))
+                await self._amend(run, worktree=replace(run.worktree, state=state))
 
 
 def _message(run: Run) -> str:

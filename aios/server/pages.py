@@ -22,6 +22,7 @@ from aios.runs import Run, Tokens
 from aios.server.common import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.hooks import page_context as hooks_context
 from aios.server.live import OutputRenderer, render_changes
 from aios.server.security import cookie_name, own_request, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
@@ -230,6 +231,7 @@ async def settings() -> str:
         settings=rows,
         paths=d.paths,
         autostart=await asyncio.to_thread(_autostart_status),
+        **hooks_context(),
     )
 
 
