@@ -181,8 +181,7 @@ def _breaking(rule: str) -> list[str]:
 RULES: dict[str, Callable[[Import], bool]] = {
     "runs imports nothing of AIOS": lambda i: i.source != "runs",
     "the core imports only runs, formatting and the core": lambda i: (
-        not _inside(i.source, *CORE)
-        or _inside(i.target, "runs", "formatting", *CORE)
+        not _inside(i.source, *CORE) or _inside(i.target, "runs", "formatting", *CORE)
     ),
     "the store never imports agents, config or anything above": lambda i: (
         not _inside(i.source, "store", "checkouts", "worktrees")
@@ -193,6 +192,11 @@ RULES: dict[str, Callable[[Import], bool]] = {
         or not _inside(
             i.target, "server", "host", "facade", "tray", "agents", "store", "config", "runs"
         )
+    ),
+    "only the tray uses the desktop, beyond opening folders and starting at login": lambda i: (
+        not _inside(i.target, "desktop")
+        or _inside(i.source, "desktop", "tray")
+        or i.target in ("desktop.opener", "desktop.autostart")
     ),
     # The store's exceptions and value types are the facade's words too; the Store is not.
     "server and tray reach runs only through the facade": lambda i: (
@@ -273,6 +277,9 @@ def test_the_rules_catch_what_they_forbid() -> None:
     ]
     assert breaks("tray", "agents.supervisor") == [
         "server and tray reach runs only through the facade"
+    ]
+    assert breaks("server.pages", "desktop.icon") == [
+        "only the tray uses the desktop, beyond opening folders and starting at login"
     ]
     assert breaks("server.errors", "agents.errors") == []
     assert breaks("server.api", "store", "UnknownRun") == []
