@@ -53,7 +53,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 LONG: dict[str, str] = {
     "agents.process": "spawning, reading and stopping a process group",
     "cli": "one function per command",
-    "store": "the history's database and its log files",
 }
 
 
