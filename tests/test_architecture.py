@@ -53,6 +53,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 LONG: dict[str, str] = {
     "agents.process": "spawning, reading and stopping a process group",
     "cli": "one function per command",
+    "store": "the history's database and its log files",
 }
 
 
