@@ -128,8 +128,7 @@ class Supervisor:
         """Seconds ``shutdown`` may take: the longest stop escalation among the live runs, then
         the reaping and draining that follow it."""
         timeouts = [held.agent.stop_timeout for _, held in self._holding()]
-        # A run in a git directory records what it changed before it ends; an unchanged
-        # worktree is removed after.
+        # A run in a git directory records its changes before it ends (worktree removed after).
         live = [run for run_id in self.core.live_ids if (run := self.core.run(run_id))]
         isolation = self.isolation.shutdown_extra(live)
         return max(timeouts, default=0.0) + isolation + 2 * REAP_TIMEOUT + 4 * DRAIN_TIMEOUT + 1.0
@@ -194,7 +193,8 @@ class Supervisor:
         and permission. Any ended run whose agent can resume, and that has a session if its
         CLI needs one, can be continued: a crash or a stop loses nothing."""
         if (live := self.core.run(parent_id)) is not None:
-            how = "send it a message" if self._hold(parent_id).agent.two_way else "wait for it"
+            held = self._held(parent_id)
+            how = "send it a message" if held and held.agent.two_way else "wait for it"
             raise WrongRunState(f"run {parent_id} is still {live.state}: {how} instead")
         parent = await self.store.get(parent_id)
         if parent is None:
@@ -365,23 +365,13 @@ class Supervisor:
     # -- carrying out what the core decided ------------------------------------------------------
 
     def _carry_out(self, effect: Effect) -> None:
-        """The shell's part of an effect that is not a record (its step's runs are saved)."""
-        if isinstance(effect, Spawn):
-            task = self._tasks.spawn(
-                self.attempts.run(effect.run_id, self._hold(effect.run_id)), f"run {effect.run_id}"
-            )
-            self._attempts[effect.run_id] = task
-            task.add_done_callback(lambda t: self._forget_attempt(effect.run_id, t))
-        elif isinstance(effect, Terminate):
-            held = self._hold(effect.run_id)
-            if held.process is not None:
-                process, timeout = held.process, held.agent.stop_timeout
-                self._tasks.spawn(process.stop(timeout), f"stop {effect.run_id}")
-        elif isinstance(effect, Schedule):
-            held = self._hold(effect.run_id)
-            timer = self._tasks.spawn(self._timer(effect), f"timer {effect.run_id}")
-            held.timers.add(timer)
-            timer.add_done_callback(held.timers.discard)
+        """The shell's part of an effect that is not a record, once its step's runs are saved.
+        The core may have moved on meanwhile (a run told to stop at shutdown exited and was
+        released by a later step): what was meant for a run no longer live is moot."""
+        if isinstance(effect, Spawn | Terminate | Schedule):
+            held = self._held(effect.run_id)
+            if held is not None:
+                self._act_on(effect, held)
         elif isinstance(effect, Answer):
             self._tasks.spawn(self._answer(effect), f"answer {effect.run_id}")
         elif isinstance(effect, Released):
@@ -392,16 +382,29 @@ class Supervisor:
                     timer.cancel()
             self.isolation.ended(effect.run)
 
-    def _hold(self, run_id: str) -> Held:
+    def _act_on(self, effect: Spawn | Terminate | Schedule, held: Held) -> None:
+        if isinstance(effect, Spawn):
+            task = self._tasks.spawn(self.attempts.run(effect.run_id, held), f"run {effect.run_id}")
+            self._attempts[effect.run_id] = task
+            task.add_done_callback(lambda t: self._forget_attempt(effect.run_id, t))
+        elif isinstance(effect, Terminate):
+            if held.process is not None:
+                process, timeout = held.process, held.agent.stop_timeout
+                self._tasks.spawn(process.stop(timeout), f"stop {effect.run_id}")
+        else:
+            timer = self._tasks.spawn(self._timer(effect), f"timer {effect.run_id}")
+            held.timers.add(timer)
+            timer.add_done_callback(held.timers.discard)
+
+    def _held(self, run_id: str) -> Held | None:
         """What the shell attached to a live run (the core's registry is the only one)."""
         held = self.core.attached(run_id)
-        if not isinstance(held, Held):
-            raise KeyError(f"run {run_id} is not live")
-        return held
+        return held if isinstance(held, Held) else None
 
     def _holding(self) -> tuple[tuple[str, Held], ...]:
         """Every live run and what the shell holds for it, as they are now."""
-        return tuple((run_id, self._hold(run_id)) for run_id in self.core.live_ids)
+        pairs = ((run_id, self._held(run_id)) for run_id in self.core.live_ids)
+        return tuple((run_id, held) for run_id, held in pairs if held is not None)
 
     def _forget_attempt(self, run_id: str, task: asyncio.Task[None]) -> None:
         if self._attempts.get(run_id) is task:
