@@ -39,7 +39,8 @@ from aios.agents.watchdog import Watchdog
 from aios.config import AgentDef, Config
 from aios.events import EventBus
 from aios.runs import Permission, Run, Worktree, new_run_id
-from aios.store import Store, StoreUnavailable
+from aios.store import Store
+from aios.store_errors import StoreUnavailable
 from aios.tasks import TaskSet
 from aios.worktrees import Worktrees
 
