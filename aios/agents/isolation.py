@@ -30,7 +30,8 @@ from pathlib import Path
 from aios.agents.errors import InvalidLaunch, NoChanges, WorktreeRefused
 from aios.git import GitError, GitMissing
 from aios.runs import Changes, Run, Worktree, WorktreeState
-from aios.store import Store, StoreError
+from aios.store import Store
+from aios.store_errors import StoreError
 from aios.tasks import TaskSet
 from aios.worktrees import WorktreeError, Worktrees, agent_directory, find_checkout
 

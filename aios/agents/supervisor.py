@@ -33,13 +33,16 @@ from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Lifecycle
 from aios.agents.output import Output
-from aios.agents.process import REAP_TIMEOUT, AgentInputError, kill_stale_group, spawn
+from aios.agents.process import REAP_TIMEOUT, AgentInputError
+from aios.agents.process_groups import kill_stale_group
 from aios.agents.recorder import Recorder
+from aios.agents.spawning import spawn
 from aios.agents.watchdog import Watchdog
 from aios.config import AgentDef, Config
 from aios.events import EventBus
 from aios.runs import Permission, Run, Worktree, new_run_id
-from aios.store import Store, StoreUnavailable
+from aios.store import Store
+from aios.store_errors import StoreUnavailable
 from aios.tasks import TaskSet
 from aios.worktrees import Worktrees
 
