@@ -1,22 +1,40 @@
 """Every command and option of ``aios``, declared once: ``build_parser``.
 
 Each command's handler is a function of the module of its concept, taking the parsed arguments
-and returning an exit code.
+and returning an exit code. The parser names it (``Command``) and it is imported when its
+command runs: ``aios status`` does not import the modules of the other commands.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from aios import __version__
-from aios.cli.agents import cmd_agents
-from aios.cli.autostart import cmd_autostart
 from aios.cli.common import EXIT_USAGE
-from aios.cli.daemon import cmd_default, cmd_open, cmd_serve, cmd_status, cmd_stop
-from aios.cli.hooks import cmd_hooks
-from aios.cli.runs import cmd_continue, cmd_kill, cmd_logs, cmd_ps, cmd_run
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Command:
+    """A command's handler, by name: ``Command("daemon", "cmd_status")`` is
+    ``aios.cli.daemon.cmd_status``, imported when it is called."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        return self.load()(args)
+
+    def load(self) -> Handler:
+        from importlib import import_module  # noqa: PLC0415 - loaded with the interpreter
+
+        handler: Handler = getattr(import_module(f"aios.cli.{self.module}"), self.name)
+        return handler
 
 
 class Formatter(argparse.HelpFormatter):
@@ -71,7 +89,7 @@ def add_hooks_parser(sub: Any) -> None:
         "number", nargs="?", type=hook_number, help="the hook to test (default: every one)"
     )
     hooks.add_argument("--json", action="store_true", help="print JSON")
-    hooks.set_defaults(handler=cmd_hooks)
+    hooks.set_defaults(handler=Command("hooks", "cmd_hooks"))
 
 
 def hook_number(text: str) -> int:
@@ -103,16 +121,16 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--no-browser", action="store_true", help="do not open the dashboard in a browser"
     )
-    parser.set_defaults(handler=cmd_default)
+    parser.set_defaults(handler=Command("daemon", "cmd_default"))
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
 
     serve = sub.add_parser("serve", help="run the daemon without a tray icon (headless)")
     serve.add_argument("--port", type=port_number, default=0, help="TCP port (default: any free)")
     serve.add_argument("--no-browser", action="store_true", help="do not open the dashboard")
-    serve.set_defaults(handler=cmd_serve)
+    serve.set_defaults(handler=Command("daemon", "cmd_serve"))
 
     sub.add_parser("status", help="is AIOS running? (exit 3 if not)").set_defaults(
-        handler=cmd_status
+        handler=Command("daemon", "cmd_status")
     )
     open_cmd = sub.add_parser("open", help="open the dashboard in the default browser")
     open_cmd.add_argument(
@@ -129,14 +147,14 @@ def build_parser() -> Parser:
         help="with --print: the address through a local port forwarded to the daemon's "
         "(ssh -L PORT:127.0.0.1:DAEMON_PORT)",
     )
-    open_cmd.set_defaults(handler=cmd_open)
+    open_cmd.set_defaults(handler=Command("daemon", "cmd_open"))
     sub.add_parser("stop", help="shut the running daemon down gracefully").set_defaults(
-        handler=cmd_stop
+        handler=Command("daemon", "cmd_stop")
     )
 
     agents = sub.add_parser("agents", help="list agents and whether each is available")
     agents.add_argument("--json", action="store_true", help="print JSON")
-    agents.set_defaults(handler=cmd_agents)
+    agents.set_defaults(handler=Command("agents", "cmd_agents"))
 
     run = sub.add_parser("run", help="start a run; print its id")
     run.add_argument("agent", help="agent name (see `aios agents`)")
@@ -165,7 +183,7 @@ def build_parser() -> Parser:
         "--wait", action="store_true", help="follow the run and exit with its exit code"
     )
     add_color_option(run)
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=Command("runs", "cmd_run"))
 
     cont = sub.add_parser(
         "continue", help="continue a run's conversation: a new run resuming its session"
@@ -178,26 +196,26 @@ def build_parser() -> Parser:
         "--wait", action="store_true", help="follow the new run and exit with its exit code"
     )
     add_color_option(cont)
-    cont.set_defaults(handler=cmd_continue)
+    cont.set_defaults(handler=Command("runs", "cmd_continue"))
 
     ps = sub.add_parser("ps", help="list live runs (--all: the history too)")
     ps.add_argument("--all", action="store_true", help="include finished runs")
     ps.add_argument("--json", action="store_true", help="print JSON")
-    ps.set_defaults(handler=cmd_ps)
+    ps.set_defaults(handler=Command("runs", "cmd_ps"))
 
     logs_cmd = sub.add_parser("logs", help="print a run's output")
     logs_cmd.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
     logs_cmd.add_argument("-f", "--follow", action="store_true", help="follow live output")
     add_color_option(logs_cmd)
-    logs_cmd.set_defaults(handler=cmd_logs)
+    logs_cmd.set_defaults(handler=Command("runs", "cmd_logs"))
 
     autostart = sub.add_parser("autostart", help="start AIOS at login: enable, disable, status")
     autostart.add_argument("action", choices=("enable", "disable", "status"))
-    autostart.set_defaults(handler=cmd_autostart)
+    autostart.set_defaults(handler=Command("autostart", "cmd_autostart"))
 
     add_hooks_parser(sub)
 
     kill = sub.add_parser("kill", help="stop a run (SIGTERM, then SIGKILL)")
     kill.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
-    kill.set_defaults(handler=cmd_kill)
+    kill.set_defaults(handler=Command("runs", "cmd_kill"))
     return parser
