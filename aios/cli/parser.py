@@ -31,9 +31,9 @@ class Command:
         return self.load()(args)
 
     def load(self) -> Handler:
-        from importlib import import_module  # noqa: PLC0415 - loaded with the interpreter
-
-        handler: Handler = getattr(import_module(f"aios.cli.{self.module}"), self.name)
+        # __import__, not importlib.import_module: `python -X importtime` shows only the former.
+        module = __import__(f"aios.cli.{self.module}", fromlist=[self.name])
+        handler: Handler = getattr(module, self.name)
         return handler
 
 
