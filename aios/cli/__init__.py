@@ -25,20 +25,19 @@ import sys
 from typing import TYPE_CHECKING
 
 from aios.cli.common import EXIT_FAILURE, EXIT_PIPE_CLOSED, CliError
-from aios.cli.parser import build_parser
+from aios.cli.parser import Handler, build_parser
 from aios.cli.prompt import parse
 from aios.paths import Paths
 
 if TYPE_CHECKING:
-    import argparse
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
 __all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else list(argv))
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    handler: Handler = args.handler
     try:
         code = handler(args)
         sys.stdout.flush()  # here, not at exit: a closed pipe must end up in the handler below
