@@ -8,12 +8,10 @@ sample). Every step of the core goes through the recorder (``aios.agents.recorde
 path to history: each changed run is persisted, and only then published, in the order the core
 made them.
 
-History failing (a full disk, a database read-only, failing or damaged: ``StoreUnavailable``)
-stops nothing: the core's state in memory is the truth, its changes are carried out and
-published all the same, and the store keeps what it could not write and writes it when it can
-(tried every ``RETRY_INTERVAL`` while the trouble lasts). Launches are refused meanwhile, with
-the trouble as their answer (507 for a full disk, else 503). No background task ends on an
-error of one run: each loop step catches and logs what it did not expect.
+History failing (``StoreUnavailable``: a full disk, a database read-only or damaged) stops
+nothing: the core's state in memory is the truth, and the store writes what it kept when it can
+(tried every ``RETRY_INTERVAL``); launches are refused meanwhile, saying why. No background task
+ends on an error of one run: each loop step catches and logs what it did not expect.
 """
 
 from __future__ import annotations
