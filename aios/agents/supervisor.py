@@ -47,9 +47,8 @@ from aios.worktrees import Worktrees
 log = logging.getLogger("aios.supervisor")
 
 STATS_INTERVAL = 2.0
-# How long an agent found available (a PATH search, done on a thread) is trusted: a burst of
-# launches costs one search, not one thread hop each. Only "available" is remembered: one that
-# was not is searched again at the next launch. A program removed meanwhile fails to spawn.
+# How long an agent found available (a PATH search, on a thread) is trusted: a burst of launches
+# costs one search. Only "available" is remembered; a program removed meanwhile fails to spawn.
 AVAILABLE_FOR = 2.0
 RETRY_INTERVAL = 1.0  # seconds between tries to write what history could not take
 
