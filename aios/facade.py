@@ -39,7 +39,10 @@ from aios.hooks import Dispatcher, Hook
 from aios.hooks.delivery import Delivery
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
-from aios.store import Store, StoreUnavailable, Stream, UnknownRun, Usage
+from aios.store import Store
+from aios.store_db import Usage
+from aios.store_errors import StoreUnavailable, UnknownRun
+from aios.store_logs import Stream
 from aios.tasks import TaskSet
 from aios.unseen import Unseen, UnseenCounts
 from aios.worktrees import Worktrees

@@ -41,7 +41,8 @@ from aios.paths import Paths
 from aios.runtime import InstanceLock, RuntimeInfo
 from aios.server.app import create_app
 from aios.server.common import GRACEFUL_TIMEOUT
-from aios.store import StoreError, check_database
+from aios.store_errors import StoreError
+from aios.store_schema import check_database
 
 log = logging.getLogger("aios.host")
 T = TypeVar("T")

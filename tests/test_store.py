@@ -30,7 +30,9 @@ from aios.runs import (
     WorktreeState,
     new_run_id,
 )
-from aios.store import MIGRATIONS, SCHEMA_VERSION, AmbiguousRun, Store, StoreError, UnknownRun
+from aios.store import Store
+from aios.store_errors import AmbiguousRun, StoreError, UnknownRun
+from aios.store_schema import MIGRATIONS, SCHEMA_VERSION
 
 MARKER = b"\n[aios: output truncated at"
 
@@ -323,11 +325,11 @@ def test_counts_follow_updates_deletes_pruning_and_a_restart(tmp_path: Path) -> 
 
 
 def test_commits_are_durable_across_a_crash_not_synced_each_time(tmp_path: Path) -> None:
-    """WAL with synchronous=NORMAL: see the store's docstring for why, and what it risks."""
+    """WAL with synchronous=NORMAL: see aios/store_schema.py for why, and what it risks."""
 
     async def test() -> None:
         async with opened(tmp_path) as store:
-            db = store._conn  # the setting lives on the worker's connection
+            db = store._db._conn  # the setting lives on the worker's connection
             level = await asyncio.get_running_loop().run_in_executor(
                 store._executor,
                 lambda: db.execute("PRAGMA synchronous").fetchone()[0],

@@ -261,7 +261,7 @@ async def test_steps_are_committed_together_in_order_and_a_gone_caller_changes_n
     """While one commit is in flight, the steps that arrive meanwhile go to the store together
     (fewer trips to its thread); each run's events still come in the order the core made them,
     and a step whose caller went away (a client that hung up) is carried out all the same."""
-    from aios.agents.process import SpawnError
+    from aios.agents.spawning import SpawnError
     from aios.agents.supervisor import Supervisor
     from aios.agents.watchdog import Watchdog
     from aios.config import load_config

@@ -26,7 +26,8 @@ from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import Lifecycle
 from aios.agents.output import Output
-from aios.agents.process import AgentInputError, AgentProcess, SpawnError
+from aios.agents.process import AgentInputError, AgentProcess
+from aios.agents.spawning import SpawnError
 from aios.agents.watchdog import Watchdog
 from aios.runs import Run
 from aios.store import Store

@@ -31,7 +31,8 @@ from aios.agents.errors import InvalidLaunch, NoChanges, WorktreeRefused
 from aios.checkouts import find_checkout
 from aios.git import GitError, GitMissing
 from aios.runs import Changes, Run, Worktree, WorktreeState
-from aios.store import Store, StoreError
+from aios.store import Store
+from aios.store_errors import StoreError
 from aios.tasks import TaskSet
 from aios.worktrees import WorktreeError, Worktrees, agent_directory
 

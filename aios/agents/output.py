@@ -34,7 +34,9 @@ from aios.agents.formats import Reducer
 from aios.agents.formats.base import style
 from aios.agents.process import AgentProcess
 from aios.events import EventBus
-from aios.store import Store, StoreError, Stream
+from aios.store import Store
+from aios.store_errors import StoreError
+from aios.store_logs import Stream
 
 log = logging.getLogger("aios.output")
 

@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 from aios.agents.effects import Amended, Attention, Changed, Effect, Released, Sampled
 from aios.events import EventBus
 from aios.runs import Run
-from aios.store import Store, StoreUnavailable
+from aios.store import Store
+from aios.store_errors import StoreUnavailable
 from aios.tasks import TaskSet
 
 log = logging.getLogger("aios.supervisor")

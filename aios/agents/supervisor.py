@@ -8,12 +8,10 @@ sample). Every step of the core goes through the recorder (``aios.agents.recorde
 path to history: each changed run is persisted, and only then published, in the order the core
 made them.
 
-History failing (a full disk, a database read-only, failing or damaged: ``StoreUnavailable``)
-stops nothing: the core's state in memory is the truth, its changes are carried out and
-published all the same, and the store keeps what it could not write and writes it when it can
-(tried every ``RETRY_INTERVAL`` while the trouble lasts). Launches are refused meanwhile, with
-the trouble as their answer (507 for a full disk, else 503). No background task ends on an
-error of one run: each loop step catches and logs what it did not expect.
+History failing (``StoreUnavailable``: a full disk, a database read-only or damaged) stops
+nothing: the core's state in memory is the truth, and the store writes what it kept when it can
+(tried every ``RETRY_INTERVAL``); launches are refused meanwhile, saying why. No background task
+ends on an error of one run: each loop step catches and logs what it did not expect.
 """
 
 from __future__ import annotations
@@ -35,21 +33,23 @@ from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Lifecycle
 from aios.agents.output import Output
-from aios.agents.process import REAP_TIMEOUT, AgentInputError, kill_stale_group, spawn
+from aios.agents.process import REAP_TIMEOUT, AgentInputError
+from aios.agents.process_groups import kill_stale_group
 from aios.agents.recorder import Recorder
+from aios.agents.spawning import spawn
 from aios.agents.watchdog import Watchdog
 from aios.events import EventBus
 from aios.runs import Permission, Run, Worktree, new_run_id
-from aios.store import Store, StoreUnavailable
+from aios.store import Store
+from aios.store_errors import StoreUnavailable
 from aios.tasks import TaskSet
 from aios.worktrees import Worktrees
 
 log = logging.getLogger("aios.supervisor")
 
 STATS_INTERVAL = 2.0
-# How long an agent found available (a PATH search, done on a thread) is trusted: a burst of
-# launches costs one search, not one thread hop each. Only "available" is remembered: one that
-# was not is searched again at the next launch. A program removed meanwhile fails to spawn.
+# How long an agent found available (a PATH search, on a thread) is trusted: a burst of launches
+# costs one search. Only "available" is remembered; a program removed meanwhile fails to spawn.
 AVAILABLE_FOR = 2.0
 RETRY_INTERVAL = 1.0  # seconds between tries to write what history could not take
 
@@ -129,8 +129,7 @@ class Supervisor:
         """Seconds ``shutdown`` may take: the longest stop escalation among the live runs, then
         the reaping and draining that follow it."""
         timeouts = [held.agent.stop_timeout for _, held in self._holding()]
-        # A run in a git directory records what it changed before it ends; an unchanged
-        # worktree is removed after.
+        # A run in a git directory records its changes before it ends (worktree removed after).
         live = [run for run_id in self.core.live_ids if (run := self.core.run(run_id))]
         isolation = self.isolation.shutdown_extra(live)
         return max(timeouts, default=0.0) + isolation + 2 * REAP_TIMEOUT + 4 * DRAIN_TIMEOUT + 1.0
@@ -195,7 +194,8 @@ class Supervisor:
         and permission. Any ended run whose agent can resume, and that has a session if its
         CLI needs one, can be continued: a crash or a stop loses nothing."""
         if (live := self.core.run(parent_id)) is not None:
-            how = "send it a message" if self._hold(parent_id).agent.two_way else "wait for it"
+            held = self._held(parent_id)
+            how = "send it a message" if held and held.agent.two_way else "wait for it"
             raise WrongRunState(f"run {parent_id} is still {live.state}: {how} instead")
         parent = await self.store.get(parent_id)
         if parent is None:
@@ -366,23 +366,13 @@ class Supervisor:
     # -- carrying out what the core decided ------------------------------------------------------
 
     def _carry_out(self, effect: Effect) -> None:
-        """The shell's part of an effect that is not a record (its step's runs are saved)."""
-        if isinstance(effect, Spawn):
-            task = self._tasks.spawn(
-                self.attempts.run(effect.run_id, self._hold(effect.run_id)), f"run {effect.run_id}"
-            )
-            self._attempts[effect.run_id] = task
-            task.add_done_callback(lambda t: self._forget_attempt(effect.run_id, t))
-        elif isinstance(effect, Terminate):
-            held = self._hold(effect.run_id)
-            if held.process is not None:
-                process, timeout = held.process, held.agent.stop_timeout
-                self._tasks.spawn(process.stop(timeout), f"stop {effect.run_id}")
-        elif isinstance(effect, Schedule):
-            held = self._hold(effect.run_id)
-            timer = self._tasks.spawn(self._timer(effect), f"timer {effect.run_id}")
-            held.timers.add(timer)
-            timer.add_done_callback(held.timers.discard)
+        """The shell's part of an effect that is not a record, once its step's runs are saved.
+        The core may have moved on meanwhile (a run told to stop at shutdown exited and was
+        released by a later step): what was meant for a run no longer live is moot."""
+        if isinstance(effect, Spawn | Terminate | Schedule):
+            held = self._held(effect.run_id)
+            if held is not None:
+                self._act_on(effect, held)
         elif isinstance(effect, Answer):
             self._tasks.spawn(self._answer(effect), f"answer {effect.run_id}")
         elif isinstance(effect, Released):
@@ -393,16 +383,29 @@ class Supervisor:
                     timer.cancel()
             self.isolation.ended(effect.run)
 
-    def _hold(self, run_id: str) -> Held:
+    def _act_on(self, effect: Spawn | Terminate | Schedule, held: Held) -> None:
+        if isinstance(effect, Spawn):
+            task = self._tasks.spawn(self.attempts.run(effect.run_id, held), f"run {effect.run_id}")
+            self._attempts[effect.run_id] = task
+            task.add_done_callback(lambda t: self._forget_attempt(effect.run_id, t))
+        elif isinstance(effect, Terminate):
+            if held.process is not None:
+                process, timeout = held.process, held.agent.stop_timeout
+                self._tasks.spawn(process.stop(timeout), f"stop {effect.run_id}")
+        else:
+            timer = self._tasks.spawn(self._timer(effect), f"timer {effect.run_id}")
+            held.timers.add(timer)
+            timer.add_done_callback(held.timers.discard)
+
+    def _held(self, run_id: str) -> Held | None:
         """What the shell attached to a live run (the core's registry is the only one)."""
         held = self.core.attached(run_id)
-        if not isinstance(held, Held):
-            raise KeyError(f"run {run_id} is not live")
-        return held
+        return held if isinstance(held, Held) else None
 
     def _holding(self) -> tuple[tuple[str, Held], ...]:
         """Every live run and what the shell holds for it, as they are now."""
-        return tuple((run_id, self._hold(run_id)) for run_id in self.core.live_ids)
+        pairs = ((run_id, self._held(run_id)) for run_id in self.core.live_ids)
+        return tuple((run_id, held) for run_id, held in pairs if held is not None)
 
     def _forget_attempt(self, run_id: str, task: asyncio.Task[None]) -> None:
         if self._attempts.get(run_id) is task:

@@ -24,7 +24,7 @@ from aios.agents.errors import (
     WrongRunState,
 )
 from aios.credentials import SESSION_LIFETIME
-from aios.store import AmbiguousRun, StoreError, StoreUnavailable, Trouble, UnknownRun
+from aios.store_errors import AmbiguousRun, StoreError, StoreUnavailable, Trouble, UnknownRun
 
 log = logging.getLogger("aios.server")
 

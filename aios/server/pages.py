@@ -26,7 +26,8 @@ from aios.server.hooks import page_context as hooks_context
 from aios.server.live import OutputRenderer, render_changes
 from aios.server.security import cookie_name, own_request, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
-from aios.store import StoreUnavailable, UnknownRun, Usage
+from aios.store_db import Usage
+from aios.store_errors import StoreUnavailable, UnknownRun
 
 if TYPE_CHECKING:
     from aios.desktop.autostart import AutostartStatus
