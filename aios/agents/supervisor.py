@@ -25,8 +25,7 @@ from typing import Any
 
 from aios import workdir
 from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner, policy
-from aios.agents.definitions import AgentDef
-from aios.agents.definitions import Catalog as Config
+from aios.agents.definitions import AgentDef, Catalog
 from aios.agents.effects import Answer, Changed, Clock, Effect, Released, Schedule, Spawn, Terminate
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
 from aios.agents.formats.base import TwoWay
@@ -60,7 +59,7 @@ class Supervisor:
         store: Store,
         bus: EventBus,
         watchdog: Watchdog,
-        config: Callable[[], Config],
+        config: Callable[[], Catalog],
         *,
         clock: Clock | None = None,
         spawner: Spawner = spawn,
@@ -234,7 +233,7 @@ class Supervisor:
         return await self._admit(run, agent, config, resume=parent.session_id or "")
 
     async def _admit(
-        self, run: Run, agent: AgentDef, config: Config, resume: str | None = None
+        self, run: Run, agent: AgentDef, config: Catalog, resume: str | None = None
     ) -> Run:
         # From here to the core's answer nothing awaits: admission is atomic.
         self.core.max_concurrent = config.settings.max_concurrent
