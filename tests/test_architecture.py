@@ -310,3 +310,18 @@ def test_the_rules_are_documented() -> None:
 def test_no_module_is_over_500_lines() -> None:
     lengths = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
     assert [f"aios.{m}: {n} lines" for m, n in lengths.items() if n > MAX_LINES] == []
+
+
+def test_domain_errors_carry_no_http_status() -> None:
+    """The core and the store say what went wrong; the server's table says how HTTP answers it,
+    one entry for each error they can raise."""
+    from aios.agents import errors as core_errors
+    from aios.server.errors import STATUS
+    from aios.store_errors import StoreError
+
+    def subclasses(kind: type[Exception]) -> list[type[Exception]]:
+        return [kind, *(sub for direct in kind.__subclasses__() for sub in subclasses(direct))]
+
+    domain = subclasses(core_errors.SupervisorError) + subclasses(StoreError)
+    assert [kind.__name__ for kind in domain if "status" in vars(kind)] == []
+    assert [kind.__name__ for kind in domain if kind not in STATUS] == []
