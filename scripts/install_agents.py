@@ -6,7 +6,10 @@ of its own: aider wants Python 3.10 to 3.12). Nothing is installed globally or p
 PATH: ``.agents/bin`` holds the four CLIs and the ``node`` they run with, and only the tests put
 it on a PATH (tests/realagents.py). A stamp keyed on the pins makes a second run a no-op.
 
-``--if-possible`` (what ``make test`` uses): outside CI, a machine without Node 20 and npm, or
+Node.js 20 or newer runs the npm ones; where the system's node is older, npm's ``node`` package
+(NODE_FALLBACK) is installed into ``.agents/node`` and used instead.
+
+``--if-possible`` (what ``make test`` uses): outside CI, a machine without Node.js and npm, or
 without a Python for aider, or where the install fails, gets a note and exit 0 (the tier then
 skips and says why); in CI every such problem fails.
 """
@@ -30,6 +33,9 @@ TARGET = ROOT / ".agents"
 BIN = TARGET / "bin"  # the four CLIs and node: what a test puts first on PATH
 STAMP = TARGET / ".installed"
 NODE_MAJOR = 20  # gemini-cli 0.61 refuses anything older
+# npm's ``node`` package carries the binary: installed into .agents/node only where the system's
+# node is older than NODE_MAJOR (Debian bookworm's own nodejs is 18).
+NODE_FALLBACK = "22.23.3"
 AIDER_PYTHONS = ((3, 10), (3, 11), (3, 12))
 
 
@@ -62,7 +68,7 @@ def pins() -> tuple[Pin, ...]:
 
 def fingerprint() -> str:
     """What the stamp holds: the pin files' contents, so any change of a pin reinstalls."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(NODE_FALLBACK.encode())
     for name in ("package.json", "package-lock.json", "requirements.txt"):
         digest.update((PINS / name).read_bytes())
     return digest.hexdigest()
@@ -77,19 +83,35 @@ def installed() -> bool:
     return current and all((BIN / pin.cli).exists() for pin in pins())
 
 
-def node_binary() -> str:
-    node = shutil.which("node")
-    if node is None or shutil.which("npm") is None:
-        raise Unmet(f"Node.js {NODE_MAJOR} or newer with npm is not installed")
+def node_version(node: str) -> tuple[int, str]:
+    """The major version of ``node`` (0 when it says none) and what it said."""
     said = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
     match = re.match(r"v(\d+)\.", said.stdout.strip())
-    if match is None or int(match[1]) < NODE_MAJOR:
+    return (int(match[1]) if match else 0), said.stdout.strip() or "unreadable"
+
+
+def node_binary() -> str:
+    """A node of at least NODE_MAJOR: the system's, or npm's ``node`` package in .agents/node."""
+    node = shutil.which("node")
+    if node is None or shutil.which("npm") is None:
+        raise Unmet("Node.js and npm are not installed (the agent CLIs are npm packages)")
+    major, said = node_version(node)
+    if major >= NODE_MAJOR:
+        return node
+    print(f"{node} is {said}, older than {NODE_MAJOR}: taking node {NODE_FALLBACK} from npm")
+    prefix = TARGET / "node"
+    run(
+        "npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
+        f"node@{NODE_FALLBACK}",
+    )  # fmt: skip
+    fallback = prefix / "node_modules" / ".bin" / "node"
+    major, said = node_version(str(fallback)) if fallback.exists() else (0, "missing")
+    if major < NODE_MAJOR:
         raise Unmet(
-            f"{node} is {said.stdout.strip() or 'unreadable'}: gemini-cli needs Node.js "
-            f"{NODE_MAJOR} or newer (Debian bookworm's own nodejs is 18; NodeSource's or the "
-            "`node` package on npm carry a newer one)"
+            f"{node} is too old and npm's node@{NODE_FALLBACK} is {said}: gemini-cli needs "
+            f"Node.js {NODE_MAJOR} or newer"
         )
-    return node
+    return str(fallback.resolve())
 
 
 def aider_python() -> str:
@@ -110,20 +132,24 @@ def aider_python() -> str:
     raise Unmet(f"aider needs Python {wanted} (with venv), and none is installed")
 
 
-def run(*argv: str, cwd: Path | None = None) -> None:
+def run(*argv: str, cwd: Path | None = None, **env: str) -> None:
     print("+", " ".join(argv), flush=True)
-    subprocess.run(argv, cwd=cwd, check=True)
+    subprocess.run(argv, cwd=cwd, env={**os.environ, **env}, check=True)
 
 
 def install() -> None:
-    node, python = node_binary(), aider_python()
+    python = aider_python()
     if TARGET.exists():
         shutil.rmtree(TARGET)  # whatever was there is of other pins, or half done
+    TARGET.mkdir(parents=True)
+    node = node_binary()
     npm_dir, aider_dir = TARGET / "npm", TARGET / "aider"
-    npm_dir.mkdir(parents=True)
+    npm_dir.mkdir()
     for name in ("package.json", "package-lock.json"):
         shutil.copy(PINS / name, npm_dir / name)
-    run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", cwd=npm_dir)
+    # The packages' own install scripts run on that node too.
+    path = os.pathsep.join((str(Path(node).parent), os.environ.get("PATH", "")))
+    run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", cwd=npm_dir, PATH=path)
     run(python, "-m", "venv", str(aider_dir))
     run(
         str(aider_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",

@@ -36,7 +36,11 @@ def path() -> str:
 
 
 def require_installed() -> None:
-    require(installed(), "the pinned agent CLIs are not installed: run `make agents`")
+    require(
+        installed(),
+        "the pinned agent CLIs are not installed: run `make agents` (it needs Node.js and npm, "
+        "and Python 3.10 to 3.12 for aider)",
+    )
 
 
 def reported_version(cli: str) -> str:
