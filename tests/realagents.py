@@ -19,7 +19,7 @@ from typing import Any
 
 from scripts.install_agents import BIN, Pin, installed, pins
 from tests.fakeagents import FINAL
-from tests.helpers import DaemonProcess, require, start_daemon, wait_until
+from tests.helpers import DaemonProcess, free_port, require, start_daemon, wait_until
 from tests.models.base import ScriptedModel
 
 # Enough of the system for the CLIs, their tools and AIOS's own git: nothing that could hold
@@ -70,27 +70,36 @@ class RealAgents:
 
     def start(self, **models: ScriptedModel) -> DaemonProcess:
         """A daemon whose CLIs talk to ``models`` (keyed by CLI name: claude, codex, gemini,
-        aider); a CLI without one has no key and no endpoint."""
+        aider)."""
         return self.start_with(self.environment(**models))
 
     def environment(self, **models: ScriptedModel) -> dict[str, str]:
-        """The daemon's environment for :meth:`start` (the CLIs' files are written now)."""
+        """The daemon's environment for :meth:`start` (the CLIs' files are written now).
+
+        Every CLI is set up, those without a model with no key and a loopback port nothing
+        listens on: listing the agents runs their login checks (``claude auth status``), and
+        a CLI left to its defaults would look up its provider's real address.
+        """
         env = {"PATH": path(), "HOME": str(self.user_home)}
         (self.user_home / ".gitconfig").write_text(
             "[user]\n\tname = Test User\n\temail = test@example.com\n"  # aider commits its edits
         )
-        for cli, model in models.items():
-            env.update(getattr(self, f"_{cli}")(model))
-        return env
+        closed = f"http://127.0.0.1:{free_port()}"
+        for cli in PINNED:
+            model = models.get(cli)
+            env.update(
+                getattr(self, f"_{cli}")(model.url if model else closed, KEY if model else "")
+            )
+        return {name: value for name, value in env.items() if value}
 
     def start_with(self, env: dict[str, str]) -> DaemonProcess:
         self.daemon = start_daemon(self.home, **env)
         return self.daemon
 
-    def _claude(self, model: ScriptedModel) -> dict[str, str]:
+    def _claude(self, url: str, key: str) -> dict[str, str]:
         return {
-            "ANTHROPIC_BASE_URL": model.url,
-            "ANTHROPIC_API_KEY": KEY,
+            "ANTHROPIC_BASE_URL": url,
+            "ANTHROPIC_API_KEY": key,
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_TELEMETRY": "1",
             "DISABLE_ERROR_REPORTING": "1",
@@ -99,7 +108,7 @@ class RealAgents:
             "CLAUDE_CODE_MAX_RETRIES": "1",
         }
 
-    def _codex(self, model: ScriptedModel) -> dict[str, str]:
+    def _codex(self, url: str, key: str) -> dict[str, str]:
         codex_home = self.user_home / ".codex"
         codex_home.mkdir()
         # A provider of its own (a known model slug, so codex offers apply_patch), and none of
@@ -110,12 +119,12 @@ class RealAgents:
             "[analytics]\nenabled = false\n"
             "[features]\nplugins = false\napps = false\n"
             "[model_providers.scripted]\n"
-            f'name = "scripted"\nbase_url = "{model.url}/v1"\n'
+            f'name = "scripted"\nbase_url = "{url}/v1"\n'
             f'env_key = "{KEY_VARIABLE}"\nwire_api = "responses"\n'
         )
-        return {KEY_VARIABLE: KEY}
+        return {KEY_VARIABLE: key}
 
-    def _gemini(self, model: ScriptedModel) -> dict[str, str]:
+    def _gemini(self, url: str, key: str) -> dict[str, str]:
         settings = {
             # Without an auth type gemini exits 41 before it calls anything.
             "security": {"auth": {"selectedType": "gemini-api-key"}},
@@ -125,9 +134,9 @@ class RealAgents:
         }
         (self.user_home / ".gemini").mkdir()
         (self.user_home / ".gemini" / "settings.json").write_text(json.dumps(settings))
-        return {"GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": model.url}
+        return {"GEMINI_API_KEY": key, "GOOGLE_GEMINI_BASE_URL": url}
 
-    def _aider(self, model: ScriptedModel) -> dict[str, str]:
+    def _aider(self, url: str, key: str) -> dict[str, str]:
         # The model's size and prices: without them aider fetches litellm's price list.
         metadata = self.user_home / "aider-models.json"
         prices = {
@@ -138,8 +147,8 @@ class RealAgents:
         metadata.write_text(json.dumps({AIDER_MODEL: prices}))
         return {
             "AIDER_MODEL": AIDER_MODEL,
-            "AIDER_OPENAI_API_BASE": f"{model.url}/v1",
-            "AIDER_OPENAI_API_KEY": KEY,
+            "AIDER_OPENAI_API_BASE": f"{url}/v1",
+            "AIDER_OPENAI_API_KEY": key,
             "AIDER_MODEL_METADATA_FILE": str(metadata),
             "AIDER_SHOW_MODEL_WARNINGS": "false",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
