@@ -121,6 +121,8 @@ class RealAgents:
             "[model_providers.scripted]\n"
             f'name = "scripted"\nbase_url = "{url}/v1"\n'
             f'env_key = "{KEY_VARIABLE}"\nwire_api = "responses"\n'
+            # One retry, as for claude: a refused key fails in seconds.
+            "request_max_retries = 1\nstream_max_retries = 1\n"
         )
         return {KEY_VARIABLE: key}
 

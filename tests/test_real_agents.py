@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.gitrepo import make_repo
+from tests.helpers import EventCollector
 from tests.models.anthropic import AnthropicModel
 from tests.models.base import Fail, ScriptedModel, Text, Tool
 from tests.models.gemini import GeminiModel
@@ -96,6 +97,29 @@ def test_claude_writes_a_file_reports_its_session_and_continues(
         # The resumed session sent the whole earlier conversation: prompt, tool call, result.
         assert mentions(model, 2, PROMPT, "hello from claude", FOLLOW_UP)
         assert "tool_result" in model.seen[2].text
+
+
+def test_claude_shows_it_is_retrying_an_overloaded_api_then_succeeds(
+    real: RealAgents, repo: Path
+) -> None:
+    model = AnthropicModel(Fail(529, "Overloaded"), Text("Nothing to do."))
+    with model:
+        real.start(claude=model)
+        events = EventCollector(real.d.port, real.d.info.token)
+        try:
+            run = real.launch("claude", "Say hi.", repo)
+            _, retrying = events.wait(
+                lambda kind, data: (
+                    kind == "run" and data["id"] == run["id"] and data["activity"] == "retrying"
+                ),
+                timeout=60,
+            )
+        finally:
+            events.close()
+        assert "529" in retrying["activity_detail"] and "1/1" in retrying["activity_detail"]
+        ended = real.final(run["id"])
+        assert_succeeded(ended)
+        assert ended["activity"] is None and len(model.seen) == 2
 
 
 def test_codex_in_a_worktree_records_its_changes_and_continues(
