@@ -21,6 +21,9 @@ from typing import Any, Literal
 
 from aios import template
 from aios.agents.formats import FORMATS, Format
+from aios.hooks.spec import EVENTS as HOOK_EVENTS
+from aios.hooks.spec import FORMATS as HOOK_FORMATS
+from aios.hooks.spec import Hook
 from aios.runs import Permission
 from aios.template import END_OF_OPTIONS, PERMISSION, PROMPT, RESUME
 
@@ -335,6 +338,8 @@ class Config:
     agents: Mapping[str, AgentDef] = field(hash=False)
     problems: tuple[ConfigProblem, ...]
     path: Path
+    # The [[hooks]] tables that are valid, in file order (aios.hooks).
+    hooks: tuple[Hook, ...] = ()
 
     def agent(self, name: str) -> AgentDef | None:
         return self.agents.get(name)
@@ -469,6 +474,77 @@ _AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
 }
 
 
+def _events(full: str, value: object) -> frozenset[str]:
+    names = " | ".join(f'"{name}"' for name in HOOK_EVENTS)
+    if not isinstance(value, list) or not value:
+        raise _Invalid(f'{full} must be a non-empty list of events, like ["failed"], from {names}')
+    for item in value:
+        if item not in HOOK_EVENTS:
+            hint = _suggest(item, [*HOOK_EVENTS]) if isinstance(item, str) else ""
+            raise _Invalid(f"{full}: unknown event {_show(item)}{hint}; events are {names}")
+    return frozenset(value)
+
+
+def _agent_names(full: str, value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Invalid(f'{full} must be a list of agent names, like ["claude"]')
+    for item in value:
+        if not AGENT_NAME.fullmatch(item):
+            raise _Invalid(f"{full}: {item!r} is not an agent name")
+    return frozenset(value)
+
+
+MAX_URL = 2048
+
+
+def _url(full: str, value: object) -> str:
+    from urllib.parse import urlsplit  # noqa: PLC0415 - only for a file with hooks
+
+    url = _text(full, value)
+    if len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise _Invalid(f"{full} must be an address with no spaces, at most {MAX_URL} characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError as exc:
+        raise _Invalid(f"{full} is not a valid address: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _Invalid(f"{full} must be an http:// or https:// address with a host")
+    return url
+
+
+# Headers http.client sets from the request itself; one written by hand would contradict it.
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _headers(full: str, value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _Invalid(f'{full} must be a table of strings, like {{ Priority = "high" }}')
+    for key, item in value.items():
+        if not _TOKEN.fullmatch(key) or key.lower() in _OWN_HEADERS:
+            raise _Invalid(f"{full} cannot set a header named {key!r}", key)
+        if not isinstance(item, str) or any(c in item for c in "\r\n\0"):
+            raise _Invalid(f"{full}.{key} must be a one-line string", key)
+        try:
+            item.encode("latin-1")
+        except UnicodeEncodeError:
+            raise _Invalid(f"{full}.{key} must be Latin-1 text (HTTP headers are)", key) from None
+    return value
+
+
+# The keys a [[hooks]] table may hold (aios.hooks.spec.Hook).
+_HOOK_FIELDS: dict[str, Callable[[str, object], object]] = {
+    "on": _events,
+    "agents": _agent_names,
+    "command": _command,
+    "url": _url,
+    "timeout": _seconds,
+    "headers": _headers,
+    "format": lambda full, value: _choice(full, value, dict.fromkeys(HOOK_FORMATS)),
+}
+
+
 class _Loader:
     """Validates a parsed document; every mistake becomes a problem, never an exception."""
 
@@ -486,7 +562,7 @@ class _Loader:
     def load(self, document: dict[str, Any]) -> Config:
         values: dict[str, int] = {}
         for key, value in document.items():
-            if key == "agents":
+            if key in ("agents", "hooks"):
                 continue
             if (setting := _SETTINGS.get(key)) is None:
                 self.problem((key,), f"unknown setting {key!r}{_suggest(key, [*_SETTINGS])}")
@@ -502,9 +578,56 @@ class _Loader:
         for name, table in tables.items():
             if (agent := self.agent(name, table, agents.get(name))) is not None:
                 agents[name] = agent
+        hooks = self.hooks(document.get("hooks", []), agents)
         # In file order, so they read like an editor's error list.
         problems = tuple(sorted(self.problems, key=lambda problem: problem.line or 0))
-        return Config(Settings(**values), MappingProxyType(agents), problems, self.path)
+        return Config(Settings(**values), MappingProxyType(agents), problems, self.path, hooks)
+
+    def hooks(self, tables: object, agents: Mapping[str, AgentDef]) -> tuple[Hook, ...]:
+        if not isinstance(tables, list):
+            self.problem(("hooks",), "hooks must be an array of tables: write [[hooks]] per hook")
+            return ()
+        hooks = []
+        for index, table in enumerate(tables):
+            if (hook := self.hook(index, table, agents)) is not None:
+                hooks.append(hook)
+        return tuple(hooks)
+
+    def hook(self, index: int, table: object, agents: Mapping[str, AgentDef]) -> Hook | None:
+        where, name = ("hooks", str(index)), f"hooks[{index + 1}]"
+        if not isinstance(table, dict):
+            self.problem(where, f"{name} must be a table: write [[hooks]] and its keys under it")
+            return None
+        before = len(self.problems)
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if (check := _HOOK_FIELDS.get(key)) is None:
+                hint = _suggest(key, [*_HOOK_FIELDS])
+                self.problem((*where, key), f"unknown key {key!r} in {name}{hint}")
+                continue
+            try:
+                values[key] = check(f"{name}.{key}", value)
+            except _Invalid as exc:
+                self.problem((*where, key, *exc.key), exc.message)
+        if "on" not in table:
+            events = ", ".join(HOOK_EVENTS)
+            self.problem(where, f"{name}.on is missing: give a list of events from {events}")
+        if ("command" in table) == ("url" in table):
+            self.problem(where, f"{name} needs exactly one of command (an argv list) and url")
+        elif "command" in table:
+            for key in ("headers", "format"):
+                if key in table:
+                    self.problem((*where, key), f"{name}.{key} is for url hooks, not commands")
+        if any(not p.warning for p in self.problems[before:]):
+            return None  # left out rather than run a guess at what was meant
+        for agent in sorted(values.get("agents") or ()):
+            if agent not in agents:
+                self.problem(
+                    (*where, "agents"),
+                    f"{name}.agents: no agent is named {agent!r}{_suggest(agent, [*agents])}",
+                    warning=True,
+                )
+        return Hook(number=index + 1, **values)
 
     def agent(self, name: str, table: object, preset: AgentDef | None) -> AgentDef | None:
         where = ("agents", name)
@@ -632,6 +755,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     """
     lines: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}  # [[name]] tables seen so far, per name
     in_string = False
     # Split on "\n" only, as tomllib counts lines (str.splitlines also splits on \f, \x1c...).
     for number, line in enumerate(text.split("\n"), start=1):
@@ -645,6 +769,12 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
             if found is None or not found[1].startswith("]"):
                 continue
             table, key = found[0], found[0]
+            if stripped.startswith("[["):  # one more element of an array of tables: name.N
+                index = arrays.get(key, 0)
+                arrays[key] = index + 1
+                table = key = (*key, str(index))
+            elif key[:1] in arrays:  # [name.sub]: a table inside the latest element
+                table = key = (key[0], str(arrays[key[:1]] - 1), *key[1:])
         elif (found := _dotted_key(stripped)) is not None and found[1].startswith("="):
             key = table + found[0]
             in_string = toggles

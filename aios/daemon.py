@@ -6,8 +6,9 @@ inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
 ``aios.service`` owns those, and the tray calls these coroutines through ``Service.submit``.
 
 Start order: config → store and watchdog side by side (the first spawn waits for the watchdog)
-→ supervisor (which marks leftovers interrupted).
-Stop order: runs stopped (events still flow) → streams ended → watchdog → store.
+→ hooks listening → supervisor (which marks leftovers interrupted: hooks hear of those).
+Stop order: runs stopped (events still flow) → hooks given a moment to deliver → streams ended
+→ watchdog → store.
 """
 
 from __future__ import annotations
@@ -31,10 +32,15 @@ from aios.config import Config, load_config
 from aios.credentials import Secrets
 from aios.events import Event, EventBus
 from aios.git import GitError
+from aios.hooks import Dispatcher, Hook
+from aios.hooks.delivery import Delivery
 from aios.opener import OpenError, open_folder
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
-from aios.store import Store, StoreUnavailable, Stream, UnknownRun, Usage
+from aios.store import Store
+from aios.store_db import Usage
+from aios.store_errors import StoreUnavailable, UnknownRun
+from aios.store_logs import Stream
 from aios.tasks import TaskSet
 from aios.unseen import Unseen, UnseenCounts
 from aios.worktrees import Worktrees, find_checkout, uncommitted
@@ -43,6 +49,8 @@ log = logging.getLogger("aios.daemon")
 
 WATCHDOG_CLOSE = 5.0  # seconds the watchdog has to exit once its pipe is closed
 STORE_CLOSE = 10.0  # seconds for the last writes and the database to close
+HOOKS_CLOSE = 2.0  # seconds queued hook deliveries (the runs' last events) have at shutdown
+HOOKS_CANCEL = 2.0  # then for the rest to be cancelled
 
 
 class ConfigSource:
@@ -91,6 +99,7 @@ class Daemon:
     _supervisor: Supervisor = field(init=False)
     _tasks: TaskSet = field(default_factory=lambda: TaskSet(log))
     _auth: AuthChecks = field(init=False)
+    hooks: Dispatcher = field(init=False)
     _stop_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _unseen: Unseen = field(default_factory=Unseen)
     _closed: bool = False
@@ -117,6 +126,11 @@ class Daemon:
         self._auth = AuthChecks(self._tasks)
         # Before anything can publish: the ledger must see every run from its first state.
         self.bus.add_listener(self._observe_unseen)
+        self.hooks = Dispatcher(
+            lambda: self.config().hooks,
+            self.url,
+            secrets=(self.keys.token, self.keys.session, self.keys.csrf),
+        )
         if self.open_folder is None:
             self.open_folder = functools.partial(open_folder, tasks=self._tasks)
 
@@ -132,11 +146,16 @@ class Daemon:
         """Start the supervisor (which starts the watchdog). Its slow parts are on threads by
         the time the first ``await`` here returns control: the service builds the app
         meanwhile."""
-        await self._supervisor.start()
+        self.hooks.attach(self.bus)
+        try:
+            await self._supervisor.start()
+        finally:
+            self.hooks.started()
 
     def stop_bound(self) -> float:
         """Seconds ``stop`` may take: stopping the runs, then the watchdog and the store."""
-        return self._supervisor.shutdown_bound() + WATCHDOG_CLOSE + STORE_CLOSE
+        hooks = HOOKS_CLOSE + HOOKS_CANCEL
+        return self._supervisor.shutdown_bound() + hooks + WATCHDOG_CLOSE + STORE_CLOSE
 
     async def stop(self) -> None:
         """Stop runs, end streams, release resources. Idempotent; safe to call concurrently."""
@@ -148,6 +167,9 @@ class Daemon:
                 await self._supervisor.shutdown()
                 await self._tasks.cancel_all()
             finally:
+                # Even after a failed shutdown: a hook left running would keep the process
+                # from exiting (its thread) or outlive it (its command).
+                await self.hooks.close(HOOKS_CLOSE, HOOKS_CANCEL)
                 self.bus.close()
                 self.stopping.set()
                 await asyncio.to_thread(self.watchdog.close, WATCHDOG_CLOSE)
@@ -172,6 +194,32 @@ class Daemon:
             agent["auth"] = None if login is None else str(login.state)
             agent["auth_detail"] = None if login is None else login.detail
         return agents
+
+    # -- the facade: hooks -----------------------------------------------------------------------
+
+    def hook_list(self) -> list[tuple[Hook, Delivery | None]]:
+        """The hooks config.toml declares now, each with its last delivery (None: none yet)."""
+        hooks = self.config().hooks
+        return list(zip(hooks, self.hooks.deliveries(hooks), strict=True))
+
+    def hook(self, number: int) -> Hook | None:
+        return next((hook for hook in self.config().hooks if hook.number == number), None)
+
+    async def test_hook(self, hook: Hook) -> Delivery:
+        """Send ``hook`` a ``test`` event now (with its retries); how it went."""
+        now = time.time()
+        sample = Run(
+            id="test",
+            agent="aios",
+            prompt="A test event from AIOS: your hook works.",
+            cwd=str(Path.home()),
+            state=RunState.SUCCEEDED,
+            exit_code=0,
+            created_at=now,
+            started_at=now,
+            ended_at=now,
+        )
+        return await self.hooks.test(hook, sample.to_json())
 
     # -- the facade: runs ------------------------------------------------------------------------
 

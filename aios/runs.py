@@ -306,10 +306,12 @@ def iso(timestamp: float | None) -> str | None:
     )
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Run:
-    """A run's record. Snapshots are shallow copies (``dataclasses.replace``): every field holds
-    an immutable value, and a change replaces it rather than mutating it."""
+    """A run's record: immutable, every field an immutable value. The lifecycle core
+    (``aios.agents.lifecycle``) is its only writer: it makes each new snapshot with
+    ``dataclasses.replace`` and hands it out; nothing else changes a run (tests/
+    test_architecture_writes.py holds every module to that)."""
 
     id: str
     agent: str

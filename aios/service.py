@@ -41,7 +41,8 @@ from aios.paths import Paths
 from aios.runtime import InstanceLock, RuntimeInfo
 from aios.server import api
 from aios.server.app import create_app
-from aios.store import StoreError, check_database
+from aios.store_errors import StoreError
+from aios.store_schema import check_database
 
 log = logging.getLogger("aios.service")
 T = TypeVar("T")

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from aios.paths import Paths
 from aios.runs import RunState, new_run_id
-from aios.store import COLUMNS, Store
+from aios.store import Store
+from aios.store_schema import COLUMNS
 from bench.harness import DaemonProcess, aios_env
 from bench.table import Figure, MiB, Unit, at_most, delta_max, median
 

@@ -82,7 +82,7 @@ rss = psutil.Process().memory_info
 t0 = time.process_time()
 import quart, hypercorn.asyncio, hypercorn.config
 t1, m1 = time.process_time(), rss().rss
-import aios.cli, aios.service
+import aios.cli.daemon, aios.service
 t2, m2 = time.process_time(), rss().rss
 print(t1 - t0, t2 - t1, m2 - m1)
 """

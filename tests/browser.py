@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from bench.harness import CHROMIUM_ARGS
-from tests.helpers import free_port, require, wait_until
+from tests.helpers import end_process, free_port, require, wait_until
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -130,12 +130,7 @@ def started_chromium(profile: Path, urls: Sequence[str] = ()) -> Iterator[Any]:
             finally:
                 instance.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end_process(process)
 
 
 def _connect(playwright: Any, port: int) -> Any:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import free_port, require
+from tests.helpers import end_process, free_port, require
 
 __all__ = ["Marionette", "firefox_path", "firefox_prefs", "started_firefox"]
 
@@ -145,9 +145,4 @@ def started_firefox(profile: Path, urls: Sequence[str] = ()) -> Iterator[Marione
         finally:
             client.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end_process(process)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +35,7 @@ __all__ = [
     "EventCollector",
     "agent_script",
     "aios_env",
+    "end_process",
     "fake_agents",
     "free_port",
     "pids_alive",
@@ -66,6 +69,16 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def end_process(process: subprocess.Popen[Any], grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within ``grace`` seconds; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def require(condition: bool, reason: str) -> None:

@@ -132,7 +132,7 @@ def test_retrying_shows_the_attempt_within_a_second_of_the_event(fakes: Fakes) -
 def test_offline_needs_login_and_stalled_call_for_attention(fakes: Fakes) -> None:
     fakes.configure(
         '\n[agents.silent]\ncommand = ["claude", "-p", "--output-format", "stream-json",'
-        ' "--verbose", "--", "{prompt}"]\nformat = "claude-stream-json"\nstall_after = 1\n'
+        ' "--verbose", "--", "{prompt}"]\nformat = "claude-stream-json"\nstall_after = 0.3\n'
         'env = { AIOS_FAKE_SCENARIO = "claude-silent" }\n',
         codex="codex-reconnect",
         aider="aider-openrouter-login",

@@ -188,7 +188,9 @@ def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: P
 
 
 def test_an_unanswered_request_is_denied_when_its_time_passes(fakes: Fakes, tmp_path: Path) -> None:
-    stdin_log = two_way(fakes, tmp_path, timeout=1)
+    """End to end, with a short timeout: the rule itself is the core's, tested with a fake clock
+    (tests/test_run_hearing.py)."""
+    stdin_log = two_way(fakes, tmp_path, timeout=0.2)
     fakes.start()
     run = fakes.launch("claude", "ask: make deploy")
     wait_until(
@@ -198,7 +200,7 @@ def test_an_unanswered_request_is_denied_when_its_time_passes(fakes: Fakes, tmp_
     )
     answer = next(m for m in received(stdin_log) if m["type"] == "control_response")
     assert answer["response"]["response"]["behavior"] == "deny"
-    assert "No answer within 1 s" in answer["response"]["response"]["message"]
+    assert "No answer within 0.2 s" in answer["response"]["response"]["message"]
     wait_until(lambda: "I was not allowed" in fakes.log(run["id"]), what="the agent to hear it")
     call(fakes, run["id"], "done")
     assert fakes.final(run["id"])["state"] == "succeeded"

@@ -10,7 +10,7 @@ import pytest
 from aios.cli import build_parser
 from aios.config import PRESETS, SETTINGS
 from aios.paths import Paths
-from aios.store import _SUFFIXES
+from aios.store_logs import SUFFIXES
 from scripts.install_agents import pins
 from tests.helpers import run_cli
 
@@ -61,7 +61,7 @@ def test_every_file_is_in_the_files_table() -> None:
     ]
     for path in files:
         assert f"`{path.name}`" in table, path.name
-    for suffix in _SUFFIXES.values():  # each run's files in the data dir
+    for suffix in SUFFIXES.values():  # each run's files in the data dir
         assert f"`runs/<id>{suffix}`" in table, suffix
     assert "`open-<port>.html`" in table
     assert paths.browser_file(1234).name == "open-1234.html"

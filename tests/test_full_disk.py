@@ -100,7 +100,7 @@ def configure(home: Path, scripts: Path, go: Path | None = None) -> None:
         f"""
 [agents.flood]
 command = {agent_script(scripts, "flood", FLOOD)}
-stall_after = 1
+stall_after = 0.3
 {env}
 
 [agents.endless]
@@ -109,7 +109,7 @@ stop_timeout = 5
 
 [agents.quiet]
 command = {agent_script(scripts, "quiet", QUIET, prompt=False)}
-stall_after = 1
+stall_after = 0.3
 """,
     )
 

@@ -23,7 +23,9 @@ from typing import Any
 import psutil
 import pytest
 
-from aios.agents.process import AgentProcess, SpawnError, kill_stale_group, spawn
+from aios.agents.process import AgentProcess
+from aios.agents.process_groups import kill_stale_group
+from aios.agents.spawning import SpawnError, spawn
 from aios.agents.watchdog import Watchdog
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX only")
@@ -72,7 +74,7 @@ while True:
 DAEMON = """
 import asyncio, os, sys
 from pathlib import Path
-from aios.agents.process import spawn
+from aios.agents.spawning import spawn
 from aios.agents.watchdog import Watchdog
 
 async def main() -> None:
@@ -204,11 +206,11 @@ def test_a_spawn_cancelled_while_forking_leaves_nothing_running(
 ) -> None:
     """Agents are forked on a spawning thread: a spawn cancelled while that thread is starting
     the agent must not leave the agent running unsupervised (one still queued never starts)."""
-    from aios.agents import process
+    from aios.agents import spawning
 
     started_pids: list[int] = []
     forked, release = threading.Event(), threading.Event()
-    real_popen = process._popen
+    real_popen = spawning._popen
 
     def slow_popen(*args: Any) -> Any:
         popen, create_time = real_popen(*args)
@@ -217,7 +219,7 @@ def test_a_spawn_cancelled_while_forking_leaves_nothing_running(
         release.wait(10)  # still "starting" when the spawn is cancelled
         return popen, create_time
 
-    monkeypatch.setattr(process, "_popen", slow_popen)
+    monkeypatch.setattr(spawning, "_popen", slow_popen)
 
     async def main() -> None:
         agent = [PY, "-c", "import time; time.sleep(60)"]

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import random
-from dataclasses import dataclass, field
 
 import pytest
 
+from aios.agents.effects import Outcome, Policy
 from aios.agents.errors import QueueFull, ShuttingDown, WrongRunState
-from aios.agents.lifecycle import (
-    Changed,
-    Effect,
-    Lifecycle,
-    Outcome,
-    Policy,
-    Released,
-    Schedule,
-    Spawn,
-    Terminate,
-)
+from aios.agents.lifecycle import Lifecycle
 from aios.runs import (
     TRANSITIONS,
     Activity,
@@ -29,76 +18,9 @@ from aios.runs import (
     RunState,
     check_transition,
 )
+from tests.coreshell import FakeClock, Shell
 
 S = RunState
-
-
-@dataclass
-class FakeClock:
-    now: float = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-
-@dataclass
-class Shell:
-    """Plays the async shell: carries out effects and remembers them, with the fake clock."""
-
-    core: Lifecycle
-    clock: FakeClock
-    changes: list[Changed] = field(default_factory=list)
-    spawns: list[str] = field(default_factory=list)
-    terminated: list[str] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
-    timers: dict[str, tuple[float, int]] = field(default_factory=dict)  # run -> (due, token)
-    ids: itertools.count[int] = field(default_factory=itertools.count)
-
-    def do(self, effects: list[Effect]) -> list[Effect]:
-        for effect in effects:
-            if isinstance(effect, Changed):
-                self.changes.append(effect)
-            elif isinstance(effect, Spawn):
-                self.spawns.append(effect.run_id)
-            elif isinstance(effect, Terminate):
-                self.terminated.append(effect.run_id)
-            elif isinstance(effect, Schedule):
-                self.timers[effect.run_id] = (self.clock.now + effect.delay, effect.token)
-            elif isinstance(effect, Released):
-                self.released.append(effect.run_id)
-                self.timers.pop(effect.run_id, None)
-        return effects
-
-    def launch(self, policy: Policy | None = None) -> Run:
-        run = Run(id=f"run{next(self.ids):04d}", agent="a", prompt="p", cwd="/")
-        self.do(self.core.launch(run, policy or Policy()))
-        return run
-
-    def spawned(self, run: Run) -> None:
-        self.do(self.core.spawned(run.id, pid=4242, pid_started_at=1.0))
-
-    def exited(self, run: Run, code: int) -> None:
-        self.do(self.core.exited(run.id, code))
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock on, firing the timers that fall due, in order."""
-        target = self.clock.now + seconds
-        while due := sorted((t, run_id) for run_id, t in self.timers.items() if t[0] <= target):
-            (when, token), run_id = due[0]
-            self.clock.now = max(self.clock.now, when)
-            del self.timers[run_id]
-            self.do(self.core.timer_fired(run_id, token))
-        self.clock.now = target
-
-    def states(self, run: Run) -> list[RunState]:
-        seen: list[RunState] = []
-        for change in self.changes:
-            if change.run.id == run.id and (not seen or seen[-1] is not change.run.state):
-                seen.append(change.run.state)
-        return seen
 
 
 def state(run: Run) -> RunState:
@@ -160,7 +82,7 @@ def test_crash_loop_backs_off_1_2_4_capped(clock: FakeClock) -> None:
         shell.advance(0.2)  # dies within start_seconds: a failed start
         shell.exited(run, 1)
         assert state(run) is S.BACKOFF
-        due, _ = shell.timers[run.id]
+        due = shell.due(run)
         delays.append(round(due - clock.now, 6))
         shell.advance(due - clock.now)
         assert state(run) is S.STARTING
@@ -178,12 +100,12 @@ def test_backoff_starts_again_from_the_base_after_a_good_start(shell: Shell) -> 
     for _ in range(3):  # three failed starts: 1, 2, 4
         shell.spawned(run)
         shell.exited(run, 1)
-        shell.advance(shell.timers[run.id][0] - shell.clock.now)
+        shell.advance(shell.due(run) - shell.clock.now)
     shell.spawned(run)
     shell.advance(5)  # up for start_seconds: a good start
     assert state(run) is S.RUNNING
     shell.exited(run, 1)
-    assert shell.timers[run.id][0] - shell.clock.now == 1.0
+    assert shell.due(run) - shell.clock.now == 1.0
     assert state(run) is S.BACKOFF and run.exit_code == 1
 
 
@@ -202,7 +124,7 @@ def test_restart_stops_after_max_restarts_for_long_runs_too(shell: Shell) -> Non
 def test_the_start_timer_of_an_earlier_attempt_is_stale(shell: Shell) -> None:
     run = shell.launch(Policy(restart_on_failure=True, start_seconds=1))
     shell.spawned(run)
-    token = shell.timers[run.id][1]
+    token = shell.token(run)
     shell.exited(run, 1)  # within start seconds
     assert shell.core.timer_fired(run.id, token) == []
     assert state(run) is S.BACKOFF
@@ -237,7 +159,7 @@ def test_stop_before_the_process_exists_terminates_once_it_does(shell: Shell) ->
 def test_stop_during_start_seconds_cancels_the_start_timer(shell: Shell) -> None:
     run = shell.launch()
     shell.spawned(run)
-    token = shell.timers[run.id][1]
+    token = shell.token(run)
     shell.do(shell.core.stop(run.id))
     assert shell.core.timer_fired(run.id, token) == []
     assert state(run) is S.STOPPING
@@ -247,7 +169,7 @@ def test_stop_in_backoff_and_in_the_queue_ends_at_once(shell: Shell) -> None:
     first = shell.launch(Policy(restart_on_failure=True))
     shell.spawned(first)
     shell.exited(first, 1)
-    token = shell.timers[first.id][1]
+    token = shell.token(first)
     shell.do(shell.core.stop(first.id))
     assert state(first) is S.STOPPED and shell.core.timer_fired(first.id, token) == []
     blockers = [shell.launch(), shell.launch()]
@@ -304,8 +226,9 @@ def test_a_leftover_of_another_daemon_is_interrupted(clock: FakeClock) -> None:
     change = core.interrupt(left)
     assert state(change.run) is S.INTERRUPTED and change.source is S.RUNNING
     assert change.run.ended_at == clock.time()
+    assert left.state is S.RUNNING  # the record it was given is not changed: a new one is made
     with pytest.raises(IllegalTransition):
-        core.interrupt(left)
+        core.interrupt(change.run)
 
 
 # -- admission ----------------------------------------------------------------------------------
@@ -327,7 +250,7 @@ def test_admission_under_1000_launches(clock: FakeClock, limit: int) -> None:
             refused += 1
         assert shell.core.queued <= cap and shell.core.active <= limit
         # Runs end now and then, in any order: a slot goes to the oldest queued run.
-        alive = [run for run in accepted if state(run) is S.STARTING]
+        alive = [run for run in accepted if shell.latest[run.id].state is S.STARTING]
         peak = max(peak, len(alive))
         if alive and rng.random() < 0.3:
             ended = rng.choice(alive)

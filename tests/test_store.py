@@ -30,7 +30,9 @@ from aios.runs import (
     WorktreeState,
     new_run_id,
 )
-from aios.store import MIGRATIONS, SCHEMA_VERSION, AmbiguousRun, Store, StoreError, UnknownRun
+from aios.store import Store
+from aios.store_errors import AmbiguousRun, StoreError, UnknownRun
+from aios.store_schema import MIGRATIONS, SCHEMA_VERSION
 
 MARKER = b"\n[aios: output truncated at"
 
@@ -134,7 +136,7 @@ def test_save_updates_in_place_and_keeps_insertion_order(tmp_path: Path) -> None
             first, second = make_run(run_id="first"), make_run(run_id="second")
             await store.save(first)
             await store.save(second)
-            first.state, first.pid = RunState.RUNNING, 99
+            first = dataclasses.replace(first, state=RunState.RUNNING, pid=99)
             await store.save(first)
             assert [r.id for r in await store.list()] == ["second", "first"]
             assert await store.get("first") == first
@@ -305,8 +307,10 @@ def test_counts_follow_updates_deletes_pruning_and_a_restart(tmp_path: Path) -> 
             runs = [make_run(RunState.QUEUED) for _ in range(6)]
             await store.save_many(runs)
             states = [RunState.RUNNING, *[RunState.SUCCEEDED] * 4]
-            for run, state in zip(runs, states, strict=False):
-                run.state = state
+            runs = [
+                dataclasses.replace(run, state=state)
+                for run, state in zip(runs, states, strict=False)
+            ] + runs[len(states) :]
             await store.save_many(runs)  # one transaction, several updates
             await store.delete(runs[1].id)
             for _ in range(12):  # past retention: the oldest finished runs are pruned
@@ -321,11 +325,11 @@ def test_counts_follow_updates_deletes_pruning_and_a_restart(tmp_path: Path) -> 
 
 
 def test_commits_are_durable_across_a_crash_not_synced_each_time(tmp_path: Path) -> None:
-    """WAL with synchronous=NORMAL: see the store's docstring for why, and what it risks."""
+    """WAL with synchronous=NORMAL: see aios/store_schema.py for why, and what it risks."""
 
     async def test() -> None:
         async with opened(tmp_path) as store:
-            db = store._conn  # the setting lives on the worker's connection
+            db = store._db._conn  # the setting lives on the worker's connection
             level = await asyncio.get_running_loop().run_in_executor(
                 store._executor,
                 lambda: db.execute("PRAGMA synchronous").fetchone()[0],

@@ -28,6 +28,7 @@ from tests.browser import CHROMIUM_ARGS, browser, chromium_path, signed_in_page
 from tests.desktop import start_aios, trayer, xvfb
 from tests.helpers import (
     DaemonProcess,
+    end_process,
     pids_alive,
     require_tool,
     run_cli,
@@ -451,12 +452,7 @@ def test_aios_open_in_a_real_chromium_clears_the_trays_attention(
         )
         assert unseen_total(tray) == 0
     finally:
-        chromium.terminate()
-        try:
-            chromium.wait(15)
-        except subprocess.TimeoutExpired:
-            chromium.kill()
-            chromium.wait()
+        end_process(chromium)
 
 
 # Playwright's pages are always in view; this makes one that starts in a background tab.

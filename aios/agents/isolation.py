@@ -30,7 +30,8 @@ from pathlib import Path
 from aios.agents.errors import InvalidLaunch, NoChanges, WorktreeRefused
 from aios.git import GitError, GitMissing
 from aios.runs import Changes, Run, Worktree, WorktreeState
-from aios.store import Store, StoreError
+from aios.store import Store
+from aios.store_errors import StoreError
 from aios.tasks import TaskSet
 from aios.worktrees import WorktreeError, Worktrees, agent_directory, find_checkout
 
@@ -60,12 +61,13 @@ class Isolation:
         self,
         worktrees: Worktrees,
         store: Store,
-        amend: Callable[[Run], Awaitable[None]],
+        amend: Callable[..., Awaitable[None]],
         tasks: TaskSet,
     ) -> None:
         self.worktrees = worktrees
         self.store = store
-        # Persists a change to a run that has ended (never recreating a deleted one), publishes it.
+        # amend(run, **changes): the lifecycle core makes the ended run's new record, and it is
+        # persisted (never recreating a deleted one) and published.
         self._amend = amend
         self._tasks = tasks
         self._baselines: dict[str, Baseline | None] = {}  # None: not in a git directory
@@ -309,7 +311,7 @@ class Isolation:
             changes = await self.record(run)
             self._baselines.pop(run.id, None)
             if changes is not None:
-                await self._amend(replace(run, changes=changes))
+                await self._amend(run, changes=changes)
             await self._tidy(tree)
 
     async def prune(self) -> None:
@@ -372,7 +374,7 @@ class Isolation:
         """Every run that has this worktree says so (a conversation's runs share one)."""
         for run in await self.store.with_worktree(path):
             if run.worktree is not None and run.worktree.state is _OPEN:
-                await self._amend(replace(run, worktree=replace(run.worktree, state=state)))
+                await self._amend(run, worktree=replace(run.worktree, state=state))
 
 
 def _message(run: Run) -> str:

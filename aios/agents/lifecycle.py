@@ -1,16 +1,20 @@
 """The run lifecycle as a pure state machine: it decides what happens next, and does nothing else.
 
-No I/O, no asyncio, no processes. :class:`Lifecycle` is fed events - a run was launched, its
-process was spawned or could not be, its leader exited, the user asked it to stop, a timer fired
-- and answers each with a list of *effects* for the shell (``aios.agents.supervisor``) to carry
-out, in order: persist and publish a changed run, spawn a process, terminate one, set a timer,
-forget a run that ended. Time comes from an injected :class:`Clock`, so every rule (admission,
-start seconds, backoff) is unit-tested in microseconds with a fake one.
+No I/O, no asyncio, no processes. :class:`Lifecycle` is fed events (:mod:`aios.agents.effects`
+names them) - a run was launched, its process was spawned or could not be, its output said
+something, the user answered a request, its leader exited, the user asked it to stop, a timer
+fired, a resource sample came in, an ended run's worktree was merged - and answers each with a
+list of *effects* for the shell (``aios.agents.supervisor``) to carry out, in order. Time comes
+from an injected :class:`Clock`, so every rule of timing (admission, start seconds, backoff,
+stalls, approval timeouts) is unit-tested in microseconds with a fake one.
 
-The run's state lives in one place, ``Run.state``, and changes in one method, ``_move``, which
-checks the transition table of :mod:`aios.runs` first. What the core adds is bookkeeping that the
-state does not already say: the queue, who holds a slot, when a process was spawned, how many
-starts in a row failed, which timer is current.
+The core is the only writer of run records. A :class:`~aios.runs.Run` is immutable; the core
+holds the current snapshot of each live run (the one registry of live runs), replaces it in
+``_change`` - which checks the transition table of :mod:`aios.runs` first when the state moves -
+and hands every new snapshot to the shell in a ``Changed`` effect (an ended run's in an
+``Amended`` one). What the core adds is bookkeeping that the record does not already say: the
+queue, who holds a slot, when a process was spawned, how many starts in a row failed, which
+timers are current, and what the output has said (:mod:`aios.agents.learning`).
 
 Admission is synchronous: a run takes its slot the moment it leaves the queue (it holds it until
 it ends, through ``backoff`` too), and the queue cap is checked and the run appended in the same
@@ -21,127 +25,56 @@ Start seconds (supervisord's ``startsecs``): a process counts as started once it
 start*. Consecutive failed starts double the backoff (1, 2, 4 … ``backoff_cap`` seconds), so a
 command that crashes the moment it starts backs off at once; a run that had started and then fails
 waits the base delay again. Either way it restarts at most ``max_restarts`` times.
+
+Stalls: a run whose process has printed nothing for ``stall_after`` seconds is ``stalled`` (one
+timer per run, set again for the next deadline when it fires: output itself sets no timer).
+Approval timeouts: a request of a two-way session left unanswered ``approval_timeout`` seconds
+is denied.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
+from aios.agents import learning
+from aios.agents.effects import (
+    Amended,
+    Answer,
+    Changed,
+    Clock,
+    Effect,
+    Observation,
+    Outcome,
+    Policy,
+    Released,
+    Sampled,
+    Schedule,
+    Spawn,
+    SystemClock,
+    Terminate,
+)
 from aios.agents.errors import QueueFull, ShuttingDown, WrongRunState
-from aios.runs import Activity, FailureKind, Run, RunState, check_transition
+from aios.agents.learning import Hearing
+from aios.runs import Activity, Changes, Run, RunState, check_transition
 
-__all__ = [
-    "Changed",
-    "Clock",
-    "Effect",
-    "Lifecycle",
-    "Outcome",
-    "Policy",
-    "Released",
-    "Schedule",
-    "Spawn",
-    "SystemClock",
-    "Terminate",
-]
+__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "MAX_QUEUED", "Lifecycle"]
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 MAX_QUEUED = 100
 
 _S = RunState
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes back: for durations."""
-
-    def time(self) -> float:
-        """Seconds since the epoch: for the timestamps a run records."""
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def time(self) -> float:
-        return time.time()
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What the core needs to know of a run's agent."""
-
-    restart_on_failure: bool = False
-    max_restarts: int = 5
-    start_seconds: float = 1.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What an agent's output said about how its attempt ended."""
-
-    failure: str | None = None  # the stream says it failed, and why
-    kind: FailureKind | None = None
-    hint: str | None = None  # what the user can do about it
-    # What AIOS could not keep of the output (a full disk): recorded as the run's error however
-    # it ended, without making a success a failure (the agent did its work).
-    lost: str | None = None
-
-
 _NO_ERROR: dict[str, Any] = {"error": None, "error_kind": None, "hint": None}
-
-
-# -- effects: what the shell must do, in the order given ------------------------------------------
-
-
-@dataclass(frozen=True)
-class Changed:
-    """Persist ``run`` (a snapshot), then publish it. ``source`` is the state it left (the same
-    state when only its details changed), or None for a new record."""
-
-    run: Run
-    source: RunState | None = None
-
-
-@dataclass(frozen=True)
-class Spawn:
-    run_id: str
-
-
-@dataclass(frozen=True)
-class Terminate:
-    """Begin the stop escalation: SIGTERM to the group, SIGKILL after the agent's stop_timeout."""
-
-    run_id: str
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Call ``timer_fired(run_id, token)`` after ``delay`` seconds (a run has one timer at most;
-    a newer token makes older ones stale)."""
-
-    run_id: str
-    delay: float
-    token: int
-
-
-@dataclass(frozen=True)
-class Released:
-    """The run ended: its slot is free and the core has forgotten it."""
-
-    run_id: str
-
-
-Effect = Changed | Spawn | Terminate | Schedule | Released
 
 
 class _Timer(Enum):
     STARTED = "started"  # start_seconds have passed: starting → running
     RESTART = "restart"  # the backoff is over: backoff → starting
+    STALL = "stall"  # the run may have printed nothing for stall_after seconds
+    APPROVAL = "approval"  # a request's approval_timeout has passed
 
 
 @dataclass
@@ -150,7 +83,9 @@ class _Life:
     policy: Policy
     spawned_at: float | None = None  # monotonic; None until this attempt's process exists
     failed_starts: int = 0  # in a row
-    timer: tuple[int, _Timer] | None = None
+    timers: dict[int, tuple[_Timer, str]] = field(default_factory=dict)  # token → kind, request
+    hearing: Hearing = field(default_factory=Hearing)
+    attached: object = None  # the shell's own (its process, its reader), never looked into
 
 
 class Lifecycle:
@@ -184,6 +119,12 @@ class Lifecycle:
         life = self._lives.get(run_id)
         return life.run if life else None
 
+    def attached(self, run_id: str) -> object:
+        """What the shell attached to a live run at launch (None once it ended): the registry
+        of live runs is this one, so the shell keeps no second one."""
+        life = self._lives.get(run_id)
+        return life.attached if life else None
+
     @property
     def live_ids(self) -> list[str]:
         return list(self._lives)
@@ -197,10 +138,11 @@ class Lifecycle:
         """Runs holding a slot: out of the queue and not ended."""
         return len(self._slots)
 
-    # -- events ------------------------------------------------------------------------------
+    # -- events of a run's life ----------------------------------------------------------------
 
-    def launch(self, run: Run, policy: Policy) -> list[Effect]:
-        """A new run: queue it (raising QueueFull when the queue is full) and admit what fits."""
+    def launch(self, run: Run, policy: Policy, attached: object = None) -> list[Effect]:
+        """A new run: queue it (raising QueueFull when the queue is full) and admit what fits.
+        ``attached``: the shell's own for the run, handed back by ``attached`` and ``Released``."""
         if self.closing:
             raise ShuttingDown
         if run.state is not _S.QUEUED or run.id in self._lives:
@@ -208,18 +150,21 @@ class Lifecycle:
         free = max(0, self.max_concurrent - len(self._slots))
         if len(self._queue) + 1 - free > self.max_queued:
             raise QueueFull(self.max_queued)
-        self._lives[run.id] = _Life(run, policy)
+        self._lives[run.id] = _Life(run, policy, attached=attached)
         self._queue.append(run.id)
-        return [Changed(replace(run)), *self._admit()]
+        return [Changed(run), *self._admit()]
 
     def spawned(self, run_id: str, *, pid: int, pid_started_at: float | None) -> list[Effect]:
         life = self._life(run_id)
         life.spawned_at = self.clock.monotonic()
-        effects: list[Effect] = [self._update(life, pid=pid, pid_started_at=pid_started_at)]
+        life.hearing = Hearing(heard_at=life.spawned_at)  # a new attempt, a new stream
+        effects: list[Effect] = [self._change(life, pid=pid, pid_started_at=pid_started_at)]
         if life.run.state is _S.STOPPING:  # asked to stop while the process was being created
             effects.append(Terminate(run_id))
-        else:
-            effects.append(self._schedule(life, life.policy.start_seconds, _Timer.STARTED))
+            return effects
+        effects.append(self._schedule(life, life.policy.start_seconds, _Timer.STARTED))
+        if life.policy.stall_after > 0:
+            effects.append(self._schedule(life, life.policy.stall_after, _Timer.STALL))
         return effects
 
     def spawn_failed(self, run_id: str, error: str) -> list[Effect]:
@@ -227,37 +172,51 @@ class Lifecycle:
         target = _S.STOPPED if life.run.state is _S.STOPPING else _S.FAILED
         return self._end(life, target, error=error)
 
-    def exited(self, run_id: str, exit_code: int, outcome: Outcome | None = None) -> list[Effect]:
+    def exited(
+        self,
+        run_id: str,
+        exit_code: int,
+        outcome: Outcome | None = None,
+        changes: Changes | None = None,
+    ) -> list[Effect]:
         """The leader exited with ``exit_code`` (negative: killed by that signal), and what it
         left behind has been dealt with. ``outcome`` is what its output said: a failure there
-        wins over an exit code of 0 (CLIs that exit 0 when every model call failed exist)."""
+        wins over an exit code of 0 (CLIs that exit 0 when every model call failed exist).
+        ``changes``: what it changed in its git directory (None: nothing new recorded)."""
         life = self._life(run_id)
         run, policy = life.run, life.policy
         outcome = outcome or Outcome()
         up = self.clock.monotonic() - (life.spawned_at or self.clock.monotonic())
         life.spawned_at = None
-        lost: dict[str, Any] = {"error": outcome.lost} if outcome.lost else {}
+        life.timers.clear()  # this attempt's timers mean nothing now
+        # Requests die with the process; resource figures are of a process that is gone.
+        life.hearing.pending.clear()
+        gone: dict[str, Any] = {"pending_approval": None, "cpu_percent": None, "rss_bytes": None}
+        if changes is not None:
+            gone["changes"] = changes
+        if outcome.lost:
+            gone["error"] = outcome.lost
         if run.state is _S.STOPPING:  # the user chose to end it, whatever the exit code says
-            return self._end(life, _S.STOPPED, exit_code=exit_code, **lost)
+            return self._end(life, _S.STOPPED, exit_code=exit_code, **gone)
         if exit_code == 0 and outcome.failure is None:
-            return self._end(life, _S.SUCCEEDED, exit_code=exit_code, **{**_NO_ERROR, **lost})
+            return self._end(life, _S.SUCCEEDED, exit_code=exit_code, **{**_NO_ERROR, **gone})
         error = outcome.failure or outcome.lost
-        why = {"error": error, "error_kind": outcome.kind, "hint": outcome.hint}
+        gone |= {"error": error, "error_kind": outcome.kind, "hint": outcome.hint}
         failed_start = up < policy.start_seconds
         life.failed_starts = life.failed_starts + 1 if failed_start else 0
         if policy.restart_on_failure and run.restarts < policy.max_restarts:
             steps = max(life.failed_starts - 1, 0)
             delay = min(self.backoff_base * 2**steps, self.backoff_cap)
             return [
-                self._move(life, _S.BACKOFF, exit_code=exit_code, **why),
+                self._change(life, _S.BACKOFF, exit_code=exit_code, **gone),
                 self._schedule(life, delay, _Timer.RESTART),
             ]
         if policy.restart_on_failure and failed_start and outcome.failure is None:
-            why["error"] = (
+            gone["error"] = (
                 f"gave up after {run.restarts} restarts: it exited within "
                 f"{policy.start_seconds:g} s of starting"
             )
-        return self._end(life, _S.FAILED, exit_code=exit_code, **why)
+        return self._end(life, _S.FAILED, exit_code=exit_code, **gone)
 
     def stop(self, run_id: str) -> list[Effect]:
         """The user asked the run to stop. Asking again while it stops changes nothing."""
@@ -271,8 +230,8 @@ class Lifecycle:
         if state is _S.BACKOFF:
             return self._end(life, _S.STOPPED)
         if state in (_S.STARTING, _S.RUNNING):
-            effects: list[Effect] = [self._move(life, _S.STOPPING)]
-            life.timer = None  # a pending start timer no longer means anything
+            effects: list[Effect] = [self._change(life, _S.STOPPING)]
+            self._cancel(life, _Timer.STARTED)  # a pending start no longer means anything
             if life.spawned_at is not None:  # else spawned() sends it once the process exists
                 effects.append(Terminate(run_id))
             return effects
@@ -280,18 +239,21 @@ class Lifecycle:
 
     def timer_fired(self, run_id: str, token: int) -> list[Effect]:
         life = self._lives.get(run_id)
-        if life is None or life.timer is None or life.timer[0] != token:
+        if life is None or token not in life.timers:
             return []  # stale: the run moved on since this timer was set
-        _, kind = life.timer
-        life.timer = None
-        if kind is _Timer.STARTED and life.run.state is _S.STARTING:
+        kind, request = life.timers.pop(token)
+        state = life.run.state
+        if kind is _Timer.STARTED and state is _S.STARTING:
             life.failed_starts = 0
-            return [self._move(life, _S.RUNNING)]
-        if kind is _Timer.RESTART and life.run.state is _S.BACKOFF:
-            return [
-                self._move(life, _S.STARTING, restarts=life.run.restarts + 1),
-                Spawn(run_id),
-            ]
+            return [self._change(life, _S.RUNNING)]
+        if kind is _Timer.RESTART and state is _S.BACKOFF:
+            return [self._change(life, _S.STARTING, restarts=life.run.restarts + 1), Spawn(run_id)]
+        if kind is _Timer.STALL:
+            return self._stall_check(life)
+        if kind is _Timer.APPROVAL and request in life.hearing.pending:
+            timeout = life.policy.approval_timeout
+            why = f"No answer within {timeout:g} s: denied."
+            return self._answer(life, request, allow=False, message=why)
         return []
 
     def crashed(self, run_id: str, error: str) -> list[Effect]:
@@ -317,52 +279,153 @@ class Lifecycle:
     def interrupt(self, run: Run) -> Changed:
         """A run a previous daemon left live (not one of ours): it ends ``interrupted``."""
         check_transition(run.id, run.state, _S.INTERRUPTED)
-        source = run.state
-        run.state = _S.INTERRUPTED
-        run.ended_at = run.ended_at or self.clock.time()
-        return Changed(replace(run), source)
+        ended_at = run.ended_at or self.clock.time()
+        return Changed(replace(run, state=_S.INTERRUPTED, ended_at=ended_at), run.state)
 
-    # -- the one place a run's state changes ---------------------------------------------------
+    def amend(self, run: Run, **changes: Any) -> list[Effect]:
+        """An ended run learned something after the fact (what its worktree became, what it
+        changed, found after a restart): a new snapshot of it, to be written where it is."""
+        if run.id in self._lives:
+            return []  # a stale copy: a live run's record is the core's, and it goes on
+        return [Amended(replace(run, **changes))]
 
-    def _move(self, life: _Life, target: RunState, **changes: Any) -> Changed:
+    # -- events of what a live run's process does ------------------------------------------------
+
+    def heard(self, run_id: str) -> None:
+        """The run printed something (called for every read: no effects, just the time)."""
+        life = self._lives.get(run_id)
+        if life is not None:
+            life.hearing.heard_at = self.clock.monotonic()
+            life.hearing.stalled = None  # the record says so at the next observation
+
+    def observed(self, run_id: str, seen: Observation) -> list[Effect]:
+        """What the output said since the last observation: facts, activity and requests."""
+        life = self._lives.get(run_id)
+        if life is None or not life.run.state.is_live:
+            return []
+        hearing, effects = life.hearing, list[Effect]()
+        hearing.said = None if seen.activity is None else (seen.activity, seen.activity_detail)
+        new = []
+        for approval in seen.asked:
+            if approval.id in hearing.pending or approval.id in hearing.answered:
+                continue
+            token = 0
+            if (timeout := life.policy.approval_timeout) > 0:
+                schedule = self._schedule(life, timeout, _Timer.APPROVAL, approval.id)
+                effects.append(schedule)
+                token = schedule.token
+            hearing.pending[approval.id] = (approval, token)
+            new.append(approval)
+        for gone in seen.withdrawn:  # after the asking: both may be in one observation
+            _, token = hearing.pending.pop(gone, (None, 0))
+            life.timers.pop(token, None)
+        new = [approval for approval in new if approval.id in hearing.pending]
+        before = life.run
+        change = self._learn(life, **learning.facts(before, seen))
+        if change is None:
+            return effects
+        asked = [learning.asked(change.run, approval) for approval in new]
+        return [change, *asked, *learning.entered(before, change.run), *effects]
+
+    def decide(self, run_id: str, approval_id: str, allow: bool, message: str = "") -> list[Effect]:
+        """The user answered a request. Deciding one again sends nothing; an unknown one is
+        refused."""
+        life = self._lives.get(run_id)
+        if life is None:
+            raise WrongRunState(f"run {run_id} has ended: continue it instead")
+        if approval_id in life.hearing.answered:
+            return []
+        if approval_id not in life.hearing.pending:
+            raise WrongRunState(f"run {run_id} has no pending approval {approval_id!r}")
+        return self._answer(life, approval_id, allow=allow, message=message)
+
+    def sampled(self, run_id: str, cpu_percent: float, rss_bytes: int) -> list[Effect]:
+        """Resource figures of a live run's process (published, not persisted)."""
+        life = self._lives.get(run_id)
+        if life is None or life.spawned_at is None or life.run.state not in learning.WATCHED:
+            return []
+        life.run = replace(life.run, cpu_percent=round(cpu_percent, 1), rss_bytes=rss_bytes)
+        return [Sampled(life.run)]
+
+    # -- the one place a run record changes ----------------------------------------------------
+
+    def _change(self, life: _Life, target: RunState | None = None, **changes: Any) -> Changed:
+        """A new snapshot of the run, in ``target`` state (checked against the table) or in
+        the state it is in."""
         run = life.run
-        check_transition(run.id, run.state, target)
         source = run.state
-        run.state = target
-        if target is _S.STARTING:
-            run.started_at = run.started_at or self.clock.time()
-            run.activity, run.activity_detail = Activity.STARTING, None
-        elif target not in (_S.RUNNING, _S.STOPPING):  # backoff and the ends: doing nothing
-            run.activity, run.activity_detail = None, None
-        for name, value in changes.items():
-            setattr(run, name, value)
-        return Changed(replace(run), source)
+        if target is not None:
+            check_transition(run.id, source, target)
+            changes["state"] = target
+            if target is _S.STARTING:
+                changes.setdefault("started_at", run.started_at or self.clock.time())
+                changes.setdefault("activity", Activity.STARTING)
+                changes.setdefault("activity_detail", None)
+            elif target not in (_S.RUNNING, _S.STOPPING):  # backoff and the ends: doing nothing
+                changes.setdefault("activity", None)
+                changes.setdefault("activity_detail", None)
+        life.run = replace(run, **changes)
+        return Changed(life.run, source)
 
-    def _update(self, life: _Life, **changes: Any) -> Changed:
-        for name, value in changes.items():
-            setattr(life.run, name, value)
-        return Changed(replace(life.run), life.run.state)
+    def _learn(self, life: _Life, **changes: Any) -> Changed | None:
+        """A live run's facts, and its activity and request as its hearing says: a snapshot
+        only when something differs."""
+        changes |= learning.derived(replace(life.run, **changes), life.hearing)
+        if not changes:
+            return None
+        return self._change(life, **changes)
+
+    def _answer(self, life: _Life, request: str, *, allow: bool, message: str) -> list[Effect]:
+        _, token = life.hearing.pending.pop(request)
+        life.timers.pop(token, None)
+        life.hearing.answered.add(request)
+        effects: list[Effect] = [Answer(life.run.id, request, allow, message)]
+        change = self._learn(life)
+        return [change, *effects] if change else effects
+
+    def _stall_check(self, life: _Life) -> list[Effect]:
+        """The stall timer: stalled if nothing was heard for stall_after seconds; either way
+        the timer is set again, for the next moment the run could stall."""
+        hearing, limit = life.hearing, life.policy.stall_after
+        if life.spawned_at is None:
+            return []
+        quiet = self.clock.monotonic() - hearing.heard_at
+        effects: list[Effect] = []
+        if learning.stalled(life.run, hearing, quiet, limit):
+            hearing.stalled = learning.quiet_for(quiet)
+            before = life.run
+            if (change := self._learn(life)) is not None:
+                effects += [change, *learning.entered(before, change.run)]
+        wait = limit if quiet >= limit else limit - quiet
+        return [*effects, self._schedule(life, wait, _Timer.STALL)]
 
     def _end(self, life: _Life, target: RunState, **changes: Any) -> list[Effect]:
         run_id = life.run.id
-        effects: list[Effect] = [self._move(life, target, ended_at=self.clock.time(), **changes)]
+        change = self._change(life, target, ended_at=self.clock.time(), **changes)
         del self._lives[run_id]
         self._slots.discard(run_id)
-        effects.append(Released(run_id))
-        return effects + self._admit()
+        released = Released(change.run, life.attached)
+        return [change, *learning.at_end(change.run), released, *self._admit()]
 
     def _admit(self) -> list[Effect]:
         effects: list[Effect] = []
         while self._queue and len(self._slots) < self.max_concurrent and not self.closing:
             run_id = self._queue.popleft()
             self._slots.add(run_id)  # taken now, not once a task gets round to it
-            effects += [self._move(self._lives[run_id], _S.STARTING), Spawn(run_id)]
+            effects += [self._change(self._lives[run_id], _S.STARTING), Spawn(run_id)]
         return effects
 
-    def _schedule(self, life: _Life, delay: float, kind: _Timer) -> Schedule:
+    def _schedule(self, life: _Life, delay: float, kind: _Timer, request: str = "") -> Schedule:
+        if kind is not _Timer.APPROVAL:
+            self._cancel(life, kind)  # one timer of each kind at most; approvals have one each
         self._tokens += 1
-        life.timer = (self._tokens, kind)
+        life.timers[self._tokens] = (kind, request)
         return Schedule(life.run.id, delay, self._tokens)
+
+    def _cancel(self, life: _Life, kind: _Timer) -> None:
+        for token, (timer, _) in list(life.timers.items()):
+            if timer is kind:
+                del life.timers[token]
 
     def _life(self, run_id: str) -> _Life:
         life = self._lives.get(run_id)

@@ -1,10 +1,16 @@
-"""One agent's process group: spawn it, read its output, sample it, stop it.
+"""One agent's process group, once started: read its output, write its input, sample it, stop it.
 
-Every agent starts in a session of its own (``start_new_session=True``), so it leads a fresh
-process group whose id is its pid. Signals go to the whole group with ``os.killpg``: the shells,
-test runners and language servers an agent starts share its fate, whatever the agent itself does
-with SIGTERM. Stopping is SIGTERM to the group, a grace period for *every* member to leave (not
-only the leader), then SIGKILL to whatever is left.
+Every agent starts in a session of its own (``start_new_session=True``, see
+``aios.agents.spawning``), so it leads a fresh process group whose id is its pid. Signals go to
+the whole group with ``os.killpg``: the shells, test runners and language servers an agent starts
+share its fate, whatever the agent itself does with SIGTERM. Stopping is SIGTERM to the group, a
+grace period for *every* member to leave (not only the leader), then SIGKILL to whatever is left.
+
+The rooms::
+
+    spawning         starting an agent: the spawning thread, Popen, pipes, noticing its exit
+    process          this handle: AgentProcess (read, write_line, sample, stop), its errors
+    process_groups   groups and processes: alive or not, signalling, pipe holders, stale groups
 
 Limits, and what covers them:
 
@@ -12,7 +18,8 @@ Limits, and what covers them:
   escapees: the ones found in the tree under the leader or any member of its group when ``stop()``
   begins (psutil walks it), and the ones seen there earlier, while sampling, that still run (psutil
   checks a remembered process's start time, so a reused pid is not one of them). One whose parent
-  had already exited before we ever saw it was reparented to init and is out of reach.
+  had already exited before we ever saw it was reparented to init and is out of reach; one that
+  still holds the output pipe after the group is gone is found by ``stop_pipe_holders``.
 * When the daemon itself dies without cleaning up, ``aios.agents.watchdog`` stops the groups.
 * Pids are reused. A process group id is not reused while the group has a member (POSIX), and
   this class stops signalling a group once it has seen it empty. Records from a previous daemon
@@ -29,14 +36,20 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from aios.agents.process_groups import (
+    alive,
+    group_has_live_member,
+    group_members,
+    pgid_of,
+    pipe_holders,
+    pipe_inode,
+    same_start,
+    signal_each,
+)
 from aios.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -44,212 +57,25 @@ if TYPE_CHECKING:
 else:
     psutil = lazy_import("psutil")  # loaded by the first run, not by an idle daemon
 
-__all__ = [
-    "REAP_TIMEOUT",
-    "AgentInputError",
-    "AgentProcess",
-    "SpawnError",
-    "kill_stale_group",
-    "spawn",
-]
+__all__ = ["READ_LIMIT", "REAP_TIMEOUT", "AgentInputError", "AgentProcess"]
 
 log = logging.getLogger(__name__)
 
 # Output is read in chunks of up to READ_LIMIT (the reader buffers up to twice that before it
-# stops reading the pipe), from a pipe enlarged to PIPE_SIZE where the OS allows: each chunk
-# costs a hop to the store's writer thread, so at 64 KiB (the default pipe) that overhead, not
-# the copying, bounded how fast a flooding agent could be captured (docs/performance.md).
+# stops reading the pipe), from a pipe enlarged to PIPE_SIZE (aios.agents.spawning) where the OS
+# allows: each chunk costs a hop to the store's writer thread, so at 64 KiB (the default pipe)
+# that overhead, not the copying, bounded how fast a flooding agent could be captured
+# (docs/performance.md).
 READ_LIMIT = 1024 * 1024
-PIPE_SIZE = 1024 * 1024
 WRITE_TIMEOUT = 5.0  # seconds a write to an agent's stdin may wait for the agent to read
 _POLL = 0.02  # seconds between checks while the group empties
 REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
 KILL_SETTLE = 2.0  # seconds for processes sent SIGKILL to be gone
 _ESCAPEES_KEPT = 64  # remembered escapees before the dead ones are forgotten
-_CREATE_TIME_SLACK = 1.0  # seconds; create times from psutil are rounded to clock ticks
-
-
-class SpawnError(Exception):
-    """The agent could not be started at all (missing or non-executable program, bad cwd)."""
-
-    def __init__(self, program: str, reason: str) -> None:
-        self.program = program
-        self.reason = reason
-        super().__init__(f"cannot start {program!r}: {reason}")
 
 
 class AgentInputError(Exception):
     """A line could not be written to the agent's stdin (closed, or not being read)."""
-
-
-async def spawn(
-    argv: Sequence[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    merge_stderr: bool = True,
-    stdin: bool = False,
-) -> AgentProcess:
-    """Start ``argv`` (never through a shell) as the leader of a new session and process group.
-
-    stdin is /dev/null (with ``stdin=True``, a pipe for ``write_line``); stdout and stderr are
-    merged into one pipe, read with ``read()``, or with ``merge_stderr=False`` kept apart
-    (``read()`` and ``read_stderr()``: a structured stream on stdout must not be interleaved
-    with diagnostics). The agent sees exactly ``env`` and inherits no other file descriptor.
-
-    The fork and exec happen on a worker thread: ``Popen`` returns once the program has been
-    executed (or has failed to be), which takes milliseconds on a busy machine, and the event
-    loop keeps serving meanwhile instead of every request waiting behind every spawn. One thread
-    for all spawns: agents start in the order they were admitted, one fork at a time. The output
-    pipes are then read by the loop, and the leader's exit is noticed by the loop too, through a
-    pidfd (Linux 5.3+; elsewhere a thread waits for it), never by a thread per agent.
-    """
-    if sys.platform == "win32":
-        raise NotImplementedError("agent process groups need a POSIX system")
-    if not argv:
-        raise SpawnError("", "empty command")
-    program = argv[0]
-    loop = asyncio.get_running_loop()
-    spawning = _spawner().submit(_popen, list(argv), cwd, dict(env), merge_stderr, stdin)
-    try:
-        popen, create_time = await asyncio.wrap_future(spawning, loop=loop)
-    except asyncio.CancelledError:
-        # Cancelled while the thread forks: whatever it starts must not run unsupervised.
-        spawning.add_done_callback(_kill_if_started)
-        raise
-    except OSError as exc:
-        raise SpawnError(program, _spawn_failure(program, cwd, exc)) from exc
-    except ValueError as exc:  # an embedded NUL byte
-        raise SpawnError(program, str(exc)) from exc
-    assert popen.stdout is not None
-    try:
-        _enlarge_pipe(popen.stdout.fileno(), PIPE_SIZE)
-        output, pipe = await _reader(loop, popen.stdout)
-        errors, errors_pipe = await _reader(loop, popen.stderr) if popen.stderr else (None, None)
-        writer = await _writer(loop, popen.stdin) if popen.stdin else None
-        exited = _watch_exit(popen, loop)
-    except BaseException:
-        _kill_and_reap(popen)
-        raise
-    return AgentProcess(
-        popen, output, pipe, exited, create_time,
-        errors=errors, errors_pipe=errors_pipe, writer=writer,
-    )  # fmt: skip
-
-
-async def _reader(
-    loop: asyncio.AbstractEventLoop, file: IO[bytes]
-) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
-    stream = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
-    pipe, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), file
-    )
-    if hasattr(pipe, "max_size"):
-        # asyncio's pipe transport reads 256 KiB per wake-up (its class's max_size); one
-        # read per pipeful, 1 MiB, is a quarter of the wake-ups for a flooding agent.
-        pipe.max_size = READ_LIMIT
-    return stream, pipe
-
-
-async def _writer(loop: asyncio.AbstractEventLoop, file: IO[bytes]) -> asyncio.StreamWriter:
-    """A stream writer on the agent's stdin, as asyncio's own subprocesses make theirs."""
-    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, file)
-    return asyncio.StreamWriter(transport, protocol, None, loop)
-
-
-_spawn_thread: ThreadPoolExecutor | None = None
-_spawn_thread_lock = threading.Lock()
-
-
-def _spawner() -> ThreadPoolExecutor:
-    global _spawn_thread  # noqa: PLW0603 - one spawning thread per process, made on first use
-    with _spawn_thread_lock:
-        if _spawn_thread is None:
-            _spawn_thread = ThreadPoolExecutor(1, thread_name_prefix="aios-spawn")
-        return _spawn_thread
-
-
-def _popen(
-    argv: list[str], cwd: Path, env: dict[str, str], merge_stderr: bool, stdin: bool
-) -> tuple[subprocess.Popen[bytes], float]:
-    """Start it, and read its start time (from /proc on Linux) while still on the thread."""
-    popen = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-        close_fds=True,
-    )
-    return popen, _create_time(popen.pid)
-
-
-def _watch_exit(
-    popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop
-) -> asyncio.Future[None]:
-    """A future set the moment the leader has exited and been reaped (``popen.returncode`` set).
-
-    Only the leader's exit: a grandchild that keeps the output pipe open must not hide it.
-    """
-    exited: asyncio.Future[None] = loop.create_future()
-
-    def done() -> None:
-        if not exited.done():
-            exited.set_result(None)
-
-    try:
-        pidfd = os.pidfd_open(popen.pid) if hasattr(os, "pidfd_open") else None
-    except OSError:  # a kernel before 5.3, or a sandbox that refuses it
-        pidfd = None
-    if pidfd is None:
-        # Popen.wait reaps it and sets returncode; the thread only waits, its result is ignored.
-        threading.Thread(
-            target=lambda: (popen.wait(), loop.call_soon_threadsafe(done)),
-            name=f"aios-wait-{popen.pid}",
-            daemon=True,
-        ).start()
-        return exited
-
-    def readable() -> None:
-        try:
-            pid, status = os.waitpid(popen.pid, os.WNOHANG)
-        except ChildProcessError:  # reaped by someone else: its status is lost
-            pid, status = popen.pid, 255 << 8
-        if pid == 0:
-            return  # not yet: a spurious wake-up
-        popen.returncode = os.waitstatus_to_exitcode(status)
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        done()
-
-    loop.add_reader(pidfd, readable)
-    return exited
-
-
-def _kill_if_started(spawning: Future[tuple[subprocess.Popen[bytes], float]]) -> None:
-    if not spawning.cancelled() and spawning.exception() is None:
-        _kill_and_reap(spawning.result()[0])
-
-
-def _kill_and_reap(popen: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(popen.pid, signal.SIGKILL)
-    popen.wait()
-    for file in (popen.stdout, popen.stderr, popen.stdin):
-        if file is not None:
-            file.close()
-
-
-def _spawn_failure(program: str, cwd: Path, exc: OSError) -> str:
-    if exc.filename is not None and Path(os.fsdecode(exc.filename)) == cwd:
-        return f"working directory {str(cwd)!r}: {exc.strerror or exc}"
-    if isinstance(exc, FileNotFoundError):
-        return "no such file" if os.sep in program else "executable not found on PATH"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return exc.strerror or str(exc)
 
 
 class AgentProcess:
@@ -274,7 +100,7 @@ class AgentProcess:
         self._errors_pipe = errors_pipe
         self._input = writer
         # The output pipes, by inode: what still holds one after the group is gone is ours.
-        self.pipe_inodes = {i for i in (_pipe_inode(pipe), _pipe_inode(errors_pipe)) if i}
+        self.pipe_inodes = {i for i in (pipe_inode(pipe), pipe_inode(errors_pipe)) if i}
         self._exited = exited
         self.pid: int = popen.pid
         self.pgid: int = popen.pid
@@ -351,7 +177,7 @@ class AgentProcess:
         deadline = loop.time() + max(0.0, timeout)
         escaped = await asyncio.to_thread(self._find_escapees)
         self._signal_group(signal.SIGTERM)
-        _signal_each(escaped, signal.SIGTERM)
+        signal_each(escaped, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._exited), deadline - loop.time())
         # Nothing signals when a grandchild exits: poll.
@@ -359,7 +185,7 @@ class AgentProcess:
         while loop.time() < deadline and await asyncio.to_thread(left, escaped):  # noqa: ASYNC110
             await asyncio.sleep(_POLL)
         self._signal_group(signal.SIGKILL)
-        _signal_each(escaped, signal.SIGKILL)
+        signal_each(escaped, signal.SIGKILL)
         try:
             returncode = await asyncio.wait_for(self.wait(), REAP_TIMEOUT)
         except TimeoutError as exc:
@@ -384,16 +210,16 @@ class AgentProcess:
         if not holders:
             return 0
         log.warning("agent %d left %d processes holding its output", self.pid, len(holders))
-        _signal_each(holders, signal.SIGTERM)
+        signal_each(holders, signal.SIGTERM)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline and any(map(_alive, holders)):  # noqa: ASYNC110
+        while loop.time() < deadline and any(map(alive, holders)):  # noqa: ASYNC110
             await asyncio.sleep(_POLL)
-        _signal_each(holders, signal.SIGKILL)
+        signal_each(holders, signal.SIGKILL)
         # SIGKILL is delivered asynchronously: the run ends when they are gone, not when they
         # were told (a moment under load; bounded, since nothing can outlive SIGKILL for long).
         deadline = loop.time() + KILL_SETTLE
-        while loop.time() < deadline and any(map(_alive, holders)):  # noqa: ASYNC110
+        while loop.time() < deadline and any(map(alive, holders)):  # noqa: ASYNC110
             await asyncio.sleep(_POLL)
         return len(holders)
 
@@ -425,7 +251,7 @@ class AgentProcess:
         with self._sample_lock:
             try:
                 leader = self._sampled.get(self.pid) or psutil.Process(self.pid)
-                if leader.status() == psutil.STATUS_ZOMBIE or not _same_start(
+                if leader.status() == psutil.STATUS_ZOMBIE or not same_start(
                     leader.create_time(), self.create_time
                 ):
                     return None
@@ -467,7 +293,7 @@ class AgentProcess:
             return False  # members remain (or zombies): the full escalation decides
         self._group_gone = True
         with self._sample_lock:
-            return not any(_alive(proc) for proc in self._escapees.values())
+            return not any(alive(proc) for proc in self._escapees.values())
 
     def _signal_group(self, sig: int) -> None:
         if self._group_gone:
@@ -490,145 +316,23 @@ class AgentProcess:
         with contextlib.suppress(psutil.Error):
             roots.append(psutil.Process(self.pid))
         if not self._group_gone:
-            roots += _group_members(self.pgid)
+            roots += group_members(self.pgid)
         found: list[psutil.Process] = []
         for root in roots:
             with contextlib.suppress(psutil.Error):
                 found += root.children(recursive=True)
         with self._sample_lock:
             self._remember_escapees(found)
-            return [proc for proc in self._escapees.values() if _alive(proc)]
+            return [proc for proc in self._escapees.values() if alive(proc)]
 
     def _remember_escapees(self, procs: Iterable[psutil.Process]) -> None:
         for proc in procs:
-            if proc.pid not in self._escapees and _pgid(proc.pid) not in (self.pgid, None):
+            if proc.pid not in self._escapees and pgid_of(proc.pid) not in (self.pgid, None):
                 self._escapees[proc.pid] = proc
         if len(self._escapees) > _ESCAPEES_KEPT:  # an agent that daemonizes a lot: keep the live
-            self._escapees = {pid: p for pid, p in self._escapees.items() if _alive(p)}
+            self._escapees = {pid: p for pid, p in self._escapees.items() if alive(p)}
 
     def _anything_left(self, escaped: Iterable[psutil.Process]) -> bool:
         if self.returncode is None:
             return True
-        return _group_has_live_member(self.pgid) or any(_alive(proc) for proc in escaped)
-
-
-def _enlarge_pipe(fd: int, size: int) -> None:
-    """Ask for a bigger output pipe (Linux ``F_SETPIPE_SZ``); keep the default when refused."""
-    if not sys.platform.startswith("linux"):
-        return
-    import fcntl  # noqa: PLC0415 - POSIX only, and only Linux has F_SETPIPE_SZ
-
-    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setpipe is not None:
-        with contextlib.suppress(OSError):  # over pipe-max-size, or the user's pipe quota
-            fcntl.fcntl(fd, setpipe, size)
-
-
-def _pipe_inode(pipe: asyncio.ReadTransport | None) -> int | None:
-    file = pipe.get_extra_info("pipe") if pipe is not None else None
-    try:
-        return os.fstat(file.fileno()).st_ino if file is not None else None
-    except (OSError, ValueError):  # already at its end and closed: nobody can hold it now
-        return None
-
-
-def pipe_holders(inodes: Iterable[int]) -> list[psutil.Process]:
-    """Processes other than this one with one of the pipes ``inodes`` open (Linux ``/proc``)."""
-    targets = {f"pipe:[{inode}]" for inode in inodes}
-    if not targets or not os.path.isdir("/proc/self/fd"):
-        return []
-    found: list[psutil.Process] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            fds = os.scandir(f"/proc/{entry.name}/fd")
-        except OSError:  # gone, or another user's
-            continue
-        with fds:
-            for fd in fds:
-                try:
-                    if os.readlink(fd.path) in targets:
-                        found.append(psutil.Process(int(entry.name)))
-                        break
-                except (OSError, psutil.Error):
-                    continue
-    return found
-
-
-def kill_stale_group(pgid: int, create_time: float | None) -> bool:
-    """SIGKILL the group of an agent left running by a previous daemon; True if it was there.
-
-    The leader (pid == pgid) must still be that agent: its start time must match ``create_time``
-    (when given) within a second. A live leader that does not match is a reused pid and is left
-    alone. With the leader gone, the group id cannot have been reused while members remain, so
-    they are killed.
-    """
-    if pgid <= 1 or pgid == os.getpgrp() or not _is_stale_leader(pgid, create_time):
-        return False
-    if not _group_has_live_member(pgid):
-        return False
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _is_stale_leader(pgid: int, create_time: float | None) -> bool:
-    """Whether pid ``pgid`` is gone, or still the group leader that started at ``create_time``."""
-    try:
-        leader = psutil.Process(pgid)
-        if _pgid(pgid) not in (pgid, None):  # None: a zombie, on some systems
-            return False  # a process with that pid that leads no group of that id
-        return create_time is None or _same_start(leader.create_time(), create_time)
-    except psutil.NoSuchProcess:
-        return True  # the leader is gone; its group may still have members
-    except psutil.Error:
-        return False
-
-
-def _group_has_live_member(pgid: int) -> bool:
-    """Whether any process in the group is more than a zombie."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return bool(_group_members(pgid))
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    return [proc for proc in psutil.process_iter() if _pgid(proc.pid) == pgid and _alive(proc)]
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _signal_each(procs: Iterable[psutil.Process], sig: int) -> None:
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(sig)  # psutil checks the pid still names the same process
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-def _same_start(a: float, b: float) -> bool:
-    return abs(a - b) <= _CREATE_TIME_SLACK
-
-
-def _create_time(pid: int) -> float:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return time.time()  # already gone and reaped: now is within moments of its start
+        return group_has_live_member(self.pgid) or any(alive(proc) for proc in escaped)

@@ -20,7 +20,8 @@ from aios.server.jsonbody import shown
 from aios.server.query import int_arg
 from aios.server.security import own_request
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
-from aios.store import AmbiguousRun, Stream, UnknownRun
+from aios.store_errors import AmbiguousRun, UnknownRun
+from aios.store_logs import Stream
 
 blueprint = Blueprint("api", __name__)
 

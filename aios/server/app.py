@@ -7,7 +7,7 @@ from pathlib import Path
 from quart import Quart
 
 from aios.daemon import Daemon
-from aios.server import api, errors, jsonbody, live, pages, views
+from aios.server import api, errors, hooks, jsonbody, live, pages, views
 from aios.server.security import Guard
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -28,5 +28,6 @@ def create_app(daemon: Daemon) -> Quart:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(live.blueprint)
+    app.register_blueprint(hooks.blueprint)
     views.install(app)
     return app

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from aios.agents.errors import SupervisorError
 from aios.credentials import SESSION_LIFETIME
-from aios.store import AmbiguousRun, StoreError, StoreUnavailable, UnknownRun
+from aios.store_errors import AmbiguousRun, StoreError, StoreUnavailable, UnknownRun
 
 log = logging.getLogger("aios.server")
 

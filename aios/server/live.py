@@ -28,7 +28,7 @@ from aios.server.query import int_arg
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
 from aios.server.terminal import WRAP, Terminal
 from aios.server.views import FILTERS, Counts, continuable, cost, size, tokens
-from aios.store import StoreUnavailable
+from aios.store_errors import StoreUnavailable
 from aios.unseen import UnseenCounts
 
 blueprint = Blueprint("live", __name__)

@@ -22,10 +22,12 @@ from aios.runs import Run, Tokens
 from aios.server.api import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
+from aios.server.hooks import page_context as hooks_context
 from aios.server.live import OutputRenderer, render_changes
 from aios.server.security import cookie_name, own_request, same
 from aios.server.views import FILTERS, PAGE, Counts, continuable
-from aios.store import StoreUnavailable, UnknownRun, Usage
+from aios.store_db import Usage
+from aios.store_errors import StoreUnavailable, UnknownRun
 
 if TYPE_CHECKING:
     from aios.autostart import AutostartStatus
@@ -230,6 +232,7 @@ async def settings() -> str:
         settings=rows,
         paths=d.paths,
         autostart=await asyncio.to_thread(_autostart_status),
+        **hooks_context(),
     )
 
 

@@ -61,8 +61,9 @@ ONE_LINE = 120  # characters of a summary on one line
 
 @dataclass
 class Knowledge:
-    """What an agent's output has said about its run so far. The supervisor copies it onto the
-    run; a reducer only ever writes it.
+    """What an agent's output has said about its run so far. The shell hands it to the lifecycle
+    core as an ``Observation``, and the core decides what the run record says; a reducer only
+    ever writes it.
 
     Values are replaced, never mutated in place (``denials`` is a tuple), so a snapshot of the
     run never changes under a reader.
@@ -81,8 +82,11 @@ class Knowledge:
     failure: str | None = None
     failure_kind: FailureKind | None = None
     malformed: int = 0  # stdout lines of a structured format that were not what it expects
-    # Two-way sessions: the requests waiting for the user's answer, oldest first.
-    approvals: tuple[Approval, ...] = ()
+    # Two-way sessions: requests the agent made, and ones it withdrew, not yet handed on. The
+    # shell drains them into the lifecycle core, which alone keeps what is pending (and says
+    # the run is awaiting approval meanwhile).
+    asked: tuple[Approval, ...] = ()
+    withdrawn: tuple[str, ...] = ()
 
     def working(self) -> None:
         """A sign of normal progress: whatever retrying or waiting there was is over."""
@@ -98,22 +102,17 @@ class Knowledge:
 
     def ask(self, approval: Approval) -> None:
         """The agent waits for the user to allow or deny a tool."""
-        if all(a.id != approval.id for a in self.approvals):
-            self.approvals = (*self.approvals, approval)
-        self._awaiting()
+        self.asked = (*self.asked, approval)
 
     def answered(self, approval_id: str) -> None:
-        """A request was decided (or withdrawn by the agent)."""
-        self.approvals = tuple(a for a in self.approvals if a.id != approval_id)
-        if self.approvals:
-            self._awaiting()
-        elif self.activity is Activity.AWAITING_APPROVAL:
-            self.working()
+        """The agent withdrew a request."""
+        self.withdrawn = (*self.withdrawn, approval_id)
 
-    def _awaiting(self) -> None:
-        first = self.approvals[0]
-        detail = f"{first.tool}: {first.summary}" if first.summary else first.tool
-        self.activity, self.activity_detail = Activity.AWAITING_APPROVAL, detail
+    def drain(self) -> tuple[tuple[Approval, ...], tuple[str, ...]]:
+        """The requests made and withdrawn since the last call."""
+        drained = self.asked, self.withdrawn
+        self.asked, self.withdrawn = (), ()
+        return drained
 
 
 class Reducer:

@@ -1,0 +1,225 @@
+"""One start of an agent, for the supervisor: spawn it, follow it, read it, end it.
+
+Part of the shell: it reports what it sees to the lifecycle core (spawned, what the output said,
+exited) and carries out nothing itself but the process work; the core decides what each report
+means for the run, and its answers go to history through the supervisor's recorder.
+
+A run ends when its leader exits. What the leader leaves behind - members of its process group,
+and descendants that left the group but are still found in the tree - gets the same stop
+escalation as a stopped run (SIGTERM, SIGKILL after ``stop_timeout``). The output reader then
+gets ``DRAIN_TIMEOUT`` to reach the end of the output; if something still holds the pipe (a
+double-forked escapee, found on Linux by the pipe it holds) it gets SIGTERM and, ``DRAIN_TIMEOUT``
+later, SIGKILL, and the pipe is closed: nothing an agent leaves behind can keep its run live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from aios.agents.effects import Effect, Policy
+from aios.agents.formats.base import TwoWay
+from aios.agents.isolation import Isolation
+from aios.agents.lifecycle import Lifecycle
+from aios.agents.output import Output
+from aios.agents.process import AgentInputError, AgentProcess
+from aios.agents.spawning import SpawnError
+from aios.agents.watchdog import Watchdog
+from aios.config import AgentDef, RestartPolicy
+from aios.runs import Run
+from aios.store import Store
+from aios.tasks import TaskSet, cancel
+
+log = logging.getLogger("aios.supervisor")
+
+LOG_FLUSH_INTERVAL = 0.075  # coalesce output into one `log` event per run per 75 ms
+# Once the leader is gone and its group stopped, the reader has this long to reach the end of
+# the output before the pipe is closed (a child that escaped the group may hold it for ever).
+DRAIN_TIMEOUT = 1.0
+
+Spawner = Callable[..., Awaitable[AgentProcess]]
+Apply = Callable[[Sequence[Effect]], Awaitable[None]]
+
+
+@dataclass
+class Held:
+    """What the shell holds for a live run: its agent, output, process and timers. Whether a run
+    is live, and its record, are the core's alone."""
+
+    agent: AgentDef
+    output: Output
+    process: AgentProcess | None = None
+    timers: set[asyncio.Task[None]] = field(default_factory=set)
+    # The session this run resumes ("" for a CLI that needs no id); None: a new one.
+    resume: str | None = None
+    # Answers and messages reach the agent in the order they were given, before its input closes.
+    writing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class Attempts:
+    core: Lifecycle
+    apply: Apply
+    store: Store
+    watchdog: Watchdog
+    isolation: Isolation
+    tasks: TaskSet
+    spawn: Spawner
+    holding: Callable[[], Iterable[tuple[str, Held]]]  # the live runs and what the shell holds
+    ready: asyncio.Future[None] | None = None  # the watchdog, started (start_watchdog)
+
+    def start_watchdog(self) -> None:
+        """The watchdog (another interpreter) starts on a thread, and nothing waits for it but
+        the first spawn. No agent is ever started before it is ready; if it cannot start, no
+        agent is."""
+        self.ready = asyncio.get_running_loop().run_in_executor(None, self.watchdog.start)
+        self.ready.add_done_callback(_report_watchdog)
+
+    async def sample_stats(self, interval: float) -> None:
+        """Every ``interval``, each live process's CPU and memory, told to the core."""
+        while True:
+            await asyncio.sleep(interval)
+            for run_id, held in self.holding():
+                process = held.process
+                if process is None:
+                    continue
+                try:
+                    sample = await asyncio.to_thread(process.sample)
+                    if sample is not None:
+                        await self.apply(self.core.sampled(run_id, *sample))
+                except Exception:  # one process's figures are not worth every run's
+                    log.exception("sampling run %s failed", run_id)
+
+    async def run(self, run_id: str, held: Held) -> None:
+        agent, output = held.agent, held.output
+        try:
+            if self.ready is not None:
+                await asyncio.shield(self.ready)  # raises if it could not start
+            output.new_attempt()
+            run = self._now(run_id)
+            await self.isolation.starting(run)
+            try:
+                process = await self.spawn(
+                    agent.argv(run.prompt, run.permission, resume=held.resume),
+                    cwd=self.isolation.directory(run),
+                    env=agent_environment(agent, run),
+                    merge_stderr=not agent.output.structured,
+                    stdin=agent.two_way,
+                )
+            except SpawnError as exc:
+                await self.apply(self.core.spawn_failed(run_id, str(exc)))
+                return
+            code = await self._watch(run_id, held, process)
+            changes = await self.isolation.record(self._now(run_id))  # in the record that ends it
+            outcome = await output.outcome(code)
+            await self.store.settle_log(run_id)
+            if lost := self.store.lost_output(run_id):
+                outcome = replace(outcome, lost=lost)
+            await self.publish_output(run_id, held)
+            await self.apply(self.core.exited(run_id, code, outcome, changes))
+        except Exception as exc:
+            log.exception("supervising run %s failed", run_id)
+            await self.apply(self.core.crashed(run_id, f"internal error: {exc}"))
+        # The log is closed when the run ends (``Released``, in the recorder).
+
+    def _now(self, run_id: str) -> Run:
+        run = self.core.run(run_id)
+        if run is None:
+            raise RuntimeError(f"run {run_id} ended under its attempt")
+        return run
+
+    async def _watch(self, run_id: str, held: Held, process: AgentProcess) -> int:
+        """Follow the process until its leader exits and what it left is gone; its exit code."""
+        held.process = process
+        self.watchdog.register(process.pgid)
+        try:
+            await self.apply(
+                self.core.spawned(run_id, pid=process.pid, pid_started_at=process.create_time)
+            )
+            reader = self.tasks.spawn(self._read_output(run_id, held, process), f"output {run_id}")
+            if (session := held.agent.output.two_way) is not None and held.agent.two_way:
+                await self._open_session(run_id, process, session)
+            code = await process.wait()
+            # The leader is gone; what it left behind goes the way of a stopped run.
+            try:
+                await process.stop(held.agent.stop_timeout)
+            except TimeoutError:
+                log.exception("run %s: members of its group survived SIGKILL", run_id)
+            _, reading = await asyncio.wait({reader}, timeout=DRAIN_TIMEOUT)
+            if reading:
+                # Someone outside the group and the tree still holds the output: a double fork.
+                await process.stop_pipe_holders(DRAIN_TIMEOUT)
+                process.close()
+                _, reading = await asyncio.wait(reading, timeout=DRAIN_TIMEOUT)
+                await cancel(reading, DRAIN_TIMEOUT)
+            return code
+        finally:
+            self.watchdog.unregister(process.pgid)
+            process.close()
+            held.process = None
+
+    async def _open_session(self, run_id: str, process: AgentProcess, session: TwoWay) -> None:
+        """A two-way session starts with the format's opening and the prompt as a message."""
+        try:
+            for line in [*session.opening(), session.message(self._now(run_id).prompt)]:
+                await process.write_line(line)
+        except AgentInputError as exc:  # it exited at once: its output says why
+            log.warning("run %s: could not start the conversation: %s", run_id, exc)
+
+    async def _read_output(self, run_id: str, held: Held, process: AgentProcess) -> None:
+        flusher = self.tasks.spawn(self._flush_periodically(run_id, held), f"flush {run_id}")
+        try:
+            await held.output.read(process)
+        finally:
+            flusher.cancel()
+
+    async def _flush_periodically(self, run_id: str, held: Held) -> None:
+        while True:
+            await asyncio.sleep(LOG_FLUSH_INTERVAL)
+            try:
+                await self.publish_output(run_id, held)
+            except Exception:  # the next flush may do better; the reader must go on
+                log.exception("publishing the output of run %s failed", run_id)
+
+    async def publish_output(self, run_id: str, held: Held, *, anyway: bool = False) -> None:
+        """The output since the last call as one ``log`` event; what it said, told to the core
+        (which persists and publishes what the run learned, and any call for attention)."""
+        held.output.flush_log()
+        seen = held.output.observation(anyway=anyway)
+        if seen is not None:
+            # The core is asked and its effects queued in one step, like every other caller.
+            await self.apply(self.core.observed(run_id, seen))
+
+
+def _report_watchdog(started: asyncio.Future[None]) -> None:
+    if not started.cancelled() and (exc := started.exception()) is not None:
+        log.error("the watchdog could not start, so no agent will be: %s", exc)
+
+
+def policy(agent: AgentDef) -> Policy:
+    """The core's rules of timing for a run of ``agent``."""
+    return Policy(
+        restart_on_failure=agent.restart is RestartPolicy.ON_FAILURE,
+        max_restarts=agent.max_restarts,
+        start_seconds=agent.start_seconds,
+        stall_after=agent.stall_after,
+        approval_timeout=agent.approval_timeout if agent.two_way else 0.0,
+    )
+
+
+def agent_environment(agent: AgentDef, run: Run) -> dict[str, str]:
+    """The daemon's environment, the agent's own settings, and the run's identity.
+
+    The daemon's token lives only in its memory and the runtime file, never in os.environ, so it
+    cannot leak here; AIOS_* variables of our own are replaced rather than inherited.
+    """
+    env: dict[str, str] = {
+        k: v for k, v in os.environ.items() if not k.startswith("AIOS_") or k == "AIOS_HOME"
+    }
+    env.update(agent.env)
+    env["AIOS_PROMPT"] = run.prompt
+    env["AIOS_RUN_ID"] = run.id
+    return env

@@ -1,0 +1,116 @@
+"""What a live run's output teaches its record: the part of the lifecycle core that turns
+observations into changes and calls for attention. Pure: values in, values out.
+
+The core keeps, per live run, a :class:`Hearing`: the stream's own last word on what the run is
+doing, the requests waiting for the user (the one place pending approvals are held), and whether
+the run has gone quiet. The run's ``activity`` is derived from it, in this order: a pending
+request (``awaiting_approval``), then silence (``stalled``), then what the stream says (anything
+heard at all means ``working``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aios.agents.effects import Attention, Observation
+from aios.formatting import duration
+from aios.runs import ATTENTION_ACTIVITIES, Activity, Approval, Run, RunState
+
+# What the stream learns that is copied onto the run as it is (activity is derived apart).
+FACTS = ("session_id", "model", "tokens", "cost_usd", "num_turns", "denials")
+
+# A two-way session is quiet while it waits for the user: that is not a stall.
+QUIET_BY_DESIGN = frozenset({Activity.STALLED, Activity.WAITING, Activity.AWAITING_APPROVAL})
+# States in which silence can be a stall: a process is there and is meant to be working.
+WATCHED = frozenset({RunState.STARTING, RunState.RUNNING})
+
+
+@dataclass
+class Hearing:
+    """What the core knows of one attempt's output."""
+
+    heard_at: float = 0.0  # monotonic: the last output, on any stream
+    said: tuple[Activity, str | None] | None = None  # the stream's last word; None: nothing yet
+    stalled: str | None = None  # why the run counts as stalled ("no output for 2m 00s")
+    # Requests waiting for the user's answer, oldest first, with their timer's token (or 0).
+    pending: dict[str, tuple[Approval, int]] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)  # deciding one again sends nothing
+
+    def first(self) -> Approval | None:
+        return next(iter(self.pending.values()))[0] if self.pending else None
+
+
+def activity(hearing: Hearing) -> tuple[Activity, str | None]:
+    if (first := hearing.first()) is not None:
+        detail = f"{first.tool}: {first.summary}" if first.summary else first.tool
+        return Activity.AWAITING_APPROVAL, detail
+    if hearing.stalled is not None:
+        return Activity.STALLED, hearing.stalled
+    return hearing.said or (Activity.WORKING, None)
+
+
+def facts(run: Run, seen: Observation) -> dict[str, Any]:
+    """The facts ``seen`` says that the run does not have yet."""
+    changes: dict[str, Any] = {}
+    for name in FACTS:
+        value = getattr(seen, name)
+        if value not in (None, ()) and value != getattr(run, name):
+            changes[name] = value
+    return changes
+
+
+def derived(run: Run, hearing: Hearing) -> dict[str, Any]:
+    """The run's activity and pending request as the hearing says, where they differ."""
+    now_doing, detail = activity(hearing)
+    changes: dict[str, Any] = {}
+    if (run.activity, run.activity_detail) != (now_doing, detail):
+        changes["activity"], changes["activity_detail"] = now_doing, detail
+    if run.pending_approval != hearing.first():
+        changes["pending_approval"] = hearing.first()
+    return changes
+
+
+def stalled(run: Run, hearing: Hearing, quiet: float, limit: float) -> bool:
+    """Whether a run that has printed nothing for ``quiet`` seconds is stalled now."""
+    return (
+        run.state in WATCHED
+        and 0 < limit <= quiet
+        and run.activity not in QUIET_BY_DESIGN
+        and hearing.stalled is None
+    )
+
+
+def quiet_for(quiet: float) -> str:
+    return f"no output for {duration(quiet)}"
+
+
+def entered(before: Run, after: Run) -> list[Attention]:
+    """A call for the user's attention when ``after`` enters an activity that needs them."""
+    if after.activity is before.activity or after.activity not in ATTENTION_ACTIVITIES:
+        return []
+    name, detail = after.agent, after.activity_detail
+    words = {
+        Activity.NEEDS_LOGIN: f"{name} is waiting for you to log in",
+        Activity.STALLED: f"{name} has printed nothing for a while",
+        Activity.OFFLINE: f"{name} is offline, waiting for the network",
+    }[after.activity]
+    return [Attention(after, str(after.activity), f"{words}: {detail}" if detail else words)]
+
+
+def asked(run: Run, approval: Approval) -> Attention:
+    words = f"{run.agent} wants to run {approval.tool}"
+    message = f"{words}: {approval.summary}" if approval.summary else words
+    return Attention(run, "awaiting_approval", message, approval)
+
+
+def at_end(run: Run) -> list[Attention]:
+    """A run that ended in a way its exit code does not show calls for the user."""
+    if run.state is RunState.SUCCEEDED and run.denials:
+        refused = ", ".join(f"{d.tool} {d.summary}".strip() for d in run.denials[:3])
+        message = f"{run.agent} finished, but was refused {len(run.denials)}: {refused}"
+        return [Attention(run, "denials", message)]
+    if run.state is RunState.FAILED and run.exit_code == 0 and run.error:
+        message = f"{run.agent} failed although it exited 0: {run.error}"
+        return [Attention(run, "hidden_failure", message)]
+    return []

@@ -1,0 +1,224 @@
+"""Starting an agent: ``spawn`` forks and executes it as the leader of a new session and process
+group, connects its pipes to the event loop, and watches for the leader's exit; the result is an
+``AgentProcess`` (``aios.agents.process``), which does everything after.
+
+The fork and exec happen on one worker thread for all spawns: ``Popen`` returns once the program
+has been executed (or has failed to be), which takes milliseconds on a busy machine, and the
+event loop keeps serving meanwhile. The leader's exit is noticed on the loop through a pidfd
+(Linux 5.3+; elsewhere a thread waits for it), never by a thread per agent. A spawn cancelled
+while the thread forks kills whatever it started: nothing runs unsupervised.
+
+Exceptions: ``SpawnError`` (the program could not be started at all: the reason in words).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import IO
+
+from aios.agents.process import READ_LIMIT, AgentProcess
+from aios.agents.process_groups import create_time
+
+__all__ = ["SpawnError", "spawn"]
+
+PIPE_SIZE = 1024 * 1024  # asked for each output pipe (READ_LIMIT is read from it at a time)
+
+
+class SpawnError(Exception):
+    """The agent could not be started at all (missing or non-executable program, bad cwd)."""
+
+    def __init__(self, program: str, reason: str) -> None:
+        self.program = program
+        self.reason = reason
+        super().__init__(f"cannot start {program!r}: {reason}")
+
+
+async def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    merge_stderr: bool = True,
+    stdin: bool = False,
+) -> AgentProcess:
+    """Start ``argv`` (never through a shell) as the leader of a new session and process group.
+
+    stdin is /dev/null (with ``stdin=True``, a pipe for ``write_line``); stdout and stderr are
+    merged into one pipe, read with ``read()``, or with ``merge_stderr=False`` kept apart
+    (``read()`` and ``read_stderr()``: a structured stream on stdout must not be interleaved
+    with diagnostics). The agent sees exactly ``env`` and inherits no other file descriptor.
+
+    The fork and exec happen on a worker thread: ``Popen`` returns once the program has been
+    executed (or has failed to be), which takes milliseconds on a busy machine, and the event
+    loop keeps serving meanwhile instead of every request waiting behind every spawn. One thread
+    for all spawns: agents start in the order they were admitted, one fork at a time. The output
+    pipes are then read by the loop, and the leader's exit is noticed by the loop too, through a
+    pidfd (Linux 5.3+; elsewhere a thread waits for it), never by a thread per agent.
+    """
+    if sys.platform == "win32":
+        raise NotImplementedError("agent process groups need a POSIX system")
+    if not argv:
+        raise SpawnError("", "empty command")
+    program = argv[0]
+    loop = asyncio.get_running_loop()
+    spawning = _spawner().submit(_popen, list(argv), cwd, dict(env), merge_stderr, stdin)
+    try:
+        popen, created = await asyncio.wrap_future(spawning, loop=loop)
+    except asyncio.CancelledError:
+        # Cancelled while the thread forks: whatever it starts must not run unsupervised.
+        spawning.add_done_callback(_kill_if_started)
+        raise
+    except OSError as exc:
+        raise SpawnError(program, _spawn_failure(program, cwd, exc)) from exc
+    except ValueError as exc:  # an embedded NUL byte
+        raise SpawnError(program, str(exc)) from exc
+    assert popen.stdout is not None
+    try:
+        _enlarge_pipe(popen.stdout.fileno(), PIPE_SIZE)
+        output, pipe = await _reader(loop, popen.stdout)
+        errors, errors_pipe = await _reader(loop, popen.stderr) if popen.stderr else (None, None)
+        writer = await _writer(loop, popen.stdin) if popen.stdin else None
+        exited = _watch_exit(popen, loop)
+    except BaseException:
+        _kill_and_reap(popen)
+        raise
+    return AgentProcess(
+        popen, output, pipe, exited, created,
+        errors=errors, errors_pipe=errors_pipe, writer=writer,
+    )  # fmt: skip
+
+
+async def _reader(
+    loop: asyncio.AbstractEventLoop, file: IO[bytes]
+) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
+    stream = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+    pipe, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), file
+    )
+    if hasattr(pipe, "max_size"):
+        # asyncio's pipe transport reads 256 KiB per wake-up (its class's max_size); one
+        # read per pipeful, 1 MiB, is a quarter of the wake-ups for a flooding agent.
+        pipe.max_size = READ_LIMIT
+    return stream, pipe
+
+
+async def _writer(loop: asyncio.AbstractEventLoop, file: IO[bytes]) -> asyncio.StreamWriter:
+    """A stream writer on the agent's stdin, as asyncio's own subprocesses make theirs."""
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, file)
+    return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+_spawn_thread: ThreadPoolExecutor | None = None
+_spawn_thread_lock = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    global _spawn_thread  # noqa: PLW0603 - one spawning thread per process, made on first use
+    with _spawn_thread_lock:
+        if _spawn_thread is None:
+            _spawn_thread = ThreadPoolExecutor(1, thread_name_prefix="aios-spawn")
+        return _spawn_thread
+
+
+def _popen(
+    argv: list[str], cwd: Path, env: dict[str, str], merge_stderr: bool, stdin: bool
+) -> tuple[subprocess.Popen[bytes], float]:
+    """Start it, and read its start time (from /proc on Linux) while still on the thread."""
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    return popen, create_time(popen.pid)
+
+
+def _watch_exit(
+    popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop
+) -> asyncio.Future[None]:
+    """A future set the moment the leader has exited and been reaped (``popen.returncode`` set).
+
+    Only the leader's exit: a grandchild that keeps the output pipe open must not hide it.
+    """
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def done() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    try:
+        pidfd = os.pidfd_open(popen.pid) if hasattr(os, "pidfd_open") else None
+    except OSError:  # a kernel before 5.3, or a sandbox that refuses it
+        pidfd = None
+    if pidfd is None:
+        # Popen.wait reaps it and sets returncode; the thread only waits, its result is ignored.
+        threading.Thread(
+            target=lambda: (popen.wait(), loop.call_soon_threadsafe(done)),
+            name=f"aios-wait-{popen.pid}",
+            daemon=True,
+        ).start()
+        return exited
+
+    def readable() -> None:
+        try:
+            pid, status = os.waitpid(popen.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its status is lost
+            pid, status = popen.pid, 255 << 8
+        if pid == 0:
+            return  # not yet: a spurious wake-up
+        popen.returncode = os.waitstatus_to_exitcode(status)
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        done()
+
+    loop.add_reader(pidfd, readable)
+    return exited
+
+
+def _kill_if_started(spawning: Future[tuple[subprocess.Popen[bytes], float]]) -> None:
+    if not spawning.cancelled() and spawning.exception() is None:
+        _kill_and_reap(spawning.result()[0])
+
+
+def _kill_and_reap(popen: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
+    for file in (popen.stdout, popen.stderr, popen.stdin):
+        if file is not None:
+            file.close()
+
+
+def _spawn_failure(program: str, cwd: Path, exc: OSError) -> str:
+    if exc.filename is not None and Path(os.fsdecode(exc.filename)) == cwd:
+        return f"working directory {str(cwd)!r}: {exc.strerror or exc}"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file" if os.sep in program else "executable not found on PATH"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def _enlarge_pipe(fd: int, size: int) -> None:
+    """Ask for a bigger output pipe (Linux ``F_SETPIPE_SZ``); keep the default when refused."""
+    if not sys.platform.startswith("linux"):
+        return
+    import fcntl  # noqa: PLC0415 - POSIX only, and only Linux has F_SETPIPE_SZ
+
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setpipe is not None:
+        with contextlib.suppress(OSError):  # over pipe-max-size, or the user's pipe quota
+            fcntl.fcntl(fd, setpipe, size)

@@ -1,0 +1,259 @@
+"""What a live run's output teaches the lifecycle core, and its timers of silence and of unanswered
+requests: fed events with a fake clock, no processes, no loop, no waiting in real time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from aios.agents.effects import Amended, Observation, Outcome, Policy
+from aios.agents.errors import WrongRunState
+from aios.agents.lifecycle import Lifecycle
+from aios.runs import (
+    Activity,
+    Approval,
+    Changes,
+    Denial,
+    Run,
+    RunState,
+    Tokens,
+    Worktree,
+    WorktreeState,
+)
+from tests.coreshell import FakeClock, Shell
+
+S = RunState
+BASH = Approval("req-1", "Bash", "npm test")
+EDIT = Approval("req-2", "Edit", "")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def shell(clock: FakeClock) -> Shell:
+    return Shell(Lifecycle(clock=clock), clock)
+
+
+def started(shell: Shell, policy: Policy | None = None) -> Run:
+    run = shell.launch(policy or Policy())
+    shell.spawned(run)
+    return run
+
+
+def observe(shell: Shell, run: Run, seen: Observation | None = None) -> None:
+    shell.core.heard(run.id)
+    shell.do(shell.core.observed(run.id, seen or Observation()))
+
+
+def doing(run: Run) -> Activity | None:
+    """The run's activity now (a call, so mypy does not narrow it across events)."""
+    return run.activity
+
+
+def reasons(shell: Shell) -> list[str]:
+    return [item.reason for item in shell.attention]
+
+
+# -- facts and activity -------------------------------------------------------------------------
+
+
+def test_any_output_means_working_and_facts_are_kept_when_the_stream_says_nothing(
+    shell: Shell,
+) -> None:
+    run = started(shell)
+    assert doing(run) is Activity.STARTING
+    observe(shell, run)
+    assert doing(run) is Activity.WORKING
+    seen = Observation(session_id="s1", model="m", tokens=Tokens(3, 4), cost_usd=0.5)
+    observe(shell, run, seen)
+    assert (run.session_id, run.model, run.tokens, run.cost_usd) == ("s1", "m", Tokens(3, 4), 0.5)
+    changes = len(shell.changes)
+    observe(shell, run, dataclasses.replace(seen, session_id=None))  # None says nothing
+    assert run.session_id == "s1" and len(shell.changes) == changes  # nothing new: no record
+
+
+def test_entering_an_activity_that_needs_the_user_calls_once(shell: Shell) -> None:
+    run = started(shell)
+    offline = Observation(activity=Activity.OFFLINE, activity_detail="reconnecting 1/5")
+    observe(shell, run, offline)
+    observe(shell, run, dataclasses.replace(offline, activity_detail="reconnecting 2/5"))
+    assert run.activity_detail == "reconnecting 2/5"
+    assert reasons(shell) == ["offline"]
+    assert shell.attention[0].message == "a is offline, waiting for the network: reconnecting 1/5"
+    observe(shell, run, Observation(activity=Activity.NEEDS_LOGIN))
+    assert reasons(shell) == ["offline", "needs_login"]
+
+
+def test_an_ended_run_calls_for_the_user_when_its_exit_code_hides_something(
+    shell: Shell,
+) -> None:
+    run = started(shell)
+    observe(shell, run, Observation(denials=(Denial("Bash", "rm -rf /"),)))
+    shell.exited(run, 0)
+    assert run.state is S.SUCCEEDED and reasons(shell) == ["denials"]
+    other = started(shell)
+    shell.do(shell.core.exited(other.id, 0, Outcome("the model said no")))
+    assert reasons(shell) == ["denials", "hidden_failure"]
+    assert shell.attention[-1].message == "a failed although it exited 0: the model said no"
+
+
+def test_output_after_the_end_changes_nothing(shell: Shell) -> None:
+    run = started(shell)
+    shell.exited(run, 0)
+    assert shell.core.observed(run.id, Observation(model="late")) == []
+    shell.core.heard(run.id)  # harmless
+    assert run.model is None
+
+
+# -- approvals: held by the core alone ---------------------------------------------------------
+
+
+def test_requests_wait_for_the_user_oldest_first_and_a_decision_is_sent_once(
+    shell: Shell,
+) -> None:
+    run = started(shell)
+    observe(shell, run, Observation(activity=Activity.WORKING, asked=(BASH,)))
+    assert run.pending_approval == BASH
+    assert (run.activity, run.activity_detail) == (Activity.AWAITING_APPROVAL, "Bash: npm test")
+    assert shell.attention[-1].approval == BASH
+    assert shell.attention[-1].message == "a wants to run Bash: npm test"
+    observe(shell, run, Observation(activity=Activity.WORKING, asked=(EDIT,)))
+    assert run.pending_approval == BASH  # the oldest is shown
+    shell.do(shell.core.decide(run.id, BASH.id, True))
+    assert run.pending_approval == EDIT and run.activity_detail == "Edit"
+    assert shell.core.decide(run.id, BASH.id, False) == []  # decided already: nothing is sent
+    with pytest.raises(WrongRunState, match="no pending approval 'req-9'"):
+        shell.core.decide(run.id, "req-9", True)
+    shell.do(shell.core.decide(run.id, EDIT.id, False, "not now"))
+    assert run.pending_approval is None and run.activity is Activity.WORKING
+    assert [(a.approval_id, a.allow, a.message) for a in shell.answers] == [
+        ("req-1", True, ""),
+        ("req-2", False, "not now"),
+    ]
+
+
+def test_a_withdrawn_request_is_no_longer_pending(shell: Shell) -> None:
+    run = started(shell)
+    observe(shell, run, Observation(asked=(BASH,)))
+    observe(shell, run, Observation(withdrawn=(BASH.id,)))
+    assert run.pending_approval is None and run.activity is Activity.WORKING
+    with pytest.raises(WrongRunState):
+        shell.core.decide(run.id, BASH.id, True)
+    observe(shell, run, Observation(asked=(EDIT,), withdrawn=(EDIT.id,)))  # in one window
+    assert run.pending_approval is None and shell.attention[-1].approval == BASH
+
+
+def test_an_unanswered_request_is_denied_when_its_time_passes(shell: Shell) -> None:
+    run = started(shell, Policy(approval_timeout=30))
+    observe(shell, run, Observation(asked=(BASH,)))
+    shell.advance(20)
+    observe(shell, run, Observation(asked=(EDIT,)))
+    shell.advance(9.999)
+    assert shell.answers == []
+    shell.advance(0.001)
+    assert [(a.approval_id, a.allow) for a in shell.answers] == [("req-1", False)]
+    assert shell.answers[0].message == "No answer within 30 s: denied."
+    assert run.pending_approval == EDIT
+    shell.do(shell.core.decide(run.id, EDIT.id, True))  # answered in time: its timer is stale
+    shell.advance(60)
+    assert [(a.approval_id, a.allow) for a in shell.answers] == [("req-1", False), ("req-2", True)]
+
+
+def test_requests_die_with_the_process(shell: Shell) -> None:
+    run = started(shell, Policy(approval_timeout=5, restart_on_failure=True))
+    observe(shell, run, Observation(asked=(BASH,)))
+    shell.exited(run, 1)
+    assert run.state is S.BACKOFF and run.pending_approval is None
+    shell.advance(10)  # the request's timer went with it
+    assert shell.answers == []
+
+
+# -- stalls --------------------------------------------------------------------------------------
+
+
+def test_a_run_that_prints_nothing_for_stall_after_is_stalled_once(shell: Shell) -> None:
+    run = started(shell, Policy(stall_after=120))
+    shell.advance(60)
+    observe(shell, run)  # output: the silence starts again
+    shell.advance(119.999)
+    assert doing(run) is Activity.WORKING
+    shell.advance(0.001)
+    assert (run.activity, run.activity_detail) == (Activity.STALLED, "no output for 2m 00s")
+    assert reasons(shell) == ["stalled"]
+    shell.advance(600)
+    assert reasons(shell) == ["stalled"]  # said once
+    observe(shell, run)
+    assert doing(run) is Activity.WORKING
+    shell.advance(120)
+    assert reasons(shell) == ["stalled", "stalled"]
+
+
+@pytest.mark.parametrize("quiet", [Activity.WAITING, Activity.AWAITING_APPROVAL])
+def test_a_session_waiting_for_the_user_is_not_stalled(shell: Shell, quiet: Activity) -> None:
+    run = started(shell, Policy(stall_after=1))
+    if quiet is Activity.WAITING:
+        observe(shell, run, Observation(activity=Activity.WAITING))
+    else:
+        observe(shell, run, Observation(asked=(BASH,)))
+    shell.advance(3600)
+    assert doing(run) is quiet and "stalled" not in reasons(shell)
+
+
+def test_no_stall_without_a_process_or_a_limit_or_once_stopping(
+    shell: Shell, clock: FakeClock
+) -> None:
+    never = started(shell, Policy(stall_after=0))
+    queued_core = Shell(Lifecycle(clock=clock, max_concurrent=0), clock)
+    waiting = queued_core.launch(Policy(stall_after=1))
+    stopping = started(shell, Policy(stall_after=5))
+    shell.do(shell.core.stop(stopping.id))
+    shell.advance(3600)
+    queued_core.advance(3600)
+    assert doing(never) is Activity.STARTING and waiting.activity is None
+    assert doing(stopping) is Activity.STARTING and shell.attention == []
+
+
+# -- resource samples and amendments ---------------------------------------------------------------
+
+
+def test_samples_are_published_on_the_live_record_and_cleared_at_the_end(shell: Shell) -> None:
+    run = started(shell)
+    shell.do(shell.core.sampled(run.id, 12.345, 2048))
+    assert (run.cpu_percent, run.rss_bytes) == (12.3, 2048)
+    assert shell.core.run(run.id) == shell.latest[run.id]
+    shell.exited(run, 0)
+    assert (run.cpu_percent, run.rss_bytes) == (None, None)
+    assert shell.core.sampled(run.id, 1.0, 1) == []
+
+
+def test_what_changed_is_in_the_record_that_ends_the_run(shell: Shell) -> None:
+    run = started(shell)
+    changes = Changes(commits=1)
+    shell.do(shell.core.exited(run.id, 0, changes=changes))
+    assert run.state is S.SUCCEEDED and run.changes == changes
+
+
+def test_an_ended_run_is_amended_by_a_new_record_and_a_live_one_is_not(shell: Shell) -> None:
+    tree = Worktree("/w", "aios/x", "abc", "main", "/repo")
+    run = shell.launch()
+    live = shell.core.run(run.id)
+    assert live is not None
+    assert shell.core.amend(live, changes=Changes()) == []  # the core's record goes on
+    ended = Run(id="old", agent="a", prompt="", cwd="/", state=S.SUCCEEDED, worktree=tree)
+    merged = dataclasses.replace(tree, state=WorktreeState.MERGED)
+    [effect] = shell.core.amend(ended, worktree=merged)
+    assert isinstance(effect, Amended) and effect.run.worktree == merged
+    assert ended.worktree == tree
+
+
+def test_a_run_record_is_frozen() -> None:
+    run = Run(id="x", agent="a", prompt="", cwd="/")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.state = S.RUNNING  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(run, "activity", Activity.WORKING)  # noqa: B010
+    # object.__setattr__ still could: tests/test_architecture_writes.py finds any such call.
