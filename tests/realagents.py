@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts.install_agents import BIN, Pin, installed, pins
-from tests.fakeagents import FINAL
-from tests.helpers import DaemonProcess, free_port, require, start_daemon, wait_until
+from tests.fakeagents import final_run
+from tests.helpers import DaemonProcess, free_port, require, start_daemon
 from tests.models.base import ScriptedModel
 
 # Enough of the system for the CLIs, their tools and AIOS's own git: nothing that could hold
@@ -173,13 +173,7 @@ class RealAgents:
         return run
 
     def final(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
-        def ended() -> dict[str, Any] | None:
-            run = self.d.client.request("GET", f"/api/runs/{run_id}")
-            assert isinstance(run, dict)
-            return run if run["state"] in FINAL else None
-
-        result: dict[str, Any] = wait_until(ended, timeout, f"run {run_id} to end")
-        return result
+        return final_run(self.d, run_id, timeout)
 
     def log(self, run_id: str) -> str:
         return self.d.client.request_bytes("GET", f"/api/runs/{run_id}/log").decode()

@@ -8,12 +8,14 @@ Python for aider) the tier skips outside CI and fails in CI.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scripts.install_agents import BIN
 from tests.gitrepo import make_repo
 from tests.helpers import EventCollector
 from tests.models.anthropic import AnthropicModel
@@ -21,7 +23,14 @@ from tests.models.base import Fail, ScriptedModel, Text, Tool
 from tests.models.gemini import GeminiModel
 from tests.models.openai_chat import ChatModel, whole_file
 from tests.models.openai_responses import ResponsesModel, add_file
-from tests.realagents import KEY_VARIABLE, RealAgents, pin, reported_version
+from tests.realagents import (
+    KEY_VARIABLE,
+    PINNED,
+    RealAgents,
+    path,
+    pin,
+    reported_version,
+)
 
 pytestmark = [pytest.mark.daemon, pytest.mark.real_agents]
 
@@ -66,6 +75,15 @@ def mentions(model: ScriptedModel, request: int, *texts: str) -> bool:
 
 def assert_succeeded(run: dict[str, Any]) -> None:
     assert run["state"] == "succeeded", (run["error"], run["error_kind"], run["hint"])
+
+
+def test_the_daemons_path_finds_the_pinned_clis_and_never_a_fake(real: RealAgents) -> None:
+    """Whatever this process's PATH holds (CI puts fake CLIs first), the tier's daemon gets
+    ``.agents/bin`` and the system's basics only."""
+    for cli in PINNED:
+        found = shutil.which(cli, path=path())
+        assert found is not None and Path(found).parent == BIN, found
+        assert Path(found).resolve().is_relative_to(BIN.parent)
 
 
 def test_claude_writes_a_file_reports_its_session_and_continues(

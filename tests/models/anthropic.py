@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 from tests.models.base import (
     Answer,
@@ -22,8 +22,6 @@ _ERRORS = {401: "authentication_error", 429: "rate_limit_error", 529: "overloade
 
 
 class AnthropicModel(ScriptedModel):
-    name: ClassVar[str] = "anthropic"
-
     def answer(self, seen: Seen) -> Answer:
         if seen.method != "POST" or not seen.path.startswith("/v1/messages"):
             return not_found(seen)

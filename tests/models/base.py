@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,6 @@ class Script:
 
 class ScriptedModel:
     """The server; subclasses write :meth:`answer`."""
-
-    name: ClassVar[str] = "model"
 
     def __init__(self, *replies: Reply) -> None:
         self.script = Script(list(replies))

@@ -7,7 +7,7 @@ that call is answered here, outside the script; the conversation is ``streamGene
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 from tests.models.base import Answer, Fail, ScriptedModel, Seen, Text, json_answer, not_found, sse
 
@@ -15,8 +15,6 @@ _STATUS = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHA
 
 
 class GeminiModel(ScriptedModel):
-    name: ClassVar[str] = "gemini"
-
     def answer(self, seen: Seen) -> Answer:
         if seen.method != "POST" or not seen.path.startswith("/v1beta/models/"):
             return not_found(seen)

@@ -7,7 +7,7 @@ only: ``whole_file("hello.txt", "hello")`` is an answer in the "whole" edit form
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from tests.models.base import Answer, Fail, ScriptedModel, Seen, Text, json_answer, not_found, sse
 from tests.models.openai_responses import openai_error
@@ -21,8 +21,6 @@ def whole_file(path: str, content: str) -> str:
 
 
 class ChatModel(ScriptedModel):
-    name: ClassVar[str] = "openai-chat"
-
     def answer(self, seen: Seen) -> Answer:
         if seen.method != "POST" or not seen.path.startswith("/v1/chat/completions"):
             return not_found(seen)

@@ -7,7 +7,7 @@ a shell command the ``exec_command`` function (``Tool("exec_command", {"cmd": â€
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 from tests.models.base import (
     Answer,
@@ -38,8 +38,6 @@ def openai_error(reply: Fail) -> Answer:
 
 
 class ResponsesModel(ScriptedModel):
-    name: ClassVar[str] = "openai-responses"
-
     def answer(self, seen: Seen) -> Answer:
         if seen.method != "POST" or not seen.path.startswith("/v1/responses"):
             return not_found(seen)
