@@ -8,6 +8,7 @@ Python for aider) the tier skips outside CI and fails in CI.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from aios.agents.formats.aider import tokens_count
 from scripts.install_agents import BIN
 from tests.gitrepo import make_repo
 from tests.helpers import EventCollector
@@ -215,10 +217,10 @@ def test_aider_writes_a_file_in_a_worktree_and_reports_tokens_and_cost(
         # aider counts tokens itself and prints them: the run has what it printed.
         log = real.log(run["id"])
         assert "Applied edit to hello.txt" in log
-        printed = next(line for line in log.splitlines() if line.startswith("Tokens: "))
-        sent, received = printed.removeprefix("Tokens: ").split(".")[0].split(", ")
-        assert run["tokens"]["input"] == int(sent.removesuffix(" sent"))
-        assert run["tokens"]["output"] == int(received.removesuffix(" received"))
+        printed = re.search(r"^Tokens: (\S+) sent, (\S+) received\.", log, re.M)
+        assert printed is not None, log
+        assert run["tokens"]["input"] == tokens_count(printed[1])  # "594", or "1.2k"
+        assert run["tokens"]["output"] == tokens_count(printed[2])
         assert run["cost_usd"] is not None and run["cost_usd"] > 0
         assert "hello.txt" in [f["path"] for f in run["changes"]["files"]]
         assert model.script.overrun == 0
