@@ -8,7 +8,7 @@ STAMP      := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP        := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test bench screenshots smoke-agents clean
+.PHONY: run test agents bench screenshots smoke-agents clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("AIOS needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -24,12 +24,20 @@ run: $(STAMP)
 	$(BIN)/aios
 
 test: $(TEST_STAMP)
+	@# The real-agents tier's CLIs (see agents): where they cannot be installed, outside CI the
+	@# tier is skipped and says why; in CI that fails.
+	$(BIN)/python -m scripts.install_agents --if-possible
 	$(BIN)/ruff check aios tests bench scripts
 	$(BIN)/ruff format --check aios tests bench scripts
 	$(BIN)/mypy
 	@# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 	$(BIN)/python -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 1; fi; exit $$rc
+
+# The agent CLIs of the real-agents tier at their pinned versions (agents/), into .agents/ (never
+# global, never on the user's PATH); a no-op once they are there (docs/agents.md).
+agents:
+	$(PYTHON) -m scripts.install_agents
 
 # Every figure beside its floor, in one run (docs/performance.md). supervisord, one of the
 # floors, is installed from PyPI into .bench-venv/, never into AIOS's own environment.
@@ -46,4 +54,4 @@ smoke-agents: $(STAMP)
 	$(BIN)/python -m scripts.smoke_agents
 
 clean:
-	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv .agents .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,15 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PATH"] = f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which agent CLIs the real-agents tier runs (tests/test_real_agents.py)."""
+    from scripts.install_agents import BIN, installed, pins
+
+    versions = ", ".join(f"{pin.cli} {pin.version}" for pin in pins())
+    where = f"in {BIN}" if installed() else "not installed: `make agents`"
+    return f"real agents: {versions} ({where})"
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     path = tmp_path / "aios-home"

@@ -12,6 +12,18 @@ from tests.helpers import DaemonProcess, fake_agents, start_daemon, wait_until, 
 FINAL = {"succeeded", "failed", "stopped", "interrupted"}
 
 
+def final_run(daemon: DaemonProcess, run_id: str, timeout: float = 20) -> dict[str, Any]:
+    """The run once it has ended."""
+
+    def ended() -> dict[str, Any] | None:
+        run = daemon.client.request("GET", f"/api/runs/{run_id}")
+        assert isinstance(run, dict)
+        return run if run["state"] in FINAL else None
+
+    result: dict[str, Any] = wait_until(ended, timeout, f"run {run_id} to end")
+    return result
+
+
 class Fakes:
     """A daemon whose claude, codex, gemini and aider are the fakes."""
 
@@ -55,13 +67,7 @@ class Fakes:
         return run
 
     def final(self, run_id: str, timeout: float = 20) -> dict[str, Any]:
-        def ended() -> dict[str, Any] | None:
-            run = self.d.client.request("GET", f"/api/runs/{run_id}")
-            assert isinstance(run, dict)
-            return run if run["state"] in FINAL else None
-
-        result: dict[str, Any] = wait_until(ended, timeout, f"run {run_id} to end")
-        return result
+        return final_run(self.d, run_id, timeout)
 
     def invocations(self) -> list[dict[str, Any]]:
         if not self.argv_log.exists():

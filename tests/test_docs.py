@@ -12,6 +12,7 @@ from aios.cli import build_parser
 from aios.config import SETTINGS
 from aios.paths import Paths
 from aios.store_logs import SUFFIXES
+from scripts.install_agents import pins
 from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,14 @@ def test_every_preset_is_documented() -> None:
     text = (ROOT / "docs" / "agents.md").read_text()
     for preset in PRESETS:
         assert f"`{' '.join(preset.command)}`" in text, preset.name
+
+
+def test_the_pinned_agent_versions_are_documented() -> None:
+    text = (ROOT / "docs" / "agents.md").read_text()
+    section = text[text.index("## Verified versions and the real-agents tier") :]
+    for pin in pins():
+        spelled = f"{pin.package}@{pin.version}" if pin.npm else f"{pin.package}=={pin.version}"
+        assert f"`{spelled}`" in section, pin.cli
 
 
 def test_every_command_is_in_the_readme() -> None:

@@ -156,6 +156,19 @@ def test_stderr_tracing_is_dim_and_not_a_failure() -> None:
     assert reducer.knowledge.failure_kind is FailureKind.AUTH
 
 
+def test_a_model_providers_missing_key_is_auth_and_names_the_variable() -> None:
+    """Codex CLI 0.171.0 with a provider whose env_key is unset: these lines, then exit 1."""
+    _, reducer = reducer_for("codex")
+    said = "Missing environment variable: `MOCK_API_KEY`."
+    reducer.stdout(json.dumps({"type": "error", "message": said}))
+    reducer.stdout(json.dumps({"type": "turn.failed", "error": {"message": said}}))
+    reducer.exited(1)
+    k = reducer.knowledge
+    assert k.failure_kind is FailureKind.AUTH
+    hint = codex.hint(k, 1)
+    assert hint is not None and "MOCK_API_KEY" in hint and "~/.profile" in hint
+
+
 @pytest.fixture
 def fake_codex(tmp_path: Path) -> str:
     return str(fake_agents(tmp_path / "bin", "codex") / "codex")

@@ -61,7 +61,7 @@ _KINDS = (
     (
         re.compile(
             r"\b401\b|unauthori[sz]ed|not logged in|missing bearer|invalid.api.key"
-            r"|incorrect api key|codex login",
+            r"|incorrect api key|codex login|missing environment variable",
             re.I,
         ),
         FailureKind.AUTH,
@@ -79,6 +79,8 @@ _KINDS = (
         FailureKind.API,
     ),
 )
+# A model provider's ``env_key`` that is not set (Codex CLI 0.171.0 says so and exits 1).
+_MISSING_KEY = re.compile(r"Missing environment variable: `?(\w+)`?")
 _CHANGE = {"add": "Add", "update": "Update", "delete": "Delete"}
 
 
@@ -293,6 +295,12 @@ def hint(knowledge: Knowledge, exit_code: int | None) -> str | None:
     kind = knowledge.failure_kind
     if kind is None and knowledge.activity is Activity.OFFLINE:
         kind = FailureKind.OFFLINE  # stopped while it waited for the network
+    missing = _MISSING_KEY.search(knowledge.failure or "")
+    if kind is FailureKind.AUTH and missing:
+        return (
+            f"Codex's model provider reads its key from {missing[1]}: set it where AIOS starts "
+            "(~/.profile), then restart AIOS."
+        )
     if kind is not None:
         return HINTS.get(kind)
     return DECLINED if knowledge.denials else None

@@ -1,0 +1,76 @@
+"""Anthropic Messages (``POST /v1/messages``, streamed), as Claude Code calls it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.models.base import (
+    Answer,
+    Fail,
+    ScriptedModel,
+    Seen,
+    Text,
+    Tool,
+    json_answer,
+    not_found,
+    sse,
+)
+
+MODEL = "claude-opus-4-8"  # Claude Code 2.1.197's default: it prices it, so the run has a cost
+_ERRORS = {401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error"}
+
+
+class AnthropicModel(ScriptedModel):
+    def answer(self, seen: Seen) -> Answer:
+        if seen.method != "POST" or not seen.path.startswith("/v1/messages"):
+            return not_found(seen)
+        reply, usage = self.script.next()
+        if isinstance(reply, Fail):
+            kind = _ERRORS.get(reply.status, "api_error")
+            error = {"type": "error", "error": {"type": kind, "message": reply.message}}
+            return json_answer(error, reply.status)
+        model = str((seen.body or {}).get("model") or MODEL)
+        if isinstance(reply, Text):
+            start: dict[str, Any] = {"type": "text", "text": ""}
+            delta: dict[str, Any] = {"type": "text_delta", "text": reply.text}
+            stop = "end_turn"
+        else:
+            assert isinstance(reply, Tool)
+            start = {
+                "type": "tool_use",
+                "id": f"toolu_{self.script.taken:04d}",
+                "name": reply.name,
+                "input": {},
+            }
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(reply.input)}
+            stop = "tool_use"
+        message: dict[str, Any] = {
+            "id": f"msg_{self.script.taken:04d}", "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": usage.input, "output_tokens": 1,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        }  # fmt: skip
+        return sse(
+            [
+                ("message_start", {"type": "message_start", "message": message}),
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": start},
+                ),
+                (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                ),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                (
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": stop, "stop_sequence": None},
+                        "usage": {"output_tokens": usage.output},
+                    },
+                ),
+                ("message_stop", {"type": "message_stop"}),
+            ]
+        )
