@@ -150,7 +150,7 @@ def confirmed_status(info: RuntimeInfo, *, timeout: float = 2.0) -> dict[str, An
 
 
 # How long the CLI waits for a daemon that holds the lock to (re)write its runtime file: it
-# checks the file every RUNTIME_CHECK seconds (aios.service) and restores it if it was deleted.
+# checks the file every RUNTIME_CHECK seconds (aios.host) and restores it if it was deleted.
 RESTORE_WAIT = 5.0
 
 

@@ -6,10 +6,16 @@ import time
 from datetime import datetime, timedelta
 
 
-def duration(seconds: float | None) -> str:
-    """``42s``, ``3m 07s``, ``2h 05m``; empty for no value."""
+def duration(seconds: float | None, *, precise: bool = False) -> str:
+    """``42s``, ``3m 07s``, ``2h 05m``; empty for no value. ``precise`` keeps a tenth of a second
+    below a minute (``0.5s``, ``12.3s``: how long a tool call or an agent's turn took).
+
+    The one way AIOS writes a duration: the dashboard (whose script counts live ones up the same
+    way, static/app.js), the CLI, activity details and the lines AIOS adds to a run's log."""
     if seconds is None:
         return ""
+    if precise and seconds < 60:
+        return f"{max(seconds, 0):.1f}s"
     whole = max(0, int(seconds))
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)

@@ -27,8 +27,8 @@ Exceptions (``aios.store_errors``)::
     StoreError            the database or a log file could not be used (the message names it)
     ├── UnknownRun        no run has that id (or id prefix)
     ├── AmbiguousRun      an id prefix matches more than one run
-    └── StoreUnavailable  the disk is full (507), or the database is read-only, failing or
-                          damaged (503): not AIOS's fault, and said so
+    └── StoreUnavailable  the disk is full, or the database is read-only, failing or damaged:
+                          not AIOS's fault, and said so
 """
 
 from __future__ import annotations

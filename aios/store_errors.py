@@ -6,8 +6,8 @@ Exceptions::
     StoreError            the database or a log file could not be used (the message names it)
     ├── UnknownRun        no run has that id (or id prefix)
     ├── AmbiguousRun      an id prefix matches more than one run
-    └── StoreUnavailable  the disk is full (507), or the database is read-only, failing or
-                          damaged (503): not AIOS's fault, and said so
+    └── StoreUnavailable  the disk is full, or the database is read-only, failing or damaged:
+                          not AIOS's fault, and said so
 
 ``Trouble`` is that last kind, read from an ``sqlite3.Error`` (``sqlite_trouble``) or an
 ``OSError`` (``os_trouble``); trouble in ``PASSING`` goes away by itself, a full disk when space
@@ -52,13 +52,12 @@ class Trouble(StrEnum):
 
 class StoreUnavailable(StoreError):
     """History cannot be written (or read) for a reason outside AIOS; the message says which and
-    what to do. ``status`` is the HTTP status it is answered with."""
+    what to do. (The server answers it with 507 or 503: ``aios.server.errors.STATUS``.)"""
 
     def __init__(self, trouble: Trouble, path: Path, detail: str, *, running: bool = True) -> None:
         self.trouble = trouble
         self.path = path
         self.detail = detail
-        self.status = 507 if trouble is Trouble.DISK_FULL else 503
         messages = {
             Trouble.DISK_FULL: f"{disk.full_message(path)}: free some space (deleting old runs "
             "frees theirs)",

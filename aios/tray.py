@@ -1,15 +1,12 @@
-"""The tray icon: it owns the service, shows its state, and is how most people start AIOS.
+"""The tray icon: the face of the desktop package to AIOS. It owns the host, shows its state,
+and is how most people start AIOS.
 
-The service runs on its own thread and loop (``aios.service.Service.start``). The tray talks to
-the daemon only through the service's ``submit`` (``run_coroutine_threadsafe``) and listens to
-the event bus for changes; icon changes are handed to the icon's backend, which never makes the
-caller wait (``aios.xembed``, ``aios.sni``) or runs them on its own loop (pystray's).
-
-Which icon (``aios.tray_backend``): a StatusNotifierItem over D-Bus where the desktop has a host
-for one, pystray's GTK backends where PyGObject is installed, else pystray's plain X backend made
-robust, which has no menu (a left click opens the dashboard). Notifications go through
-``aios.notifier`` whatever the icon. No display, or no usable backend, means headless: the same
-daemon, with one line on stderr saying why.
+The host runs the daemon on its own thread and loop (``aios.host.Service.start``); the tray
+reaches the facade only through its ``submit`` (``run_coroutine_threadsafe``) and listens to the
+event bus. Icon changes go to the icon's backend (``aios.desktop.backend`` picks one: a
+StatusNotifierItem, pystray's GTK, or XEmbed without a menu), which never makes the caller wait
+or runs them on its own loop; notifications go through ``aios.desktop.notifier`` whatever the
+icon. No display, or no usable backend, means headless: the same daemon, one line on stderr.
 
 Threads: our backends run their loop on a thread of their own, and the main thread only waits
 for Quit, in short waits so that SIGINT/SIGTERM handlers run however stuck the desktop is (an
@@ -29,23 +26,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aios import browser
-from aios.autostart import AutostartState, for_platform
-from aios.events import Event
-from aios.icon import IconModel, IconState, draw, status, tooltip
-from aios.notifier import Action, DesktopNotifier, IconNotifier, NoNotifier, Notifier
-from aios.paths import Paths
-from aios.runs import RunState
-from aios.service import Service, ServiceError
-from aios.tray_backend import (
+from aios.desktop.autostart import AutostartState, for_platform
+from aios.desktop.backend import (
     NOTIFICATIONS,
     Backend,
-    NoTray,
     check_display,
     choose,
     on_linux,
     session_bus_has,
 )
-from aios.tray_menu import SEPARATOR, Entry, to_pystray
+from aios.desktop.icon import IconModel, IconState, draw, status, tooltip
+from aios.desktop.loader import NoTray
+from aios.desktop.menu import SEPARATOR, Entry, to_pystray
+from aios.desktop.notifier import Action, DesktopNotifier, IconNotifier, NoNotifier, Notifier
+from aios.events import Event
+from aios.host import Service, ServiceError
+from aios.paths import Paths
+from aios.runs import RunState
 from aios.unseen import UnseenCounts
 
 log = logging.getLogger("aios.tray")
@@ -103,14 +100,9 @@ class TrayState:
             state = IconState.RUNNING
         else:
             state = IconState.IDLE
-        return IconModel(
-            state,
-            self.running,
-            self.unseen.failed,
-            self.queued,
-            self.unseen.needs_you,
-            note=self.disk,
-        )
+        unseen = self.unseen
+        counts = (self.running, unseen.failed, self.queued, unseen.needs_you)
+        return IconModel(state, *counts, note=self.disk)
 
 
 class Tray:
@@ -389,7 +381,7 @@ class Tray:
         browser.open_dashboard(self.paths, info, path)
 
     def status_text(self) -> str:
-        """The menu's status line: the tooltip's words (``aios.icon.status``), capitalised."""
+        """The menu's status line: the tooltip's words (``desktop.icon.status``), capitalised."""
         text = status(self.state.model())
         return text[:1].upper() + text[1:]
 

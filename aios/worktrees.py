@@ -1,4 +1,4 @@
-"""Git worktrees for runs, and what a run changed: everything AIOS asks of git.
+"""Git worktrees for runs, and what a run changed: what AIOS asks of git about runs.
 
 A run that asks for isolation works in a worktree of its own, outside the repository, under
 AIOS's data directory, on a new branch from the checkout's HEAD::
@@ -18,6 +18,7 @@ written through a temporary copy of the checkout's index, never the user's own, 
 user sees changes; only files git would not already recognise by their stat data are read again.
 
 Nothing here knows about runs' lifecycles: ``aios.agents.isolation`` decides when to call what.
+Which checkout a directory is in is ``aios.checkouts``'s.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from aios import private
-from aios.git import QUICK, SLOW, GitError, drivers, git, refused
+from aios.checkouts import Checkout, uncommitted
+from aios.git import QUICK, SLOW, GitError, drivers, git
 from aios.runs import Changes, ChangeStatus, FileChange, Worktree, WorktreeState
 
 MARKER = "aios-worktree.json"
@@ -61,15 +63,6 @@ class WorktreeError(Exception):
 
 
 @dataclass(frozen=True)
-class Checkout:
-    """The git work tree a directory is in."""
-
-    top: Path
-    head: str | None  # None: no commit yet
-    branch: str | None  # None: a detached HEAD (or no commit yet)
-
-
-@dataclass(frozen=True)
 class Recorded:
     changes: Changes
     diff: bytes  # unified, capped at DIFF_CAP with a marker line
@@ -81,50 +74,6 @@ class Leftover:
 
     run_id: str
     worktree: Worktree
-
-
-async def find_checkout(directory: Path) -> Checkout | None:
-    """The work tree ``directory`` is in, or None. Raises GitMissing without git, and
-    UnsafeRepository for a repository git will not work in (another user's)."""
-    if not await asyncio.to_thread(_may_be_in_checkout, directory):
-        return None  # no .git above it: no need to start git to hear so (one fork per run)
-    found = await git(
-        "rev-parse", "--is-inside-work-tree", "--show-toplevel", cwd=directory, check=False
-    )
-    unsafe = refused(["git", "rev-parse"], found)
-    if unsafe is not None:
-        raise unsafe  # a repository, but another user's: say so, and how to allow it
-    lines = found.text.splitlines()
-    if found.code != 0 or len(lines) != 2 or lines[0] != "true":
-        return None  # not a repository, or inside its .git directory
-    top = Path(lines[1])
-    head = await git("rev-parse", "--verify", "-q", "HEAD^{commit}", cwd=top, check=False)
-    branch = await git("symbolic-ref", "-q", "--short", "HEAD", cwd=top, check=False)
-    return Checkout(
-        top,
-        head.text if head.code == 0 and head.text else None,
-        branch.text if branch.code == 0 and branch.text else None,
-    )
-
-
-def _may_be_in_checkout(directory: Path) -> bool:
-    """Whether a ``.git`` (directory, or a worktree's file) is in ``directory`` or above it, as
-    git looks for one; GIT_DIR in the environment says yes to anything, as it does to git."""
-    if os.environ.get("GIT_DIR"):
-        return True
-    try:
-        here = directory.resolve()
-    except OSError:
-        return True  # let git say what is wrong
-    return any((folder / ".git").exists() for folder in (here, *here.parents))
-
-
-async def uncommitted(top: Path) -> int:
-    """How many files in the checkout differ from its HEAD (untracked ones included)."""
-    status = await git(
-        "status", "--porcelain", "-z", "--no-renames", "--untracked-files=normal", cwd=top
-    )
-    return sum(1 for entry in status.out.split(b"\0") if entry)
 
 
 def slug(prompt: str, width: int = _SLUG_WIDTH) -> str:

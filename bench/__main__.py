@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import capture, commands, dashboard, events, history, spawn, startup, viewers
-from bench.harness import DaemonProcess, agent_script, start_daemon, write_config
 from bench.table import Figure, render
+from tests.harness import DaemonProcess, agent_script, start_daemon, write_config
 
 GROUPS = ("startup", "events", "spawn", "capture", "commands", "history", "viewers", "dashboard")
 ON_MAIN_DAEMON = {"events", "spawn", "commands", "dashboard"}

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from bench.events import Listeners
-from bench.harness import DaemonProcess, agent_script, start_daemon, write_config
 from bench.table import Figure, Unit, at_most, percentile, ratio_min
+from tests.harness import DaemonProcess, agent_script, start_daemon, write_config
 
 GIB = 1024**3
 WRITER = (

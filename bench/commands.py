@@ -11,8 +11,8 @@ import subprocess
 import sys
 import time
 
-from bench.harness import DaemonProcess, aios_env
 from bench.table import Figure, Unit, at_most, median
+from tests.harness import DaemonProcess, aios_env
 
 RUNS = 15
 STDLIB_CLIENT = """

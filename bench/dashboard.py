@@ -11,8 +11,8 @@ import importlib.util
 import shutil
 import time
 
-from bench.harness import CHROMIUM_ARGS, DaemonProcess
 from bench.table import Figure, median, unmeasured
+from tests.harness import CHROMIUM_ARGS, DaemonProcess
 
 CLICKS = 10
 NAME = "Launch click → row shows failed (Chromium)"

@@ -16,8 +16,8 @@ import socket
 import threading
 import time
 
-from bench.harness import DaemonProcess
 from bench.table import Figure, Unit, at_most, percentile
+from tests.harness import DaemonProcess
 
 QUICK = "import os, time\nos.write(1, repr(time.time()).encode())\nos._exit(0)\n"
 SINGLE_RUNS = 150

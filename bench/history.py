@@ -24,8 +24,8 @@ from aios.paths import Paths
 from aios.runs import RunState, new_run_id
 from aios.store import Store
 from aios.store_schema import COLUMNS
-from bench.harness import DaemonProcess, aios_env
 from bench.table import Figure, MiB, Unit, at_most, delta_max, median
+from tests.harness import DaemonProcess, aios_env
 
 HISTORY = 100_000
 RENDERS = 30

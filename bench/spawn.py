@@ -17,8 +17,8 @@ from pathlib import Path
 
 from bench import supervisord
 from bench.events import Listeners
-from bench.harness import DaemonProcess
 from bench.table import Figure, Unit, median, ratio_max
+from tests.harness import DaemonProcess
 
 COUNT = 100
 ROUNDS = 5

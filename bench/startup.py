@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.harness import aios_env, readline
 from bench.table import Figure, MiB, Unit, delta_max, median, ratio_max, unmeasured
+from tests.harness import aios_env, readline
 
 RUNS = 9
 SETTLE = 2.0
@@ -82,7 +82,7 @@ rss = psutil.Process().memory_info
 t0 = time.process_time()
 import quart, hypercorn.asyncio, hypercorn.config
 t1, m1 = time.process_time(), rss().rss
-import aios.cli.daemon, aios.service
+import aios.cli.daemon, aios.host
 t2, m2 = time.process_time(), rss().rss
 print(t1 - t0, t2 - t1, m2 - m1)
 """

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.harness import DaemonProcess, agent_script, start_daemon, write_config
 from bench.table import Figure, MiB, Unit, delta_max
+from tests.harness import DaemonProcess, agent_script, start_daemon, write_config
 
 FLOOD_MIB = 300
 VIEWERS = 2

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from aios.icon import IconModel, IconState, draw, status  # noqa: E402
+from aios.desktop.icon import IconModel, IconState, draw, status  # noqa: E402
 
 SIZES = (16, 22, 24, 32, 48)
 ZOOMED, ZOOM = 22, 5

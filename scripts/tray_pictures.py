@@ -22,7 +22,7 @@ from Xlib import X
 from Xlib import display as xdisplay
 from Xlib.ext import xtest
 
-from aios.icon import BRAND
+from aios.desktop.icon import BRAND
 from tests.desktop import screenshot, session, start_aios, trayer, xfce_panel, xvfb
 from tests.helpers import DaemonProcess, wait_until, write_config
 

@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from bench.harness import CHROMIUM_ARGS
+from tests.harness import CHROMIUM_ARGS
 from tests.helpers import end_process, free_port, require, wait_until
 
 __all__ = [

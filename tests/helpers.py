@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-# The daemon and event-stream helpers live in bench/ (the benchmark runs without pytest);
-# re-exported here so tests keep one place to import from.
-from bench.harness import (
+# The daemon and event-stream helpers live in tests/harness.py (the benchmark uses them too, and
+# runs without pytest); re-exported here so tests keep one place to import from.
+from tests.harness import (
     CREDENTIALS,
     DaemonProcess,
     EventCollector,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aios.config import SETUP
+from aios.agents.setup import SETUP
 from tests.helpers import (
     DaemonProcess,
     fake_agents,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aios.autostart import (
+from aios.desktop.autostart import (
     RUN_KEY,
     RUN_VALUE,
     AutostartError,

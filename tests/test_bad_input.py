@@ -223,7 +223,7 @@ BAD_NUMBERS = [
 def routes() -> list[tuple[str, str]]:
     """(method, rule) for every route of the real app: a new route is fuzzed without a word."""
     from aios.credentials import Secrets
-    from aios.daemon import Daemon
+    from aios.facade import Daemon
     from aios.paths import Paths
     from aios.server.app import create_app
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from aios.follow import Plain
-from bench.harness import readline
 from tests.fakeagents import Fakes
+from tests.harness import readline
 from tests.helpers import DaemonProcess, aios_env, run_cli
 
 pytestmark = pytest.mark.daemon

@@ -11,17 +11,9 @@ from pathlib import Path
 import pytest
 
 from aios import template
-from aios.config import (
-    PRESETS,
-    SETTINGS,
-    AgentDef,
-    Config,
-    ConfigProblem,
-    RestartPolicy,
-    Setting,
-    Settings,
-    load_config,
-)
+from aios.agents.definitions import AgentDef, RestartPolicy
+from aios.agents.presets import PRESETS
+from aios.config import SETTINGS, Config, ConfigProblem, Setting, Settings, load_config
 from aios.runs import Permission
 
 PRESET_NAMES = ["claude", "codex", "aider", "gemini", "command"]

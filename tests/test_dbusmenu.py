@@ -6,10 +6,10 @@ from typing import Any
 
 from PIL import Image
 
-from aios.dbusmenu import ROOT, Snapshot
-from aios.sni import PIXMAP_SIZES, pixmaps
-from aios.tray_backend import import_pystray
-from aios.tray_menu import SEPARATOR, Entry, to_pystray
+from aios.desktop.dbusmenu import ROOT, Snapshot
+from aios.desktop.loader import import_pystray
+from aios.desktop.menu import SEPARATOR, Entry, to_pystray
+from aios.desktop.sni import PIXMAP_SIZES, pixmaps
 
 
 def snapshot(entries: list[Entry], clicked: list[str]) -> Snapshot:
@@ -81,7 +81,7 @@ def test_pixmaps_are_argb_in_network_order_at_every_size() -> None:
 
 def test_ids_stay_with_their_place_when_a_submenu_grows() -> None:
     """Panels update the widget of an id in place: a separator must never take a label's id."""
-    from aios.dbusmenu import Ids
+    from aios.desktop.dbusmenu import Ids
 
     ids = Ids()
     pystray = import_pystray()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from aios.agents.presets import PRESETS
 from aios.cli import build_parser
-from aios.config import PRESETS, SETTINGS
+from aios.config import SETTINGS
 from aios.paths import Paths
 from aios.store_logs import SUFFIXES
 from scripts.install_agents import pins

@@ -32,16 +32,16 @@ def test_api_retries_are_retrying_with_the_attempt_and_the_next_try() -> None:
     assert run.after(r'"subtype":"init"').activity is Activity.WORKING
     third = run.after(r'"subtype":"api_retry"', 3)
     assert third.activity is Activity.RETRYING
-    assert third.activity_detail == "API retry 3/10, next in 2.1 s"
+    assert third.activity_detail == "API retry 3/10, next in 2.1s"
     seventh = run.after(r'"subtype":"api_retry"', 7)
-    assert seventh.activity_detail == "API retry 7/10, next in 37 s"
-    assert f"{YELLOW}↻ API retry 7/10, next in 37 s" in run.text
+    assert seventh.activity_detail == "API retry 7/10, next in 37s"
+    assert f"{YELLOW}↻ API retry 7/10, next in 37s" in run.text
     assert run.knowledge.failure is None  # still trying when it was stopped
 
 
 def test_giving_up_on_an_unreachable_api_is_offline() -> None:
     run = replay("claude-api-unreachable")
-    assert run.after(r'"attempt":10').activity_detail == "API retry 10/10, next in 40 s"
+    assert run.after(r'"attempt":10').activity_detail == "API retry 10/10, next in 40s"
     k = run.knowledge
     assert k.failure == "API Error: Connection error."
     assert k.failure_kind is FailureKind.OFFLINE
@@ -76,7 +76,7 @@ def test_a_successful_run_with_tools_usage_and_cost() -> None:
     assert "● Write(hello.py)" in plain  # relative to the session's directory
     assert "● Bash(python3 hello.py)" in plain
     assert "  └ hello, world" in plain
-    assert plain.endswith("✓ done · 3 turns · 12.3 s · $0.0123\n")
+    assert plain.endswith("✓ done · 3 turns · 12.3s · $0.0123\n")
     assert not raw_json_in(run.text)
 
 

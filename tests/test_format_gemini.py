@@ -51,7 +51,7 @@ def test_a_successful_run_with_tools_and_stats() -> None:
     assert "● run_shell_command(python3 hello.py)" in plain
     assert "  └ hello, world" in plain
     assert plain.endswith(
-        "✓ done · 4.2 s · 2 tool calls · 9,120 tokens in (4,096 cached), 292 out\n"
+        "✓ done · 4.2s · 2 tool calls · 9,120 tokens in (4,096 cached), 292 out\n"
     )
     assert not raw_json_in(run.text)
 

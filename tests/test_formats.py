@@ -13,6 +13,7 @@ import pytest
 
 from aios.agents.formats import FORMATS, TEXT, Knowledge, base, get
 from aios.agents.formats.base import AuthState
+from aios.formatting import duration
 from aios.runs import Activity, Denial, FailureKind, Permission, Tokens
 from tests.fakes.agent import STREAMS, Scenario
 from tests.replay import FORMAT_OF, raw_json_in, reducer_for, replay
@@ -219,18 +220,16 @@ def test_fold_shows_a_few_lines_and_counts_the_rest() -> None:
 def test_tool_call_outcome_and_duration() -> None:
     assert base.tool_call("Bash", "npm test") == "\x1b[1;36m● Bash(npm test)\x1b[0m\n"
     assert base.tool_call("Read") == "\x1b[1;36m● Read\x1b[0m\n"
-    assert (
-        base.outcome(None, "3 turns", "", "12.3 s") == "\x1b[32m✓ done · 3 turns · 12.3 s\x1b[0m\n"
-    )
+    assert base.outcome(None, "3 turns", "", "12.3s") == "\x1b[32m✓ done · 3 turns · 12.3s\x1b[0m\n"
     assert base.outcome("no key") == "\x1b[31m✗ no key\x1b[0m\n"
-    assert [base.duration(s) for s in (0.5127, 12.345, 37.02, 189.4, 120)] == [
-        "0.5 s",
-        "12.3 s",
-        "37.0 s",
-        "3 min 9 s",
-        "2 min",
+    assert [duration(s, precise=True) for s in (0.5127, 12.345, 37.02, 189.4, 120)] == [
+        "0.5s",
+        "12.3s",
+        "37.0s",
+        "3m 09s",
+        "2m 00s",
     ]
-    assert base.duration(37.02, precise=False) == "37 s"
+    assert duration(37.02) == "37s"
     assert base.tokens_text(None) == ""
     assert base.tokens_text(Tokens(100, 5, 0)) == "100 tokens in, 5 out"
 

@@ -376,7 +376,7 @@ def test_logging_to_a_full_disk_drops_records_and_says_so_once(small_home: Path)
 
 
 def test_the_tray_shows_the_disk_state_until_it_clears() -> None:
-    from aios.icon import IconState, tooltip
+    from aios.desktop.icon import IconState, tooltip
     from aios.tray import TrayState, storage_note
 
     state = TrayState(counts={"running": 1})

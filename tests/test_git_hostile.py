@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
+from aios.checkouts import find_checkout, uncommitted
 from aios.git import GitError, UnsafeRepository, git, neutralised
-from aios.worktrees import WorktreeError, Worktrees, find_checkout, uncommitted
+from aios.worktrees import WorktreeError, Worktrees
 from tests.gitrepo import HOOKS, branches, make_repo, markers_in, plant, status, tame
 from tests.gitrepo import git as sh_git
 from tests.helpers import (

@@ -5,7 +5,7 @@ from itertools import combinations
 import pytest
 from PIL import Image, ImageChops
 
-from aios.icon import (
+from aios.desktop.icon import (
     GREEN,
     INK,
     ORANGE,

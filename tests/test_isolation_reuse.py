@@ -12,7 +12,7 @@ import pytest
 
 from aios.agents.errors import WorktreeRefused
 from aios.credentials import Secrets
-from aios.daemon import Daemon
+from aios.facade import Daemon
 from aios.paths import Paths
 from aios.runs import Run, WorktreeState
 from tests.gitrepo import branches, make_repo

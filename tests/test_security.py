@@ -14,7 +14,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from aios.credentials import SESSION_LIFETIME, Secrets
-from aios.daemon import Daemon
+from aios.facade import Daemon
 from aios.paths import Paths
 from aios.server.app import create_app
 from aios.server.security import CSRF_HEADER, SECURITY_HEADERS, cookie_name

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from aios.client import DaemonClient, discover
+from aios.host import AlreadyRunning, Service, ServiceError, State
 from aios.paths import Paths
 from aios.runtime import InstanceLock
-from aios.service import AlreadyRunning, Service, ServiceError, State
 
 
 def open_fds() -> int:

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from aios.desktop.menu import find
 from aios.paths import Paths
-from aios.tray_menu import find
 from tests.browser import started_chromium
 from tests.firefox import Marionette, started_firefox
 from tests.helpers import DaemonProcess, free_port, run_cli, wait_until, write_config

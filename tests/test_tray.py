@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
-from aios.icon import IconModel, IconState, at_size, draw, status, tooltip
+from aios.desktop.icon import IconModel, IconState, at_size, draw, status, tooltip
+from aios.desktop.menu import find
 from aios.paths import Paths
-from aios.tray_menu import find
 from tests.browser import CHROMIUM_ARGS, browser, chromium_path, signed_in_page
 from tests.desktop import start_aios, trayer, xvfb
 from tests.helpers import (

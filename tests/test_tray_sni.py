@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from aios.icon import BRAND, IconModel, IconState, draw
+from aios.desktop.icon import BRAND, IconModel, IconState, draw
 from tests.browser import browser, signed_in_page
 from tests.desktop import (
     Obj,
@@ -395,13 +395,13 @@ def test_menu_and_tooltip_agree_and_a_browser_viewing_the_dashboard_clears_atten
 
 
 def test_a_full_send_buffer_waits_instead_of_ending_the_connection(desktop: Desktop) -> None:
-    """The item's bus (``aios.sni.patient_writes``): when the bus daemon stops reading, our sends
-    fill the socket's buffer; dbus-fast alone would end the connection on that EAGAIN, and the
+    """The item's bus (``aios.desktop.sni.patient_writes``): when the bus daemon stops reading, our
+    sends fill the socket's buffer; dbus-fast alone would end the connection on that EAGAIN, and the
     tray would quit. Here the writes wait, and everything arrives once the daemon reads again."""
     from dbus_fast import Message, MessageType
     from dbus_fast.aio import MessageBus
 
-    from aios.sni import patient_writes
+    from aios.desktop.sni import patient_writes
 
     session_bus = desktop.session
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aios import worktrees as wt_module
+from aios.checkouts import Checkout, find_checkout
 from aios.git import GitError, GitMissing, GitTimeout, environment, git
 from aios.runs import ChangeStatus, FileChange
 from aios.worktrees import (
@@ -17,7 +18,6 @@ from aios.worktrees import (
     Worktrees,
     agent_directory,
     branch_name,
-    find_checkout,
     slug,
 )
 from tests.gitrepo import branches, make_repo, status, worktree_paths
@@ -44,7 +44,7 @@ def on_disk(path: Path) -> bool:
     return path.exists()
 
 
-async def checkout_of(directory: Path) -> wt_module.Checkout:
+async def checkout_of(directory: Path) -> Checkout:
     found = await find_checkout(directory)
     assert found is not None
     return found

@@ -1,4 +1,6 @@
-"""Agents and their runs: the lifecycle core (``lifecycle``, ``learning``, ``effects``: pure, the
-only writer of run records), its shell (``supervisor``, ``attempt``, ``output``, ``recorder``,
-``isolation``), process groups (``spawning``, ``process``, ``process_groups``, ``watchdog``) and
-the agents' formats."""
+"""Agents and their runs: what an agent is (``definitions``, ``presets``, ``setup``, and how
+each CLI's output reads in ``formats``), the lifecycle core (``lifecycle``, ``learning``,
+``effects``: pure, the only writer of run records), its shell (``supervisor``, ``attempt``,
+``output``, ``recorder``, ``isolation``), process groups (``spawning``, ``process``,
+``process_groups``, ``watchdog``), sign-in checks (``auth``) and what the shell refuses
+(``errors``)."""

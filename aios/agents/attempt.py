@@ -20,6 +20,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from aios.agents.definitions import AgentDef, RestartPolicy
 from aios.agents.effects import Effect, Policy
 from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
@@ -28,7 +29,6 @@ from aios.agents.output import Output
 from aios.agents.process import AgentInputError, AgentProcess
 from aios.agents.spawning import SpawnError
 from aios.agents.watchdog import Watchdog
-from aios.config import AgentDef, RestartPolicy
 from aios.runs import Run
 from aios.store import Store
 from aios.tasks import TaskSet, cancel

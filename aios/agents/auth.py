@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aios.agents.definitions import AgentDef
 from aios.agents.formats import AuthState, Login
-from aios.config import AgentDef
 from aios.tasks import TaskSet
 
 log = logging.getLogger("aios.auth")

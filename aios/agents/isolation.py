@@ -28,12 +28,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aios.agents.errors import InvalidLaunch, NoChanges, WorktreeRefused
+from aios.checkouts import find_checkout
 from aios.git import GitError, GitMissing
 from aios.runs import Changes, Run, Worktree, WorktreeState
 from aios.store import Store
 from aios.store_errors import StoreError
 from aios.tasks import TaskSet
-from aios.worktrees import WorktreeError, Worktrees, agent_directory, find_checkout
+from aios.worktrees import WorktreeError, Worktrees, agent_directory
 
 log = logging.getLogger("aios.isolation")
 OUTSIDE_FOR = 2.0  # seconds a directory found outside a checkout is taken to stay outside

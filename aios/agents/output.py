@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aios.agents.capture import LineSplitter
+from aios.agents.definitions import AgentDef
 from aios.agents.effects import Observation, Outcome
 from aios.agents.formats import Reducer
 from aios.agents.formats.base import style
 from aios.agents.process import AgentProcess
-from aios.config import AgentDef
 from aios.events import EventBus
 from aios.store import Store
 from aios.store_errors import StoreError

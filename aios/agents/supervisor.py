@@ -25,6 +25,7 @@ from typing import Any
 
 from aios import workdir
 from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner, policy
+from aios.agents.definitions import AgentDef, Catalog
 from aios.agents.effects import Answer, Changed, Clock, Effect, Released, Schedule, Spawn, Terminate
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
 from aios.agents.formats.base import TwoWay
@@ -36,7 +37,6 @@ from aios.agents.process_groups import kill_stale_group
 from aios.agents.recorder import Recorder
 from aios.agents.spawning import spawn
 from aios.agents.watchdog import Watchdog
-from aios.config import AgentDef, Config
 from aios.events import EventBus
 from aios.runs import Permission, Run, Worktree, new_run_id
 from aios.store import Store
@@ -59,7 +59,7 @@ class Supervisor:
         store: Store,
         bus: EventBus,
         watchdog: Watchdog,
-        config: Callable[[], Config],
+        config: Callable[[], Catalog],
         *,
         clock: Clock | None = None,
         spawner: Spawner = spawn,
@@ -233,7 +233,7 @@ class Supervisor:
         return await self._admit(run, agent, config, resume=parent.session_id or "")
 
     async def _admit(
-        self, run: Run, agent: AgentDef, config: Config, resume: str | None = None
+        self, run: Run, agent: AgentDef, config: Catalog, resume: str | None = None
     ) -> Run:
         # From here to the core's answer nothing awaits: admission is atomic.
         self.core.max_concurrent = config.settings.max_concurrent

@@ -1,5 +1,5 @@
 """``aios autostart``: start AIOS at login, or not. It needs no running daemon: it reads and
-writes the login entry only (``aios.autostart``, imported when the command runs)."""
+writes the login entry only (``aios.desktop.autostart``, imported when the command runs)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def cmd_autostart(args: argparse.Namespace) -> int:
     """Works without a running daemon: it only reads and writes the login entry."""
-    from aios.autostart import AutostartError, for_platform  # noqa: PLC0415
+    from aios.desktop.autostart import AutostartError, for_platform  # noqa: PLC0415
 
     try:
         entry = for_platform()

@@ -54,7 +54,7 @@ def cmd_default(args: argparse.Namespace) -> int:
 
     with collector_paused():
         from aios import browser, logs  # noqa: PLC0415
-        from aios.service import AlreadyRunning, ServiceError  # noqa: PLC0415
+        from aios.host import AlreadyRunning, ServiceError  # noqa: PLC0415
         from aios.tray import NoTray, Tray, check_display  # noqa: PLC0415
     paths = Paths.from_env()
     open_browser = not args.no_browser
@@ -94,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = False) -> int:
     with collector_paused():
         from aios import browser, logs  # noqa: PLC0415 - the service's imports
-        from aios.service import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
+        from aios.host import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
     handlers = logs.setup(paths.log_file)
     try:
 

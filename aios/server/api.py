@@ -7,28 +7,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
 from quart import Blueprint, Response, jsonify, request
 
-from aios.runs import Permission, Run, RunState
+from aios.runs import Run, RunState
+from aios.server.common import (
+    GRACEFUL_TIMEOUT,
+    MAX_OFFSET,
+    bool_arg,
+    check_text,
+    find_run,
+    json_object,
+    only_fields,
+    optional_bool,
+    optional_string,
+    parse_permission,
+    required_string,
+)
 from aios.server.context import daemon
 from aios.server.errors import ApiError
-from aios.server.jsonbody import body as json_body
 from aios.server.jsonbody import shown
 from aios.server.query import int_arg
 from aios.server.security import own_request
 from aios.server.sse import KEEP_ALIVE, event_stream, events_or_heartbeats
-from aios.store_errors import AmbiguousRun, UnknownRun
+from aios.store_errors import UnknownRun
 from aios.store_logs import Stream
 
 blueprint = Blueprint("api", __name__)
 
 MAX_PAGE = 500
-# Byte offsets into a log: the largest a file offset can be (signed 64 bits).
-MAX_OFFSET = 2**63 - 1
-GRACEFUL_TIMEOUT = 5.0  # Hypercorn's grace for open requests (aios.service sets it from this)
 LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission", "worktree"}
 DIFF_TYPE = "text/x-diff"
 
@@ -103,16 +111,6 @@ async def launch() -> tuple[Response, int]:
     return jsonify(run.to_json()), 201
 
 
-def parse_permission(value: str | None) -> Permission | None:
-    if value is None:
-        return None
-    try:
-        return Permission(value)
-    except ValueError:
-        choices = ", ".join(p.value for p in Permission)
-        raise ApiError(422, f"field 'permission' must be one of {choices}, not {value!r}") from None
-
-
 @blueprint.get("/api/runs")
 async def list_runs() -> Response:
     limit = int_arg("limit", 50, 1, MAX_PAGE)
@@ -145,7 +143,7 @@ async def stop_run(run_id: str) -> Response:
 @blueprint.post("/api/runs/<run_id>/continue")
 async def continue_run(run_id: str) -> tuple[Response, int]:
     body = json_object()
-    _only(body, {"prompt"})
+    only_fields(body, {"prompt"})
     run = await find_run(run_id)
     new = await daemon().continue_run(run.id, required_string(body, "prompt"))
     return jsonify(new.to_json()), 201
@@ -154,7 +152,7 @@ async def continue_run(run_id: str) -> tuple[Response, int]:
 @blueprint.post("/api/runs/<run_id>/message")
 async def message(run_id: str) -> Response:
     body = json_object()
-    _only(body, {"prompt"})
+    only_fields(body, {"prompt"})
     run = await find_run(run_id)
     return jsonify((await daemon().message(run.id, required_string(body, "prompt"))).to_json())
 
@@ -162,7 +160,7 @@ async def message(run_id: str) -> Response:
 @blueprint.post("/api/runs/<run_id>/approval")
 async def approval(run_id: str) -> Response:
     body = json_object()
-    _only(body, {"id", "decision", "message"})
+    only_fields(body, {"id", "decision", "message"})
     approval_id = required_string(body, "id")
     decision = body.get("decision")
     if decision not in ("allow", "deny"):
@@ -262,75 +260,3 @@ async def open_worktree(run_id: str) -> Response:
     run = await find_run(run_id)
     path = await daemon().open_worktree(run.id)
     return jsonify({"path": str(path)})
-
-
-# -- helpers -----------------------------------------------------------------------------------
-
-
-async def find_run(run_id: str) -> Run:
-    try:
-        return await daemon().find_run(run_id)
-    except UnknownRun as exc:
-        raise ApiError(404, str(exc)) from exc
-    except AmbiguousRun as exc:
-        raise ApiError(400, str(exc)) from exc
-
-
-def json_object() -> dict[str, Any]:
-    body = json_body()
-    if not isinstance(body, dict):
-        raise ApiError(422, f"the body must be a JSON object, not {type(body).__name__}")
-    return body
-
-
-def _only(body: dict[str, Any], fields: set[str]) -> None:
-    unknown = sorted(set(body) - fields)
-    if unknown:
-        expected = ", ".join(sorted(fields))
-        raise ApiError(422, f"unknown field {shown(repr(unknown[0]))}; expected {expected}")
-
-
-def required_string(body: dict[str, Any], name: str) -> str:
-    value = optional_string(body, name)
-    if value is None or not value.strip():
-        raise ApiError(422, f"field {name!r} is required and must be a non-empty string")
-    return value
-
-
-def optional_string(body: Mapping[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise ApiError(422, f"field {name!r} must be a string, not {type(value).__name__}")
-    if value is not None:
-        check_text(name, value)
-    return value
-
-
-def optional_bool(body: dict[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise ApiError(422, f"field {name!r} must be true or false, not {shown(json.dumps(value))}")
-    return value
-
-
-def bool_arg(name: str) -> bool:
-    raw = request.args.get(name)
-    if raw is None:
-        return False
-    if raw.lower() not in ("true", "false", "1", "0"):
-        raise ApiError(422, f"query parameter {name!r} must be true or false, not {raw!r}")
-    return raw.lower() in ("true", "1")
-
-
-def check_text(name: str, value: str) -> None:
-    """Text that can reach an agent's argv, its environment and the history database."""
-    if "\x00" in value:
-        raise ApiError(
-            422, f"field {name!r} contains a NUL character, which a process argument cannot hold"
-        )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:  # JSON's "\ud800": a lone surrogate, not a character
-        raise ApiError(
-            422, f"field {name!r} is not valid Unicode: a lone surrogate at position {exc.start}"
-        ) from exc

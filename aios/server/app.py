@@ -6,7 +6,7 @@ from pathlib import Path
 
 from quart import Quart
 
-from aios.daemon import Daemon
+from aios.facade import Daemon
 from aios.server import api, errors, hooks, jsonbody, live, pages, views
 from aios.server.security import Guard
 

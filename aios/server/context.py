@@ -6,7 +6,7 @@ from typing import cast
 
 from quart import current_app
 
-from aios.daemon import Daemon
+from aios.facade import Daemon
 
 
 def daemon() -> Daemon:

@@ -1,7 +1,9 @@
 """Every error leaves the server as ``{"error": "<what was wrong>"}`` with a 4xx/5xx status.
 
-History that cannot be used is not a bug: a full disk is 507, a database that is read-only,
-fails or is damaged is 503, each with the store's words (which file, which disk, what to do).
+The core and the store raise domain errors that know nothing of HTTP; ``STATUS`` is where each
+gets its status, here at the server's edge. History that cannot be used is not a bug: a full disk
+is 507, a database that is read-only, fails or is damaged is 503, each with the store's words
+(which file, which disk, what to do).
 """
 
 from __future__ import annotations
@@ -11,11 +13,45 @@ import logging
 from quart import Quart, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from aios.agents.errors import SupervisorError
+from aios.agents.errors import (
+    InvalidLaunch,
+    NoChanges,
+    QueueFull,
+    ShuttingDown,
+    SupervisorError,
+    UnknownAgent,
+    WorktreeRefused,
+    WrongRunState,
+)
 from aios.credentials import SESSION_LIFETIME
-from aios.store_errors import AmbiguousRun, StoreError, StoreUnavailable, UnknownRun
+from aios.store_errors import AmbiguousRun, StoreError, StoreUnavailable, Trouble, UnknownRun
 
 log = logging.getLogger("aios.server")
+
+# The status of each domain error; the most specific class listed wins (``status_of``).
+STATUS: dict[type[Exception], int] = {
+    SupervisorError: 400,
+    UnknownAgent: 404,  # no such agent name
+    InvalidLaunch: 422,  # agent unavailable, prompt missing, bad working directory
+    QueueFull: 429,
+    WrongRunState: 409,  # stopping a finished run, deleting a live one
+    WorktreeRefused: 409,  # git said no (its words are the message)
+    NoChanges: 404,  # a diff asked of a run that recorded none
+    ShuttingDown: 503,
+    UnknownRun: 404,
+    AmbiguousRun: 400,
+    StoreError: 503,  # history out of reach (closing at shutdown)
+    StoreUnavailable: 503,  # read-only, failing or damaged; a full disk is 507 (below)
+}
+
+
+def status_of(exc: Exception) -> int:
+    if isinstance(exc, StoreUnavailable) and exc.trouble is Trouble.DISK_FULL:
+        return 507
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
 
 
 class ApiError(Exception):
@@ -39,24 +75,13 @@ def install(app: Quart) -> None:
         return error_response(exc.status, exc.message)
 
     @app.errorhandler(SupervisorError)
-    async def supervisor_error(exc: SupervisorError) -> Response:
-        return error_response(exc.status, str(exc))
-
-    @app.errorhandler(StoreUnavailable)
-    async def store_unavailable(exc: StoreUnavailable) -> Response:
-        # Not a bug of ours: the disk is full (507) or the database fails (503); the message
-        # says which and what to do (the store has logged it once).
-        return error_response(exc.status, str(exc))
-
     @app.errorhandler(StoreError)
-    async def store_error(exc: StoreError) -> Response:
-        # A run named that none matches, or history out of reach (closing at shutdown).
-        if isinstance(exc, UnknownRun):
-            return error_response(404, str(exc))
-        if isinstance(exc, AmbiguousRun):
-            return error_response(400, str(exc))
-        log.error("history: %s", exc)
-        return error_response(503, str(exc))
+    async def domain_error(exc: SupervisorError | StoreError) -> Response:
+        # Not a bug of ours: the message says what was wrong and what to do (a store that
+        # cannot be used has logged it once; history out of reach otherwise is logged here).
+        if type(exc) is StoreError:
+            log.error("history: %s", exc)
+        return error_response(status_of(exc), str(exc))
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

@@ -21,7 +21,7 @@ from quart import Blueprint, Response, render_template, request, stream_with_con
 from aios.events import Event
 from aios.runs import FINAL_STATES, Run, RunState
 from aios.server import ansi, diffview
-from aios.server.api import MAX_OFFSET, find_run
+from aios.server.common import MAX_OFFSET, find_run
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.query import int_arg

@@ -19,7 +19,7 @@ from quart import Blueprint, Response, render_template, request
 from aios.config import SETTINGS
 from aios.credentials import SESSION_LIFETIME
 from aios.runs import Run, Tokens
-from aios.server.api import check_text, find_run, parse_permission
+from aios.server.common import check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.hooks import page_context as hooks_context
@@ -30,7 +30,7 @@ from aios.store_db import Usage
 from aios.store_errors import StoreUnavailable, UnknownRun
 
 if TYPE_CHECKING:
-    from aios.autostart import AutostartStatus
+    from aios.desktop.autostart import AutostartStatus
 
 blueprint = Blueprint("pages", __name__)
 
@@ -238,7 +238,7 @@ async def settings() -> str:
 
 def _autostart_status() -> AutostartStatus | None:
     # Imported here, not at start-up: only the settings page needs it.
-    from aios.autostart import AutostartError, for_platform  # noqa: PLC0415
+    from aios.desktop.autostart import AutostartError, for_platform  # noqa: PLC0415
 
     try:
         return for_platform().status()
@@ -248,7 +248,7 @@ def _autostart_status() -> AutostartStatus | None:
 
 @blueprint.post("/ui/autostart")
 async def toggle_autostart() -> Response:
-    from aios.autostart import AutostartError, for_platform  # noqa: PLC0415
+    from aios.desktop.autostart import AutostartError, for_platform  # noqa: PLC0415
 
     form = await request.form
     entry = for_platform()

@@ -37,7 +37,6 @@ __all__ = [
     "TwoWay",
     "count_of",
     "dict_of",
-    "duration",
     "float_of",
     "fold",
     "fold_error",
@@ -308,16 +307,6 @@ def tokens_text(tokens: Tokens | None) -> str:
     given = tokens.input + tokens.cached
     cached = f" ({tokens.cached:,} cached)" if tokens.cached else ""
     return f"{given:,} tokens in{cached}, {tokens.output:,} out"
-
-
-def duration(seconds: float, precise: bool = True) -> str:
-    """``0.5 s``, ``12.3 s`` (``12 s`` when not ``precise``), ``3 min 9 s``."""
-    if seconds < (60 if precise else 10):
-        return f"{max(seconds, 0):.1f} s"
-    if seconds < 60:
-        return f"{round(seconds)} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
 # Typed reads of decoded JSON: a CLI's event may hold any type where its schema promises one, and

@@ -46,7 +46,6 @@ from aios.agents.formats.base import (
     TwoWay,
     count_of,
     dict_of,
-    duration,
     float_of,
     fold,
     fold_error,
@@ -59,6 +58,7 @@ from aios.agents.formats.base import (
     tool_call,
 )
 from aios.agents.formats.checks import run_check
+from aios.formatting import duration
 from aios.runs import Activity, Approval, FailureKind, Permission, Tokens
 
 # The ``error`` of an assistant message the CLI wrote itself to report a failure.
@@ -285,7 +285,7 @@ class ClaudeReducer(JsonReducer):
         return out + self.conclude(
             k.failure,
             f"{k.num_turns} turn{'s' if k.num_turns != 1 else ''}" if k.num_turns else "",
-            duration(seconds / 1000) if seconds else "",
+            duration(seconds / 1000, precise=True) if seconds else "",
             f"${k.cost_usd:.4f}" if k.cost_usd else "",
         )
 
@@ -338,7 +338,7 @@ def _retry_detail(event: Mapping[str, Any]) -> str:
     text += f" (HTTP {status})" if status else ""
     delay = float_of(event.get("retry_delay_ms"))
     return text + (
-        f", next in {duration(delay / 1000, precise=False)}" if delay is not None else ""
+        f", next in {duration(delay / 1000, precise=delay < 10_000)}" if delay is not None else ""
     )
 
 

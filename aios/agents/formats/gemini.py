@@ -38,7 +38,6 @@ from aios.agents.formats.base import (
     Knowledge,
     count_of,
     dict_of,
-    duration,
     float_of,
     fold,
     fold_error,
@@ -50,6 +49,7 @@ from aios.agents.formats.base import (
     tool_call,
 )
 from aios.agents.formats.checks import home_of
+from aios.formatting import duration
 from aios.runs import Activity, FailureKind, Permission, Tokens
 
 EXIT_KINDS = {
@@ -237,7 +237,7 @@ class GeminiReducer(JsonReducer):
         calls = count_of(stats.get("tool_calls"))
         return self.conclude(
             k.failure,
-            duration(seconds / 1000) if seconds else "",
+            duration(seconds / 1000, precise=True) if seconds else "",
             f"{calls} tool call{'s' if calls != 1 else ''}" if calls else "",
             tokens_text(k.tokens),
         )

@@ -1,9 +1,10 @@
-"""The service: one asyncio loop running the daemon and Hypercorn on a loopback socket.
+"""The host: one asyncio loop running the facade (``aios.facade``) and Hypercorn serving the app
+(``aios.server``) on a loopback socket.
 
 ``Service`` owns the whole lifecycle in one place::
 
     prepare()   (caller's thread)  lock → secrets → bind 127.0.0.1:<port>
-    _main()     (the loop)         daemon parts → Hypercorn → [ready: runtime file, AIOS_PORT]
+    _main()     (the loop)         daemon parts → app → [ready: runtime file, AIOS_PORT] → Hypercorn
                                    … serve until asked to stop …
                 finally, in order:  stop runs → close server → runtime file → lock
 
@@ -32,19 +33,18 @@ from typing import Any, TypeVar
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
-from hypercorn.logging import Logger
 
 from aios import __version__, logs, private, runtime
 from aios.credentials import Secrets
-from aios.daemon import Daemon
+from aios.facade import Daemon
 from aios.paths import Paths
 from aios.runtime import InstanceLock, RuntimeInfo
-from aios.server import api
 from aios.server.app import create_app
+from aios.server.common import GRACEFUL_TIMEOUT
 from aios.store_errors import StoreError
 from aios.store_schema import check_database
 
-log = logging.getLogger("aios.service")
+log = logging.getLogger("aios.host")
 T = TypeVar("T")
 
 HOST = "127.0.0.1"
@@ -52,8 +52,7 @@ HOST = "127.0.0.1"
 DISCOVERY_WAIT = 5.0
 # How often the daemon checks that its runtime file is still there (it restores a deleted one).
 RUNTIME_CHECK = 1.0
-# Hypercorn's grace for in-flight requests; SSE streams end on their own stop event first.
-GRACEFUL_TIMEOUT = api.GRACEFUL_TIMEOUT
+BACKLOG = 100  # Hypercorn's own default
 STOP_MARGIN = 5.0  # beyond the sum of the inner waits, for the loop and threads to wind down
 
 
@@ -233,7 +232,14 @@ class Service:
                 app = create_app(daemon)
             finally:
                 await starting
-            config = _hypercorn_config(self._sock, on_listening=lambda: self._on_ready(daemon))
+
+            # The socket has listened since prepare(): a client that connects now waits in its
+            # backlog until Hypercorn accepts, so the app's own start is readiness enough.
+            @app.before_serving
+            async def ready() -> None:
+                self._on_ready(daemon)
+
+            config = _hypercorn_config(self._sock)
             self._sock = None  # Hypercorn owns the descriptor now
             await serve(app, config, shutdown_trigger=self._shutdown_trigger)
         except StoreError as exc:  # the history could not be opened: its message says why
@@ -355,13 +361,16 @@ def _bind(port: int) -> socket.socket:
             # A restart on a fixed --port must not fail on the old socket's TIME_WAIT.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, port))
+        # Listening from here on, before the app is built: connections made once the app says
+        # it is ready wait in the backlog for Hypercorn to accept them (readiness, in _main).
+        sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise
     return sock
 
 
-def _hypercorn_config(sock: socket.socket, *, on_listening: Callable[[], None]) -> Config:
+def _hypercorn_config(sock: socket.socket) -> Config:
     config = Config()
     # detach(): Hypercorn wraps the fd in a socket of its own and closes it on shutdown.
     config.bind = [f"fd://{sock.detach()}"]
@@ -369,20 +378,4 @@ def _hypercorn_config(sock: socket.socket, *, on_listening: Callable[[], None]) 
     config.errorlog = logging.getLogger("aios.http")
     config.graceful_timeout = GRACEFUL_TIMEOUT
     config.include_server_header = False
-    config.logger_class = _listening_logger(on_listening)
     return config
-
-
-def _listening_logger(on_listening: Callable[[], None]) -> type[Logger]:
-    """Hypercorn logs "Running on ..." right after its listener exists: our readiness signal.
-
-    Quart's ``before_serving`` fires before the listener is created, so it is too early.
-    """
-
-    class ListeningLogger(Logger):
-        async def info(self, message: str, *args: Any, **kwargs: Any) -> None:
-            await super().info(message, *args, **kwargs)
-            if message.startswith("Running on "):
-                on_listening()
-
-    return ListeningLogger

@@ -11,7 +11,7 @@ action (``Activate``) instead of opening the menu.
 
 Spec: freedesktop StatusNotifierItem (the ``org.kde.StatusNotifierItem`` interface at
 ``/StatusNotifierItem``, registered with ``org.kde.StatusNotifierWatcher``) and
-``com.canonical.dbusmenu`` for the menu (``aios.dbusmenu``).
+``com.canonical.dbusmenu`` for the menu (``aios.desktop.dbusmenu``).
 
 Threads: :meth:`SniIcon.run` runs an asyncio loop with the bus connection; every pystray call
 from another thread (new icon, title, menu, stop) is handed to that loop and returns at once.
@@ -33,9 +33,9 @@ from dbus_fast.constants import PropertyAccess
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 from PIL import Image
 
-from aios.dbusmenu import DBusMenu
-from aios.icon import at_size
-from aios.tray_backend import import_pystray
+from aios.desktop.dbusmenu import DBusMenu
+from aios.desktop.icon import at_size
+from aios.desktop.loader import import_pystray
 
 # pystray's base class for backends; imported through import_pystray, because a plain
 # `import pystray` fails where none of pystray's own backends can load (Wayland without X).
@@ -183,7 +183,7 @@ class SniIcon(_base.Icon):  # type: ignore[misc]  # pystray ships no types
     HAS_DEFAULT_ACTION = True
     HAS_MENU = True
     HAS_MENU_RADIO = True
-    HAS_NOTIFICATION = False  # aios.notifier sends them over D-Bus for every backend
+    HAS_NOTIFICATION = False  # aios.desktop.notifier sends them over D-Bus for every backend
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -41,7 +41,7 @@ from PIL import Image
 from pystray import _xorg
 from Xlib import X
 
-from aios.icon import at_size
+from aios.desktop.icon import at_size
 
 POLL = 0.25  # seconds the loop sleeps at most before looking at the stop flag again
 DOCK_RETRY_FIRST = 1.0  # seconds before asking an unresponsive tray host to dock again
@@ -55,7 +55,7 @@ _OPPOSITE = {"_show": "_hide", "_hide": "_show"}
 class XEmbedIcon(_xorg.Icon):  # type: ignore[misc]  # pystray ships no types
     HAS_MENU = False
     HAS_MENU_RADIO = False
-    HAS_NOTIFICATION = False  # aios.notifier sends them over D-Bus instead
+    HAS_NOTIFICATION = False  # aios.desktop.notifier sends them over D-Bus instead
 
     def __init__(
         self, name: str, icon: Any = None, title: str | None = None, menu: Any = None, **kw: Any

@@ -1,9 +1,11 @@
-"""The daemon's parts, wired together and living on the service's event loop.
+"""The facade (class ``Daemon``): the daemon's parts wired together, living on the host's loop.
 
-The HTTP app and the tray (and the CLI, through the API) reach the runs only through this one
-facade: its methods are the whole of what they may ask, so the supervisor and the store can change
-inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
-``aios.service`` owns those, and the tray calls these coroutines through ``Service.submit``.
+Three modules, three jobs: ``aios.host`` is the event loop and the HTTP server, this module the
+wiring and the one surface the outside may call, ``aios.agents.supervisor`` the shell that runs
+agents. The HTTP app and the tray (and the CLI, through the API) reach the runs only through
+this facade: its methods are the whole of what they may ask, so the supervisor and the store can
+change inside without them noticing. It knows nothing of threads, sockets or Hypercorn:
+``aios.host`` owns those, and the tray calls these coroutines through ``Service.submit``.
 
 Start order: config → store and watchdog side by side (the first spawn waits for the watchdog)
 → hooks listening → supervisor (which marks leftovers interrupted: hooks hear of those).
@@ -28,13 +30,13 @@ from aios.agents.auth import AuthChecks
 from aios.agents.errors import InvalidLaunch, WorktreeRefused
 from aios.agents.supervisor import Supervisor, resolve_cwd
 from aios.agents.watchdog import Watchdog
+from aios.checkouts import checkout_note
 from aios.config import Config, load_config
 from aios.credentials import Secrets
+from aios.desktop.opener import OpenError, open_folder
 from aios.events import Event, EventBus
-from aios.git import GitError
 from aios.hooks import Dispatcher, Hook
 from aios.hooks.delivery import Delivery
-from aios.opener import OpenError, open_folder
 from aios.paths import Paths
 from aios.runs import Permission, Run, RunState
 from aios.store import Store
@@ -43,9 +45,9 @@ from aios.store_errors import StoreUnavailable, UnknownRun
 from aios.store_logs import Stream
 from aios.tasks import TaskSet
 from aios.unseen import Unseen, UnseenCounts
-from aios.worktrees import Worktrees, find_checkout, uncommitted
+from aios.worktrees import Worktrees
 
-log = logging.getLogger("aios.daemon")
+log = logging.getLogger("aios.facade")
 
 WATCHDOG_CLOSE = 5.0  # seconds the watchdog has to exit once its pipe is closed
 STORE_CLOSE = 10.0  # seconds for the last writes and the database to close
@@ -368,22 +370,7 @@ class Daemon:
             directory = resolve_cwd(cwd or (definition.cwd if definition else None))
         except InvalidLaunch as exc:
             return str(exc)
-        try:
-            checkout = await find_checkout(directory)
-            if checkout is None:
-                return f"{directory} is not in a git repository: a worktree needs one"
-            if checkout.head is None:
-                return f"the repository at {checkout.top} has no commits yet: commit once first"
-            dirty = await uncommitted(checkout.top)
-        except GitError as exc:
-            return str(exc)
-        if dirty:
-            files = f"{dirty} file{'s' if dirty > 1 else ''}"
-            return (
-                f"{checkout.top} has uncommitted changes ({files}): they are not in the "
-                f"worktree, which starts from the last commit"
-            )
-        return None
+        return await checkout_note(directory)
 
     async def _ended_or_live(self, run_id: str) -> Run:
         run = await self._supervisor.get(run_id)

@@ -14,7 +14,7 @@ The glyph is a white "A" on a rounded square in the brand blue. Each state adds 
 Shapes are drawn from polygons at several times the size and scaled down with LANCZOS for smooth
 edges; strokes have a floor in real pixels so the "A" stays solid at 16 px. At panel sizes
 (below 40 px) a badge is about half the icon's width, its inside is flat and its text is drawn
-pixel by pixel (``aios.pixelfont``) in white on dark green (7.2:1) or ink on orange (5:1),
+pixel by pixel (``aios.desktop.pixelfont``) in white on dark green (7.2:1) or ink on orange (5:1),
 because a scaled font there is a smudge; larger icons use Pillow's bundled font. A backend that
 shows the icon at another size asks ``at_size`` for a drawing made at that size, never a scaled
 one.
@@ -29,7 +29,7 @@ from enum import StrEnum
 
 from PIL import Image, ImageDraw, ImageFont
 
-from aios.pixelfont import REGULAR, SMALL, Colour, PixelFont
+from aios.desktop.pixelfont import REGULAR, SMALL, Colour, PixelFont
 from aios.unseen import since_last_looked
 
 BRAND = (59, 91, 219, 255)  # #3b5bdb
@@ -42,8 +42,8 @@ GREEN = (26, 100, 40, 255)  # #1a6428
 INK = (33, 37, 41, 255)  # #212529: "!" on orange; white on orange is too faint
 CLEAR = (0, 0, 0, 0)
 
-# Below this many pixels the badge's digits are drawn pixel by pixel (aios.pixelfont): a scaled
-# font at panel sizes (16-24 px, and 32 px on a 2x panel) is a smudge, and 9 and 8 look alike.
+# Below this many pixels the badge's digits are drawn pixel by pixel (aios.desktop.pixelfont): a
+# scaled font at panel sizes (16-24 px, and 32 px on a 2x panel) is a smudge, 9 and 8 look alike.
 # From here on Pillow's bundled font at the badge's size reads well.
 PIXEL_DIGITS_BELOW = 40
 WARNING_LIFT = 0.15  # the "!" sits this much of the badge's radius below its centre
@@ -156,7 +156,7 @@ def _in_warning(dx: float, dy: float, r: float) -> bool:
     return (dy + r) * slope - abs(dx) >= RIM * math.hypot(1, slope)
 
 
-MODEL_KEY = "aios.icon.model"
+MODEL_KEY = "aios.desktop.icon.model"
 
 
 def pixel_font(size: int) -> PixelFont:

@@ -1,7 +1,8 @@
-"""Starting real daemons and reading their event streams: shared by the benchmark and the tests.
+"""Starting real daemons and reading their event streams: shared by the tests and the benchmark.
 
-The benchmark must run without the test tools (pytest, Playwright), so this module imports
-neither; ``tests/helpers.py`` builds on it, never the other way round.
+The arrow runs one way: the benchmark (a dev tool) imports this test harness, and no test
+imports the benchmark. The benchmark must run without the test tools (pytest, Playwright), so
+this module imports neither; ``tests/helpers.py`` builds on it with pytest's parts.
 """
 
 from __future__ import annotations

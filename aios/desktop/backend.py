@@ -2,21 +2,21 @@
 
 On Linux, in this order:
 
-1. ``sni`` (``aios.sni``): a StatusNotifierItem host is on the session bus (KDE Plasma, XFCE,
-   Cinnamon, LXQt, MATE, Budgie, GNOME with the AppIndicator extension): the full menu, a left
-   click opens the dashboard.
+1. ``sni`` (``aios.desktop.sni``): a StatusNotifierItem host is on the session bus (KDE Plasma,
+   XFCE, Cinnamon, LXQt, MATE, Budgie, GNOME with the AppIndicator extension): the full menu, a
+   left click opens the dashboard.
 2. pystray's ``appindicator`` or ``gtk`` backend, when PyGObject is installed: a menu through GTK.
-3. ``xembed`` (``aios.xembed``): pystray's plain X backend, made robust. No menu: a left click
-   opens the dashboard, and everything else is there.
+3. ``xembed`` (``aios.desktop.xembed``): pystray's plain X backend, made robust. No menu: a
+   left click opens the dashboard, and everything else is there.
 
 ``PYSTRAY_BACKEND`` set by the user wins, as pystray documents. Windows and macOS get pystray's
-own backend. Notifications are separate (``aios.notifier``) and work with every Linux backend.
+own backend. Notifications are separate (``aios.desktop.notifier``) and work with every Linux
+backend.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import sys
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from aios.desktop.loader import NoTray, import_pystray
+
 log = logging.getLogger("aios.tray")
 
 WATCHER = "org.kde.StatusNotifierWatcher"
@@ -33,10 +35,6 @@ NOTIFICATIONS = "org.freedesktop.Notifications"
 PROBE_TIMEOUT = 2.0
 POLL = 0.25
 WATCHER_GRACE = 2.0  # seconds an X tray waits for a StatusNotifierWatcher to appear beside it
-
-
-class NoTray(Exception):
-    """No way to show an icon here; the message says why (for the one stderr line)."""
 
 
 @dataclass(frozen=True)
@@ -63,34 +61,6 @@ def check_display() -> None:
         raise NoTray("no display (DISPLAY and WAYLAND_DISPLAY are unset)")
 
 
-def import_pystray() -> ModuleType:
-    """pystray, for its Menu and MenuItem (and its own backends).
-
-    ``import pystray`` picks a backend and raises if none of its own loads (the X backend
-    without an X server, on a Wayland-only session); our StatusNotifierItem backend needs none of
-    them, so the import is retried with pystray's dummy backend just for the import.
-    """
-    try:
-        return importlib.import_module("pystray")
-    except Exception as exc:  # Xlib.error.DisplayNameError, DisplayConnectionError, ImportError
-        first = exc
-    previous = os.environ.get("PYSTRAY_BACKEND")
-    os.environ["PYSTRAY_BACKEND"] = "dummy"
-    try:
-        for name in [m for m in sys.modules if m == "pystray" or m.startswith("pystray.")]:
-            del sys.modules[name]
-        module = importlib.import_module("pystray")
-    except Exception as exc:
-        raise NoTray(f"no usable tray backend ({type(first).__name__}: {first})") from exc
-    finally:
-        if previous is None:
-            del os.environ["PYSTRAY_BACKEND"]
-        else:
-            os.environ["PYSTRAY_BACKEND"] = previous
-    module.__dict__["_aios_import_error"] = first
-    return module
-
-
 def choose(wait: float = 0.0, cancelled: Callable[[], bool] = lambda: False) -> Backend:
     """The backend for this desktop; on Linux, wait up to ``wait`` s for a tray host to appear.
 
@@ -104,7 +74,7 @@ def choose(wait: float = 0.0, cancelled: Callable[[], bool] = lambda: False) -> 
     grace: float | None = None  # set once an X tray is there: the watcher may be just behind
     while True:
         if session_bus_has(WATCHER):
-            from aios.sni import SniIcon  # noqa: PLC0415 - needs dbus-fast, Linux only
+            from aios.desktop.sni import SniIcon  # noqa: PLC0415 - needs dbus-fast, Linux only
 
             return Backend("StatusNotifierItem over D-Bus", SniIcon, pystray, True, "", True)
         now = time.monotonic()
@@ -125,7 +95,7 @@ def choose(wait: float = 0.0, cancelled: Callable[[], bool] = lambda: False) -> 
             f"no StatusNotifierItem host on D-Bus and no X display ({type(error).__name__}: "
             f"{error})"
         )
-    from aios.xembed import XEmbedIcon  # noqa: PLC0415 - needs an X display
+    from aios.desktop.xembed import XEmbedIcon  # noqa: PLC0415 - needs an X display
 
     return Backend(
         "plain X icon (XEmbed)",

@@ -24,7 +24,7 @@ from dbus_fast.annotations import DBusSignature, DBusStr, DBusUInt32
 from dbus_fast.constants import PropertyAccess
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 
-log = logging.getLogger("aios.dbusmenu")
+log = logging.getLogger("aios.desktop.dbusmenu")
 
 INTERFACE = "com.canonical.dbusmenu"
 ROOT = 0

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-log = logging.getLogger("aios.notifier")
+log = logging.getLogger("aios.desktop.notifier")
 
 SERVICE = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
