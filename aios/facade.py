@@ -92,8 +92,6 @@ class Daemon:
     pid: int = field(default_factory=os.getpid)
     started_at: float = field(default_factory=time.time)
     _started_mono: float = field(default_factory=time.monotonic)
-    # Set once shutdown has begun and the event streams have ended.
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     bus: EventBus = field(default_factory=EventBus)
     config: ConfigSource = field(init=False)
     _store: Store = field(init=False)
@@ -172,8 +170,7 @@ class Daemon:
                 # Even after a failed shutdown: a hook left running would keep the process
                 # from exiting (its thread) or outlive it (its command).
                 await self.hooks.close(HOOKS_CLOSE, HOOKS_CANCEL)
-                self.bus.close()
-                self.stopping.set()
+                self.bus.close()  # the event streams end with it
                 await asyncio.to_thread(self.watchdog.close, WATCHDOG_CLOSE)
                 await asyncio.wait_for(self._store.close(), STORE_CLOSE)
 
