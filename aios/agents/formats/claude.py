@@ -351,8 +351,8 @@ HINTS = {
     ),
     FailureKind.OFFLINE: "Claude cannot reach the Anthropic API: check the network or the proxy.",
     FailureKind.SESSION_GONE: (
-        "That session is not in this directory (claude keeps sessions per directory): "
-        "resume it from where it ran, or start a new run."
+        "Claude no longer has that session in this directory (it keeps sessions per "
+        "directory, and forgets them when it is cleaned up): start a new run."
     ),
     FailureKind.TURN_LIMIT: "The run used all its turns: give it a smaller task.",
     FailureKind.CONFIG: (
