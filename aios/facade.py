@@ -323,7 +323,8 @@ class Daemon:
     async def read_log(
         self, run_id: str, offset: int = 0, limit: int | None = None, stream: Stream = "log"
     ) -> bytes:
-        """A run's readable log, or (``stream="events"``) the raw lines its agent wrote."""
+        """A run's readable log, or the raw lines its agent wrote on stdout (``"events"``) or
+        stderr (``"stderr"``)."""
         return await self._store.read_log(run_id, offset, limit, stream)
 
     async def log_size(self, run_id: str, stream: Stream = "log") -> int:

@@ -1,7 +1,8 @@
 """Each run's output files, as the store's worker thread writes and reads them.
 
 Each run has a readable log, and for agents with a structured output the raw lines it wrote
-on stdout (its "events", JSON lines), both capped at ``cap_bytes`` with a marker saying so; a run
+on stdout (its "events", JSON lines) and on stderr (its "stderr", as written), each capped at
+``cap_bytes`` with a marker saying so; a run
 in a git directory also has the diff of what it changed (written whole when it ends, capped by
 its writer). Files are 0600 in a 0700 directory, and named after run ids, which may arrive from a
 URL: an id that is not a plain name is an ``UnknownRun``, never a path.
@@ -29,8 +30,13 @@ from aios import disk, private
 from aios.store_errors import UnknownRun
 
 MiB = 1024 * 1024
-Stream = Literal["log", "events", "diff"]
-SUFFIXES: dict[Stream, str] = {"log": ".log", "events": ".events.jsonl", "diff": ".diff"}
+Stream = Literal["log", "events", "stderr", "diff"]
+SUFFIXES: dict[Stream, str] = {
+    "log": ".log",
+    "events": ".events.jsonl",
+    "stderr": ".stderr",
+    "diff": ".diff",
+}
 _EVENTS_MARKER = b'\n{"type":"aios.truncated","message":"later events were not kept"}\n'
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]+")
 
@@ -100,7 +106,7 @@ class RunLogs:
             kept_at = log.size
             _write_all(log, kept)
             if len(kept) < len(data):
-                _write_all(log, self._marker if stream == "log" else _EVENTS_MARKER)
+                _write_all(log, _EVENTS_MARKER if stream == "events" else self._marker)
         except OSError as exc:
             if not disk.is_full(exc):
                 raise

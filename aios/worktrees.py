@@ -146,6 +146,26 @@ class Worktrees:
             raise
         return worktree
 
+    async def recreate(self, worktree: Worktree) -> Worktree:
+        """A removed worktree again, at its own path (an agent keeps its sessions per folder):
+        on its branch if that is still there, else on a new one from its base commit."""
+        top, home = Path(worktree.repo), Path(worktree.path).parent
+        if await asyncio.to_thread(home.exists):
+            raise WorktreeError(f"{home} is in the way of the worktree it held")
+        await asyncio.to_thread(_write_marker, home, home.name, worktree)
+        tip = await git(
+            "rev-parse", "--verify", "-q", f"refs/heads/{worktree.branch}", cwd=top, check=False
+        )
+        start = [worktree.branch] if tip.code == 0 else ["-b", worktree.branch, worktree.base]
+        try:
+            async with self.lock(str(top)):
+                await git("worktree", "prune", cwd=top, check=False)  # a stale entry, if any
+                await git("worktree", "add", "-q", worktree.path, *start, cwd=top, timeout=SLOW)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, home, True)
+            raise
+        return Worktree(worktree.path, worktree.branch, worktree.base, worktree.source, str(top))
+
     async def _undo(self, worktree: Worktree) -> None:
         with contextlib.suppress(GitError, WorktreeError, OSError):
             await self.retire(worktree, discard=True, message="")

@@ -14,6 +14,7 @@ import pytest
 
 from aios.client import ApiCallError
 from tests.fakeagents import Fakes
+from tests.gitrepo import make_repo
 from tests.helpers import EventCollector, run_cli, start_daemon, wait_until, write_config
 
 pytestmark = pytest.mark.daemon
@@ -58,6 +59,34 @@ def test_continue_resumes_each_agents_session_in_the_same_directory(fakes: Fakes
     page = fakes.d.client.request_bytes("GET", f"/runs/{new['id']}").decode()
     assert page.count('turn"') == 2 and "--and then?" in page  # the earlier turn and this one
     assert 'id="continue"' in page
+
+
+def test_continuing_a_worktree_run_whose_worktree_went_works_where_the_parent_did(
+    fakes: Fakes,
+) -> None:
+    """claude keeps its sessions per directory: the worktree AIOS removed (nothing changed in
+    it) is made again at the same path, so the session is found there."""
+    repo = make_repo(fakes.workdir / "app")
+    fakes.configure()
+    fakes.start()
+    first = fakes.final(fakes.launch("claude", cwd=str(repo), worktree=True)["id"])
+    tree = first["worktree"]
+    assert first["state"] == "succeeded" and tree["path"] != str(repo)
+    ran = next(c for c in fakes.invocations() if c["env"]["AIOS_RUN_ID"] == first["id"])
+    assert ran["cwd"] == tree["path"]
+
+    def removed() -> bool:
+        run = fakes.d.client.request("GET", f"/api/runs/{first['id']}")
+        return bool(run["worktree"]["state"] == "removed")
+
+    wait_until(removed, 20, "the unchanged worktree to be removed")
+    assert not Path(tree["path"]).exists()
+    new = call(fakes, first["id"], "continue", {"prompt": "and then?"})
+    assert new["worktree"]["path"] == tree["path"] and new["worktree"]["state"] == "open"
+    assert fakes.final(new["id"])["state"] == "succeeded"
+    resumed = next(c for c in fakes.invocations() if c["env"]["AIOS_RUN_ID"] == new["id"])
+    assert resumed["cwd"] == tree["path"]
+    assert resumed["argv"][-4:] == ["--resume", first["session_id"], "--", "and then?"]
 
 
 def test_what_cannot_be_continued_says_why(fakes: Fakes, tmp_path: Path) -> None:

@@ -24,6 +24,9 @@ def test_not_logged_in_is_a_failure_although_the_result_says_success() -> None:
     assert k.failure_kind is FailureKind.AUTH
     assert run.hint and "/login" in run.hint and "ANTHROPIC_API_KEY" in run.hint
     assert f"{RED}✗ Not logged in" in run.text
+    # The result says "$0, 1 turn", but no call reached the API: nothing to show.
+    assert (k.cost_usd, k.num_turns, k.tokens) == (None, None, None)
+    assert "turn" not in run.plain and "$" not in run.plain
     assert not raw_json_in(run.text)
 
 

@@ -80,6 +80,9 @@ def test_not_logged_in_fails_the_turn() -> None:
     assert k.activity is Activity.WORKING  # no longer reconnecting once the turn failed
     assert run.hint and "codex login" in run.hint
     assert f"{RED}✗ unexpected status 401" in run.text
+    # turn.started came, but the API refused it before any answer: no turn, no tokens.
+    assert (k.num_turns, k.tokens, k.cost_usd) == (None, None, None)
+    assert replay("codex-reconnect").knowledge.num_turns is None
 
 
 def test_outside_a_git_repository() -> None:

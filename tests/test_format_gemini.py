@@ -41,6 +41,7 @@ def test_the_retries_end_in_an_offline_failure() -> None:
 def test_a_successful_run_with_tools_and_stats() -> None:
     run = replay("gemini-success")
     k = run.knowledge
+    assert run.after('"type":"init"').model == "auto"  # the model asked for, until the result
     assert (k.session_id, k.model) == ("3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7", "gemini-2.5-pro")
     assert k.tokens == Tokens(input=5024, output=292, cached=4096)
     assert k.failure is None and k.cost_usd is None and k.denials == ()
@@ -54,6 +55,18 @@ def test_a_successful_run_with_tools_and_stats() -> None:
         "✓ done · 4.2s · 2 tool calls · 9,120 tokens in (4,096 cached), 292 out\n"
     )
     assert not raw_json_in(run.text)
+
+
+def test_the_model_is_the_one_that_answered_most() -> None:
+    _, reducer = reducer_for("gemini")
+    reducer.stdout('{"type":"init","session_id":"s","model":"auto"}')
+    reducer.stdout(
+        '{"type":"result","status":"success","stats":{"models":'
+        '{"flash":{"total_tokens":10},"pro":{"total_tokens":900},"bad":null}}}'
+    )
+    assert reducer.knowledge.model == "pro"
+    reducer.stdout('{"type":"result","status":"success","stats":{"models":{}}}')
+    assert reducer.knowledge.model == "pro"  # a result that names none keeps what was known
 
 
 def test_a_tool_that_needs_confirmation_is_a_denial() -> None:

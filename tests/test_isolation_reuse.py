@@ -100,7 +100,7 @@ async def test_a_continued_run_shares_the_worktree_which_stays_while_it_is_live(
     assert branches(repo) == ["main"]
 
 
-async def test_a_continued_run_gets_a_fresh_worktree_when_its_parents_is_gone(
+async def test_a_continued_run_gets_its_parents_worktree_again_where_it_was(
     daemon: Daemon, repo: Path
 ) -> None:
     parent = await ended(
@@ -112,6 +112,19 @@ async def test_a_continued_run_gets_a_fresh_worktree_when_its_parents_is_gone(
     child = await daemon._supervisor.launch(
         "agent", "write c.txt c", str(repo), reuse_worktree=parent.worktree
     )
-    assert child.worktree is not None and child.worktree.path != tree.path
+    # Made again at the same path (an agent keeps its sessions per folder), on the same branch
+    # name from the same base.
+    assert child.worktree is not None and child.worktree == tree
+    assert exists(tree.path) and tree.branch in branches(repo)
     done = await ended(daemon, child.id)
     assert done.changes is not None and [f.path for f in done.changes.files] == ["c.txt"]
+    assert done.worktree == tree  # open, so it can be merged like any other
+    merged = await daemon.merge_worktree(child.id)
+    assert merged.worktree is not None and merged.worktree.state is WorktreeState.MERGED
+    assert (repo / "c.txt").exists() and branches(repo) == ["main"]
+    # Merged (the user's decision): a run continued after that gets a fresh worktree.
+    later = await daemon._supervisor.launch(
+        "agent", "look", str(repo), reuse_worktree=merged.worktree
+    )
+    assert later.worktree is not None and later.worktree.path != tree.path
+    await ended(daemon, later.id)

@@ -74,6 +74,7 @@ class Isolation:
         self._baselines: dict[str, Baseline | None] = {}  # None: not in a git directory
         self._users: dict[str, set[str]] = {}  # worktree path → live runs working in it
         self._claimed: set[str] = set()  # runs between prepare and their end
+        self._remade: set[str] = set()  # runs launching in a worktree made again for them
         self._tidying: set[asyncio.Task[None]] = set()
         self._told_no_git = False
         # Directories found outside any checkout, until when: quick runs there start no git.
@@ -91,10 +92,12 @@ class Isolation:
         try:
             if reuse is not None:
                 async with self.worktrees.lock(reuse.path):
-                    if reuse.state is _OPEN and await self.worktrees.exists(reuse):
-                        self._users.setdefault(reuse.path, set()).add(run_id)
-                        return reuse
-                isolate = True  # it was removed (nothing had changed): start a fresh one
+                    if reused := await self._reuse(reuse):
+                        self._users.setdefault(reused.path, set()).add(run_id)
+                        if reused is not reuse:
+                            self._remade.add(run_id)
+                        return reused
+                isolate = True  # merged or discarded, or it cannot be made again: a fresh one
             if not isolate:
                 return None
             made = await self._create(run_id, directory, prompt)
@@ -103,6 +106,23 @@ class Isolation:
         except BaseException:
             self._claimed.discard(run_id)
             raise
+
+    async def _reuse(self, tree: Worktree) -> Worktree | None:
+        """The parent's worktree for a continued run: as it is while open, or made again at the
+        same path once AIOS removed it unchanged (the agent's session is kept per folder, so a
+        new path would lose it). None when the user merged or discarded it (the caller holds
+        its lock)."""
+        if tree.state is _OPEN and await self.worktrees.exists(tree):
+            return tree
+        if tree.state not in (_OPEN, WorktreeState.REMOVED):
+            return None
+        try:
+            made = await self.worktrees.recreate(tree)
+        except (GitError, WorktreeError, OSError) as exc:
+            log.warning("could not make the worktree %s again: %s", tree.path, exc)
+            return None
+        log.info("made the worktree %s again, on %s", made.path, made.branch)
+        return made
 
     async def _create(self, run_id: str, directory: Path, prompt: str) -> Worktree:
         try:
@@ -119,16 +139,19 @@ class Isolation:
     def abandon(self, run_id: str, worktree: Worktree | None) -> None:
         """The launch failed after ``prepare`` (the queue was full, the daemon is stopping)."""
         self._claimed.discard(run_id)
+        remade = run_id in self._remade
+        self._remade.discard(run_id)
         if worktree is None:
             return
         self._let_go(worktree.path, run_id)
-        if Path(worktree.path).parent.name == run_id:  # made for it: nobody else knows it
-            self._tasks.spawn(self._drop(worktree), f"drop the worktree of {run_id}")
+        if Path(worktree.path).parent.name == run_id or remade:  # nobody else knows it
+            # One made again keeps its branch: the parent's work may be on it.
+            self._tasks.spawn(self._drop(worktree, remade), f"drop the worktree of {run_id}")
 
-    async def _drop(self, worktree: Worktree) -> None:
+    async def _drop(self, worktree: Worktree, keep_branch: bool = False) -> None:
         async with self.worktrees.lock(worktree.path):
             try:
-                await self.worktrees.retire(worktree, discard=True, message="")
+                await self.worktrees.retire(worktree, discard=not keep_branch, message="")
             except (GitError, WorktreeError, OSError) as exc:
                 log.warning("could not remove the unused worktree %s: %s", worktree.path, exc)
 
@@ -205,6 +228,7 @@ class Isolation:
         """The run ended: its worktree goes if nothing changed and nobody else works in it."""
         self._baselines.pop(run.id, None)
         self._claimed.discard(run.id)
+        self._remade.discard(run.id)
         tree = run.worktree
         if tree is None:
             return

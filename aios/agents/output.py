@@ -116,6 +116,8 @@ class Output:
         if reducer is None:  # a structured format always has one; a bare stream shows as is
             text = "".join(line + "\n" for line in lines)
         elif stderr:
+            if lines:  # kept raw beside the styled log: what the CLI said, as it said it
+                await self._keep("".join(line + "\n" for line in lines).encode(), "stderr")
             text = "".join(reducer.stderr(line) for line in lines)
         else:
             if lines:

@@ -195,6 +195,12 @@ async def run_events(run_id: str) -> Response:
     return await stored_bytes(await find_run(run_id), "events", "application/x-ndjson")
 
 
+@blueprint.get("/api/runs/<run_id>/stderr")
+async def run_stderr(run_id: str) -> Response:
+    """What a structured agent wrote on stderr, raw, from byte ``offset``."""
+    return await stored_bytes(await find_run(run_id), "stderr", "text/plain")
+
+
 async def stored_bytes(run: Run, stream: Stream, mimetype: str) -> Response:
     """A run's output or events from the ``offset`` parameter, at most 4 MiB a call."""
     offset = int_arg("offset", 0, 0, MAX_OFFSET)

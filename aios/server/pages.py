@@ -173,6 +173,7 @@ async def run_page(run_id: str) -> str:
         agent=agent,
         output=output,
         truncated=start > 0,
+        has_stderr=await d.log_size(run.id, "stderr") > 0,
         shown=total - start,
         total=total,
         changes=Markup(await render_changes(run)),  # noqa: S704 (a rendered, escaped template)
@@ -208,6 +209,13 @@ async def run_events_file(run_id: str) -> Response:
     run = await find_run(run_id)
     data = await d.read_log(run.id, 0, None, "events")
     return Response(data, mimetype="application/x-ndjson")
+
+
+@blueprint.get("/runs/<run_id>/stderr.txt")
+async def run_stderr_file(run_id: str) -> Response:
+    d = daemon()
+    run = await find_run(run_id)
+    return Response(await d.read_log(run.id, 0, None, "stderr"), mimetype="text/plain")
 
 
 @blueprint.get("/settings")

@@ -256,13 +256,16 @@ class ClaudeReducer(JsonReducer):
         if self.two_way:  # each turn of a two-way session has a verdict of its own
             k.failure, k.failure_kind, self._message_failure = None, None, None
         k.session_id = k.session_id or str_of(event.get("session_id")) or None
-        turns = int_of(event.get("num_turns"))
-        k.num_turns = turns if turns is not None and turns >= 0 else k.num_turns
-        k.cost_usd = float_of(event.get("total_cost_usd"))
         # result.usage is the whole run's in the versions we know, but some have reported only
         # the last call there: the larger of it and the sum of the messages is the truer one.
         streamed, reported = k.tokens, _tokens(event.get("usage"))
         k.tokens = max((t for t in (streamed, reported) if t), key=_total, default=None)
+        # A run that never reached the API (not logged in, a session gone) still says "$0, 1
+        # turn": no tokens and no API time mean no turn was taken and nothing was charged.
+        if k.tokens is not None or float_of(event.get("duration_api_ms")):
+            turns = int_of(event.get("num_turns"))
+            k.num_turns = turns if turns is not None and turns >= 0 else k.num_turns
+            k.cost_usd = float_of(event.get("total_cost_usd"))
         for denial in map(dict_of, list_of(event.get("permission_denials"))):
             name = str_of(denial.get("tool_name")) or "tool"
             k.deny(name, key_argument(name, denial.get("tool_input"), self._cwd))
@@ -348,8 +351,8 @@ HINTS = {
     ),
     FailureKind.OFFLINE: "Claude cannot reach the Anthropic API: check the network or the proxy.",
     FailureKind.SESSION_GONE: (
-        "That session is not in this directory (claude keeps sessions per directory): "
-        "resume it from where it ran, or start a new run."
+        "Claude no longer has that session in this directory (it keeps sessions per "
+        "directory, and forgets them when it is cleaned up): start a new run."
     ),
     FailureKind.TURN_LIMIT: "The run used all its turns: give it a smaller task.",
     FailureKind.CONFIG: (

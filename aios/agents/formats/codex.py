@@ -94,6 +94,9 @@ class CodexReducer(JsonReducer):
         self._shown: set[str] = set()  # items whose call line is already in the log
         self._last_error = ""  # the last error event: repeats are not shown again
         self._turns = 0
+        # A turn counts once the model answers in it: one refused before any answer (not
+        # logged in, offline) took no turn, whatever turn.started said.
+        self._turn_pending = False
 
     def event(self, event: dict[str, Any]) -> str:
         kind = str_of(event.get("type"))
@@ -120,10 +123,15 @@ class CodexReducer(JsonReducer):
         return style.dim(f"codex · session {k.session_id}") + "\n" if k.session_id else ""
 
     def _turn_started(self, event: dict[str, Any]) -> str:
-        self._turns += 1
-        self.knowledge.num_turns = self._turns
+        self._turn_pending = True
         self.knowledge.working()
         return ""
+
+    def _answered(self) -> None:
+        if self._turn_pending:
+            self._turn_pending = False
+            self._turns += 1
+            self.knowledge.num_turns = self._turns
 
     def _turn_failed(self, event: dict[str, Any]) -> str:
         message = str_of(dict_of(event.get("error")).get("message")) or "the turn failed"
@@ -132,6 +140,7 @@ class CodexReducer(JsonReducer):
         return self.conclude(message)
 
     def _turn_completed(self, event: dict[str, Any]) -> str:
+        self._answered()
         k, usage = self.knowledge, dict_of(event.get("usage"))
         given = count_of(usage.get("input_tokens"))
         cached = count_of(usage.get("cached_input_tokens"))
@@ -164,6 +173,7 @@ class CodexReducer(JsonReducer):
         kind = str_of(item.get("type"))
         if kind != "error":  # a warning item is no sign of progress
             self.knowledge.working()
+            self._answered()
         handler = {
             "agent_message": self._text,
             "plan": self._text,

@@ -14,7 +14,8 @@ packages/cli/src/nonInteractiveCli.ts; recordings in tests/fakes/streams/gemini-
 - ``error``: ``severity`` warning|error, ``message`` (loop detected, turn limit …).
 - ``result``: ``status`` success|error, ``error`` {type, message}, ``stats`` {total_tokens,
   input_tokens (cached included), output_tokens, cached, input (not cached), duration_ms,
-  tool_calls}.
+  tool_calls, models (the model that answered → its usage; init's ``model`` is the one asked
+  for, ``auto`` by default)}.
 - stderr, while the API cannot be reached (stdout is silent meanwhile, minutes on end):
   ``Attempt 3 failed. Retrying with backoff... Error: …``; before any event, the reason it
   will not start (no auth method: exit 41; untrusted folder: exit 55).
@@ -133,6 +134,14 @@ def kind_of(text: str) -> FailureKind:
     return kind_from(_KINDS, text)
 
 
+def _model_used(stats: dict[str, Any]) -> str:
+    """The model that answered, from ``stats.models`` (model → its usage): init names only the
+    one asked for, often ``auto``. Where several answered, the one that used the most tokens."""
+    models = dict_of(stats.get("models"))
+    used = [(count_of(dict_of(usage).get("total_tokens")), name) for name, usage in models.items()]
+    return max(used, default=(0, ""))[1]
+
+
 def key_argument(parameters: object) -> str:
     arguments = dict_of(parameters)
     for key in _ANY_ARGUMENT:
@@ -227,6 +236,7 @@ class GeminiReducer(JsonReducer):
         fresh = count_of(stats["input"]) if "input" in stats else max(given - cached, 0)
         if given or cached or output or fresh:
             k.tokens = Tokens(input=fresh, output=output, cached=cached)
+        k.model = _model_used(stats) or k.model
         if event.get("status") == "error":
             error = dict_of(event.get("error"))
             message = str_of(error.get("message")) or self._said or "gemini reported an error"
