@@ -192,15 +192,20 @@ def test_a_run_that_prints_nothing_for_stall_after_is_stalled_once(shell: Shell)
     assert reasons(shell) == ["stalled", "stalled"]
 
 
-@pytest.mark.parametrize("quiet", [Activity.WAITING, Activity.AWAITING_APPROVAL])
-def test_a_session_waiting_for_the_user_is_not_stalled(shell: Shell, quiet: Activity) -> None:
+@pytest.mark.parametrize(
+    "quiet", [Activity.WAITING, Activity.AWAITING_APPROVAL, Activity.NEEDS_LOGIN]
+)
+def test_a_run_waiting_for_the_user_is_not_stalled(shell: Shell, quiet: Activity) -> None:
+    """A two-way session waiting for an answer, or an agent waiting for a login (aider's
+    browser login): the user is the one to act, the run is not stuck."""
     run = started(shell, Policy(stall_after=1))
-    if quiet is Activity.WAITING:
-        observe(shell, run, Observation(activity=Activity.WAITING))
+    if quiet is not Activity.AWAITING_APPROVAL:
+        observe(shell, run, Observation(activity=quiet))
     else:
         observe(shell, run, Observation(asked=(BASH,)))
     shell.advance(3600)
     assert doing(run) is quiet and "stalled" not in reasons(shell)
+    assert run.state is S.RUNNING
 
 
 def test_no_stall_without_a_process_or_a_limit_or_once_stopping(

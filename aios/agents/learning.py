@@ -20,8 +20,10 @@ from aios.runs import ATTENTION_ACTIVITIES, Activity, Approval, Run, RunState
 # What the stream learns that is copied onto the run as it is (activity is derived apart).
 FACTS = ("session_id", "model", "tokens", "cost_usd", "num_turns", "denials")
 
-# A two-way session is quiet while it waits for the user: that is not a stall.
-QUIET_BY_DESIGN = frozenset({Activity.STALLED, Activity.WAITING, Activity.AWAITING_APPROVAL})
+# A run is quiet while it waits for the user (a two-way session's answer, a login): not a stall.
+QUIET_BY_DESIGN = frozenset(
+    {Activity.STALLED, Activity.WAITING, Activity.AWAITING_APPROVAL, Activity.NEEDS_LOGIN}
+)
 # States in which silence can be a stall: a process is there and is meant to be working.
 WATCHED = frozenset({RunState.STARTING, RunState.RUNNING})
 
