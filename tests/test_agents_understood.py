@@ -158,6 +158,14 @@ def test_offline_needs_login_and_stalled_call_for_attention(fakes: Fakes) -> Non
         for rid in runs.values():
             fakes.d.client.request("POST", f"/api/runs/{rid}/stop")
             assert fakes.final(rid)["state"] == "stopped"
+        # A stop keeps what the stream had learnt: why it was waiting, and what to do.
+        codex = fakes.final(runs["codex"])
+        assert (codex["error"], codex["error_kind"]) == ("stopped while offline", "offline")
+        assert codex["hint"].startswith("Stopped while offline: Codex cannot reach")
+        aider = fakes.final(runs["aider"])
+        assert (aider["error_kind"], aider["hint"][:27]) == ("auth", "Stopped while waiting for a")
+        silent = fakes.final(runs["silent"])
+        assert (silent["error"], silent["error_kind"], silent["hint"]) == (None, None, None)
     finally:
         events.close()
 

@@ -15,6 +15,7 @@ from aios.runs import (
     Approval,
     Changes,
     Denial,
+    FailureKind,
     Run,
     RunState,
     Tokens,
@@ -220,6 +221,37 @@ def test_no_stall_without_a_process_or_a_limit_or_once_stopping(
     queued_core.advance(3600)
     assert doing(never) is Activity.STARTING and waiting.activity is None
     assert doing(stopping) is Activity.STARTING and shell.attention == []
+
+
+# -- a user's stop keeps what the stream learnt ----------------------------------------------
+
+OFFLINE_HINT = "Codex cannot reach the OpenAI API: check the network."
+STOPPED_OFFLINE = f"Stopped while offline: {OFFLINE_HINT}"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kept"),
+    [
+        (  # codex waiting for the network: no failure said, the wait is the reason
+            Outcome(kind=FailureKind.OFFLINE, hint=OFFLINE_HINT, activity=Activity.OFFLINE),
+            ("stopped while offline", FailureKind.OFFLINE, STOPPED_OFFLINE),
+        ),
+        (  # an API error said, then retrying
+            Outcome("529 overloaded", FailureKind.API, "Try later.", activity=Activity.RETRYING),
+            ("529 overloaded", FailureKind.API, "Stopped while retrying the API: Try later."),
+        ),
+        (Outcome("refused", FailureKind.AUTH, "Log in."), ("refused", FailureKind.AUTH, "Log in.")),
+        (Outcome(hint="Some actions were denied.", activity=Activity.WORKING), (None, None, None)),
+    ],
+)
+def test_a_user_stop_keeps_what_the_stream_learnt(
+    shell: Shell, outcome: Outcome, kept: tuple[str | None, FailureKind | None, str | None]
+) -> None:
+    run = started(shell)
+    shell.do(shell.core.stop(run.id))
+    shell.do(shell.core.exited(run.id, -15, outcome))
+    assert run.state is S.STOPPED
+    assert (run.error, run.error_kind, run.hint) == kept
 
 
 # -- resource samples and amendments ---------------------------------------------------------------

@@ -72,6 +72,7 @@ class Outcome:
     # What AIOS could not keep of the output (a full disk): recorded as the run's error however
     # it ended, without making a success a failure (the agent did its work).
     lost: str | None = None
+    activity: Activity | None = None  # what the stream last said the run was doing
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from aios.agents.effects import Attention, Observation
+from aios.agents.effects import Attention, Observation, Outcome
 from aios.formatting import duration
-from aios.runs import ATTENTION_ACTIVITIES, Activity, Approval, Run, RunState
+from aios.runs import ATTENTION_ACTIVITIES, Activity, Approval, FailureKind, Run, RunState
 
 # What the stream learns that is copied onto the run as it is (activity is derived apart).
 FACTS = ("session_id", "model", "tokens", "cost_usd", "num_turns", "denials")
@@ -26,6 +26,14 @@ QUIET_BY_DESIGN = frozenset(
 )
 # States in which silence can be a stall: a process is there and is meant to be working.
 WATCHED = frozenset({RunState.STARTING, RunState.RUNNING})
+# A run that ends while it waits for one of these failed (or was stopped) for that reason.
+KIND_OF_WAIT = {Activity.OFFLINE: FailureKind.OFFLINE, Activity.NEEDS_LOGIN: FailureKind.AUTH}
+# What a run the user stopped was doing, in words ("stopped while offline").
+STOPPED_WHILE = {
+    Activity.OFFLINE: "offline",
+    Activity.NEEDS_LOGIN: "waiting for a login",
+    Activity.RETRYING: "retrying the API",
+}
 
 
 @dataclass
@@ -116,3 +124,17 @@ def at_end(run: Run) -> list[Attention]:
         message = f"{run.agent} failed although it exited 0: {run.error}"
         return [Attention(run, "hidden_failure", message)]
     return []
+
+
+def stopped(outcome: Outcome) -> dict[str, Any]:
+    """What a run the user stopped keeps of what its stream had learnt: the failure it said, or
+    the wait it was in (offline, a login), with its hint ("Stopped while offline: …"). Nothing
+    when the stream had said nothing of the kind: a stop is not a failure."""
+    waiting = STOPPED_WHILE.get(outcome.activity) if outcome.activity is not None else None
+    if outcome.failure is None and outcome.kind is None and waiting is None:
+        return {}
+    error = outcome.failure or (f"stopped while {waiting}" if waiting else outcome.lost)
+    hint = outcome.hint
+    if hint and waiting:
+        hint = f"Stopped while {waiting}: {hint}"
+    return {"error": error, "error_kind": outcome.kind, "hint": hint}

@@ -197,6 +197,7 @@ class Lifecycle:
         if outcome.lost:
             gone["error"] = outcome.lost
         if run.state is _S.STOPPING:  # the user chose to end it, whatever the exit code says
+            gone |= learning.stopped(outcome)  # keeping what the stream had learnt
             return self._end(life, _S.STOPPED, exit_code=exit_code, **gone)
         if exit_code == 0 and outcome.failure is None:
             return self._end(life, _S.SUCCEEDED, exit_code=exit_code, **{**_NO_ERROR, **gone})
