@@ -89,6 +89,32 @@ def test_entering_an_activity_that_needs_the_user_calls_once(shell: Shell) -> No
     assert reasons(shell) == ["offline", "needs_login"]
 
 
+def test_a_wait_the_user_can_act_on_carries_its_hint_while_it_lasts(shell: Shell) -> None:
+    run = shell.launch(Policy(restart_on_failure=True))
+    shell.spawned(run)
+    shell.do(shell.core.exited(run.id, 1, Outcome("boom", hint="Try later.")))
+    shell.advance(1)  # backoff over: a new attempt, the last one's hint still on the record
+    assert run.state is S.STARTING and run.hint == "Try later."
+    observe(shell, run)
+    assert run.hint == "Try later."  # not the live hint's to clear
+    offline = Observation(activity=Activity.OFFLINE, activity_detail="waiting", hint="Check it.")
+    observe(shell, run, offline)
+    assert run.hint == "Check it."
+    assert (
+        shell.attention[-1].message == "a is offline, waiting for the network: waiting — Check it."
+    )
+    observe(shell, run, Observation(activity=Activity.RETRYING))
+    assert run.hint is None  # the wait is over
+    observe(shell, run, Observation(activity=Activity.NEEDS_LOGIN, hint="Set a key."))
+    assert run.hint == "Set a key."
+    shell.exited(run, 0)
+    assert run.state is S.SUCCEEDED and run.hint is None
+    other = started(shell)
+    observe(shell, other, offline)
+    shell.do(shell.core.exited(other.id, 1, Outcome()))  # an end that says nothing more
+    assert other.state is S.FAILED and other.hint is None
+
+
 def test_an_ended_run_calls_for_the_user_when_its_exit_code_hides_something(
     shell: Shell,
 ) -> None:

@@ -82,6 +82,7 @@ class Observation:
 
     activity: Activity | None = None  # None: the stream has no opinion (it is working)
     activity_detail: str | None = None
+    hint: str | None = None  # what to do about the activity (offline, needs_login)
     session_id: str | None = None
     model: str | None = None
     tokens: Tokens | None = None

@@ -5,7 +5,8 @@ The core keeps, per live run, a :class:`Hearing`: the stream's own last word on 
 doing, the requests waiting for the user (the one place pending approvals are held), and whether
 the run has gone quiet. The run's ``activity`` is derived from it, in this order: a pending
 request (``awaiting_approval``), then silence (``stalled``), then what the stream says (anything
-heard at all means ``working``).
+heard at all means ``working``). While the run waits offline or for a login, its record's ``hint``
+says what to do about it (the format's words), and is cleared when the wait is over.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ QUIET_BY_DESIGN = frozenset(
 )
 # States in which silence can be a stall: a process is there and is meant to be working.
 WATCHED = frozenset({RunState.STARTING, RunState.RUNNING})
+# Activities whose record carries a hint while they last: the user can act on them.
+HINTED = frozenset({Activity.OFFLINE, Activity.NEEDS_LOGIN})
 # A run that ends while it waits for one of these failed (or was stopped) for that reason.
 KIND_OF_WAIT = {Activity.OFFLINE: FailureKind.OFFLINE, Activity.NEEDS_LOGIN: FailureKind.AUTH}
 # What a run the user stopped was doing, in words ("stopped while offline").
@@ -42,6 +45,8 @@ class Hearing:
 
     heard_at: float = 0.0  # monotonic: the last output, on any stream
     said: tuple[Activity, str | None] | None = None  # the stream's last word; None: nothing yet
+    hint: str | None = None  # what the stream's last word says to do (offline, needs_login)
+    hinted: str | None = None  # the hint the core put on the record for it, to clear it after
     stalled: str | None = None  # why the run counts as stalled ("no output for 2m 00s")
     # Requests waiting for the user's answer, oldest first, with their timer's token (or 0).
     pending: dict[str, tuple[Approval, int]] = field(default_factory=dict)
@@ -78,7 +83,16 @@ def derived(run: Run, hearing: Hearing) -> dict[str, Any]:
         changes["activity"], changes["activity_detail"] = now_doing, detail
     if run.pending_approval != hearing.first():
         changes["pending_approval"] = hearing.first()
+    hint = live_hint(now_doing, hearing)
+    if hint is not None and run.hint != hint:
+        changes["hint"] = hint
+    elif hint is None and hearing.hinted is not None and run.hint == hearing.hinted:
+        changes["hint"] = None  # the wait is over; a hint of another origin stays
     return changes
+
+
+def live_hint(doing: Activity | None, hearing: Hearing) -> str | None:
+    return hearing.hint if doing in HINTED else None
 
 
 def stalled(run: Run, hearing: Hearing, quiet: float, limit: float) -> bool:
@@ -101,11 +115,14 @@ def entered(before: Run, after: Run) -> list[Attention]:
         return []
     name, detail = after.agent, after.activity_detail
     words = {
-        Activity.NEEDS_LOGIN: f"{name} is waiting for you to log in",
+        Activity.NEEDS_LOGIN: f"{name} is waiting for a login",
         Activity.STALLED: f"{name} has printed nothing for a while",
         Activity.OFFLINE: f"{name} is offline, waiting for the network",
     }[after.activity]
-    return [Attention(after, str(after.activity), f"{words}: {detail}" if detail else words)]
+    message = f"{words}: {detail}" if detail else words
+    if after.hint and after.activity in HINTED:
+        message = f"{message} — {after.hint}"
+    return [Attention(after, str(after.activity), message)]
 
 
 def asked(run: Run, approval: Approval) -> Attention:

@@ -192,6 +192,8 @@ class Lifecycle:
         # Requests die with the process; resource figures are of a process that is gone.
         life.hearing.pending.clear()
         gone: dict[str, Any] = {"pending_approval": None, "cpu_percent": None, "rss_bytes": None}
+        if life.hearing.hinted is not None and run.hint == life.hearing.hinted:
+            gone["hint"] = None  # the wait's hint; what the end says replaces it
         if changes is not None:
             gone["changes"] = changes
         if outcome.lost:
@@ -306,6 +308,7 @@ class Lifecycle:
             return []
         hearing, effects = life.hearing, list[Effect]()
         hearing.said = None if seen.activity is None else (seen.activity, seen.activity_detail)
+        hearing.hint = seen.hint
         new = []
         for approval in seen.asked:
             if approval.id in hearing.pending or approval.id in hearing.answered:
@@ -374,7 +377,9 @@ class Lifecycle:
         changes |= learning.derived(replace(life.run, **changes), life.hearing)
         if not changes:
             return None
-        return self._change(life, **changes)
+        change = self._change(life, **changes)
+        life.hearing.hinted = learning.live_hint(life.run.activity, life.hearing)
+        return change
 
     def _answer(self, life: _Life, request: str, *, allow: bool, message: str) -> list[Effect]:
         _, token = life.hearing.pending.pop(request)

@@ -163,9 +163,11 @@ class Output:
         if reducer is None:
             return Observation()
         k = reducer.knowledge
+        waiting = k.activity in learning.HINTED
         return Observation(
             activity=k.activity,
             activity_detail=k.activity_detail,
+            hint=self.agent.output.hint(k, None) if waiting else None,
             session_id=k.session_id,
             model=k.model,
             tokens=k.tokens,
