@@ -9,7 +9,7 @@ import pytest
 
 from aios.agents.effects import Amended, Observation, Outcome, Policy
 from aios.agents.errors import WrongRunState
-from aios.agents.lifecycle import Lifecycle
+from aios.agents.lifecycle import SETTLE, Lifecycle
 from aios.runs import (
     Activity,
     Approval,
@@ -77,16 +77,41 @@ def test_any_output_means_working_and_facts_are_kept_when_the_stream_says_nothin
     assert run.session_id == "s1" and len(shell.changes) == changes  # nothing new: no record
 
 
-def test_entering_an_activity_that_needs_the_user_calls_once(shell: Shell) -> None:
+def test_entering_an_activity_that_needs_the_user_calls_once_it_has_held(shell: Shell) -> None:
     run = started(shell)
     offline = Observation(activity=Activity.OFFLINE, activity_detail="reconnecting 1/5")
     observe(shell, run, offline)
+    shell.advance(SETTLE - 0.001)
+    assert reasons(shell) == []  # not yet: it may be the run's last moment
     observe(shell, run, dataclasses.replace(offline, activity_detail="reconnecting 2/5"))
     assert run.activity_detail == "reconnecting 2/5"
-    assert reasons(shell) == ["offline"]
-    assert shell.attention[0].message == "a is offline, waiting for the network: reconnecting 1/5"
+    shell.advance(0.001)
+    assert reasons(shell) == ["offline"]  # held: one call, with the detail as it is now
+    assert shell.attention[0].message == "a is offline, waiting for the network: reconnecting 2/5"
+    shell.advance(60)
     observe(shell, run, Observation(activity=Activity.NEEDS_LOGIN))
+    shell.advance(SETTLE)
     assert reasons(shell) == ["offline", "needs_login"]
+
+
+@pytest.mark.parametrize("then", ["ends", "is stopped", "moves on", "enters another"])
+def test_an_activity_entered_in_a_runs_last_moment_calls_for_nobody(
+    shell: Shell, then: str
+) -> None:
+    """aider says it waits for a login for 0.6 s as it gives up: no false alert."""
+    run = started(shell)
+    observe(shell, run, Observation(activity=Activity.NEEDS_LOGIN, activity_detail="login"))
+    shell.advance(0.6)
+    if then == "ends":
+        shell.exited(run, 1)
+    elif then == "is stopped":
+        shell.do(shell.core.stop(run.id))
+    elif then == "moves on":
+        observe(shell, run, Observation(activity=Activity.WORKING))
+    else:
+        observe(shell, run, Observation(activity=Activity.OFFLINE))
+    shell.advance(SETTLE)
+    assert reasons(shell) == (["offline"] if then == "enters another" else [])
 
 
 def test_a_wait_the_user_can_act_on_carries_its_hint_while_it_lasts(shell: Shell) -> None:
@@ -99,6 +124,7 @@ def test_a_wait_the_user_can_act_on_carries_its_hint_while_it_lasts(shell: Shell
     assert run.hint == "Try later."  # not the live hint's to clear
     offline = Observation(activity=Activity.OFFLINE, activity_detail="waiting", hint="Check it.")
     observe(shell, run, offline)
+    shell.advance(SETTLE)
     assert run.hint == "Check it."
     assert (
         shell.attention[-1].message == "a is offline, waiting for the network: waiting — Check it."
@@ -210,12 +236,13 @@ def test_a_run_that_prints_nothing_for_stall_after_is_stalled_once(shell: Shell)
     assert doing(run) is Activity.WORKING
     shell.advance(0.001)
     assert (run.activity, run.activity_detail) == (Activity.STALLED, "no output for 2m 00s")
+    shell.advance(SETTLE)
     assert reasons(shell) == ["stalled"]
     shell.advance(600)
     assert reasons(shell) == ["stalled"]  # said once
     observe(shell, run)
     assert doing(run) is Activity.WORKING
-    shell.advance(120)
+    shell.advance(120 + SETTLE)
     assert reasons(shell) == ["stalled", "stalled"]
 
 

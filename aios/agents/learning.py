@@ -109,20 +109,29 @@ def quiet_for(quiet: float) -> str:
     return f"no output for {duration(quiet)}"
 
 
-def entered(before: Run, after: Run) -> list[Attention]:
-    """A call for the user's attention when ``after`` enters an activity that needs them."""
+def entered(before: Run, after: Run) -> Activity | None:
+    """The activity that needs the user which ``after`` enters, if it does."""
     if after.activity is before.activity or after.activity not in ATTENTION_ACTIVITIES:
+        return None
+    return after.activity
+
+
+def settled(run: Run, entered: str) -> list[Attention]:
+    """The call for the user's attention once the activity ``entered`` has held its settle time:
+    none if the run moved on meanwhile (a run that ends passes through its last activities in
+    a moment: aider says it waits for a login as it gives up) or is being stopped."""
+    if run.state not in WATCHED or run.activity is None or run.activity != entered:
         return []
-    name, detail = after.agent, after.activity_detail
+    name, detail = run.agent, run.activity_detail
     words = {
         Activity.NEEDS_LOGIN: f"{name} is waiting for a login",
         Activity.STALLED: f"{name} has printed nothing for a while",
         Activity.OFFLINE: f"{name} is offline, waiting for the network",
-    }[after.activity]
+    }[run.activity]
     message = f"{words}: {detail}" if detail else words
-    if after.hint and after.activity in HINTED:
-        message = f"{message} — {after.hint}"
-    return [Attention(after, str(after.activity), message)]
+    if run.hint and run.activity in HINTED:
+        message = f"{message} — {run.hint}"
+    return [Attention(run, str(run.activity), message)]
 
 
 def asked(run: Run, approval: Approval) -> Attention:
