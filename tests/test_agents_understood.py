@@ -147,10 +147,14 @@ def test_offline_needs_login_and_stalled_call_for_attention(fakes: Fakes) -> Non
             seen[data["run"]] = data
         assert seen[runs["codex"]]["reason"] == "offline"
         assert seen[runs["aider"]]["reason"] == "needs_login"
-        assert "log in" in seen[runs["aider"]]["message"]
+        assert "cannot finish here" in seen[runs["aider"]]["message"]
+        assert "API key" in seen[runs["aider"]]["message"]
         assert seen[runs["silent"]]["reason"] == "stalled"
         now = {rid: fakes.d.client.request("GET", f"/api/runs/{rid}") for rid in runs.values()}
         assert now[runs["codex"]]["activity"] == "offline"
+        assert now[runs["codex"]]["hint"].startswith("Codex cannot reach its API")
+        assert now[runs["aider"]]["hint"].startswith("Stop it and give the agent an API key")
+        assert now[runs["silent"]]["hint"] is None
         assert now[runs["aider"]]["activity"] == "needs_login"
         assert now[runs["silent"]]["activity"] == "stalled"
         ps = run_cli(fakes.home, "ps")
@@ -158,6 +162,14 @@ def test_offline_needs_login_and_stalled_call_for_attention(fakes: Fakes) -> Non
         for rid in runs.values():
             fakes.d.client.request("POST", f"/api/runs/{rid}/stop")
             assert fakes.final(rid)["state"] == "stopped"
+        # A stop keeps what the stream had learnt: why it was waiting, and what to do.
+        codex = fakes.final(runs["codex"])
+        assert (codex["error"], codex["error_kind"]) == ("stopped while offline", "offline")
+        assert codex["hint"].startswith("Stopped while offline: Codex cannot reach")
+        aider = fakes.final(runs["aider"])
+        assert (aider["error_kind"], aider["hint"][:27]) == ("auth", "Stopped while waiting for a")
+        silent = fakes.final(runs["silent"])
+        assert (silent["error"], silent["error_kind"], silent["hint"]) == (None, None, None)
     finally:
         events.close()
 

@@ -90,8 +90,15 @@ def test_waiting_for_a_browser_login() -> None:
     assert url.activity is Activity.NEEDS_LOGIN
     waiting = run.knowledge
     assert waiting.activity is Activity.NEEDS_LOGIN  # the URL and later lines do not undo it
-    assert waiting.activity_detail == "waiting up to 5 min for an OpenRouter browser login"
+    assert (
+        waiting.activity_detail == "waiting up to 5 min for a browser login it cannot finish here"
+    )
     assert run.hint and "API key" in run.hint
+    # One story, live and at the end: the login cannot finish here, a key is the way out.
+    live = aider.hint(waiting, None)
+    assert live and live.startswith("Stop it and give the agent an API key")
+    assert live.endswith("aider cannot finish a browser login here.")
+    assert run.hint.endswith("aider cannot finish a browser login here.")
     assert "https://openrouter.ai/auth?" in run.plain
     assert f"{YELLOW}Please open this URL" in run.text
 

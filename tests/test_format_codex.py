@@ -27,6 +27,7 @@ def test_reconnecting_then_waiting_for_the_network() -> None:
     assert run.knowledge.failure is None
     assert run.after("Falling back").activity is Activity.RETRYING
     assert run.hint and "network" in run.hint
+    assert codex.hint(run.knowledge, None) == run.hint  # the same words while it waits, live
     # The same "waiting for network" line again and again is shown once.
     assert run.plain.count("waiting for network") == 1
     assert "\x1b[2m2026-12-02T00:29:14.201Z ERROR codex_api" in run.text

@@ -9,12 +9,13 @@ import pytest
 
 from aios.agents.effects import Amended, Observation, Outcome, Policy
 from aios.agents.errors import WrongRunState
-from aios.agents.lifecycle import Lifecycle
+from aios.agents.lifecycle import SETTLE, Lifecycle
 from aios.runs import (
     Activity,
     Approval,
     Changes,
     Denial,
+    FailureKind,
     Run,
     RunState,
     Tokens,
@@ -76,16 +77,68 @@ def test_any_output_means_working_and_facts_are_kept_when_the_stream_says_nothin
     assert run.session_id == "s1" and len(shell.changes) == changes  # nothing new: no record
 
 
-def test_entering_an_activity_that_needs_the_user_calls_once(shell: Shell) -> None:
+def test_entering_an_activity_that_needs_the_user_calls_once_it_has_held(shell: Shell) -> None:
     run = started(shell)
     offline = Observation(activity=Activity.OFFLINE, activity_detail="reconnecting 1/5")
     observe(shell, run, offline)
+    shell.advance(SETTLE - 0.001)
+    assert reasons(shell) == []  # not yet: it may be the run's last moment
     observe(shell, run, dataclasses.replace(offline, activity_detail="reconnecting 2/5"))
     assert run.activity_detail == "reconnecting 2/5"
-    assert reasons(shell) == ["offline"]
-    assert shell.attention[0].message == "a is offline, waiting for the network: reconnecting 1/5"
+    shell.advance(0.001)
+    assert reasons(shell) == ["offline"]  # held: one call, with the detail as it is now
+    assert shell.attention[0].message == "a is offline, waiting for the network: reconnecting 2/5"
+    shell.advance(60)
     observe(shell, run, Observation(activity=Activity.NEEDS_LOGIN))
+    shell.advance(SETTLE)
     assert reasons(shell) == ["offline", "needs_login"]
+
+
+@pytest.mark.parametrize("then", ["ends", "is stopped", "moves on", "enters another"])
+def test_an_activity_entered_in_a_runs_last_moment_calls_for_nobody(
+    shell: Shell, then: str
+) -> None:
+    """aider says it waits for a login for 0.6 s as it gives up: no false alert."""
+    run = started(shell)
+    observe(shell, run, Observation(activity=Activity.NEEDS_LOGIN, activity_detail="login"))
+    shell.advance(0.6)
+    if then == "ends":
+        shell.exited(run, 1)
+    elif then == "is stopped":
+        shell.do(shell.core.stop(run.id))
+    elif then == "moves on":
+        observe(shell, run, Observation(activity=Activity.WORKING))
+    else:
+        observe(shell, run, Observation(activity=Activity.OFFLINE))
+    shell.advance(SETTLE)
+    assert reasons(shell) == (["offline"] if then == "enters another" else [])
+
+
+def test_a_wait_the_user_can_act_on_carries_its_hint_while_it_lasts(shell: Shell) -> None:
+    run = shell.launch(Policy(restart_on_failure=True))
+    shell.spawned(run)
+    shell.do(shell.core.exited(run.id, 1, Outcome("boom", hint="Try later.")))
+    shell.advance(1)  # backoff over: a new attempt, the last one's hint still on the record
+    assert run.state is S.STARTING and run.hint == "Try later."
+    observe(shell, run)
+    assert run.hint == "Try later."  # not the live hint's to clear
+    offline = Observation(activity=Activity.OFFLINE, activity_detail="waiting", hint="Check it.")
+    observe(shell, run, offline)
+    shell.advance(SETTLE)
+    assert run.hint == "Check it."
+    assert (
+        shell.attention[-1].message == "a is offline, waiting for the network: waiting — Check it."
+    )
+    observe(shell, run, Observation(activity=Activity.RETRYING))
+    assert run.hint is None  # the wait is over
+    observe(shell, run, Observation(activity=Activity.NEEDS_LOGIN, hint="Set a key."))
+    assert run.hint == "Set a key."
+    shell.exited(run, 0)
+    assert run.state is S.SUCCEEDED and run.hint is None
+    other = started(shell)
+    observe(shell, other, offline)
+    shell.do(shell.core.exited(other.id, 1, Outcome()))  # an end that says nothing more
+    assert other.state is S.FAILED and other.hint is None
 
 
 def test_an_ended_run_calls_for_the_user_when_its_exit_code_hides_something(
@@ -183,24 +236,30 @@ def test_a_run_that_prints_nothing_for_stall_after_is_stalled_once(shell: Shell)
     assert doing(run) is Activity.WORKING
     shell.advance(0.001)
     assert (run.activity, run.activity_detail) == (Activity.STALLED, "no output for 2m 00s")
+    shell.advance(SETTLE)
     assert reasons(shell) == ["stalled"]
     shell.advance(600)
     assert reasons(shell) == ["stalled"]  # said once
     observe(shell, run)
     assert doing(run) is Activity.WORKING
-    shell.advance(120)
+    shell.advance(120 + SETTLE)
     assert reasons(shell) == ["stalled", "stalled"]
 
 
-@pytest.mark.parametrize("quiet", [Activity.WAITING, Activity.AWAITING_APPROVAL])
-def test_a_session_waiting_for_the_user_is_not_stalled(shell: Shell, quiet: Activity) -> None:
+@pytest.mark.parametrize(
+    "quiet", [Activity.WAITING, Activity.AWAITING_APPROVAL, Activity.NEEDS_LOGIN]
+)
+def test_a_run_waiting_for_the_user_is_not_stalled(shell: Shell, quiet: Activity) -> None:
+    """A two-way session waiting for an answer, or an agent waiting for a login (aider's
+    browser login): the user is the one to act, the run is not stuck."""
     run = started(shell, Policy(stall_after=1))
-    if quiet is Activity.WAITING:
-        observe(shell, run, Observation(activity=Activity.WAITING))
+    if quiet is not Activity.AWAITING_APPROVAL:
+        observe(shell, run, Observation(activity=quiet))
     else:
         observe(shell, run, Observation(asked=(BASH,)))
     shell.advance(3600)
     assert doing(run) is quiet and "stalled" not in reasons(shell)
+    assert run.state is S.RUNNING
 
 
 def test_no_stall_without_a_process_or_a_limit_or_once_stopping(
@@ -215,6 +274,37 @@ def test_no_stall_without_a_process_or_a_limit_or_once_stopping(
     queued_core.advance(3600)
     assert doing(never) is Activity.STARTING and waiting.activity is None
     assert doing(stopping) is Activity.STARTING and shell.attention == []
+
+
+# -- a user's stop keeps what the stream learnt ----------------------------------------------
+
+OFFLINE_HINT = "Codex cannot reach the OpenAI API: check the network."
+STOPPED_OFFLINE = f"Stopped while offline: {OFFLINE_HINT}"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kept"),
+    [
+        (  # codex waiting for the network: no failure said, the wait is the reason
+            Outcome(kind=FailureKind.OFFLINE, hint=OFFLINE_HINT, activity=Activity.OFFLINE),
+            ("stopped while offline", FailureKind.OFFLINE, STOPPED_OFFLINE),
+        ),
+        (  # an API error said, then retrying
+            Outcome("529 overloaded", FailureKind.API, "Try later.", activity=Activity.RETRYING),
+            ("529 overloaded", FailureKind.API, "Stopped while retrying the API: Try later."),
+        ),
+        (Outcome("refused", FailureKind.AUTH, "Log in."), ("refused", FailureKind.AUTH, "Log in.")),
+        (Outcome(hint="Some actions were denied.", activity=Activity.WORKING), (None, None, None)),
+    ],
+)
+def test_a_user_stop_keeps_what_the_stream_learnt(
+    shell: Shell, outcome: Outcome, kept: tuple[str | None, FailureKind | None, str | None]
+) -> None:
+    run = started(shell)
+    shell.do(shell.core.stop(run.id))
+    shell.do(shell.core.exited(run.id, -15, outcome))
+    assert run.state is S.STOPPED
+    assert (run.error, run.error_kind, run.hint) == kept
 
 
 # -- resource samples and amendments ---------------------------------------------------------------

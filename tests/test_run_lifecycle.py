@@ -345,7 +345,8 @@ def test_a_stopped_run_is_stopped_whatever_its_stream_says(shell: Shell) -> None
     shell.spawned(run)
     shell.do(shell.core.stop(run.id))
     shell.do(shell.core.exited(run.id, 1, Outcome("boom", FailureKind.API)))
-    assert state(run) is S.STOPPED and run.error is None
+    assert state(run) is S.STOPPED  # and keeps what the stream said (see test_run_hearing)
+    assert (run.error, run.error_kind) == ("boom", FailureKind.API)
 
 
 def test_a_restart_that_succeeds_clears_the_earlier_failure(shell: Shell) -> None:

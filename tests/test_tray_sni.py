@@ -274,7 +274,7 @@ def test_an_agent_that_needs_the_user_is_a_notification(
             ),
             what="dunst to show that aider waits for a login",
         )
-        assert line.startswith("AIOS|aider needs you|aider is waiting for you to log in")
+        assert line.startswith("AIOS|aider needs you|aider is waiting for a login")
         tray.client.request("POST", f"/api/runs/{waiting['id']}/stop")
         tray.client.request("POST", "/api/runs", {"agent": "crashy", "prompt": "x"})
         line = wait_until(

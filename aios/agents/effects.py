@@ -72,6 +72,7 @@ class Outcome:
     # What AIOS could not keep of the output (a full disk): recorded as the run's error however
     # it ended, without making a success a failure (the agent did its work).
     lost: str | None = None
+    activity: Activity | None = None  # what the stream last said the run was doing
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Observation:
 
     activity: Activity | None = None  # None: the stream has no opinion (it is working)
     activity_detail: str | None = None
+    hint: str | None = None  # what to do about the activity (offline, needs_login)
     session_id: str | None = None
     model: str | None = None
     tokens: Tokens | None = None

@@ -30,6 +30,11 @@ Stalls: a run whose process has printed nothing for ``stall_after`` seconds is `
 timer per run, set again for the next deadline when it fires: output itself sets no timer).
 Approval timeouts: a request of a two-way session left unanswered ``approval_timeout`` seconds
 is denied.
+
+Attention for entering ``needs_login``, ``offline`` or ``stalled`` is sent only once the activity
+has held for ``settle`` seconds (a timer), and dropped if the run moved on or ended meanwhile: an
+agent that gives up passes through such activities in its last moment (aider says it waits for a
+login as it quits), and that is no call for the user. A request for approval calls at once.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ __all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "MAX_QUEUED", "Lifecycle"]
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 MAX_QUEUED = 100
+SETTLE = 1.0  # seconds an activity that calls for the user must hold before it does
 
 _S = RunState
 _NO_ERROR: dict[str, Any] = {"error": None, "error_kind": None, "hint": None}
@@ -75,6 +81,7 @@ class _Timer(Enum):
     RESTART = "restart"  # the backoff is over: backoff → starting
     STALL = "stall"  # the run may have printed nothing for stall_after seconds
     APPROVAL = "approval"  # a request's approval_timeout has passed
+    SETTLE = "settle"  # an activity that calls for the user may have held its settle time
 
 
 @dataclass
@@ -97,6 +104,7 @@ class Lifecycle:
         max_queued: int = MAX_QUEUED,
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
+        settle: float = SETTLE,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         # Read at every admission; the shell sets it from config.toml, which may change.
@@ -104,6 +112,7 @@ class Lifecycle:
         self.max_queued = max_queued
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.settle = settle
         self._lives: dict[str, _Life] = {}
         self._queue: deque[str] = deque()
         self._slots: set[str] = set()
@@ -192,11 +201,14 @@ class Lifecycle:
         # Requests die with the process; resource figures are of a process that is gone.
         life.hearing.pending.clear()
         gone: dict[str, Any] = {"pending_approval": None, "cpu_percent": None, "rss_bytes": None}
+        if life.hearing.hinted is not None and run.hint == life.hearing.hinted:
+            gone["hint"] = None  # the wait's hint; what the end says replaces it
         if changes is not None:
             gone["changes"] = changes
         if outcome.lost:
             gone["error"] = outcome.lost
         if run.state is _S.STOPPING:  # the user chose to end it, whatever the exit code says
+            gone |= learning.stopped(outcome)  # keeping what the stream had learnt
             return self._end(life, _S.STOPPED, exit_code=exit_code, **gone)
         if exit_code == 0 and outcome.failure is None:
             return self._end(life, _S.SUCCEEDED, exit_code=exit_code, **{**_NO_ERROR, **gone})
@@ -250,11 +262,7 @@ class Lifecycle:
             return [self._change(life, _S.STARTING, restarts=life.run.restarts + 1), Spawn(run_id)]
         if kind is _Timer.STALL:
             return self._stall_check(life)
-        if kind is _Timer.APPROVAL and request in life.hearing.pending:
-            timeout = life.policy.approval_timeout
-            why = f"No answer within {timeout:g} s: denied."
-            return self._answer(life, request, allow=False, message=why)
-        return []
+        return self._waited(life, kind, request)
 
     def crashed(self, run_id: str, error: str) -> list[Effect]:
         """The shell failed while handling the run: end it with that error."""
@@ -305,6 +313,7 @@ class Lifecycle:
             return []
         hearing, effects = life.hearing, list[Effect]()
         hearing.said = None if seen.activity is None else (seen.activity, seen.activity_detail)
+        hearing.hint = seen.hint
         new = []
         for approval in seen.asked:
             if approval.id in hearing.pending or approval.id in hearing.answered:
@@ -325,7 +334,7 @@ class Lifecycle:
         if change is None:
             return effects
         asked = [learning.asked(change.run, approval) for approval in new]
-        return [change, *asked, *learning.entered(before, change.run), *effects]
+        return [change, *asked, *self._entered(life, before), *effects]
 
     def decide(self, run_id: str, approval_id: str, allow: bool, message: str = "") -> list[Effect]:
         """The user answered a request. Deciding one again sends nothing; an unknown one is
@@ -373,7 +382,9 @@ class Lifecycle:
         changes |= learning.derived(replace(life.run, **changes), life.hearing)
         if not changes:
             return None
-        return self._change(life, **changes)
+        change = self._change(life, **changes)
+        life.hearing.hinted = learning.live_hint(life.run.activity, life.hearing)
+        return change
 
     def _answer(self, life: _Life, request: str, *, allow: bool, message: str) -> list[Effect]:
         _, token = life.hearing.pending.pop(request)
@@ -382,6 +393,16 @@ class Lifecycle:
         effects: list[Effect] = [Answer(life.run.id, request, allow, message)]
         change = self._learn(life)
         return [change, *effects] if change else effects
+
+    def _waited(self, life: _Life, kind: _Timer, request: str) -> list[Effect]:
+        """A timer of the user's side: an activity's settle time, a request's timeout."""
+        if kind is _Timer.SETTLE:
+            return list(learning.settled(life.run, request))
+        if kind is _Timer.APPROVAL and request in life.hearing.pending:
+            timeout = life.policy.approval_timeout
+            why = f"No answer within {timeout:g} s: denied."
+            return self._answer(life, request, allow=False, message=why)
+        return []
 
     def _stall_check(self, life: _Life) -> list[Effect]:
         """The stall timer: stalled if nothing was heard for stall_after seconds; either way
@@ -395,9 +416,16 @@ class Lifecycle:
             hearing.stalled = learning.quiet_for(quiet)
             before = life.run
             if (change := self._learn(life)) is not None:
-                effects += [change, *learning.entered(before, change.run)]
+                effects += [change, *self._entered(life, before)]
         wait = limit if quiet >= limit else limit - quiet
         return [*effects, self._schedule(life, wait, _Timer.STALL)]
+
+    def _entered(self, life: _Life, before: Run) -> list[Effect]:
+        """The settle timer for an activity that calls for the user, when the run enters one."""
+        activity = learning.entered(before, life.run)
+        if activity is None:
+            return []
+        return [self._schedule(life, self.settle, _Timer.SETTLE, str(activity))]
 
     def _end(self, life: _Life, target: RunState, **changes: Any) -> list[Effect]:
         run_id = life.run.id
@@ -417,7 +445,9 @@ class Lifecycle:
 
     def _schedule(self, life: _Life, delay: float, kind: _Timer, request: str = "") -> Schedule:
         if kind is not _Timer.APPROVAL:
-            self._cancel(life, kind)  # one timer of each kind at most; approvals have one each
+            # One timer of each kind at most (approvals have one each): a run that enters
+            # another activity that calls for the user settles that one instead.
+            self._cancel(life, kind)
         self._tokens += 1
         life.timers[self._tokens] = (kind, request)
         return Schedule(life.run.id, delay, self._tokens)

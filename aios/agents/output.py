@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from aios.agents import learning
 from aios.agents.capture import LineSplitter
 from aios.agents.definitions import AgentDef
 from aios.agents.effects import Observation, Outcome
@@ -164,9 +165,11 @@ class Output:
         if reducer is None:
             return Observation()
         k = reducer.knowledge
+        waiting = k.activity in learning.HINTED
         return Observation(
             activity=k.activity,
             activity_detail=k.activity_detail,
+            hint=self.agent.output.hint(k, None) if waiting else None,
             session_id=k.session_id,
             model=k.model,
             tokens=k.tokens,
@@ -194,7 +197,10 @@ class Output:
         self.fresh = True  # the end is news too
         failed = exit_code != 0 or knowledge.failure is not None
         hint = self.agent.output.hint(knowledge, exit_code) if failed else None
-        return Outcome(knowledge.failure, knowledge.failure_kind, hint)
+        # Ending (or stopped) while offline or waiting for a login is failing for that reason.
+        wait = learning.KIND_OF_WAIT.get(knowledge.activity) if knowledge.activity else None
+        kind = knowledge.failure_kind or wait
+        return Outcome(knowledge.failure, kind, hint, activity=knowledge.activity)
 
     # -- publishing ---------------------------------------------------------------------------
 

@@ -176,10 +176,12 @@ class AiderReducer(Reducer):
         k = self.knowledge
         if plain.startswith(_BROWSER):
             k.activity = Activity.NEEDS_LOGIN
-            k.activity_detail = "waiting for an OpenRouter login in the browser"
+            k.activity_detail = "waiting for a browser login it cannot finish here"
         elif match := _WAITING.search(plain):
             k.activity = Activity.NEEDS_LOGIN
-            k.activity_detail = f"waiting up to {match[1]} min for an OpenRouter browser login"
+            k.activity_detail = (
+                f"waiting up to {match[1]} min for a browser login it cannot finish here"
+            )
         elif plain.startswith(_LOGIN_FAILED):
             k.fail(plain, FailureKind.AUTH)
             return style.error(line) + "\n"
@@ -220,11 +222,12 @@ class AiderReducer(Reducer):
         )
 
 
+# One story for the login, live and at the end: aider offers a browser login (OpenRouter's) that
+# cannot finish under AIOS, and the way out is a key.
+KEYS = "an API key (OPENROUTER_API_KEY, ANTHROPIC_API_KEY, OPENAI_API_KEY …) and a --model"
+LOGIN_WAIT = f"Stop it and give the agent {KEYS}: aider cannot finish a browser login here."
 HINTS = {
-    FailureKind.AUTH: (
-        "Give the agent an API key (OPENAI_API_KEY, ANTHROPIC_API_KEY, OPENROUTER_API_KEY …) "
-        "and a --model: aider cannot finish a browser login here."
-    ),
+    FailureKind.AUTH: f"Give the agent {KEYS}: aider cannot finish a browser login here.",
     FailureKind.OFFLINE: "Aider cannot reach the model provider: check the network or the proxy.",
     FailureKind.CONFIG: "The provider does not take that request: check the --model name.",
     FailureKind.API: "The model provider kept failing: check the key's credit, or try later.",
@@ -233,6 +236,8 @@ HINTS = {
 
 def hint(knowledge: Knowledge, exit_code: int | None) -> str | None:
     kind = knowledge.failure_kind
+    if exit_code is None and knowledge.activity is Activity.NEEDS_LOGIN:
+        return LOGIN_WAIT  # still waiting: the way out starts with stopping it
     if kind is None and knowledge.activity is Activity.NEEDS_LOGIN:
         kind = FailureKind.AUTH  # stopped while it waited for a browser login
     return HINTS.get(kind) if kind is not None else None

@@ -231,7 +231,8 @@ class Format:
     # kept as it came: the fastest path).
     reducer: Callable[[], Reducer] | None = None
     # One sentence saying what to do about a failed run, from what its output said and its
-    # exit code; None when there is nothing useful to say.
+    # exit code; None when there is nothing useful to say. Also asked while a run is live
+    # (exit code None) and waiting offline or for a login: what to do about the wait.
     hint: Callable[[Knowledge, int | None], str | None] = field(
         default=lambda knowledge, exit_code: None
     )

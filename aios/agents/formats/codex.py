@@ -292,7 +292,9 @@ HINTS = {
         "Codex runs only inside a git repository: run it in one (`git init`), "
         "or add --skip-git-repo-check in a config agent."
     ),
-    FailureKind.OFFLINE: "Codex cannot reach the OpenAI API: check the network or the proxy.",
+    FailureKind.OFFLINE: (
+        "Codex cannot reach its API: check the network, the proxy or the provider's base_url."
+    ),
     FailureKind.API: "The OpenAI API refused the request: check the account's usage limits.",
     FailureKind.SESSION_GONE: (
         "Codex no longer has that session on this machine: start afresh with the same prompt."
