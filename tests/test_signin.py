@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -307,10 +308,11 @@ def test_serve_tells_a_terminal_how_to_sign_in(home: Path) -> None:
     try:
         seen = b""
         deadline = time.monotonic() + 30
-        while b"to sign in, open " not in seen or not seen.endswith(b"\n"):
+        whole_line = re.compile(rb"(?m)^aios: to sign in, open [^\r\n]*\r?\n")
+        while (found := whole_line.search(seen)) is None:
             assert time.monotonic() < deadline, seen
             seen += os.read(main, 4096)
-        line = next(x for x in seen.decode().splitlines() if "to sign in" in x)
+        line = found.group().decode().rstrip("\r\n")
         info = DaemonProcess(home, proc, 0, "").info
         assert (
             line == f"aios: to sign in, open http://127.0.0.1:{info.port}/login?token={info.token}"

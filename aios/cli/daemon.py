@@ -125,12 +125,12 @@ def tell_how_to_sign_in(info: RuntimeInfo) -> None:
     from aios import browser  # noqa: PLC0415
 
     if sys.stderr.isatty():
-        print(f"aios: to sign in, open {browser.login_url(info)}", file=sys.stderr)
+        line = f"aios: to sign in, open {browser.login_url(info)}\n"
     else:
-        print(
-            "aios: to sign in, run `aios open` (or `aios open --print` for an address)",
-            file=sys.stderr,
-        )
+        line = "aios: to sign in, run `aios open` (or `aios open --print` for an address)\n"
+    # One write, newline included: the server's log lines go to the same stream from another
+    # thread, and print() writes the text and its newline separately (they interleaved).
+    sys.stderr.write(line)
     sys.stderr.flush()
 
 
