@@ -242,9 +242,12 @@ class Daemon:
         """A follow-up for a live two-way session."""
         return await self._supervisor.message(run_id, prompt)
 
-    async def decide(self, run_id: str, approval_id: str, allow: bool, message: str = "") -> Run:
-        """Allow or deny a pending request of a two-way session."""
-        return await self._supervisor.decide(run_id, approval_id, allow, message)
+    async def decide(
+        self, run_id: str, approval_id: str, allow: bool, message: str = "", always: bool = False
+    ) -> Run:
+        """Allow or deny a pending request of a two-way session (``always``: allow it for the
+        rest of the session, where the agent offers that)."""
+        return await self._supervisor.decide(run_id, approval_id, allow, message, always)
 
     async def finish(self, run_id: str) -> Run:
         """End a two-way session: the agent finishes its turn and exits."""

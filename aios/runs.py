@@ -262,9 +262,10 @@ class Approval:
     id: str
     tool: str
     summary: str = ""
+    always: bool = False  # the agent offers to allow it for the rest of its session too
 
-    def to_json(self) -> dict[str, str]:
-        return {"id": self.id, "tool": self.tool, "summary": self.summary}
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "tool": self.tool, "summary": self.summary, "always": self.always}
 
 
 class IllegalTransition(Exception):

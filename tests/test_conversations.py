@@ -161,7 +161,9 @@ def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: P
         _, data = events.wait(lambda k, d: k == "attention" and d["run"] == run["id"])
         assert data["reason"] == "awaiting_approval"
         assert data["message"] == "claude wants to run Bash: npm test"
-        assert data["approval"] == {"id": "req-1", "tool": "Bash", "summary": "npm test"}
+        assert data["approval"] == {
+            "id": "req-1", "tool": "Bash", "summary": "npm test", "always": False
+        }  # fmt: skip
         now = fakes.d.client.request("GET", f"/api/runs/{run['id']}")
         assert now["activity"] == "awaiting_approval"
         assert now["pending_approval"] == data["approval"]
@@ -169,6 +171,10 @@ def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: P
         assert argv[-4:] == ["--input-format", "stream-json", "--permission-prompt-tool", "stdio"]
         assert "ask: npm test" not in argv  # the prompt went in on stdin
 
+        # "Always" only where the agent offers it (claude's stdio protocol does not).
+        assert "only be allowed once" in expect_error(
+            422, call, fakes, run["id"], "approval", {"id": "req-1", "decision": "always"}
+        )
         decided = call(fakes, run["id"], "approval", {"id": "req-1", "decision": "allow"})
         assert decided["pending_approval"] is None
         # The answer is written to the agent's stdin; the fake logs it when it reads it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from aios.agents.formats import claude, codex, gemini
+from aios.agents.formats.base import SessionStart
 from aios.runs import Activity, Approval, FailureKind
 
 
@@ -44,23 +45,34 @@ def test_claude_two_way_requests_wait_for_the_user_and_turns_end_waiting() -> No
     # awaits approval: tests/test_run_lifecycle.py).
     assert k.drain() == ((Approval("req-1", "Bash", "ls"),), ())
     assert k.drain() == ((), ())
-    assert reducer.approval_inputs["req-1"] == {"command": "ls"}
     reducer.stdout(json.dumps({"type": "control_cancel_request", "request_id": "req-1"}))
-    assert k.drain() == ((), ("req-1",)) and "req-1" not in reducer.approval_inputs
+    assert k.drain() == ((), ("req-1",))
+    # A withdrawn request's input is forgotten: an answer to it sends back nothing it asked with.
+    assert json.loads(reducer.reply("req-1", True, "", False)[0])["response"]["response"] == {
+        "behavior": "allow",
+        "updatedInput": {},
+    }
     reducer.stdout(json.dumps({"type": "result", "subtype": "success", "is_error": False}))
     assert k.activity is Activity.WAITING and k.failure is None
 
 
 def test_the_answers_claude_reads() -> None:
-    two_way = claude.FORMAT.two_way
-    assert two_way is not None
-    allow = json.loads(two_way.answer("req-1", True, "", {"command": "ls"}))
+    reducer = claude.ClaudeReducer()
+    ask = {
+        "type": "control_request",
+        "request_id": "req-1",
+        "request": {"subtype": "can_use_tool", "tool_name": "Bash", "input": {"command": "ls"}},
+    }
+    reducer.stdout(json.dumps(ask))
+    allow = json.loads(reducer.reply("req-1", True, "", False)[0])
     assert allow["response"] == {
         "subtype": "success",
         "request_id": "req-1",
         "response": {"behavior": "allow", "updatedInput": {"command": "ls"}},
     }
-    deny = json.loads(two_way.answer("req-2", False, "not now", {}))
+    deny = json.loads(reducer.reply("req-2", False, "not now", False)[0])
     assert deny["response"]["response"] == {"behavior": "deny", "message": "not now"}
-    assert json.loads(two_way.message("--hi"))["message"] == {"role": "user", "content": "--hi"}
-    assert json.loads(two_way.opening()[0])["request"]["subtype"] == "initialize"
+    assert json.loads(reducer.say("--hi")[0])["message"] == {"role": "user", "content": "--hi"}
+    opening = reducer.open(SessionStart("--first", "/tmp"))
+    assert json.loads(opening[0])["request"]["subtype"] == "initialize"
+    assert json.loads(opening[1])["message"]["content"] == "--first"

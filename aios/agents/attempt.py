@@ -15,6 +15,7 @@ later, SIGKILL, and the pipe is closed: nothing an agent leaves behind can keep 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from aios.agents.definitions import AgentDef, RestartPolicy
 from aios.agents.effects import Effect, Policy
-from aios.agents.formats.base import TwoWay
+from aios.agents.formats.base import SessionStart
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import Lifecycle
 from aios.agents.output import Output
@@ -140,8 +141,8 @@ class Attempts:
                 self.core.spawned(run_id, pid=process.pid, pid_started_at=process.create_time)
             )
             reader = self.tasks.spawn(self._read_output(run_id, held, process), f"output {run_id}")
-            if (session := held.agent.output.two_way) is not None and held.agent.two_way:
-                await self._open_session(run_id, process, session)
+            if held.agent.two_way:
+                await self._open_session(run_id, held)
             code = await process.wait()
             # The leader is gone; what it left behind goes the way of a stopped run.
             try:
@@ -161,11 +162,17 @@ class Attempts:
             process.close()
             held.process = None
 
-    async def _open_session(self, run_id: str, process: AgentProcess, session: TwoWay) -> None:
-        """A two-way session starts with the format's opening and the prompt as a message."""
+    async def _open_session(self, run_id: str, held: Held) -> None:
+        """A two-way session starts with what its format writes first (a handshake, the
+        prompt); what its answers call for next goes from the output's outbox."""
+        reducer, run = held.output.reducer, self._now(run_id)
+        if reducer is None:
+            return
+        directory = str(self.isolation.directory(run))
+        start = SessionStart(run.prompt, directory, run.permission, held.resume)
+        held.output.send = functools.partial(write, held)
         try:
-            for line in [*session.opening(), session.message(self._now(run_id).prompt)]:
-                await process.write_line(line)
+            await write(held, reducer.open(start))
         except AgentInputError as exc:  # it exited at once: its output says why
             log.warning("run %s: could not start the conversation: %s", run_id, exc)
 
@@ -184,6 +191,9 @@ class Attempts:
             except Exception:  # the next flush may do better; the reader must go on
                 log.exception("publishing the output of run %s failed", run_id)
 
+    async def publish_now(self, run_id: str, held: Held) -> None:
+        await self.publish_output(run_id, held, anyway=True)
+
     async def publish_output(self, run_id: str, held: Held, *, anyway: bool = False) -> None:
         """The output since the last call as one ``log`` event; what it said, told to the core
         (which persists and publishes what the run learned, and any call for attention)."""
@@ -192,6 +202,17 @@ class Attempts:
         if seen is not None:
             # The core is asked and its effects queued in one step, like every other caller.
             await self.apply(self.core.observed(run_id, seen))
+
+
+async def write(held: Held, lines: list[str]) -> None:
+    """Write ``lines`` to a live agent's stdin, after whatever was given before them."""
+    if not lines:
+        return
+    async with held.writing:
+        if held.process is None:
+            raise AgentInputError("its agent is not running")
+        for line in lines:
+            await held.process.write_line(line)
 
 
 def _report_watchdog(started: asyncio.Future[None]) -> None:

@@ -123,8 +123,11 @@ class AgentDef:
         chosen = permission or self.default_permission
         flags = modes.get(chosen, ()) if chosen is not None else ()
         resuming = output.resume(resume or None) if resume is not None and output.resume else ()
-        two_way = output.two_way.args if self.two_way and output.two_way else None
-        return template.expand(self.command, prompt, flags, resuming, two_way)
+        session = output.two_way if self.two_way else None
+        if session is None:
+            return template.expand(self.command, prompt, flags, resuming)
+        command = session.command(self.command) if session.command else self.command
+        return template.expand(command, prompt, flags, resuming, session.args)
 
     def availability(self, path: str | None = None) -> tuple[bool, str | None]:
         """Whether the executable can be started here: ``(True, None)`` or ``(False, why)``.

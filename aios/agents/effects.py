@@ -152,6 +152,7 @@ class Answer:
     approval_id: str
     allow: bool
     message: str = ""
+    always: bool = False  # allowed for the rest of the session
 
 
 @dataclass(frozen=True)

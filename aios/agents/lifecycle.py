@@ -61,7 +61,7 @@ from aios.agents.effects import (
     SystemClock,
     Terminate,
 )
-from aios.agents.errors import QueueFull, ShuttingDown, WrongRunState
+from aios.agents.errors import InvalidLaunch, QueueFull, ShuttingDown, WrongRunState
 from aios.agents.learning import Hearing
 from aios.runs import Activity, Changes, Run, RunState, check_transition
 
@@ -336,8 +336,17 @@ class Lifecycle:
         asked = [learning.asked(change.run, approval) for approval in new]
         return [change, *asked, *self._entered(life, before), *effects]
 
-    def decide(self, run_id: str, approval_id: str, allow: bool, message: str = "") -> list[Effect]:
-        """The user answered a request. Deciding one again sends nothing; an unknown one is
+    def decide(
+        self,
+        run_id: str,
+        approval_id: str,
+        allow: bool,
+        message: str = "",
+        *,
+        always: bool = False,
+    ) -> list[Effect]:
+        """The user answered a request (``always``: allow it for the rest of the session, where
+        the request offered that). Deciding one again sends nothing; an unknown one is
         refused."""
         life = self._lives.get(run_id)
         if life is None:
@@ -346,7 +355,11 @@ class Lifecycle:
             return []
         if approval_id not in life.hearing.pending:
             raise WrongRunState(f"run {run_id} has no pending approval {approval_id!r}")
-        return self._answer(life, approval_id, allow=allow, message=message)
+        approval, _ = life.hearing.pending[approval_id]
+        if always and not approval.always:
+            raise InvalidLaunch(f"{approval.tool} can only be allowed once: no 'always' is offered")
+        allow = allow or always
+        return self._answer(life, approval_id, allow=allow, message=message, always=always)
 
     def sampled(self, run_id: str, cpu_percent: float, rss_bytes: int) -> list[Effect]:
         """Resource figures of a live run's process (published, not persisted)."""
@@ -386,11 +399,13 @@ class Lifecycle:
         life.hearing.hinted = learning.live_hint(life.run.activity, life.hearing)
         return change
 
-    def _answer(self, life: _Life, request: str, *, allow: bool, message: str) -> list[Effect]:
+    def _answer(
+        self, life: _Life, request: str, *, allow: bool, message: str, always: bool = False
+    ) -> list[Effect]:
         _, token = life.hearing.pending.pop(request)
         life.timers.pop(token, None)
         life.hearing.answered.add(request)
-        effects: list[Effect] = [Answer(life.run.id, request, allow, message)]
+        effects: list[Effect] = [Answer(life.run.id, request, allow, message, always)]
         change = self._learn(life)
         return [change, *effects] if change else effects
 

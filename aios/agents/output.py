@@ -33,7 +33,7 @@ from aios.agents.definitions import AgentDef
 from aios.agents.effects import Observation, Outcome
 from aios.agents.formats import Reducer
 from aios.agents.formats.base import style
-from aios.agents.process import AgentProcess
+from aios.agents.process import AgentInputError, AgentProcess
 from aios.events import EventBus
 from aios.store import Store
 from aios.store_errors import StoreError
@@ -67,6 +67,8 @@ class Output:
     )
     heard: Callable[[], None] = _nothing  # told of every read (the core's stall timer)
     write_failed: bool = False  # a write failed (not for lack of space), logged once
+    # Two-way: writes lines to the agent's stdin (set once its session is open).
+    send: Callable[[list[str]], Awaitable[None]] | None = None
 
     def new_attempt(self) -> None:
         factory = self.agent.output.reducer
@@ -74,6 +76,7 @@ class Output:
         if self.reducer is not None:
             self.reducer.two_way = self.agent.two_way
         self.fresh = False
+        self.send = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -125,8 +128,17 @@ class Output:
                 raw = "".join(line + "\n" for line in lines)
                 await self._keep(raw.encode(), "events")
             text = "".join(reducer.stdout(line) for line in lines)
+            if reducer.outbox and self.send is not None:
+                await self._send(reducer.take_outbox())
         if text:
             await self._append(text.encode())
+
+    async def _send(self, lines: list[str]) -> None:
+        assert self.send is not None
+        try:
+            await self.send(lines)
+        except AgentInputError as exc:  # it is ending: its output says why
+            log.warning("run %s: could not answer its output: %s", self.run_id, exc)
 
     async def _append(self, data: bytes) -> None:
         # The backpressure: append_log waits once two writes are queued, so a flooding agent

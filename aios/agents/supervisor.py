@@ -25,14 +25,14 @@ from typing import Any
 
 from aios import workdir
 from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner, policy
+from aios.agents.conversation import Conversations
 from aios.agents.definitions import AgentDef, Catalog
 from aios.agents.effects import Answer, Changed, Clock, Effect, Released, Schedule, Spawn, Terminate
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
-from aios.agents.formats.base import TwoWay
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Lifecycle
 from aios.agents.output import Output
-from aios.agents.process import REAP_TIMEOUT, AgentInputError
+from aios.agents.process import REAP_TIMEOUT
 from aios.agents.process_groups import kill_stale_group
 from aios.agents.recorder import Recorder
 from aios.agents.spawning import spawn
@@ -96,6 +96,7 @@ class Supervisor:
             spawner,
             self._holding,
         )
+        self.conversations = Conversations(self.core, self._apply, self.attempts.publish_now)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -249,67 +250,21 @@ class Supervisor:
         assert isinstance(first, Changed)
         return first.run  # as created: the live record moves on as soon as it is admitted
 
-    # -- two-way sessions ------------------------------------------------------------------------
+    # -- two-way sessions (aios.agents.conversation) ---------------------------------------------
 
     async def message(self, run_id: str, text: str) -> Run:
-        """A follow-up prompt for a live two-way session: it goes to the running agent."""
-        if not text.strip():
-            raise InvalidLaunch("a message needs some text")
-        held, session = self._session(run_id)
-        await self._write(run_id, held, session.message(text))
-        if (reducer := held.output.reducer) is not None:
-            reducer.knowledge.working()  # a new turn: whatever it waited for is over
-        await self.attempts.publish_output(run_id, held, anyway=True)
+        await self.conversations.message(run_id, text)
         return await self._current(run_id)
 
-    async def decide(self, run_id: str, approval_id: str, allow: bool, message: str = "") -> Run:
-        """Answer a pending request of a two-way session. Only a pending id can be decided;
-        deciding one again is harmless (nothing is sent twice)."""
-        self._session(run_id)
-        await self._apply(self.core.decide(run_id, approval_id, allow, message))
+    async def decide(
+        self, run_id: str, approval_id: str, allow: bool, message: str = "", always: bool = False
+    ) -> Run:
+        await self.conversations.decide(run_id, approval_id, allow, message, always)
         return await self._current(run_id)
 
     async def finish(self, run_id: str) -> Run:
-        """The user is done with a two-way session: its input closes, and the agent ends."""
-        held, _ = self._session(run_id)
-        async with held.writing:  # after the answers and messages given before
-            if held.process is not None:
-                held.process.close_input()
+        await self.conversations.finish(run_id)
         return await self._current(run_id)
-
-    def _session(self, run_id: str) -> tuple[Held, TwoWay]:
-        held = self.core.attached(run_id)
-        run = self.core.run(run_id)
-        if not isinstance(held, Held) or run is None:
-            raise WrongRunState(f"run {run_id} has ended: continue it instead")
-        session = held.agent.output.two_way
-        if not held.agent.two_way or session is None:
-            raise WrongRunState(f'run {run_id} is not a two-way session (approvals = "ask")')
-        if held.process is None:
-            raise WrongRunState(f"run {run_id} is {run.state}: its agent is not running")
-        return held, session
-
-    async def _write(self, run_id: str, held: Held, line: str) -> None:
-        async with held.writing:
-            if held.process is None:
-                raise WrongRunState(f"run {run_id}: its agent is not running")
-            try:
-                await held.process.write_line(line)
-            except AgentInputError as exc:
-                raise WrongRunState(f"run {run_id}: {exc}") from exc
-
-    async def _answer(self, effect: Answer) -> None:
-        """Write the core's answer to a request (the user's, or a timeout's) to the agent."""
-        held = self.core.attached(effect.run_id)
-        if not isinstance(held, Held) or (session := held.agent.output.two_way) is None:
-            return
-        reducer = held.output.reducer
-        tool_input = reducer.approval_inputs.pop(effect.approval_id, {}) if reducer else {}
-        line = session.answer(effect.approval_id, effect.allow, effect.message, tool_input)
-        try:
-            await self._write(effect.run_id, held, line)
-        except WrongRunState as exc:  # it exited meanwhile: its output says why
-            log.warning("answering %s: %s", effect.approval_id, exc)
 
     async def _current(self, run_id: str) -> Run:
         run = await self.get(run_id)
@@ -373,7 +328,7 @@ class Supervisor:
             if held is not None:
                 self._act_on(effect, held)
         elif isinstance(effect, Answer):
-            self._tasks.spawn(self._answer(effect), f"answer {effect.run_id}")
+            self._tasks.spawn(self.conversations.answer(effect), f"answer {effect.run_id}")
         elif isinstance(effect, Released):
             ended = effect.attached
             assert isinstance(ended, Held)
@@ -389,12 +344,16 @@ class Supervisor:
             task.add_done_callback(lambda t: self._forget_attempt(effect.run_id, t))
         elif isinstance(effect, Terminate):
             if held.process is not None:
-                process, timeout = held.process, held.agent.stop_timeout
-                self._tasks.spawn(process.stop(timeout), f"stop {effect.run_id}")
+                self._tasks.spawn(self._stop(effect.run_id, held), f"stop {effect.run_id}")
         else:
             timer = self._tasks.spawn(self._timer(effect), f"timer {effect.run_id}")
             held.timers.add(timer)
             timer.add_done_callback(held.timers.discard)
+
+    async def _stop(self, run_id: str, held: Held) -> None:
+        await self.conversations.interrupt(run_id, held)  # a session may end its turn cleanly
+        if (process := held.process) is not None:
+            await process.stop(held.agent.stop_timeout)
 
     def _held(self, run_id: str) -> Held | None:
         """What the shell attached to a live run (the core's registry is the only one)."""

@@ -13,6 +13,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from aios.runs import Run, RunState
 from aios.server.common import (
+    DECISIONS,
     GRACEFUL_TIMEOUT,
     MAX_OFFSET,
     bool_arg,
@@ -163,11 +164,12 @@ async def approval(run_id: str) -> Response:
     only_fields(body, {"id", "decision", "message"})
     approval_id = required_string(body, "id")
     decision = body.get("decision")
-    if decision not in ("allow", "deny"):
-        raise ApiError(422, 'field \'decision\' must be "allow" or "deny"')
+    if decision not in DECISIONS:
+        raise ApiError(422, 'field \'decision\' must be "allow", "always" or "deny"')
     note = optional_string(body, "message") or ""
     run = await find_run(run_id)
-    decided = await daemon().decide(run.id, approval_id, decision == "allow", note)
+    allow, always = decision != "deny", decision == "always"
+    decided = await daemon().decide(run.id, approval_id, allow, note, always)
     return jsonify(decided.to_json())
 
 

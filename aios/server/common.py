@@ -20,6 +20,7 @@ from aios.server.jsonbody import shown
 
 # Byte offsets into a log: the largest a file offset can be (signed 64 bits).
 MAX_OFFSET = 2**63 - 1
+DECISIONS = ("allow", "always", "deny")  # the answers to a request ("always" where offered)
 GRACEFUL_TIMEOUT = 5.0  # Hypercorn's grace for open requests (aios.host sets it from this)
 
 

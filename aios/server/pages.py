@@ -19,7 +19,7 @@ from quart import Blueprint, Response, render_template, request
 from aios.config import SETTINGS
 from aios.credentials import SESSION_LIFETIME
 from aios.runs import Run, Tokens
-from aios.server.common import check_text, find_run, parse_permission
+from aios.server.common import DECISIONS, check_text, find_run, parse_permission
 from aios.server.context import daemon
 from aios.server.errors import ApiError
 from aios.server.hooks import page_context as hooks_context
@@ -342,10 +342,11 @@ async def approval(run_id: str) -> tuple[str, int]:
     # The buttons carry the request id and the decision in their URL; a form may post them.
     decision = form.get("decision") or request.args.get("decision")
     approval_id = form.get("id") or request.args.get("id") or ""
-    if decision not in ("allow", "deny"):
-        raise ApiError(422, 'decision must be "allow" or "deny"')
+    if decision not in DECISIONS:
+        raise ApiError(422, 'decision must be "allow", "always" or "deny"')
     run = await find_run(run_id)
-    await daemon().decide(run.id, approval_id, decision == "allow", form.get("message", ""))
+    allow, always = decision != "deny", decision == "always"
+    await daemon().decide(run.id, approval_id, allow, form.get("message", ""), always)
     return "", 204
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "Knowledge",
     "Login",
     "Reducer",
+    "SessionStart",
     "TwoWay",
     "count_of",
     "dict_of",
@@ -122,8 +123,10 @@ class Reducer:
         # A two-way session (the prompt, answers and follow-ups on stdin): between turns it
         # waits for the user instead of ending.
         self.two_way = False
-        # Two-way: the input each pending request asked with (an answer "allow" sends it back).
-        self.approval_inputs: dict[str, Mapping[str, Any]] = {}
+        # Two-way: lines the conversation itself calls for (the next step of a handshake, a
+        # message held until the turn before it ended), written to the agent's stdin by the
+        # shell after the output line that made them necessary (``take_outbox``).
+        self.outbox: list[str] = []
 
     def stdout(self, line: str) -> str:
         """One line from stdout; returns readable text for the log ("" for none)."""
@@ -141,6 +144,34 @@ class Reducer:
         the output left unsaid, such as text still held back or the verdict of a text format
         that prints none; "" for none."""
         return ""
+
+    # -- two-way sessions: the lines to write to the agent's stdin (each without its newline) --
+    # A reducer is the one place that knows where its conversation stands (the ids a JSON-RPC
+    # peer gave, whether a turn is running), so it also says what to write. Only formats with
+    # a ``TwoWay`` override these.
+
+    def open(self, start: SessionStart) -> list[str]:
+        """What to write first: the handshake (or its first step) and the prompt."""
+        return []
+
+    def say(self, text: str) -> list[str]:
+        """A follow-up message from the user (nothing yet if it must wait for the turn before
+        it: it goes to ``outbox`` when that turn ends)."""
+        return []
+
+    def reply(self, approval_id: str, allow: bool, message: str, always: bool) -> list[str]:
+        """The answer to a request it asked (``always``: allow it for the rest of the session,
+        only where its ``Approval`` offered that)."""
+        return []
+
+    def interrupt(self) -> list[str]:
+        """Asked to stop: what asks the agent to end its turn and exit cleanly before the
+        signals (SIGTERM → SIGKILL) follow."""
+        return []
+
+    def take_outbox(self) -> list[str]:
+        lines, self.outbox = self.outbox, []
+        return lines
 
 
 class JsonReducer(Reducer):
@@ -204,19 +235,31 @@ AuthCheck = Callable[[str, Mapping[str, str]], AuthState | Login]
 
 
 @dataclass(frozen=True)
+class SessionStart:
+    """What a two-way session starts from: the protocols that take these as messages (codex's
+    app-server, gemini's ACP) rather than flags need them in their handshake."""
+
+    prompt: str
+    cwd: str
+    permission: Permission | None = None
+    resume: str | None = None  # the session to resume; None for a new one
+
+
+@dataclass(frozen=True)
 class TwoWay:
-    """How to hold a conversation with a CLI over its stdin: the prompt, the answers to its
-    permission requests and follow-up messages go in as lines, while its events come out.
+    """How a CLI holds a conversation over its stdin: the prompt, the answers to its permission
+    requests and follow-up messages go in as lines (the reducer says which: ``Reducer.open``,
+    ``say``, ``reply``), while its events come out.
 
     ``args`` take the place of ``-- {prompt}`` in the command (the prompt no longer goes on the
-    command line); each function returns one line to write (without the newline).
+    command line). ``command``, when given, first turns the agent's one-way command template
+    into the two-way one (codex's ``exec … {prompt}`` becomes ``app-server``); None keeps it.
+    ``how``: a few words for the agents list and docs on the protocol it speaks.
     """
 
     args: tuple[str, ...]
-    opening: Callable[[], list[str]]  # what to write first, before any message
-    message: Callable[[str], str]  # a user message
-    # (request id, allow, message for the agent, the tool input it asked with) -> the answer
-    answer: Callable[[str, bool, str, Mapping[str, Any]], str]
+    how: str
+    command: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from aios.agents.formats.base import (
     Format,
     JsonReducer,
     Knowledge,
+    SessionStart,
     TwoWay,
     count_of,
     dict_of,
@@ -164,6 +165,30 @@ class ClaudeReducer(JsonReducer):
         self._cwd = ""
         self._usage: dict[str, Tokens] = {}  # per API message id: the latest figure
         self._message_failure: FailureKind | None = None
+        # Two-way: the input each pending request asked with (an answer "allow" sends it back).
+        self._inputs: dict[str, Mapping[str, Any]] = {}
+
+    def open(self, start: SessionStart) -> list[str]:
+        initialize = {
+            "type": "control_request",
+            "request_id": "aios-initialize",
+            "request": {"subtype": "initialize", "hooks": None},
+        }
+        return [_line(initialize), *self.say(start.prompt)]
+
+    def say(self, text: str) -> list[str]:
+        message = {"role": "user", "content": text}
+        return [_line({"type": "user", "message": message, "parent_tool_use_id": None})]
+
+    def reply(self, approval_id: str, allow: bool, message: str, always: bool) -> list[str]:
+        tool_input = self._inputs.pop(approval_id, {})
+        decision: dict[str, Any] = (
+            {"behavior": "allow", "updatedInput": dict(tool_input)}
+            if allow
+            else {"behavior": "deny", "message": message or "The user denied this."}
+        )
+        response = {"subtype": "success", "request_id": approval_id, "response": decision}
+        return [_line({"type": "control_response", "response": response})]
 
     def event(self, event: dict[str, Any]) -> str:
         kind = str_of(event.get("type"))
@@ -302,14 +327,14 @@ class ClaudeReducer(JsonReducer):
             return ""
         name = str_of(request.get("tool_name")) or "tool"
         tool_input = dict_of(request.get("input"))
-        self.approval_inputs[request_id] = tool_input
+        self._inputs[request_id] = tool_input
         summary = key_argument(name, tool_input, self._cwd)
         self.knowledge.ask(Approval(request_id, name, summary))
         return style.warning(f"? {name}({summary}) needs your approval") + "\n"
 
     def _control_cancel(self, event: dict[str, Any]) -> str:
         request_id = str_of(event.get("request_id"))
-        self.approval_inputs.pop(request_id, None)
+        self._inputs.pop(request_id, None)
         self.knowledge.answered(request_id)
         return style.dim("· the request was withdrawn") + "\n" if request_id else ""
 
@@ -395,35 +420,9 @@ def _line(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _answer(request_id: str, allow: bool, message: str, tool_input: Mapping[str, Any]) -> str:
-    decision: dict[str, Any] = (
-        {"behavior": "allow", "updatedInput": dict(tool_input)}
-        if allow
-        else {"behavior": "deny", "message": message or "The user denied this."}
-    )
-    return _line(
-        {
-            "type": "control_response",
-            "response": {"subtype": "success", "request_id": request_id, "response": decision},
-        }
-    )
-
-
 TWO_WAY = TwoWay(
     args=("--input-format", "stream-json", "--permission-prompt-tool", "stdio"),
-    opening=lambda: [
-        _line(
-            {
-                "type": "control_request",
-                "request_id": "aios-initialize",
-                "request": {"subtype": "initialize", "hooks": None},
-            }
-        )
-    ],
-    message=lambda text: _line(
-        {"type": "user", "message": {"role": "user", "content": text}, "parent_tool_use_id": None}
-    ),
-    answer=_answer,
+    how="stream-json on stdin, tool permission asked over its control protocol",
 )
 
 
