@@ -71,7 +71,10 @@ class Output:
     send: Callable[[list[str]], Awaitable[None]] | None = None
 
     def new_attempt(self) -> None:
-        factory = self.agent.output.reducer
+        output = self.agent.output
+        factory = output.reducer
+        if self.agent.two_way and output.two_way is not None and output.two_way.reducer:
+            factory = output.two_way.reducer
         self.reducer = factory() if factory is not None else None
         if self.reducer is not None:
             self.reducer.two_way = self.agent.two_way

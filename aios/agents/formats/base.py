@@ -254,12 +254,15 @@ class TwoWay:
     ``args`` take the place of ``-- {prompt}`` in the command (the prompt no longer goes on the
     command line). ``command``, when given, first turns the agent's one-way command template
     into the two-way one (codex's ``exec … {prompt}`` becomes ``app-server``); None keeps it.
-    ``how``: a few words for the agents list and docs on the protocol it speaks.
+    ``how``: a few words for the agents list and docs on the protocol it speaks. ``reducer``:
+    one of its own when the two-way protocol is another stream than the one-way output (codex's
+    JSON-RPC instead of ``exec --json`` events); None: the format's.
     """
 
     args: tuple[str, ...]
     how: str
     command: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None
+    reducer: Callable[[], Reducer] | None = None
 
 
 @dataclass(frozen=True)
