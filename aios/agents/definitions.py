@@ -172,6 +172,8 @@ class AgentDef:
             "format": self.format,
             "approvals": self.approvals,
             "approval_timeout": self.approval_timeout,
+            # How its CLI can ask for approval (its two-way protocol); None: it cannot ask.
+            "can_ask": self.output.two_way.how if self.output.two_way else None,
             "can_continue": self.can_resume,
             "permissions": [str(p) for p in self.permissions],
             "default_permission": str(self.default_permission or "") or None,
