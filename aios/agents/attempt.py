@@ -213,6 +213,7 @@ async def write(held: Held, lines: list[str]) -> None:
             raise AgentInputError("its agent is not running")
         for line in lines:
             await held.process.write_line(line)
+        await held.output.echo(lines)
 
 
 def _report_watchdog(started: asyncio.Future[None]) -> None:

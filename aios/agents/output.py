@@ -94,16 +94,24 @@ class Output:
             await self._read_text(process)
 
     async def _read_text(self, process: AgentProcess) -> None:
-        splitter = LineSplitter() if self.reducer is not None else None
+        reducer = self.reducer
+        splitter = LineSplitter() if reducer is not None else None
+        # A conversation on stdin also waits on an unterminated line (a question): its reducer
+        # sees that tail after each read, and may answer at once (its outbox).
+        conversing = reducer is not None and reducer.two_way
         while chunk := await process.read():
             self._heard()
             await self._append(chunk)
-            if splitter is not None and self.reducer is not None:
+            if splitter is not None and reducer is not None:
                 for line in splitter.feed(chunk):
-                    self.reducer.stdout(line)  # the raw text is the log already
-        if splitter is not None and self.reducer is not None:
+                    reducer.stdout(line)  # the raw text is the log already
+                if conversing:
+                    reducer.partial(splitter.tail)
+                    if reducer.outbox and self.send is not None:
+                        await self._send(reducer.take_outbox())
+        if splitter is not None and reducer is not None:
             for line in splitter.flush():
-                self.reducer.stdout(line)
+                reducer.stdout(line)
             self.overlong += splitter.overlong
 
     def _heard(self) -> None:
@@ -142,6 +150,13 @@ class Output:
             await self.send(lines)
         except AgentInputError as exc:  # it is ending: its output says why
             log.warning("run %s: could not answer its output: %s", self.run_id, exc)
+
+    async def echo(self, lines: list[str]) -> None:
+        """What was written to a ``text`` agent's stdin, into its log as a terminal would show
+        it (after the question or prompt it answers): the transcript reads as the session
+        went. A structured agent's input is its protocol, not text for a person."""
+        if lines and not self.agent.output.structured:
+            await self._append("".join(line + "\n" for line in lines).encode())
 
     async def _append(self, data: bytes) -> None:
         # The backpressure: append_log waits once two writes are queued, so a flooding agent
