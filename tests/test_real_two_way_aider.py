@@ -166,6 +166,21 @@ def test_aider_done_while_it_asks_denies_the_question_and_ends(
         assert "Create new file? (Y)es/(N)o [Yes]: n\n" in real.log(rid)
 
 
+def test_aider_stopped_while_it_asks_ends_stopped_and_writes_nothing(
+    real: RealAgents, repo: Path
+) -> None:
+    model = ChatModel(Text(whole_file("hello.txt", "hello")))
+    (repo / ".gitignore").write_text(".aider*\n")
+    with model:
+        real.start(aider=model)
+        rid = real.launch("aider", PROMPT, repo)["id"]
+        asked(real, rid, "Create new file")
+        call(real, rid, "stop")
+        ended = real.final(rid)
+        assert ended["state"] == "stopped" and ended["pending_approval"] is None
+        assert not (repo / "hello.txt").exists()
+
+
 def test_aider_asks_on_the_run_page_and_obeys_allow_and_deny_clicked_in_chromium(
     real: RealAgents, repo: Path, browser: Any
 ) -> None:
