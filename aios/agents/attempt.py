@@ -211,9 +211,11 @@ async def write(held: Held, lines: list[str]) -> None:
     async with held.writing:
         if held.process is None:
             raise AgentInputError("its agent is not running")
+        # Into the log first: once written, the agent's answer to it may be read before this
+        # task runs again.
+        await held.output.echo(lines)
         for line in lines:
             await held.process.write_line(line)
-        await held.output.echo(lines)
 
 
 def _report_watchdog(started: asyncio.Future[None]) -> None:

@@ -110,13 +110,12 @@ class Chat:
     def line(self, line: str) -> str:
         """A complete line (its colours removed): what it says after the question or prompt it
         completes."""
-        self._typing = False  # aider answers every line it reads with output
         if self._question is not None and line.startswith(self._question):
             line = line[len(self._question) :]
             self._moved_on()
-        elif self._at_prompt:
+        elif self._at_prompt or self._typing:  # its prompt(s), and the newline after our line
             line = _PROMPT_START.sub("", line, count=1)
-        self._question, self._at_prompt = None, False
+        self._question, self._at_prompt, self._typing = None, False, False
         plain = line.strip()
         if not plain:
             self._subject = []
