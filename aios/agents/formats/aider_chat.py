@@ -183,8 +183,7 @@ class Chat:
         return []
 
     def say(self, text: str) -> list[str]:
-        if self._done:
-            return []
+        # After Done too: it goes in at the next prompt, before /exit (nothing given is lost).
         if self._at_prompt and not self._held:
             return self._write(text)
         self._held.append(text)
