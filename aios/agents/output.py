@@ -1,7 +1,10 @@
 """One live run's output: read it, keep it, and learn from it what the run is doing.
 
 For a ``text`` agent the output is one merged stream, kept byte for byte in the run's log (and,
-when its format has a reducer, also read line by line for what it says). For a structured agent
+when its format has a reducer, also read line by line for what it says; in a two-way session
+its reducer also sees the unterminated last line after each read, where a CLI that asks with
+``input()`` leaves its question, and what AIOS writes to it is echoed into the log as a terminal
+would show it). For a structured agent
 (JSON lines on stdout) stdout and stderr are read apart: each stdout line is kept as it came in
 the run's raw events, and what the format's reducer makes of both streams - readable text, not
 walls of JSON - is the log a person reads.
