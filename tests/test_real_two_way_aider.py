@@ -166,6 +166,27 @@ def test_aider_done_while_it_asks_denies_the_question_and_ends(
         assert "Create new file? (Y)es/(N)o [Yes]: n\n" in real.log(rid)
 
 
+def test_always_answers_all_of_a_batch_where_aider_offers_it(
+    real: RealAgents, tmp_path: Path
+) -> None:
+    files = {".gitignore": ".aider*\n", "notes.md": "the notes\n", "todo.md": "the todo\n"}
+    repo = make_repo(tmp_path / "batch", files)
+    model = ChatModel(Text("Read them both."))
+    with model:
+        real.start(aider=model)
+        rid = real.launch("aider", "Read notes.md and todo.md.", repo)["id"]
+        # One question per file it mentions; (A)ll is yes to the rest, which aider answers itself.
+        first = asked(real, rid, "Add file to the chat")
+        assert first == {"id": "q1", "tool": "Add file to the chat", "summary": "notes.md",
+                         "always": True}  # fmt: skip
+        decide(real, rid, "q1", "always")
+        waiting(real, rid)
+        assert all(text in model.seen[0].text for text in ("the notes", "the todo"))
+        assert "[Yes]: all" in real.log(rid)  # its own answer to todo.md
+        call(real, rid, "done")
+        assert real.final(rid)["state"] == "succeeded"
+
+
 def test_aider_stopped_while_it_asks_ends_stopped_and_writes_nothing(
     real: RealAgents, repo: Path
 ) -> None:
