@@ -399,6 +399,7 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "format": "text",
         "approvals": "never",
         "approval_timeout": 0.0,
+        "can_ask": None,
         "can_continue": False,
         "permissions": [],
         "default_permission": None,
