@@ -10,6 +10,7 @@ declined one is not and the model is told so.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from tests.browser import browser, signed_in_page
 from tests.gitrepo import make_repo
 from tests.harness import wait_until, write_config
-from tests.models.base import ScriptedModel, Text, Tool
+from tests.models.base import Fail, ScriptedModel, Text, Tool
 from tests.models.openai_responses import ResponsesModel, add_file
 from tests.realagents import RealAgents, pin, reported_version
 
@@ -183,6 +184,57 @@ def test_a_continued_two_way_codex_run_resumes_its_thread(real: RealAgents, repo
         latest = model.script.usages[-1]
         assert resumed["tokens"] == {"input": latest.input, "output": latest.output, "cached": 0}
         assert resumed["num_turns"] == 1
+
+
+def test_a_continued_run_whose_thread_codex_lost_fails_as_gone_and_ends(
+    real: RealAgents, repo: Path
+) -> None:
+    """thread/resume refused: there is no session to hold, so AIOS closes its input."""
+    with ResponsesModel(Text("Hello.")) as model:
+        real.start(codex=model)
+        first = real.launch("codex", PROMPT, repo)
+        waiting(real, first["id"])
+        first = done(real, first["id"])
+        shutil.rmtree(real.user_home / ".codex" / "sessions")
+        again = real.final(real.continue_(first["id"], FOLLOW_UP)["id"], 60)
+        assert again["state"] == "failed", real.log(again["id"])[-3000:]
+        assert again["error_kind"] == "session_gone" and "no rollout found" in again["error"]
+        assert again["hint"] and "start afresh" in again["hint"]
+        assert len(model.seen) == 1
+
+
+def test_a_refused_key_fails_the_turn_as_auth_and_done_ends_the_run_failed(
+    real: RealAgents, repo: Path
+) -> None:
+    with ResponsesModel(*[Fail(401, "Incorrect API key provided: sk-aios-test.")] * 4) as model:
+        real.start(codex=model)
+        run = real.launch("codex", PROMPT, repo)
+        between = waiting(real, run["id"])  # the session lives on: the user may try again
+        assert between["num_turns"] is None
+        ended = real.final(real.d.client.request("POST", f"/api/runs/{run['id']}/done")["id"])
+        assert ended["state"] == "failed" and ended["error_kind"] == "auth", ended["error"]
+        assert ended["hint"] and "401" in ended["error"]
+
+
+def test_offline_codex_says_so_while_live_and_a_stop_keeps_why(
+    real: RealAgents, repo: Path
+) -> None:
+    model = ResponsesModel()
+    env = real.environment(codex=model)
+    model.close()  # its key is given, and nothing listens on its port any more
+    real.start_with(env)
+    run = real.launch("codex", PROMPT, repo)
+
+    def offline() -> dict[str, Any] | None:
+        now = run_now(real, run["id"])
+        return now if now["activity"] == "offline" else None
+
+    live = wait_until(offline, 60, "codex to wait for the network")
+    assert live["hint"] and "cannot reach its API" in live["hint"]
+    real.d.client.request("POST", f"/api/runs/{run['id']}/stop")
+    stopped = real.final(run["id"])
+    assert stopped["state"] == "stopped" and stopped["error_kind"] == "offline"
+    assert stopped["hint"] and "cannot reach its API" in stopped["hint"]
 
 
 def test_a_stop_interrupts_the_turn_and_ends_the_run(real: RealAgents, repo: Path) -> None:

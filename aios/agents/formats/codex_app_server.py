@@ -272,7 +272,7 @@ class AppServerReducer(codex.CodexReducer):
         if method in ("initialize", "thread/start", "thread/resume"):
             k.fail(message, codex.kind_of(message))
             self.ended = True  # no session to hold: its input closes and it ends
-            return style.error(one_line(message, 500)) + "\n"
+            return self.conclude(message)
         if method == "turn/start" and not self._turn:
             k.activity, k.activity_detail = Activity.WAITING, "waiting for your next message"
         return style.error(f"{method or 'request'}: {one_line(message, 300)}") + "\n"
@@ -328,6 +328,9 @@ class AppServerReducer(codex.CodexReducer):
     def _error_said(self, method: str, params: dict[str, Any]) -> str:
         error = dict_of(params.get("error"))
         message, details = str_of(error.get("message")), str_of(error.get("additionalDetails"))
+        if params.get("willRetry") is False:  # the turn fails with it next: said there, once
+            self._last_error = message
+            return ""
         return self._error({"message": f"{message} ({details})" if details else message})
 
     def _resolved(self, method: str, params: dict[str, Any]) -> str:
@@ -384,22 +387,21 @@ class AppServerReducer(codex.CodexReducer):
     def _turn_ended(self, method: str, params: dict[str, Any]) -> str:
         k, turn = self.knowledge, dict_of(params.get("turn"))
         self._turn = ""
-        k.failure, k.failure_kind = None, None  # each turn has a verdict of its own
         status = str_of(turn.get("status"))
-        if status == "completed":
-            self._answered()
+        if status == "interrupted":  # AIOS interrupts only to stop: what it waited on stays
+            return style.warning("⏹ interrupted") + "\n"
+        k.failure, k.failure_kind = None, None  # each turn has a verdict of its own
         message = str_of(dict_of(turn.get("error")).get("message"))
         if status == "failed":
             k.fail(message or "the turn failed", codex.kind_of(message))
             text = self.conclude(k.failure)
-        elif status == "interrupted":
-            text = style.warning("⏹ interrupted") + "\n"
         else:
+            self._answered()
             turns = f"{self._turns} turn{'s' if self._turns != 1 else ''}" if self._turns else ""
             text = self.conclude(None, turns, tokens_text(k.tokens))
         # Between turns it waits for the user's next message (Done closes its input).
         k.activity, k.activity_detail = Activity.WAITING, "waiting for your next message"
-        self.concluded = False
+        self.concluded = status == "failed"  # said: the end need not say it again
         return text
 
     def stderr(self, line: str) -> str:
