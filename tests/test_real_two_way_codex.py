@@ -165,6 +165,29 @@ def test_codex_asks_and_obeys_an_allow_and_a_deny_from_the_api_then_follows_up_a
         assert model.script.overrun == 0
 
 
+def test_always_allows_a_patch_and_later_changes_to_the_same_file(
+    real: RealAgents, repo: Path
+) -> None:
+    update = "*** Begin Patch\n*** Update File: notes.txt\n@@\n-first\n+second\n*** End Patch\n"
+    model = ResponsesModel(
+        Tool("apply_patch", add_file("notes.txt", "first")),
+        Tool("apply_patch", update),
+        Text("Wrote it twice."),
+    )
+    with model:
+        real.start(codex=model)
+        run = real.launch("codex", PROMPT, repo)
+        patch = asked(real, run["id"], "apply_patch")
+        assert patch["always"] is True
+        decide(real, run["id"], patch, "always")
+        between = waiting(real, run["id"])  # the second patch was not asked for
+        assert (repo / "notes.txt").read_text() == "second\n"
+        assert between["pending_approval"] is None
+        raw = json.dumps(real.events(run["id"]))
+        assert raw.count("item/fileChange/requestApproval") == 1
+        done(real, run["id"])
+
+
 def test_a_continued_two_way_codex_run_resumes_its_thread(real: RealAgents, repo: Path) -> None:
     model = ResponsesModel(Text("Hello."))
     with model:
