@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.browser import browser, signed_in_page
-from tests.gitrepo import make_repo
 from tests.harness import wait_until, write_config
 from tests.models.base import Fail, ScriptedModel, Text, Tool
 from tests.models.openai_responses import ResponsesModel, add_file
 from tests.realagents import RealAgents, pin, reported_version
+from tests.test_real_agents import real, repo
 
 pytestmark = [pytest.mark.daemon, pytest.mark.real_agents]
-__all__ = ["browser"]  # the fixture
+__all__ = ["browser", "real", "repo"]  # the fixtures
 
 PROMPT = "Run a command, then write a file."
 FOLLOW_UP = "Now say goodbye."
@@ -34,20 +33,10 @@ ASK = '[agents.codex]\napprovals = "ask"\n'
 REFUSED = "rejected by user"
 
 
-@pytest.fixture
-def real(home: Path, tmp_path: Path) -> Iterator[RealAgents]:
-    made = RealAgents(home, tmp_path)
+@pytest.fixture(autouse=True)
+def ask(home: Path) -> None:
+    """The codex preset with approvals = "ask", in the config the tier's daemon reads."""
     write_config(home, ASK)
-    try:
-        yield made
-    finally:
-        if made.daemon is not None:
-            made.daemon.terminate()
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo")
 
 
 def asking_model() -> ResponsesModel:

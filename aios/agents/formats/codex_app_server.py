@@ -78,7 +78,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SHELL = re.compile(r"^(?:/\S*/)?(?:ba|z)?sh -lc (.+)$", re.S)
 # Requests AIOS cannot answer for the user: refused at once, so the turn does not hang on them.
 _UNANSWERED = -32601
-# Notifications a complete item or turn repeats, or that say nothing a reader needs.
+# Notifications that warn about its setup (a missing bubblewrap, a deprecated option): shown.
 _WARNINGS = ("configWarning", "warning", "deprecationNotice", "guardianWarning")
 
 
