@@ -5,13 +5,15 @@ tests/test_real_two_way_codex.py): what AIOS writes, and what the run learns."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 from aios.agents.formats import codex, codex_app_server, get
 from aios.agents.formats.base import SessionStart
 from aios.runs import Activity, Approval, Denial, FailureKind, Permission, Tokens
-from tests.fakes.agent import Scenario
+from tests.fakes.agent import STREAMS, Scenario
 from tests.replay import raw_json_in, replay
+from tests.test_formats import assert_well_typed, variants
 
 
 def messages(lines: list[str]) -> list[dict[str, Any]]:
@@ -176,3 +178,30 @@ def test_a_request_aios_cannot_answer_is_refused_at_once() -> None:
     refusal = {"code": -32601, "message": "AIOS does not answer item/tool/requestUserInput"}
     assert messages(reducer.take_outbox()) == [{"id": 7, "error": refusal}]
     assert reducer.knowledge.drain() == ((), ())
+
+
+def test_mistyped_and_missing_fields_never_raise_nor_break_the_conversation() -> None:
+    """Every recorded line with one part of another type or missing: read without an exception
+    (none counted as malformed), what the run knows well typed, what AIOS writes JSON lines."""
+    rng = random.Random("aios-codex-app-server")
+    count = 0
+    for name in sorted(p.stem for p in STREAMS.glob("codex-app-server-*.json")):
+        for line in Scenario(name).out:
+            for variant in variants(json.loads(line), rng):
+                reducer = codex_app_server.AppServerReducer()
+                reducer.two_way = True
+                written = reducer.open(SessionStart("go", "/w", Permission.EDIT, "t-0"))
+                for answer in ('{"id":0,"result":{}}', '{"id":1,"result":{"thread":{"id":"t"}}}'):
+                    reducer.stdout(answer)  # the handshake: requests 2 and 3 are turns
+                written += [*reducer.take_outbox(), *reducer.say("and")]
+                assert isinstance(reducer.stdout(json.dumps(variant)), str)
+                assert reducer.knowledge.malformed == 0, variant
+                for approval in reducer.knowledge.drain()[0]:
+                    written += reducer.reply(approval.id, True, "", approval.always)
+                written += [*reducer.take_outbox(), *reducer.say("more"), *reducer.interrupt()]
+                assert all(isinstance(json.loads(line), dict) for line in written)
+                reducer.exited(0)
+                assert isinstance(reducer.ending(), str)
+                assert_well_typed(reducer.knowledge)
+                count += 1
+    assert count > 1000
