@@ -15,6 +15,7 @@ later, SIGKILL, and the pipe is closed: nothing an agent leaves behind can keep 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -185,8 +186,15 @@ class Attempts:
             flusher.cancel()
 
     async def _flush_periodically(self, run_id: str, held: Held) -> None:
+        """Every ``LOG_FLUSH_INTERVAL``, or at once when the output says something the user
+        waits for (its first bytes, a request for approval)."""
+        wake = asyncio.Event()
+        held.output.urgent = wake.set
         while True:
-            await asyncio.sleep(LOG_FLUSH_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOG_FLUSH_INTERVAL):
+                    await wake.wait()
+            wake.clear()
             try:
                 await self.publish_output(run_id, held)
             except Exception:  # the next flush may do better; the reader must go on
