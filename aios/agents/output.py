@@ -72,6 +72,8 @@ class Output:
     write_failed: bool = False  # a write failed (not for lack of space), logged once
     # Two-way: writes lines to the agent's stdin (set once its session is open).
     send: Callable[[list[str]], Awaitable[None]] | None = None
+    # Two-way: closes the agent's stdin (the reducer said the conversation ``ended``).
+    close: Callable[[], Awaitable[None]] | None = None
 
     def new_attempt(self) -> None:
         output = self.agent.output
@@ -82,7 +84,7 @@ class Output:
         if self.reducer is not None:
             self.reducer.two_way = self.agent.two_way
         self.fresh = False
-        self.send = None
+        self.send = self.close = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -138,6 +140,9 @@ class Output:
             text = "".join(reducer.stdout(line) for line in lines)
             if reducer.outbox and self.send is not None:
                 await self._send(reducer.take_outbox())
+            if reducer.ended and self.close is not None:
+                close, self.close = self.close, None
+                await close()
         if text:
             await self._append(text.encode())
         if reducer is not None and reducer.knowledge.asked:
@@ -220,11 +225,12 @@ class Output:
         if text:
             await self._append(text.encode())
         self.fresh = True  # the end is news too
-        failed = exit_code != 0 or knowledge.failure is not None
-        hint = self.agent.output.hint(knowledge, exit_code) if failed else None
-        # Ending (or stopped) while offline or waiting for a login is failing for that reason.
+        # Ending (or stopped) while offline or waiting for a login is failing for that reason,
+        # even with exit 0 (codex app-server ends so on a stop's SIGTERM).
         wait = learning.KIND_OF_WAIT.get(knowledge.activity) if knowledge.activity else None
         kind = knowledge.failure_kind or wait
+        failed = exit_code != 0 or knowledge.failure is not None or kind is not None
+        hint = self.agent.output.hint(knowledge, exit_code) if failed else None
         return Outcome(knowledge.failure, kind, hint, activity=knowledge.activity)
 
     # -- publishing ---------------------------------------------------------------------------
