@@ -19,6 +19,7 @@ from typing import Any
 
 from aios import template
 from aios.agents.definitions import AgentDef
+from aios.agents.formats.base import TwoWay
 from aios.agents.presets import PRESETS
 from aios.config_values import (
     AGENT_FIELDS,
@@ -273,7 +274,7 @@ class _Loader:
             )
             return None
         two_way = agent.output.two_way
-        if agent.approvals == "ask" and two_way and not _holds_session(agent.command, two_way.args):
+        if agent.approvals == "ask" and two_way and not _holds_session(agent.command, two_way):
             # expand() puts the two-way arguments where "{prompt}" is: without that element the
             # CLI would get an open stdin of JSON lines it was never told to read.
             self.problem(
@@ -290,9 +291,13 @@ class _Loader:
         return agent
 
 
-def _holds_session(command: tuple[str, ...], args: tuple[str, ...]) -> bool:
+def _holds_session(command: tuple[str, ...], two_way: TwoWay) -> bool:
     """Whether a two-way session can work: a whole "{prompt}" for its arguments to replace, or
-    those arguments written out in the command already."""
+    those arguments written out in the command already (once rewritten for the session, as
+    gemini's "--prompt={prompt}" becomes "{prompt}")."""
+    if two_way.command is not None:
+        command = two_way.command(command)
+    args = two_way.args
     return PROMPT in command or any(
         command[i : i + len(args)] == args for i in range(len(command) - len(args) + 1)
     )

@@ -171,6 +171,7 @@ class Attempts:
         directory = str(self.isolation.directory(run))
         start = SessionStart(run.prompt, directory, run.permission, held.resume)
         held.output.send = functools.partial(write, held)
+        held.output.close = functools.partial(close_input, held)
         try:
             await write(held, reducer.open(start))
         except AgentInputError as exc:  # it exited at once: its output says why
@@ -213,6 +214,13 @@ async def write(held: Held, lines: list[str]) -> None:
             raise AgentInputError("its agent is not running")
         for line in lines:
             await held.process.write_line(line)
+
+
+async def close_input(held: Held) -> None:
+    """Close a live agent's stdin, after whatever was given before: a session's end."""
+    async with held.writing:
+        if held.process is not None:
+            held.process.close_input()
 
 
 def _report_watchdog(started: asyncio.Future[None]) -> None:

@@ -69,6 +69,8 @@ class Output:
     write_failed: bool = False  # a write failed (not for lack of space), logged once
     # Two-way: writes lines to the agent's stdin (set once its session is open).
     send: Callable[[list[str]], Awaitable[None]] | None = None
+    # Two-way: closes the agent's stdin, after what was written before (the reducer's closing).
+    close: Callable[[], Awaitable[None]] | None = None
 
     def new_attempt(self) -> None:
         output = self.agent.output
@@ -79,7 +81,7 @@ class Output:
         if self.reducer is not None:
             self.reducer.two_way = self.agent.two_way
         self.fresh = False
-        self.send = None
+        self.send = self.close = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -133,6 +135,9 @@ class Output:
             text = "".join(reducer.stdout(line) for line in lines)
             if reducer.outbox and self.send is not None:
                 await self._send(reducer.take_outbox())
+            if reducer.closing and self.close is not None:
+                close, self.close = self.close, None
+                await close()
         if text:
             await self._append(text.encode())
 

@@ -127,6 +127,9 @@ class Reducer:
         # message held until the turn before it ended), written to the agent's stdin by the
         # shell after the output line that made them necessary (``take_outbox``).
         self.outbox: list[str] = []
+        # Two-way: the conversation is over (its handshake failed, its login was refused):
+        # the shell closes the agent's stdin after the outbox, as the user's Done does.
+        self.closing = False
 
     def stdout(self, line: str) -> str:
         """One line from stdout; returns readable text for the log ("" for none)."""
