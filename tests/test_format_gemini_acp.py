@@ -251,3 +251,36 @@ def test_a_gemini_command_that_cannot_hold_a_session_runs_one_way(tmp_path: Path
     assert '"--acp"' in str(config.problems[0])
     assert not config.agents["bare"].two_way
     assert config.agents["spliced"].argv("hi") == ["my-gemini", "--acp"]
+
+
+def test_a_turn_the_api_refuses_fails_that_turn_and_the_session_goes_on() -> None:
+    reducer = GeminiAcpReducer()
+    scenario = Scenario("gemini-acp-turn-fails")
+    reducer.open(SessionStart("go", CWD))
+    for line in scenario.out[:4]:  # the handshake, the commands list, the refused turn
+        reducer.stdout(line)
+    k = reducer.knowledge
+    assert (k.failure_kind, k.failure) == (FailureKind.API, "Request contains an invalid argument.")
+    assert FORMAT.hint(k, None) == HINTS[FailureKind.API]
+    assert k.activity is Activity.WAITING and not reducer.closing and k.num_turns == 1
+    assert [json.loads(line)["method"] for line in reducer.take_outbox()] == [
+        "session/new", "session/prompt"
+    ]  # fmt: skip
+    assert [json.loads(line)["id"] for line in reducer.say("again")] == [4]
+    for line in scenario.out[4:]:
+        reducer.stdout(line)
+    assert k.failure is None and k.num_turns == 2 and k.activity is Activity.WAITING
+    assert k.tokens == Tokens(input=1200, output=12)
+
+
+def test_a_continuation_fails_at_once_where_gemini_offers_no_load() -> None:
+    """The recorded initialize answer, its loadSession capability taken away (as an older or
+    newer gemini might)."""
+    answer = json.loads(Scenario("gemini-acp-allow-deny").out[0])
+    answer["result"]["agentCapabilities"]["loadSession"] = False
+    reducer = GeminiAcpReducer()
+    reducer.open(SessionStart("go", CWD, resume=SESSION))
+    text = strip(reducer.stdout(json.dumps(answer)))
+    assert reducer.take_outbox() == [] and reducer.closing
+    assert reducer.knowledge.failure_kind is FailureKind.SESSION_GONE
+    assert "cannot resume session" in text

@@ -106,8 +106,8 @@ class GeminiAcpReducer(gemini.GeminiReducer):
         self._session = ""  # the ACP session, once open
         self._prompt: int | None = None  # the running turn's request id
         self._held: list[str] = []  # prompts waiting for the turn before them
-        # Pending requests: approval id → (its JSON-RPC id, option kind → optionId, its tool).
-        self._asks: dict[str, tuple[Any, dict[str, str], tuple[str, str]]] = {}
+        # Pending requests: approval id → (its JSON-RPC id, option kind → optionId).
+        self._asks: dict[str, tuple[Any, dict[str, str]]] = {}
         self._replaying = False  # session/load replays the earlier conversation: not again
         self._models: dict[str, int] = {}  # model → tokens over the session
         self._calls_made = 0  # tool calls in this turn
@@ -129,7 +129,7 @@ class GeminiAcpReducer(gemini.GeminiReducer):
         asked = self._asks.pop(approval_id, None)
         if asked is None:
             return []  # withdrawn, or answered already
-        request_id, options, _ = asked
+        request_id, options = asked
         wanted = ("allow_always", "allow_once") if allow and always else ("allow_once",)
         if not allow:
             wanted = ("reject_once", "reject_always")
@@ -146,7 +146,7 @@ class GeminiAcpReducer(gemini.GeminiReducer):
         """Pending requests are answered ``cancelled`` (gemini waits for them even after a
         cancel), then the running turn is cancelled; nothing held is sent any more."""
         lines = []
-        for approval_id, (request_id, _, _) in self._asks.items():
+        for approval_id, (request_id, _) in self._asks.items():
             self.knowledge.answered(approval_id)
             cancelled = {"outcome": {"outcome": "cancelled"}}
             lines.append(_line({"jsonrpc": "2.0", "id": request_id, "result": cancelled}))
@@ -222,6 +222,9 @@ class GeminiAcpReducer(gemini.GeminiReducer):
 
     def _initialized(self, result: dict[str, Any]) -> str:
         start = self._start
+        agent = dict_of(result.get("agentInfo"))
+        version = str_of(agent.get("version"))
+        out = style.dim(f"gemini {version} · ACP" if version else "gemini · ACP") + "\n"
         where = {"cwd": start.cwd, "mcpServers": []}
         if start.resume is None:
             self.outbox.append(self._request("session/new", where))
@@ -230,11 +233,10 @@ class GeminiAcpReducer(gemini.GeminiReducer):
             params = {"sessionId": start.resume, **where}
             self.outbox.append(self._request("session/load", params))
         else:
-            self._end(f"gemini cannot resume session {start.resume} over ACP (no loadSession)",
-                      FailureKind.SESSION_GONE)  # fmt: skip
-        agent = dict_of(result.get("agentInfo"))
-        version = str_of(agent.get("version"))
-        return style.dim(f"gemini {version} · ACP" if version else "gemini · ACP") + "\n"
+            why = f"gemini cannot resume session {start.resume} over ACP (no loadSession)"
+            self._end(why, FailureKind.SESSION_GONE)
+            out += style.error(why) + "\n"
+        return out
 
     def _opened(self, method: str, result: dict[str, Any]) -> str:
         k = self.knowledge
@@ -342,8 +344,7 @@ class GeminiAcpReducer(gemini.GeminiReducer):
             if str_of(option.get("optionId"))
         }
         approval_id = str(request_id)
-        self._asks[approval_id] = (request_id, options, (name, summary))
-        self._tools[str_of(call.get("toolCallId"))] = (name, summary)
+        self._asks[approval_id] = (request_id, options)
         self._calls_made += 1
         self._replaying = False
         self.knowledge.ask(Approval(approval_id, name, summary, always="allow_always" in options))
@@ -387,7 +388,6 @@ class GeminiAcpReducer(gemini.GeminiReducer):
 
     def _tool_started(self, update: dict[str, Any]) -> str:
         name, summary = self._tool(update)
-        self._tools[str_of(update.get("toolCallId"))] = (name, summary)
         self._calls_made += 1
         return tool_call(name, summary) + self._result(update)
 
@@ -425,7 +425,7 @@ def _kind(code: int | None, message: str) -> FailureKind:
     if code in (401, 403, AUTH_REQUIRED):
         return FailureKind.AUTH
     kind = gemini.kind_of(message)
-    if kind is FailureKind.OTHER and code is not None and (code == 429 or 500 <= code < 600):
+    if kind is FailureKind.OTHER and code is not None and 400 <= code < 600:  # the API's status
         return FailureKind.API
     return kind
 
