@@ -77,7 +77,7 @@ def replay(
         for approval in asked:
             exchange.asked.append(approval)
             allow, always = decide(approval)
-            exchange.write(reducer.reply(approval.id, allow, "", always))
+            exchange.write(reducer.reply(approval.id, allow, "" if allow else "not now", always))
         if reducer.knowledge.activity is Activity.WAITING and waiting:
             exchange.write(reducer.say(waiting.pop(0)))
     for line in scenario.err:
@@ -132,7 +132,7 @@ def test_the_handshake_the_requests_and_the_turns_are_the_recorded_ones() -> Non
     # A transcript like the one-way mode's.
     assert "● run_shell_command(echo allowed > allowed.txt)\n  ? needs your approval\n" in x.plain
     assert "  └ done\nRan it.\n✓ done · turn 1 · 1 tool call · 2,300 tokens in, 23 out\n" in x.plain
-    assert "  └ ⊘ denied: not run\nIt was refused.\n✓ done · turn 2" in x.plain
+    assert "  └ ⊘ denied: not run (not now)\nIt was refused.\n✓ done · turn 2" in x.plain
     assert f"session {SESSION} (new)" in x.plain and "Ripgrep is not available" in x.plain
 
 

@@ -133,7 +133,9 @@ class GeminiAcpReducer(gemini.GeminiReducer):
         wanted = ("allow_always", "allow_once") if allow and always else ("allow_once",)
         if not allow:
             wanted = ("reject_once", "reject_always")
-            self._note = style.warning("  └ ⊘ denied: not run") + "\n"
+            # ACP has no word for why: gemini tells the model the user cancelled it.
+            why = f" ({one_line(message)})" if message.strip() else ""
+            self._note = style.warning(f"  └ ⊘ denied: not run{why}") + "\n"
         chosen = next((options[kind] for kind in wanted if kind in options), None)
         outcome = (
             {"outcome": "selected", "optionId": chosen}
