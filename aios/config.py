@@ -313,7 +313,10 @@ def _rewritable(command: tuple[str, ...], two_way: TwoWay) -> bool:
 
 def _holds_session(command: tuple[str, ...], two_way: TwoWay) -> bool:
     """Whether a two-way session can work: a whole "{prompt}" for its arguments to replace, or
-    those arguments written out in the command already."""
+    those arguments written out in the command already (once rewritten for the session, as
+    gemini's "--prompt={prompt}" becomes "{prompt}")."""
+    if two_way.command is not None:
+        command = two_way.command(command) or command
     args = two_way.args
     return PROMPT in command or any(
         command[i : i + len(args)] == args for i in range(len(command) - len(args) + 1)
