@@ -69,9 +69,14 @@ class Output:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
     heard: Callable[[], None] = _nothing  # told of every read (the core's stall timer)
+    # Told when what was read should not wait for the next periodic flush: an attempt's first
+    # output (someone watching a launch waits for it) and a request for the user's approval.
+    urgent: Callable[[], None] = _nothing
     write_failed: bool = False  # a write failed (not for lack of space), logged once
     # Two-way: writes lines to the agent's stdin (set once its session is open).
     send: Callable[[list[str]], Awaitable[None]] | None = None
+    # Two-way: closes the agent's stdin (the reducer said the conversation ``ended``).
+    close: Callable[[], Awaitable[None]] | None = None
 
     def new_attempt(self) -> None:
         output = self.agent.output
@@ -82,7 +87,7 @@ class Output:
         if self.reducer is not None:
             self.reducer.two_way = self.agent.two_way
         self.fresh = False
-        self.send = None
+        self.send = self.close = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -112,6 +117,8 @@ class Output:
                     reducer.partial(splitter.tail)
                     if reducer.outbox and self.send is not None:
                         await self._send(reducer.take_outbox())
+                if reducer.knowledge.asked:
+                    self.urgent()
         if splitter is not None and reducer is not None:
             for line in splitter.flush():
                 reducer.stdout(line)
@@ -144,8 +151,13 @@ class Output:
             text = "".join(reducer.stdout(line) for line in lines)
             if reducer.outbox and self.send is not None:
                 await self._send(reducer.take_outbox())
+            if reducer.ended and self.close is not None:
+                close, self.close = self.close, None
+                await close()
         if text:
             await self._append(text.encode())
+        if reducer is not None and reducer.knowledge.asked:
+            self.urgent()
 
     async def _send(self, lines: list[str]) -> None:
         assert self.send is not None
@@ -164,6 +176,7 @@ class Output:
     async def _append(self, data: bytes) -> None:
         # The backpressure: append_log waits once two writes are queued, so a flooding agent
         # blocks on its pipe instead of our memory growing.
+        first = self.offset == 0 and not self.pending
         await self._keep(data, "log")
         self.offset += len(data)
         if len(data) >= LOG_EVENT_MAX:  # only its tail can be in the next event: no copy of all
@@ -175,6 +188,8 @@ class Output:
             cut = len(self.pending) - LOG_EVENT_MAX
             del self.pending[:cut]
             self.skipped += cut
+        if first:
+            self.urgent()
 
     async def _keep(self, data: bytes, stream: Stream) -> None:
         try:
@@ -228,11 +243,12 @@ class Output:
         if text:
             await self._append(text.encode())
         self.fresh = True  # the end is news too
-        failed = exit_code != 0 or knowledge.failure is not None
-        hint = self.agent.output.hint(knowledge, exit_code) if failed else None
-        # Ending (or stopped) while offline or waiting for a login is failing for that reason.
+        # Ending (or stopped) while offline or waiting for a login is failing for that reason,
+        # even with exit 0 (codex app-server ends so on a stop's SIGTERM).
         wait = learning.KIND_OF_WAIT.get(knowledge.activity) if knowledge.activity else None
         kind = knowledge.failure_kind or wait
+        failed = exit_code != 0 or knowledge.failure is not None or kind is not None
+        hint = self.agent.output.hint(knowledge, exit_code) if failed else None
         return Outcome(knowledge.failure, kind, hint, activity=knowledge.activity)
 
     # -- publishing ---------------------------------------------------------------------------
