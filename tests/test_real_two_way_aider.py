@@ -6,7 +6,6 @@ follow-ups go to its chat; Done ends it; a continued run restores its chat histo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +18,20 @@ from tests.helpers import wait_until
 from tests.models.base import Text
 from tests.models.openai_chat import ChatModel, whole_file
 from tests.realagents import RealAgents, pin, reported_version
+from tests.test_real_agents import real, repo
 
 pytestmark = [pytest.mark.daemon, pytest.mark.real_agents]
-__all__ = ["browser"]  # a fixture
+__all__ = ["browser", "real", "repo"]  # the fixtures
 
 PROMPT = "Write hello.txt saying hello."
 GITIGNORE = "Add .aider* to .gitignore (recommended)"
 ASKING = '[agents.aider]\napprovals = "ask"\n'
 
 
-@pytest.fixture
-def real(home: Path, tmp_path: Path) -> Iterator[RealAgents]:
+@pytest.fixture(autouse=True)
+def asking(home: Path) -> None:
     assert reported_version("aider") == pin("aider").version
     write_config(home, ASKING)
-    made = RealAgents(home, tmp_path)
-    try:
-        yield made
-    finally:
-        if made.daemon is not None:
-            made.daemon.terminate()
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo")
 
 
 def get(real: RealAgents, run_id: str) -> dict[str, Any]:
