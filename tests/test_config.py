@@ -202,6 +202,43 @@ def test_a_two_way_codex_runs_app_server_with_the_options_it_takes(tmp_path: Pat
     ]
 
 
+def test_a_two_way_aider_chats_on_stdin_and_every_permission_asks(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [agents.aider]
+        approvals = "ask"
+
+        [agents.my-aider]
+        command = ["aider", "--yes-always", "{permission}", "--message", "{prompt}"]
+        format = "aider"
+        approvals = "ask"
+
+        [agents.one-shot]
+        command = ["aider", "--message-file", "task.md"]
+        format = "aider"
+        approvals = "ask"
+        """,
+    )
+    aider = config.agents["aider"]
+    assert aider.two_way
+    # No --message (the chat goes in on stdin) and no --yes-always at any permission.
+    chat = ["--no-fancy-input", "--no-show-release-notes"]
+    start = ["aider", "--no-analytics", "--no-check-update"]
+    assert aider.argv("ignored", Permission.EDIT) == [*start, "--no-suggest-shell-commands", *chat]
+    assert aider.argv("ignored", Permission.FULL, resume="") == [
+        *start, "--restore-chat-history", *chat
+    ]  # fmt: skip
+    assert aider.argv("x", Permission.READ_ONLY) == [
+        *start, "--dry-run", "--no-suggest-shell-commands", *chat
+    ]  # fmt: skip
+    assert config.agents["my-aider"].argv("x", Permission.FULL) == ["aider", *chat]
+    # A command with no message to replace cannot chat: one-way, and the file says so.
+    (problem,) = [p for p in config.problems if "approvals" in str(p)]
+    assert problem.warning and 'agents.one-shot.approvals = "ask" is ignored' in str(problem)
+    assert not config.agents["one-shot"].two_way
+
+
 def test_approvals_ask_without_a_whole_prompt_is_a_warning_and_runs_one_way(
     tmp_path: Path,
 ) -> None:

@@ -220,6 +220,9 @@ async def write(held: Held, lines: list[str]) -> None:
     async with held.writing:
         if held.process is None:
             raise AgentInputError("its agent is not running")
+        # Into the log first: once written, the agent's answer to it may be read before this
+        # task runs again.
+        await held.output.echo(lines)
         for line in lines:
             await held.process.write_line(line)
 

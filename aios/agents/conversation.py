@@ -55,8 +55,14 @@ class Conversations:
         await self._apply(self.core.decide(run_id, approval_id, allow, message, always=always))
 
     async def finish(self, run_id: str) -> None:
-        """The user is done with a session: its input closes, and the agent ends."""
-        held, _ = self._session(run_id)
+        """The user is done with a session: its input closes, and the agent ends (or, where the
+        reducer says so, it writes what ends the session instead: ``Reducer.finish``)."""
+        held, reducer = self._session(run_id)
+        instead = reducer.finish()
+        if instead is not None:
+            await self._write(run_id, held, instead)
+            await self._publish(run_id, held)  # a request it withdrew
+            return
         await close_input(held)  # after the answers and messages given before
 
     async def answer(self, effect: Answer) -> None:

@@ -1,7 +1,10 @@
 """One live run's output: read it, keep it, and learn from it what the run is doing.
 
 For a ``text`` agent the output is one merged stream, kept byte for byte in the run's log (and,
-when its format has a reducer, also read line by line for what it says). For a structured agent
+when its format has a reducer, also read line by line for what it says; in a two-way session
+its reducer also sees the unterminated last line after each read, where a CLI that asks with
+``input()`` leaves its question, and what AIOS writes to it is echoed into the log as a terminal
+would show it). For a structured agent
 (JSON lines on stdout) stdout and stderr are read apart: each stdout line is kept as it came in
 the run's raw events, and what the format's reducer makes of both streams - readable text, not
 walls of JSON - is the log a person reads.
@@ -99,18 +102,26 @@ class Output:
             await self._read_text(process)
 
     async def _read_text(self, process: AgentProcess) -> None:
-        splitter = LineSplitter() if self.reducer is not None else None
+        reducer = self.reducer
+        splitter = LineSplitter() if reducer is not None else None
+        # A conversation on stdin also waits on an unterminated line (a question): its reducer
+        # sees that tail after each read, and may answer at once (its outbox).
+        conversing = reducer is not None and reducer.two_way
         while chunk := await process.read():
             self._heard()
             await self._append(chunk)
-            if splitter is not None and self.reducer is not None:
+            if splitter is not None and reducer is not None:
                 for line in splitter.feed(chunk):
-                    self.reducer.stdout(line)  # the raw text is the log already
-                if self.reducer.knowledge.asked:
+                    reducer.stdout(line)  # the raw text is the log already
+                if conversing:
+                    reducer.partial(splitter.tail)
+                    if reducer.outbox and self.send is not None:
+                        await self._send(reducer.take_outbox())
+                if reducer.knowledge.asked:
                     self.urgent()
-        if splitter is not None and self.reducer is not None:
+        if splitter is not None and reducer is not None:
             for line in splitter.flush():
-                self.reducer.stdout(line)
+                reducer.stdout(line)
             self.overlong += splitter.overlong
 
     def _heard(self) -> None:
@@ -154,6 +165,13 @@ class Output:
             await self.send(lines)
         except AgentInputError as exc:  # it is ending: its output says why
             log.warning("run %s: could not answer its output: %s", self.run_id, exc)
+
+    async def echo(self, lines: list[str]) -> None:
+        """What was written to a ``text`` agent's stdin, into its log as a terminal would show
+        it (after the question or prompt it answers): the transcript reads as the session
+        went. A structured agent's input is its protocol, not text for a person."""
+        if lines and not self.agent.output.structured:
+            await self._append("".join(line + "\n" for line in lines).encode())
 
     async def _append(self, data: bytes) -> None:
         # The backpressure: append_log waits once two writes are queued, so a flooding agent
