@@ -132,7 +132,12 @@ class RealAgents:
             "security": {"auth": {"selectedType": "gemini-api-key"}},
             "privacy": {"usageStatisticsEnabled": False},
             "telemetry": {"enabled": False},
-            "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+            "general": {
+                "enableAutoUpdate": False,
+                "enableAutoUpdateNotification": False,
+                # Two attempts, not ten with backoff up to 30 s: an API error fails in seconds.
+                "maxAttempts": 2,
+            },
         }
         (self.user_home / ".gemini").mkdir()
         (self.user_home / ".gemini" / "settings.json").write_text(json.dumps(settings))

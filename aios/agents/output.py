@@ -210,11 +210,12 @@ class Output:
         if text:
             await self._append(text.encode())
         self.fresh = True  # the end is news too
-        failed = exit_code != 0 or knowledge.failure is not None
-        hint = self.agent.output.hint(knowledge, exit_code) if failed else None
-        # Ending (or stopped) while offline or waiting for a login is failing for that reason.
+        # Ending (or stopped) while offline or waiting for a login is failing for that reason,
+        # even with exit 0 (codex app-server ends so on a stop's SIGTERM).
         wait = learning.KIND_OF_WAIT.get(knowledge.activity) if knowledge.activity else None
         kind = knowledge.failure_kind or wait
+        failed = exit_code != 0 or knowledge.failure is not None or kind is not None
+        hint = self.agent.output.hint(knowledge, exit_code) if failed else None
         return Outcome(knowledge.failure, kind, hint, activity=knowledge.activity)
 
     # -- publishing ---------------------------------------------------------------------------
