@@ -127,6 +127,8 @@ class AgentDef:
         if session is None:
             return template.expand(self.command, prompt, flags, resuming)
         command = session.command(self.command) if session.command else self.command
+        if command is None:  # the config check makes such an agent one-way
+            return template.expand(self.command, prompt, flags, resuming)
         return template.expand(command, prompt, flags, resuming, session.args)
 
     def availability(self, path: str | None = None) -> tuple[bool, str | None]:

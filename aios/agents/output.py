@@ -66,9 +66,14 @@ class Output:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
     heard: Callable[[], None] = _nothing  # told of every read (the core's stall timer)
+    # Told when what was read should not wait for the next periodic flush: an attempt's first
+    # output (someone watching a launch waits for it) and a request for the user's approval.
+    urgent: Callable[[], None] = _nothing
     write_failed: bool = False  # a write failed (not for lack of space), logged once
     # Two-way: writes lines to the agent's stdin (set once its session is open).
     send: Callable[[list[str]], Awaitable[None]] | None = None
+    # Two-way: closes the agent's stdin (the reducer said the conversation ``ended``).
+    close: Callable[[], Awaitable[None]] | None = None
 
     def new_attempt(self) -> None:
         output = self.agent.output
@@ -79,7 +84,7 @@ class Output:
         if self.reducer is not None:
             self.reducer.two_way = self.agent.two_way
         self.fresh = False
-        self.send = None
+        self.send = self.close = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -101,6 +106,8 @@ class Output:
             if splitter is not None and self.reducer is not None:
                 for line in splitter.feed(chunk):
                     self.reducer.stdout(line)  # the raw text is the log already
+                if self.reducer.knowledge.asked:
+                    self.urgent()
         if splitter is not None and self.reducer is not None:
             for line in splitter.flush():
                 self.reducer.stdout(line)
@@ -133,8 +140,13 @@ class Output:
             text = "".join(reducer.stdout(line) for line in lines)
             if reducer.outbox and self.send is not None:
                 await self._send(reducer.take_outbox())
+            if reducer.ended and self.close is not None:
+                close, self.close = self.close, None
+                await close()
         if text:
             await self._append(text.encode())
+        if reducer is not None and reducer.knowledge.asked:
+            self.urgent()
 
     async def _send(self, lines: list[str]) -> None:
         assert self.send is not None
@@ -146,6 +158,7 @@ class Output:
     async def _append(self, data: bytes) -> None:
         # The backpressure: append_log waits once two writes are queued, so a flooding agent
         # blocks on its pipe instead of our memory growing.
+        first = self.offset == 0 and not self.pending
         await self._keep(data, "log")
         self.offset += len(data)
         if len(data) >= LOG_EVENT_MAX:  # only its tail can be in the next event: no copy of all
@@ -157,6 +170,8 @@ class Output:
             cut = len(self.pending) - LOG_EVENT_MAX
             del self.pending[:cut]
             self.skipped += cut
+        if first:
+            self.urgent()
 
     async def _keep(self, data: bytes, stream: Stream) -> None:
         try:

@@ -127,6 +127,9 @@ class Reducer:
         # message held until the turn before it ended), written to the agent's stdin by the
         # shell after the output line that made them necessary (``take_outbox``).
         self.outbox: list[str] = []
+        # Two-way: the conversation cannot go on (its handshake was refused): once the outbox
+        # is written, the shell closes the agent's input, as Done does, and the agent ends.
+        self.ended = False
 
     def stdout(self, line: str) -> str:
         """One line from stdout; returns readable text for the log ("" for none)."""
@@ -253,7 +256,8 @@ class TwoWay:
 
     ``args`` take the place of ``-- {prompt}`` in the command (the prompt no longer goes on the
     command line). ``command``, when given, first turns the agent's one-way command template
-    into the two-way one (codex's ``exec … {prompt}`` becomes ``app-server``); None keeps it.
+    into the two-way one (codex's ``exec … {prompt}`` becomes ``app-server``), or says it cannot
+    (None: that command cannot hold a session, and its runs stay one-way); None keeps it.
     ``how``: a few words for the agents list and docs on the protocol it speaks. ``reducer``:
     one of its own when the two-way protocol is another stream than the one-way output (codex's
     JSON-RPC instead of ``exec --json`` events); None: the format's.
@@ -261,7 +265,7 @@ class TwoWay:
 
     args: tuple[str, ...]
     how: str
-    command: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None
+    command: Callable[[tuple[str, ...]], tuple[str, ...] | None] | None = None
     reducer: Callable[[], Reducer] | None = None
 
 
