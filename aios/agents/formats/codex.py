@@ -16,7 +16,7 @@ tests/fakes/streams/codex-*):
 - ``error``: ``message``; while it retries a stream (a 5xx, a stream cut off),
   ``Reconnecting... 2/5 (…)``; while it cannot reach the API at all, for ever, ``Reconnecting...
   waiting for network (…)``. A 5xx it gave up on says "We're currently experiencing high
-  demand …"; a 429 is not retried where it shows ("exceeded retry limit, last status: 429").
+  demand …"; a 429 is not retried at all ("exceeded retry limit, last status: 429").
 - stderr: ``Reading additional input from stdin...``, tracing lines
   (``2026-12-02T00:29:14Z ERROR codex_api::…``: an ERROR there is not by itself a failure),
   ``Not inside a trusted directory and --skip-git-repo-check was not specified.`` (exit 1).
