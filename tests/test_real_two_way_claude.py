@@ -48,37 +48,19 @@ def asking_model() -> AnthropicModel:
     )
 
 
-def run_now(real: RealAgents, run_id: str) -> dict[str, Any]:
-    run = real.d.client.request("GET", f"/api/runs/{run_id}")
-    assert isinstance(run, dict)
-    return run
-
-
 def asked(real: RealAgents, run_id: str, command: str) -> dict[str, Any]:
     """The request the run waits on, once it is the one for ``command``."""
 
     def pending() -> dict[str, Any] | None:
-        run = run_now(real, run_id)
+        run = real.now(run_id)
         assert run["state"] not in ("succeeded", "failed", "stopped"), real.log(run_id)[-3000:]
         approval = run["pending_approval"]
         return approval if approval and approval["summary"] == command else None
 
     approval: dict[str, Any] = wait_until(pending, 90, f"claude to ask for {command}")
     assert approval["tool"] == "Bash"
-    assert run_now(real, run_id)["activity"] == "awaiting_approval"
+    assert real.now(run_id)["activity"] == "awaiting_approval"
     return approval
-
-
-def waiting(real: RealAgents, run_id: str) -> dict[str, Any]:
-    """The run once its turn is over and it waits for the user's next message."""
-
-    def between_turns() -> dict[str, Any] | None:
-        run = run_now(real, run_id)
-        assert run["state"] in ("starting", "running"), (run["state"], real.log(run_id)[-3000:])
-        return run if run["activity"] == "waiting" else None
-
-    run: dict[str, Any] = wait_until(between_turns, 90, "the turn to end")
-    return run
 
 
 def refusal_sent(model: AnthropicModel) -> bool:
@@ -106,7 +88,7 @@ def test_claude_asks_and_obeys_an_allow_and_a_deny_from_the_api_then_follows_up_
         deny = asked(real, run["id"], DENIED)
         body = {"id": deny["id"], "decision": "deny", "message": WHY}
         real.d.client.request("POST", f"/api/runs/{run['id']}/approval", body)
-        between = waiting(real, run["id"])
+        between = real.waiting(run["id"])
         assert (repo / "ran.txt").read_text() == "allowed"
         assert not (repo / "denied.txt").exists()
         assert refusal_sent(model)
@@ -118,7 +100,7 @@ def test_claude_asks_and_obeys_an_allow_and_a_deny_from_the_api_then_follows_up_
         real.d.client.request("POST", f"/api/runs/{run['id']}/message", {"prompt": FOLLOW_UP})
         wait_until(lambda: len(model.seen) == 4, 90, "the follow-up to reach the model")
         assert all(t in model.seen[3].text for t in (PROMPT, WHY, FOLLOW_UP))
-        waiting(real, run["id"])
+        real.waiting(run["id"])
 
         real.d.client.request("POST", f"/api/runs/{run['id']}/done")
         ended = real.final(run["id"], 90)
