@@ -5,7 +5,9 @@ presets against the CLIs as they are installed today. Each available preset gets
 read-only prompt in a scratch git repository, in a daemon of its own (a scratch AIOS_HOME), and
 the report says what AIOS understood: login state, activities as they came, the outcome, its
 hint, session, model, tokens and cost. A run still going after ``SMOKE_TIMEOUT`` seconds (default
-180) is stopped.
+180) is stopped. An agent whose CLI says it is not logged in is not tried (the reason and what
+to do are printed instead); with none installed, or none logged in, there is nothing to try:
+it says so and exits 0, as it does after trying (the report is for reading, not a verdict).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aios.runtime import RuntimeInfo
 AGENTS = ("claude", "codex", "gemini", "aider")
 PROMPT = "Reply with the single word: hello. Do not read, create or change any file."
 FINAL = {"succeeded", "failed", "stopped", "interrupted"}
+LOGIN_CHECKS = 20  # seconds to wait for the CLIs' own login checks (claude auth status …)
 
 
 def main() -> int:
@@ -51,18 +54,40 @@ def main() -> int:
             daemon.stdout.readline()  # AIOS_PORT:<port>: the runtime file is written
             runtime = home / "run" / "aios.json"
             client = DaemonClient(RuntimeInfo.from_json(runtime, json.loads(runtime.read_text())))
-            listed = client.request("GET", "/api/agents")
-            assert isinstance(listed, dict)
-            found = [a for a in listed["agents"] if a["name"] in AGENTS and a["available"]]
+            found = installed(client)
             if not found:
                 print("none of claude, codex, gemini, aider is on PATH: nothing to try")
                 return 0
+            ready = [a for a in found if a["auth"] != "not_logged_in"]
             for agent in found:
+                if agent not in ready:
+                    print(f"{agent['name']}: not logged in, not tried — {login_hint(agent)}")
+            if not ready:
+                print(f"none of {', '.join(a['name'] for a in found)} is logged in: nothing to try")
+                return 0
+            for agent in ready:
                 smoke(client, agent, str(repo), timeout)
         finally:
             daemon.terminate()
             daemon.wait(60)
     return 0
+
+
+def installed(client: DaemonClient) -> list[dict[str, Any]]:
+    """The agent CLIs on PATH, once their login checks have answered (``unknown`` until then;
+    a check that never answers stays unknown, and its agent is tried)."""
+    deadline = time.monotonic() + LOGIN_CHECKS
+    while True:
+        listed = client.request("GET", "/api/agents")
+        assert isinstance(listed, dict)
+        found = [a for a in listed["agents"] if a["name"] in AGENTS and a["available"]]
+        if time.monotonic() > deadline or all(a["auth"] != "unknown" for a in found):
+            return found
+        time.sleep(0.5)
+
+
+def login_hint(agent: dict[str, Any]) -> str:
+    return str(agent.get("auth_detail") or agent.get("login_hint") or "log in to it first")
 
 
 def smoke(client: DaemonClient, agent: dict[str, Any], cwd: str, timeout: float) -> None:

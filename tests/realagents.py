@@ -19,7 +19,7 @@ from typing import Any
 
 from scripts.install_agents import BIN, Pin, installed, pins
 from tests.fakeagents import final_run
-from tests.helpers import DaemonProcess, free_port, require, start_daemon
+from tests.helpers import DaemonProcess, free_port, require, start_daemon, wait_until
 from tests.models.base import ScriptedModel
 
 # Enough of the system for the CLIs, their tools and AIOS's own git: nothing that could hold
@@ -132,7 +132,12 @@ class RealAgents:
             "security": {"auth": {"selectedType": "gemini-api-key"}},
             "privacy": {"usageStatisticsEnabled": False},
             "telemetry": {"enabled": False},
-            "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+            "general": {
+                "enableAutoUpdate": False,
+                "enableAutoUpdateNotification": False,
+                # Two attempts, not ten with backoff up to 30 s: an API error fails in seconds.
+                "maxAttempts": 2,
+            },
         }
         (self.user_home / ".gemini").mkdir()
         (self.user_home / ".gemini" / "settings.json").write_text(json.dumps(settings))
@@ -174,6 +179,22 @@ class RealAgents:
 
     def final(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
         return final_run(self.d, run_id, timeout)
+
+    def now(self, run_id: str) -> dict[str, Any]:
+        run = self.d.client.request("GET", f"/api/runs/{run_id}")
+        assert isinstance(run, dict)
+        return run
+
+    def waiting(self, run_id: str, timeout: float = 90) -> dict[str, Any]:
+        """A two-way run once its turn is over and it waits for the user's next message."""
+
+        def between_turns() -> dict[str, Any] | None:
+            run = self.now(run_id)
+            assert run["state"] in ("starting", "running"), (run["error"], self.log(run_id)[-3000:])
+            return run if run["activity"] == "waiting" else None
+
+        run: dict[str, Any] = wait_until(between_turns, timeout, "the turn to end")
+        return run
 
     def log(self, run_id: str) -> str:
         return self.d.client.request_bytes("GET", f"/api/runs/{run_id}/log").decode()

@@ -197,3 +197,35 @@ def test_the_install_commands_are_the_documented_ones() -> None:
     for name in ("aider", "gemini"):
         assert f"{name}: '{name}' not found on PATH — {SETUP[name].install_hint}" in section
     assert f"codex: not logged in — {SETUP['codex'].login}" in section
+
+
+def test_the_agents_list_says_which_agents_ask_and_how(home: Path, tmp_path: Path) -> None:
+    """``can_ask`` (the two-way protocol's words) in the API, the ASKS column of ``aios agents``
+    (yes: approvals = "ask"; can: its CLI could; empty: it cannot), and the dashboard."""
+    bin_dir = fake_agents(tmp_path / "bin", "claude")
+    write_config(
+        home,
+        '[agents.claude]\napprovals = "ask"\n'
+        '[agents.mine]\ncommand = ["claude", "-p", "--output-format", "stream-json",'
+        ' "--verbose", "--", "{prompt}"]\nformat = "claude-stream-json"\n',
+    )
+    d = start_daemon(home, PATH=f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    try:
+        body = d.client.request("GET", "/api/agents")
+        agents = {agent["name"]: agent for agent in body["agents"]}
+        how = agents["claude"]["can_ask"]
+        assert how and agents["mine"]["can_ask"] == how and agents["command"]["can_ask"] is None
+        listing = run_cli(home, "agents")
+        assert listing.returncode == 0, listing.stderr
+        lines = listing.stdout.splitlines()
+        assert lines[0].split() == ["NAME", "SOURCE", "AVAILABLE", "LOGIN", "ASKS", "COMMAND"]
+        column = lines[0].index("ASKS")
+        asks = {
+            line.split()[0]: line[column : column + 4].strip() for line in lines[1:] if line.strip()
+        }
+        assert (asks["claude"], asks["mine"], asks["command"]) == ("yes", "can", "")
+        page = html.unescape(d.client.request_bytes("GET", "/").decode())
+        assert f"asks before each tool: {how}" in page
+        assert f'can ask (approvals = "ask"): {how}' in page
+    finally:
+        d.close()

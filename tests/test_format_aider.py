@@ -34,22 +34,81 @@ def test_a_successful_run_with_tokens_and_cost() -> None:
 
 
 def test_every_model_call_failing_behind_exit_0_is_a_failure() -> None:
-    run = replay("aider-api-down")
-    retrying = run.after(r"^Retrying in 0\.5 seconds")
-    assert retrying.activity is Activity.RETRYING
-    assert retrying.activity_detail == "InternalServerError, retrying in 0.5 s"
-    assert run.steps[-1][2].failure is None  # nothing concluded before the exit
-    assert run.exit_code == 0
-    k = run.knowledge
+    _, reducer = reducer_for("aider")
+    for line in (
+        "litellm.InternalServerError: InternalServerError: OpenAIException - boom",
+        "The API provider's servers are down or overloaded.",
+        "Retrying in 0.2 seconds...",
+        "litellm.InternalServerError: InternalServerError: OpenAIException - boom",
+        "The API provider's servers are down or overloaded.",
+        "Retrying in 0.5 seconds...",
+    ):
+        reducer.stdout(line)
+    k = reducer.knowledge
+    assert (k.activity, k.activity_detail) == (
+        Activity.RETRYING,
+        "InternalServerError, retry 2 in 0.5 s",
+    )
+    reducer.stdout("litellm.InternalServerError: InternalServerError: OpenAIException - boom")
+    reducer.stdout("The API provider's servers are down or overloaded.")
+    assert k.failure is None  # nothing concluded before the exit
+    reducer.exited(0)
     assert k.failure == (
         "The API provider's servers are down or overloaded. (litellm.InternalServerError)"
     )
     assert k.failure_kind is FailureKind.API
-    assert run.hint and "try later" in run.hint
-    assert f"{RED}litellm.InternalServerError" in run.text
-    assert run.plain.endswith(
-        "✗ The API provider's servers are down or overloaded. (litellm.InternalServerError)\n"
+    hint = aider.hint(k, 0)
+    assert hint and "try later" in hint
+    assert reducer.ending().endswith(
+        "✗ The API provider's servers are down or overloaded. (litellm.InternalServerError)"
+        "\x1b[0m\n"
     )
+
+
+def test_a_host_it_cannot_reach_is_offline_behind_exit_0() -> None:
+    run = replay("aider-api-down")  # no such host: "Name or service not known"
+    retrying = run.after(r"^Retrying in 0\.5 seconds")
+    assert retrying.activity is Activity.OFFLINE
+    assert retrying.activity_detail == "cannot reach the model provider, retry 2 in 0.5 s"
+    assert aider.hint(retrying, None) == aider.HINTS[FailureKind.OFFLINE]  # live
+    assert run.steps[-1][2].failure is None  # nothing concluded before the exit
+    assert run.exit_code == 0
+    k = run.knowledge
+    assert k.failure is not None
+    assert k.failure.startswith("litellm.InternalServerError: InternalServerError: Openrouter")
+    assert k.failure_kind is FailureKind.OFFLINE
+    assert run.hint == aider.HINTS[FailureKind.OFFLINE]
+    assert f"{RED}litellm.InternalServerError" in run.text
+
+
+def test_a_closed_port_is_offline_though_litellm_says_internal_server_error() -> None:
+    run = replay("aider-refused")  # recorded: "… OpenAIException - Connection" / "error."
+    retrying = run.after(r"^Retrying in 0\.2 seconds")
+    assert (retrying.activity, retrying.activity_detail) == (
+        Activity.OFFLINE,
+        "cannot reach the model provider, retry 1 in 0.2 s",
+    )
+    # The rest of its wrapped words is not taken for the model's reply.
+    rests = [k.activity for _, line, k in run.steps if line == "error."]
+    assert len(rests) > 2 and set(rests[1:]) == {Activity.OFFLINE}
+    k = run.knowledge
+    assert k.failure == (
+        "litellm.InternalServerError: InternalServerError: OpenAIException - Connection error."
+    )
+    assert k.failure_kind is FailureKind.OFFLINE
+    assert run.exit_code == 0 and run.hint == aider.HINTS[FailureKind.OFFLINE]
+
+
+def test_stopped_while_retrying_keeps_the_failure_it_retried() -> None:
+    _, reducer = reducer_for("aider")
+    reducer.stdout("litellm.RateLimitError: RateLimitError: OpenAIException - slow down")
+    reducer.stdout("The API provider has rate limited you. Try again later or check your quotas.")
+    reducer.stdout("Retrying in 0.2 seconds...")
+    reducer.exited(-15)
+    k = reducer.knowledge
+    assert k.failure_kind is FailureKind.API and k.failure is not None
+    assert k.failure.startswith("The API provider has rate limited you.")
+    assert aider.hint(k, -15) == aider.HINTS[FailureKind.API]
 
 
 def test_a_call_that_works_after_a_retry_is_no_failure() -> None:

@@ -30,12 +30,14 @@ def test_not_logged_in_is_a_failure_although_the_result_says_success() -> None:
     assert not raw_json_in(run.text)
 
 
-def test_api_retries_are_retrying_with_the_attempt_and_the_next_try() -> None:
-    run = replay("claude-api-retry")
+def test_api_retries_without_an_answer_are_offline_with_the_attempt_and_the_next_try() -> None:
+    run = replay("claude-api-retry")  # no route to the API: its retries carry no HTTP status
     assert run.after(r'"subtype":"init"').activity is Activity.WORKING
     third = run.after(r'"subtype":"api_retry"', 3)
-    assert third.activity is Activity.RETRYING
+    assert third.activity is Activity.OFFLINE
     assert third.activity_detail == "API retry 3/10, next in 2.1s"
+    # While live, the hint says what to do about it already.
+    assert claude.hint(third, None) == claude.HINTS[FailureKind.OFFLINE]
     seventh = run.after(r'"subtype":"api_retry"', 7)
     assert seventh.activity_detail == "API retry 7/10, next in 37s"
     assert f"{YELLOW}↻ API retry 7/10, next in 37s" in run.text
@@ -50,6 +52,37 @@ def test_giving_up_on_an_unreachable_api_is_offline() -> None:
     assert k.failure_kind is FailureKind.OFFLINE
     assert k.activity is Activity.WORKING  # the retrying is over
     assert run.hint and "network" in run.hint
+
+
+def test_an_overloaded_api_is_retried_with_its_status_then_fails_as_api() -> None:
+    run = replay("claude-api-overloaded")  # recorded: 529, CLAUDE_CODE_MAX_RETRIES=1
+    retry = run.after(r'"subtype":"api_retry"')
+    assert retry.activity is Activity.RETRYING
+    assert retry.activity_detail is not None
+    assert retry.activity_detail.startswith("API retry 1/1 (HTTP 529), next in ")
+    k = run.knowledge
+    assert k.failure is not None and k.failure.startswith("API Error: 529 Overloaded")
+    assert k.failure_kind is FailureKind.API
+    assert k.activity is Activity.WORKING  # the retrying is over
+    assert run.hint == claude.HINTS[FailureKind.API]
+    assert (k.cost_usd, k.num_turns) == (None, None)  # it never got an answer
+
+
+@pytest.mark.parametrize(
+    ("scenario", "said"),
+    [
+        ("claude-api-refused", "API Error: Unable to connect to API (ConnectionRefused)"),
+        ("claude-connection-lost", "API Error: Connection to the API was lost (ECONNRESET)"),
+    ],
+)
+def test_a_refused_or_lost_connection_is_offline(scenario: str, said: str) -> None:
+    run = replay(scenario)  # recorded: a closed port; an API that hangs up mid-answer
+    k = run.knowledge
+    assert k.failure is not None and k.failure.startswith(said)
+    assert k.failure_kind is FailureKind.OFFLINE
+    assert run.hint == claude.HINTS[FailureKind.OFFLINE]
+    if scenario == "claude-api-refused":
+        assert run.after(r'"subtype":"api_retry"').activity is Activity.OFFLINE
 
 
 def test_a_resumed_session_that_is_gone() -> None:

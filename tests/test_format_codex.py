@@ -34,6 +34,21 @@ def test_reconnecting_then_waiting_for_the_network() -> None:
     assert not raw_json_in(run.text)
 
 
+@pytest.mark.parametrize(
+    ("scenario", "kind"),
+    [("codex-server-error", FailureKind.API), ("codex-stream-dropped", FailureKind.OFFLINE)],
+)
+def test_a_stream_retried_then_given_up_fails_with_a_hint(scenario: str, kind: FailureKind) -> None:
+    run = replay(scenario)  # recorded: a 500 each time; the API hanging up mid-answer
+    retry = run.after(r"Reconnecting\.\.\. 1/1")
+    assert (retry.activity, retry.activity_detail) == (Activity.RETRYING, "reconnecting 1/1")
+    k = run.knowledge
+    assert k.failure is not None and k.failure_kind is kind, k.failure
+    assert k.activity is Activity.WORKING  # no longer reconnecting: the turn failed
+    assert run.hint == codex.HINTS[kind]
+    assert k.num_turns is None  # no answer came
+
+
 def test_a_successful_turn_with_commands_file_changes_and_usage() -> None:
     run = replay("codex-success")
     k = run.knowledge

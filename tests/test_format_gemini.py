@@ -20,10 +20,12 @@ def test_silent_on_stdout_while_it_retries_on_stderr() -> None:
     assert run.knowledge.model == "auto"
     assert run.after('"type":"init"').activity is Activity.WORKING
     third = run.after("Attempt 3 failed")
+    # "fetch failed": no answer at all, so offline (with its hint while it lasts).
     assert (third.activity, third.activity_detail) == (
-        Activity.RETRYING,
-        "attempt 3 failed, retrying",
+        Activity.OFFLINE,
+        "cannot reach the API: attempt 3 failed, retrying",
     )
+    assert gemini.hint(third, None) == gemini.HINTS[FailureKind.OFFLINE]
     assert f"{YELLOW}↻ Attempt 3 failed." in run.text
     assert run.knowledge.failure is None
     assert "write hello.py" not in run.plain  # the prompt echoed back is not shown
@@ -36,6 +38,41 @@ def test_the_retries_end_in_an_offline_failure() -> None:
     assert k.failure_kind is FailureKind.OFFLINE
     assert k.activity is Activity.WORKING
     assert run.hint and "network" in run.hint
+
+
+def test_a_quota_error_is_retried_with_its_status_then_fails_as_api_not_auth() -> None:
+    run = replay("gemini-quota")  # recorded: 429, general.maxAttempts = 2
+    first = run.after("Attempt 1 failed")
+    assert (first.activity, first.activity_detail) == (
+        Activity.RETRYING,
+        "attempt 1 failed (HTTP 429), retrying",
+    )
+    k = run.knowledge
+    # Its words end "… or switch to another /auth method": still a quota, not a login.
+    assert k.failure is not None and "Quota exceeded" in k.failure and "/auth" in k.failure
+    assert k.failure_kind is FailureKind.API
+    assert k.activity is Activity.WORKING
+    assert run.exit_code == 173 and run.hint == gemini.HINTS[FailureKind.API]
+
+
+def test_a_closed_port_is_offline_while_it_retries_and_after() -> None:
+    run = replay("gemini-refused")  # recorded: its router's retries, then the main call's
+    first = run.after("Attempt 1 failed")
+    assert first.activity is Activity.OFFLINE
+    assert gemini.hint(first, None) == gemini.HINTS[FailureKind.OFFLINE]
+    k = run.knowledge
+    assert k.failure == "[API Error: exception TypeError: fetch failed sending request]"
+    assert k.failure_kind is FailureKind.OFFLINE
+    assert k.activity is Activity.WORKING and run.hint == gemini.HINTS[FailureKind.OFFLINE]
+
+
+def test_a_stream_cut_off_is_not_retried_and_is_offline() -> None:
+    run = replay("gemini-stream-dropped")  # recorded: the API hangs up mid-answer
+    k = run.knowledge
+    assert k.failure == "[API Error: terminated]"
+    assert k.failure_kind is FailureKind.OFFLINE
+    assert run.hint == gemini.HINTS[FailureKind.OFFLINE]
+    assert not [s for s in run.steps if s[2].activity is Activity.RETRYING]
 
 
 def test_a_successful_run_with_tools_and_stats() -> None:

@@ -48,41 +48,23 @@ def asking_model() -> ResponsesModel:
     )
 
 
-def run_now(real: RealAgents, run_id: str) -> dict[str, Any]:
-    run = real.d.client.request("GET", f"/api/runs/{run_id}")
-    assert isinstance(run, dict)
-    return run
-
-
 def asked(real: RealAgents, run_id: str, tool: str) -> dict[str, Any]:
     """The request the run waits on, once it is one for ``tool``."""
 
     def pending() -> dict[str, Any] | None:
-        run = run_now(real, run_id)
+        run = real.now(run_id)
         assert run["state"] not in ("succeeded", "failed", "stopped"), real.log(run_id)[-3000:]
         approval = run["pending_approval"]
         return approval if approval and approval["tool"] == tool else None
 
     approval: dict[str, Any] = wait_until(pending, 60, f"codex to ask for {tool}")
-    assert run_now(real, run_id)["activity"] == "awaiting_approval"
+    assert real.now(run_id)["activity"] == "awaiting_approval"
     return approval
 
 
 def decide(real: RealAgents, run_id: str, approval: dict[str, Any], decision: str) -> None:
     body = {"id": approval["id"], "decision": decision}
     real.d.client.request("POST", f"/api/runs/{run_id}/approval", body)
-
-
-def waiting(real: RealAgents, run_id: str) -> dict[str, Any]:
-    """The run once its turn is over and it waits for the user's next message."""
-
-    def between_turns() -> dict[str, Any] | None:
-        run = run_now(real, run_id)
-        assert run["state"] in ("starting", "running"), (run["state"], real.log(run_id)[-3000:])
-        return run if run["activity"] == "waiting" else None
-
-    run: dict[str, Any] = wait_until(between_turns, 60, "the turn to end")
-    return run
 
 
 def done(real: RealAgents, run_id: str) -> dict[str, Any]:
@@ -125,7 +107,7 @@ def test_codex_asks_and_obeys_an_allow_and_a_deny_from_the_api_then_follows_up_a
         patch = asked(real, run["id"], "apply_patch")
         assert patch["summary"] == "denied.txt" and patch["always"] is True
         decide(real, run["id"], patch, "deny")
-        between = waiting(real, run["id"])
+        between = real.waiting(run["id"])
         assert (repo / "ran.txt").read_text() == "allowed\n"
         assert not (repo / "denied.txt").exists()
         assert REFUSED in sent_after(model, 2)  # the model was told of the refusal
@@ -138,7 +120,7 @@ def test_codex_asks_and_obeys_an_allow_and_a_deny_from_the_api_then_follows_up_a
         real.d.client.request("POST", f"/api/runs/{run['id']}/message", {"prompt": FOLLOW_UP})
         wait_until(lambda: len(model.seen) == 4, 60, "the follow-up to reach the model")
         assert all(t in sent_after(model, 3) for t in (PROMPT, REFUSED, FOLLOW_UP))
-        assert waiting(real, run["id"])["num_turns"] == 2
+        assert real.waiting(run["id"])["num_turns"] == 2
 
         ended = done(real, run["id"])
         assert ended["session_id"] == thread_of(real, run["id"])
@@ -169,7 +151,7 @@ def test_always_allows_a_patch_and_later_changes_to_the_same_file(
         patch = asked(real, run["id"], "apply_patch")
         assert patch["always"] is True
         decide(real, run["id"], patch, "always")
-        between = waiting(real, run["id"])  # the second patch was not asked for
+        between = real.waiting(run["id"])  # the second patch was not asked for
         assert (repo / "notes.txt").read_text() == "second\n"
         assert between["pending_approval"] is None
         raw = json.dumps(real.events(run["id"]))
@@ -182,12 +164,12 @@ def test_a_continued_two_way_codex_run_resumes_its_thread(real: RealAgents, repo
     with model:
         real.start(codex=model)
         first = real.launch("codex", PROMPT, repo)
-        waiting(real, first["id"])
+        real.waiting(first["id"])
         first = done(real, first["id"])
 
         model.then(Text("Resumed."))
         again = real.continue_(first["id"], FOLLOW_UP)
-        waiting(real, again["id"])
+        real.waiting(again["id"])
         # The whole earlier conversation went to the model: the thread was resumed, not begun.
         assert all(t in sent_after(model, 1) for t in (PROMPT, "Hello.", FOLLOW_UP))
         resumed = done(real, again["id"])
@@ -205,7 +187,7 @@ def test_a_continued_run_whose_thread_codex_lost_fails_as_gone_and_ends(
     with ResponsesModel(Text("Hello.")) as model:
         real.start(codex=model)
         first = real.launch("codex", PROMPT, repo)
-        waiting(real, first["id"])
+        real.waiting(first["id"])
         first = done(real, first["id"])
         shutil.rmtree(real.user_home / ".codex" / "sessions")
         again = real.final(real.continue_(first["id"], FOLLOW_UP)["id"], 60)
@@ -221,7 +203,7 @@ def test_a_refused_key_fails_the_turn_as_auth_and_done_ends_the_run_failed(
     with ResponsesModel(*[Fail(401, "Incorrect API key provided: sk-aios-test.")] * 4) as model:
         real.start(codex=model)
         run = real.launch("codex", PROMPT, repo)
-        between = waiting(real, run["id"])  # the session lives on: the user may try again
+        between = real.waiting(run["id"])  # the session lives on: the user may try again
         assert between["num_turns"] is None
         ended = real.final(real.d.client.request("POST", f"/api/runs/{run['id']}/done")["id"])
         assert ended["state"] == "failed" and ended["error_kind"] == "auth", ended["error"]
@@ -238,7 +220,7 @@ def test_offline_codex_says_so_while_live_and_a_stop_keeps_why(
     run = real.launch("codex", PROMPT, repo)
 
     def offline() -> dict[str, Any] | None:
-        now = run_now(real, run["id"])
+        now = real.now(run["id"])
         return now if now["activity"] == "offline" else None
 
     live = wait_until(offline, 60, "codex to wait for the network")

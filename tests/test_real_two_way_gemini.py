@@ -59,37 +59,19 @@ def shell(command: str) -> Tool:
     return Tool("run_shell_command", {"command": command})
 
 
-def now(real: RealAgents, run_id: str) -> dict[str, Any]:
-    run = real.d.client.request("GET", f"/api/runs/{run_id}")
-    assert isinstance(run, dict)
-    return run
-
-
 def asked(real: RealAgents, run_id: str, seen: set[str]) -> dict[str, Any]:
     """The next request the run asks the user (one it has not asked before)."""
 
     def pending() -> dict[str, Any] | None:
-        run = now(real, run_id)
+        run = real.now(run_id)
         assert run["state"] in LIVE, (run["error"], real.log(run_id)[-2000:])
         approval = run["pending_approval"]
         return approval if approval and approval["id"] not in seen else None
 
     approval: dict[str, Any] = wait_until(pending, 60, "gemini to ask")
     seen.add(approval["id"])
-    assert now(real, run_id)["activity"] == "awaiting_approval"
+    assert real.now(run_id)["activity"] == "awaiting_approval"
     return approval
-
-
-def waiting(real: RealAgents, run_id: str) -> dict[str, Any]:
-    """The run once its turn ended and it waits for the user's next message."""
-
-    def between_turns() -> dict[str, Any] | None:
-        run = now(real, run_id)
-        assert run["state"] in LIVE, (run["error"], real.log(run_id)[-2000:])
-        return run if run["activity"] == "waiting" else None
-
-    run: dict[str, Any] = wait_until(between_turns, 60, "the turn to end")
-    return run
 
 
 def decide(real: RealAgents, run_id: str, approval_id: str, decision: str) -> None:
@@ -147,7 +129,7 @@ def test_gemini_asks_obeys_allow_and_deny_takes_follow_ups_ends_on_done_and_cont
         assert approval["always"] is True  # gemini offers "Allow for this session"
         assert not (repo / "allowed.txt").exists()
         decide(real, run_id, approval["id"], "allow")
-        first = waiting(real, run_id)
+        first = real.waiting(run_id)
         assert (repo / "allowed.txt").read_text() == "allowed\n"
         assert first["session_id"] and first["num_turns"] == 1
         turn_ended = time.time()
@@ -157,7 +139,7 @@ def test_gemini_asks_obeys_allow_and_deny_takes_follow_ups_ends_on_done_and_cont
         approval = asked(real, run_id, seen)
         assert approval["summary"] == "echo denied > denied.txt"
         decide(real, run_id, approval["id"], "deny")
-        waiting(real, run_id)
+        real.waiting(run_id)
         assert not (repo / "denied.txt").exists()
         calls = conversation(model)
         assert FOLLOW_UP in calls[-2] and REFUSED in calls[-1]
@@ -183,7 +165,7 @@ def test_gemini_asks_obeys_allow_and_deny_takes_follow_ups_ends_on_done_and_cont
         model.then(Text("Goodbye."))
         next_minute(turn_ended)
         again = real.continue_(run_id, "Say goodbye.")["id"]
-        waiting(real, again)
+        real.waiting(again)
         assert model.script.overrun == 0
         assert all(t in conversation(model)[-1] for t in (PROMPT, "Ran it.", "Say goodbye."))
         post(real, again, "done")

@@ -26,11 +26,12 @@ def cmd_agents(args: argparse.Namespace) -> int:
             agent["source"],
             "yes" if agent["available"] else "no",
             (agent.get("auth") or "").replace("_", " "),
+            asks(agent),
             " ".join(agent["command"]),
         )
         for agent in body["agents"]
     ]
-    print_table(("NAME", "SOURCE", "AVAILABLE", "LOGIN", "COMMAND"), rows)
+    print_table(("NAME", "SOURCE", "AVAILABLE", "LOGIN", "ASKS", "COMMAND"), rows)
     # What to do about each agent that cannot run yet, one line each under the table: the hints
     # are too long for a column.
     notes = [note for agent in body["agents"] if (note := agent_note(agent))]
@@ -47,6 +48,14 @@ def cmd_agents(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {problem}")
     return EXIT_OK
+
+
+def asks(agent: dict[str, Any]) -> str:
+    """Whether its runs ask you to allow each tool: ``yes`` (``approvals = "ask"``), ``can``
+    (its CLI can, were it set so), or nothing (it cannot: ``can_ask`` is null)."""
+    if agent.get("approvals") == "ask":
+        return "yes"
+    return "can" if agent.get("can_ask") else ""
 
 
 def agent_note(agent: dict[str, Any]) -> str | None:

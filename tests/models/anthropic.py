@@ -34,6 +34,7 @@ class AnthropicModel(ScriptedModel):
         if isinstance(reply, Text):
             start: dict[str, Any] = {"type": "text", "text": ""}
             delta: dict[str, Any] = {"type": "text_delta", "text": reply.text}
+            block: dict[str, Any] = {**start, "text": reply.text}
             stop = "end_turn"
         else:
             assert isinstance(reply, Tool)
@@ -44,7 +45,17 @@ class AnthropicModel(ScriptedModel):
                 "input": {},
             }
             delta = {"type": "input_json_delta", "partial_json": json.dumps(reply.input)}
+            block = {**start, "input": reply.input}
             stop = "tool_use"
+        if not (seen.body or {}).get("stream"):
+            # Claude Code asks again without streaming when a stream broke off.
+            whole = {
+                "id": f"msg_{self.script.taken:04d}", "type": "message", "role": "assistant",
+                "model": model, "content": [block], "stop_reason": stop, "stop_sequence": None,
+                "usage": {"input_tokens": usage.input, "output_tokens": usage.output,
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+            }  # fmt: skip
+            return json_answer(whole)
         message: dict[str, Any] = {
             "id": f"msg_{self.script.taken:04d}", "type": "message", "role": "assistant",
             "model": model, "content": [], "stop_reason": None, "stop_sequence": None,

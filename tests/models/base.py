@@ -5,13 +5,17 @@ Each API (tests/models/anthropic.py, openai_responses.py, openai_chat.py, gemini
 subclass that knows its paths and how to write a :data:`Reply` in its wire format; this module
 owns the server, the script and the record. A test scripts the conversation ("turn 1: write
 hello.txt with a tool; turn 2: say done"): each model call takes the next reply; once the script
-is used up, the model says "done" again and counts the overrun.
+is used up, the model says "done" again and counts the overrun. A reply can also come late
+(:class:`Slow`: its first byte waits) or be cut off (:class:`Drop`: the server hangs up halfway
+through the answer), as a real network does.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,7 +45,28 @@ class Fail:
     message: str
 
 
-Reply = Text | Tool | Fail
+Said = Text | Tool | Fail  # what a subclass writes in its wire format
+
+
+@dataclass(frozen=True)
+class Slow:
+    """The model answers ``reply``, but only after ``seconds`` of silence: not even the status
+    line comes sooner (a slow first byte)."""
+
+    seconds: float
+    reply: Said
+
+
+@dataclass(frozen=True)
+class Drop:
+    """The connection is closed halfway through the answer to ``reply``: the status, the
+    headers (with the whole answer's length) and half of its bytes are sent, then the server
+    hangs up."""
+
+    reply: Said = Text("this answer is cut off")
+
+
+Reply = Said | Slow | Drop
 
 
 @dataclass(frozen=True)
@@ -80,18 +105,28 @@ class Script:
     taken: int = 0
     overrun: int = 0
     usages: list[Usage] = field(default_factory=list)
+    # How the last reply taken is delivered (late, or cut off); None: at once and whole.
+    manner: Slow | Drop | None = None
 
-    def next(self) -> tuple[Reply, Usage]:
+    def next(self) -> tuple[Said, Usage]:
+        reply: Reply
         if self.taken < len(self.replies):
             reply = self.replies[self.taken]
         else:
             reply, self.overrun = Text("done"), self.overrun + 1
         self.taken += 1
+        self.manner = reply if isinstance(reply, Slow | Drop) else None
+        said = reply.reply if isinstance(reply, Slow | Drop) else reply
         # Distinct, predictable counts per answer, so a test can tell which ones a CLI summed.
         usage = Usage(input=1000 + 100 * self.taken, output=10 + self.taken)
-        if not isinstance(reply, Fail):
+        if not isinstance(said, Fail) and not isinstance(reply, Drop):  # a cut answer counts none
             self.usages.append(usage)
-        return reply, usage
+        return said, usage
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up (a CLI stopped mid-request) is no error of the test's
 
 
 class ScriptedModel:
@@ -124,17 +159,27 @@ class ScriptedModel:
                 )
                 with model._lock:
                     model.seen.append(seen)
+                    model.script.manner = None
                     answer = model.answer(seen)
+                    manner, model.script.manner = model.script.manner, None
+                if isinstance(manner, Slow):
+                    time.sleep(manner.seconds)  # this request's thread only: others go on
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
+                if isinstance(manner, Drop):
+                    self.wfile.write(answer.body[: len(answer.body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)  # hang up: the rest never comes
+                    self.close_connection = True
+                    return
                 self.wfile.write(answer.body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the record is in model.seen
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -31,9 +31,13 @@ def add_file(path: str, content: str) -> str:
 
 
 def openai_error(reply: Fail) -> Answer:
-    """An error as both of OpenAI's APIs write one."""
-    code = "invalid_api_key" if reply.status == 401 else "server_error"
-    error = {"message": reply.message, "type": "invalid_request_error", "code": code}
+    """An error as both of OpenAI's APIs write one: its type says what went wrong (clients such
+    as litellm go by it, and a 500 typed ``invalid_request_error`` reads as a bad request)."""
+    kind, code = {
+        401: ("invalid_request_error", "invalid_api_key"),
+        429: ("requests", "rate_limit_exceeded"),
+    }.get(reply.status, ("server_error", "server_error"))
+    error = {"message": reply.message, "type": kind, "param": None, "code": code}
     return json_answer({"error": error}, reply.status)
 
 

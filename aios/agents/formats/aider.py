@@ -9,9 +9,12 @@ aider/exceptions.py; scenarios in tests/fakes/streams/aider-*):
   and, for a model with known prices, ``Cost: $0.0012 message, $0.0034 session.`` (on the same
   line, or the next one when both cache figures are there). Counts are rounded (``2.3k``).
 - ``Applied edit to hello.py``, ``Commit 1a2b3c4 feat: …``.
-- A model call that fails: ``litellm.InternalServerError: …`` and a sentence (``The API
-  provider's servers are down or overloaded.``); ``Retrying in 0.5 seconds...`` when it will
-  try again. When it gives up it still exits 0: the failure is concluded at exit.
+- A model call that fails: ``litellm.InternalServerError: …`` (wrapped at 80 columns) and a
+  sentence (``The API provider's servers are down or overloaded.``); ``Retrying in 0.5
+  seconds...`` when it will try again, the wait doubling up to 32 s (about 80 s in all, not
+  configurable). A provider it cannot reach at all says ``… OpenAIException - Connection
+  error.`` (under InternalServerError) or ``APIConnectionError``: offline. When it gives up it
+  still exits 0: the failure is concluded at exit.
 - No key at all: ``Please open this URL in your browser to connect Aider with OpenRouter:``,
   the URL, ``Waiting up to 5 minutes for you to finish in the browser...`` (it listens on
   localhost:8484 meanwhile).
@@ -50,6 +53,11 @@ _COST = re.compile(r"Cost: \$(\d+(?:\.\d+)?) message, \$(\d+(?:\.\d+)?) session"
 _COMMIT = re.compile(r"^Commit [0-9a-f]{7,40} ")
 _LITELLM = re.compile(r"\blitellm\.(\w+):")
 _RETRYING = re.compile(r"^Retrying in ([\d.]+) seconds")
+# A model call that got no answer at all (a refused port, no such host): litellm files it
+# under InternalServerError as often as APIConnectionError, so its words say it.
+_UNREACHABLE = re.compile(
+    r"Exception - (Connection\b|Cannot connect to host)|Name or service not known", re.I
+)
 _BROWSER = "Please open this URL in your browser to connect Aider with OpenRouter"
 _WAITING = re.compile(r"Waiting up to (\d+) minutes? for you to finish in the browser")
 _LOGIN_FAILED = (
@@ -116,6 +124,11 @@ class AiderReducer(Reducer):
         # A model call that failed, not yet followed by one that worked: (words, kind, class).
         self._pending: tuple[str, FailureKind, str] | None = None
         self._exit_code: int | None = None
+        self._retries = 0  # of the model call now failing
+        # The last line was a litellm error: aider wraps its words at 80 columns, and the next
+        # line may be their rest ("… OpenAIException - Connection" / "error.").
+        self._wrapped = False
+        self._after_error = False
         self.chat = Chat(self.knowledge)  # a two-way session's side (aider_chat.py)
 
     # -- a two-way session: its conversation is the chat's to keep -----------------------------
@@ -140,6 +153,7 @@ class AiderReducer(Reducer):
     def stdout(self, line: str) -> str:
         if self.two_way:  # the question or prompt this line completes is not news
             line = self.chat.line(_SGR.sub("", line))
+        self._after_error, self._wrapped = self._wrapped, False
         plain = _SGR.sub("", line).strip()
         if not plain:
             return line + "\n" if line else "\n"
@@ -153,7 +167,7 @@ class AiderReducer(Reducer):
             # The cache writes are part of "sent" already (aider adds them to it).
             sent, _writes, hit, received = (tokens_count(g) if g else 0 for g in match.groups())
             k.tokens = (k.tokens or Tokens()) + Tokens(input=sent, output=received, cached=hit)
-            self._pending = None
+            self._pending, self._retries = None, 0
             k.working()
             shown = style.dim(line) + "\n"
         if match := _COST.search(plain):
@@ -182,19 +196,36 @@ class AiderReducer(Reducer):
     def _model_call(self, line: str, plain: str) -> str | None:
         """A failed model call, aider's sentence about it, and its retry."""
         if match := _LITELLM.search(plain):
-            self._pending = (plain, kind_of_error(match[1]), match[1])
+            kind = FailureKind.OFFLINE if _UNREACHABLE.search(plain) else kind_of_error(match[1])
+            self._pending, self._wrapped = (plain, kind, match[1]), True
             return style.error(line) + "\n"
         sentence = next((s for s in _DESCRIPTIONS if plain.startswith(s)), None)
         if sentence is not None:
             name = self._pending[2] if self._pending else ""
             kind = self._pending[1] if self._pending else _DESCRIPTIONS[sentence]
-            self._pending = (f"{plain} (litellm.{name})" if name else plain, kind, name)
+            if self._pending and kind is FailureKind.OFFLINE:
+                words = self._pending[0]  # "servers are down" would not be the truth
+            else:
+                words = f"{plain} (litellm.{name})" if name else plain
+            self._pending = (words, kind, name)
             return style.error(line) + "\n"
         if match := _RETRYING.match(plain):
+            self._retries += 1
             what = self._pending[2] if self._pending and self._pending[2] else "API error"
-            self.knowledge.activity = Activity.RETRYING
-            self.knowledge.activity_detail = f"{what}, retrying in {match[1]} s"
+            # No answer at all is offline; an answer cut off (APIConnectionError "peer closed
+            # connection") is a retry like any other.
+            offline = self._pending is not None and bool(_UNREACHABLE.search(self._pending[0]))
+            k = self.knowledge
+            k.activity = Activity.OFFLINE if offline else Activity.RETRYING
+            what = "cannot reach the model provider" if offline else what
+            k.activity_detail = f"{what}, retry {self._retries} in {match[1]} s"
             return style.warning(line) + "\n"
+        if self._after_error and self._pending:  # the rest of a wrapped litellm error
+            words, kind, name = self._pending
+            words = f"{words} {plain}"
+            kind = FailureKind.OFFLINE if _UNREACHABLE.search(words) else kind
+            self._pending, self._wrapped = (words, kind, name), True
+            return style.error(line) + "\n"
         return None
 
     def _login(self, line: str, plain: str) -> str | None:
@@ -230,8 +261,9 @@ class AiderReducer(Reducer):
 
     def exited(self, exit_code: int) -> None:
         self._exit_code = exit_code
-        # aider exits 0 after a model call that failed for good: that is a failed run.
-        if self._pending and self.knowledge.failure is None and exit_code >= 0:
+        # aider exits 0 after a model call that failed for good: that is a failed run. Stopped
+        # while it retried one, the failure it was retrying is what its run had come to.
+        if self._pending and self.knowledge.failure is None:
             words, kind, _ = self._pending
             self.knowledge.fail(words, kind)
 
@@ -266,6 +298,8 @@ def hint(knowledge: Knowledge, exit_code: int | None) -> str | None:
         return LOGIN_WAIT  # still waiting: the way out starts with stopping it
     if kind is None and knowledge.activity is Activity.NEEDS_LOGIN:
         kind = FailureKind.AUTH  # stopped while it waited for a browser login
+    if kind is None and knowledge.activity is Activity.OFFLINE:
+        kind = FailureKind.OFFLINE  # it cannot reach the provider (still trying, or stopped so)
     return HINTS.get(kind) if kind is not None else None
 
 

@@ -10,7 +10,8 @@ What the stream says (Claude Code 2.1.197; recordings in tests/fakes/streams/cla
   ``billing_error``, ``rate_limit``, ``invalid_request``, ``server_error``, ``unknown``) marks a
   message the CLI made up to report a failure ("Not logged in · Please run /login").
 - ``user``: ``tool_result`` blocks (``tool_use_id``, ``content``, ``is_error``).
-- ``system/api_retry``: ``attempt``, ``max_retries``, ``retry_delay_ms``, ``error_status``.
+- ``system/api_retry``: ``attempt``, ``max_retries``, ``retry_delay_ms``, ``error_status`` (null
+  when no answer came at all: refused or unreachable, which is offline), ``error``.
 - ``result``: ``is_error`` wins over ``subtype`` (a failed login is ``"subtype":"success",
   "is_error":true``); ``num_turns``, ``duration_ms``, ``total_cost_usd``, ``usage`` (the whole
   run's), ``permission_denials`` [{tool_name, tool_use_id, tool_input}], ``errors`` [str].
@@ -78,7 +79,11 @@ _KINDS = (
         FailureKind.AUTH,
     ),
     (
-        re.compile(r"connection error|ENOTFOUND|ECONNREFUSED|ETIMEDOUT|fetch failed|network", re.I),
+        re.compile(
+            r"connection error|unable to connect|ConnectionRefused|connection to the API was lost"
+            r"|ENOTFOUND|ECONNREFUSED|ECONNRESET|ETIMEDOUT|fetch failed|network",
+            re.I,
+        ),
         FailureKind.OFFLINE,
     ),
     (re.compile(r"max(imum)? turns", re.I), FailureKind.TURN_LIMIT),
@@ -222,7 +227,10 @@ class ClaudeReducer(JsonReducer):
             return style.dim("claude · " + " · ".join(f for f in facts if f)) + "\n"
         if subtype == "api_retry":
             detail = _retry_detail(event)
-            k.activity, k.activity_detail = Activity.RETRYING, detail
+            # No HTTP status: the request got no answer at all (refused, unreachable).
+            offline = int_of(event.get("error_status")) is None
+            k.activity = Activity.OFFLINE if offline else Activity.RETRYING
+            k.activity_detail = detail
             return style.warning(f"↻ {detail}") + "\n"
         if subtype == "compact_boundary":
             return style.dim("· conversation compacted") + "\n"
@@ -242,7 +250,11 @@ class ClaudeReducer(JsonReducer):
             str_of(b.get("text")) for b in map(dict_of, list_of(message.get("content")))
         ).strip()
         if error:
-            self._message_failure = _MESSAGE_ERRORS.get(error) or kind_of(text)
+            # A connection that failed is offline, whatever error the CLI filed it under
+            # ("server_error" for "Unable to connect to API (ConnectionRefused)").
+            said = kind_of(text)
+            offline = said is FailureKind.OFFLINE
+            self._message_failure = said if offline else _MESSAGE_ERRORS.get(error) or said
             self.knowledge.fail(text or error, self._message_failure)
             return style.error(text or f"error: {error}") + "\n"
         self.knowledge.working()
@@ -392,8 +404,10 @@ DENIED = "Some actions were denied: run it again with permission edit, or full f
 
 def hint(knowledge: Knowledge, exit_code: int | None) -> str | None:
     kind = knowledge.failure_kind
+    if kind is None and knowledge.activity is Activity.OFFLINE:
+        kind = FailureKind.OFFLINE  # it cannot reach the API (still trying, or stopped so)
     if kind is None and exit_code and knowledge.activity is Activity.RETRYING:
-        kind = FailureKind.OFFLINE  # it ended while still retrying the API
+        kind = FailureKind.API  # it ended while still retrying an API that answered errors
     if kind is not None:
         return HINTS.get(kind)
     return DENIED if knowledge.denials else None

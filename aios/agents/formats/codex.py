@@ -13,8 +13,10 @@ tests/fakes/streams/codex-*):
   (changes [{path, kind add|delete|update}], status), ``mcp_tool_call`` (server, tool,
   arguments, result, error), ``web_search`` (query), ``todo_list`` (items [{text, completed}]),
   ``error`` (a warning: message), ``plan`` (text).
-- ``error``: ``message``; while it cannot reach the API, ``Reconnecting... 2/5 (…)`` and then,
-  for ever, ``Reconnecting... waiting for network (…)``.
+- ``error``: ``message``; while it retries a stream (a 5xx, a stream cut off),
+  ``Reconnecting... 2/5 (…)``; while it cannot reach the API at all, for ever, ``Reconnecting...
+  waiting for network (…)``. A 5xx it gave up on says "We're currently experiencing high
+  demand …"; a 429 is not retried at all ("exceeded retry limit, last status: 429").
 - stderr: ``Reading additional input from stdin...``, tracing lines
   (``2026-12-02T00:29:14Z ERROR codex_api::…``: an ERROR there is not by itself a failure),
   ``Not inside a trusted directory and --skip-git-repo-check was not specified.`` (exit 1).
@@ -69,13 +71,15 @@ _KINDS = (
     (
         re.compile(
             r"failed to lookup address|error sending request|connection (failed|refused|reset)"
-            r"|waiting for network|dns error|network is unreachable|timed out",
+            r"|waiting for network|dns error|network is unreachable|timed out"
+            r"|stream disconnected",
             re.I,
         ),
         FailureKind.OFFLINE,
     ),
     (
-        re.compile(r"usage limit|rate limit|\b429\b|\b5\d\d\b|unexpected status", re.I),
+        # "high demand": its words for a 5xx it gave up retrying.
+        re.compile(r"usage limit|rate limit|\b429\b|\b5\d\d\b|unexpected status|high demand", re.I),
         FailureKind.API,
     ),
 )

@@ -16,9 +16,14 @@ packages/cli/src/nonInteractiveCli.ts; recordings in tests/fakes/streams/gemini-
   input_tokens (cached included), output_tokens, cached, input (not cached), duration_ms,
   tool_calls, models (the model that answered → its usage; init's ``model`` is the one asked
   for, ``auto`` by default)}.
-- stderr, while the API cannot be reached (stdout is silent meanwhile, minutes on end):
-  ``Attempt 3 failed. Retrying with backoff... Error: …``; before any event, the reason it
-  will not start (no auth method: exit 41; untrusted folder: exit 55).
+- stderr, while it retries (stdout is silent meanwhile, minutes on end with the default ten
+  attempts): ``Attempt 1 failed with status 500. Retrying with backoff... _ApiError: …`` for an
+  API error, ``Attempt 3 failed. Retrying with backoff... Error: exception TypeError: fetch
+  failed sending request`` while the API cannot be reached (offline), ``Attempt 2 failed: ….
+  Max attempts reached`` when it gives up; before any event, the reason it will not start (no
+  auth method: exit 41; untrusted folder: exit 55). A stream cut off midway is not retried:
+  ``[API Error: terminated]``. A run that gives up on an HTTP error exits with the status's
+  low byte (500 → 244, 429 → 173).
 - Exit codes: 41 auth, 42 input, 44 sandbox, 52 config, 53 turn limit, 54 tool, 55 untrusted
   folder, 130 cancelled.
 """
@@ -91,19 +96,27 @@ _KINDS = (
         re.compile(r"not running in a trusted directory|trusted folder", re.I),
         FailureKind.UNTRUSTED_DIR,
     ),
+    # Before auth: a 429's message ends "… or switch to another /auth method".
+    (re.compile(r"quota|\b429\b|RESOURCE_EXHAUSTED", re.I), FailureKind.API),
     (
         re.compile(r"auth method|GEMINI_API_KEY|api key not valid|unauthenticated|\b401\b", re.I),
         FailureKind.AUTH,
     ),
     (
-        re.compile(r"fetch failed|ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|network", re.I),
+        # "terminated": the connection was cut in the middle of an answer.
+        re.compile(
+            r"fetch failed|ENOTFOUND|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EAI_AGAIN|network"
+            r"|API Error: terminated",
+            re.I,
+        ),
         FailureKind.OFFLINE,
     ),
     (re.compile(r"turn limit|max(imum)? session turns", re.I), FailureKind.TURN_LIMIT),
     (re.compile(r"quota|\b429\b|\b5\d\d\b|RESOURCE_EXHAUSTED|overloaded", re.I), FailureKind.API),
 )
 HELD_BACK = 4000  # characters of an unfinished line of assistant text kept for its end
-_ATTEMPT = re.compile(r"Attempt (\d+) failed")
+_ATTEMPT = re.compile(r"Attempt (\d+) failed(?: with status (\d+))?")
+_GAVE_UP = "Max attempts reached"
 _NEEDS_CONFIRMATION = "requires user confirmation"
 _DENIED_BY_POLICY = re.compile(r"denied by policy", re.I)
 _ANY_ARGUMENT = (
@@ -254,11 +267,16 @@ class GeminiReducer(JsonReducer):
 
     def stderr(self, line: str) -> str:
         k = self.knowledge
-        if match := _ATTEMPT.search(line[:CLASSIFIED]):
-            k.activity = Activity.RETRYING
-            k.activity_detail = f"attempt {match[1]} failed, retrying"
+        if (match := _ATTEMPT.search(line[:CLASSIFIED])) and _GAVE_UP not in line:
             _, _, error = line.partition("Error:")
             self._said = error.strip() or line.strip()
+            if kind_of(self._said) is FailureKind.OFFLINE:  # no answer at all: "fetch failed"
+                k.activity = Activity.OFFLINE
+                k.activity_detail = f"cannot reach the API: attempt {match[1]} failed, retrying"
+            else:
+                status = f" (HTTP {match[2]})" if match[2] else ""
+                k.activity = Activity.RETRYING
+                k.activity_detail = f"attempt {match[1]} failed{status}, retrying"
             return style.warning(f"↻ {one_line(line, 200)}") + "\n"
         if _NEEDS_CONFIRMATION in line:  # the tool_result on stdout says it, as a denial
             return style.warning(line) + "\n"
@@ -313,6 +331,8 @@ NEEDED_CONFIRMATION = "Some tools needed confirmation: run it again with permiss
 
 def hint(knowledge: Knowledge, exit_code: int | None) -> str | None:
     kind = knowledge.failure_kind or EXIT_KINDS.get(exit_code or 0)
+    if kind is None and knowledge.activity is Activity.OFFLINE:
+        kind = FailureKind.OFFLINE  # it cannot reach the API (still trying, or stopped so)
     if kind is not None:
         return HINTS.get(kind)
     return NEEDED_CONFIRMATION if knowledge.denials else None
