@@ -333,6 +333,9 @@ class Run:
     # How the agent was asked to work, and how its output is read (a format name).
     permission: Permission | None = None  # None: the agent has no permission modes
     format: str = "text"
+    # The run's program has a pseudo-terminal (docs/terminal.md): its output is a screen, and
+    # viewers may type into it while it runs.
+    terminal: bool = False
     # What the agent's output says (see aios.agents.formats).
     activity: Activity | None = None
     activity_detail: str | None = None

@@ -29,6 +29,7 @@ from aios.agents.lifecycle import Lifecycle
 from aios.agents.output import Output
 from aios.agents.process import AgentInputError, AgentProcess
 from aios.agents.spawning import SpawnError
+from aios.agents.terminals import LiveTerminal
 from aios.agents.watchdog import Watchdog
 from aios.runs import Run
 from aios.store import Store
@@ -40,6 +41,9 @@ LOG_FLUSH_INTERVAL = 0.075  # coalesce output into one `log` event per run per 7
 # Once the leader is gone and its group stopped, the reader has this long to reach the end of
 # the output before the pipe is closed (a child that escaped the group may hold it for ever).
 DRAIN_TIMEOUT = 1.0
+# What a terminal run's TERM says: what the dashboard's terminal (xterm.js) and the screen model
+# both understand.
+TERM = "xterm-256color"
 
 Spawner = Callable[..., Awaitable[AgentProcess]]
 Apply = Callable[[Sequence[Effect]], Awaitable[None]]
@@ -58,6 +62,8 @@ class Held:
     resume: str | None = None
     # Answers and messages reach the agent in the order they were given, before its input closes.
     writing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # A terminal run's terminal (its screen and viewers); None: its output is piped.
+    terminal: LiveTerminal | None = None
 
 
 @dataclass
@@ -102,13 +108,16 @@ class Attempts:
             output.new_attempt()
             run = self._now(run_id)
             await self.isolation.starting(run)
+            terminal = held.terminal
+            extra = {} if terminal is None else {"terminal": terminal.size}
             try:
                 process = await self.spawn(
                     agent.argv(run.prompt, run.permission, resume=held.resume),
                     cwd=self.isolation.directory(run),
-                    env=agent_environment(agent, run),
+                    env=agent_environment(agent, run, terminal=terminal is not None),
                     merge_stderr=not agent.output.structured,
                     stdin=agent.two_way,
+                    **extra,
                 )
             except SpawnError as exc:
                 await self.apply(self.core.spawn_failed(run_id, str(exc)))
@@ -135,6 +144,8 @@ class Attempts:
     async def _watch(self, run_id: str, held: Held, process: AgentProcess) -> int:
         """Follow the process until its leader exits and what it left is gone; its exit code."""
         held.process = process
+        if held.terminal is not None:
+            held.terminal.started(process)
         self.watchdog.register(process.pgid)
         try:
             await self.apply(
@@ -161,6 +172,8 @@ class Attempts:
             self.watchdog.unregister(process.pgid)
             process.close()
             held.process = None
+            if held.terminal is not None:
+                held.terminal.stopped()
 
     async def _open_session(self, run_id: str, held: Held) -> None:
         """A two-way session starts with what its format writes first (a handshake, the
@@ -231,8 +244,9 @@ def policy(agent: AgentDef) -> Policy:
     )
 
 
-def agent_environment(agent: AgentDef, run: Run) -> dict[str, str]:
-    """The daemon's environment, the agent's own settings, and the run's identity.
+def agent_environment(agent: AgentDef, run: Run, *, terminal: bool = False) -> dict[str, str]:
+    """The daemon's environment, the agent's own settings, and the run's identity (and, with a
+    terminal, ``TERM``: what its terminal understands, unless the agent's settings say).
 
     The daemon's token lives only in its memory and the runtime file, never in os.environ, so it
     cannot leak here; AIOS_* variables of our own are replaced rather than inherited.
@@ -240,6 +254,10 @@ def agent_environment(agent: AgentDef, run: Run) -> dict[str, str]:
     env: dict[str, str] = {
         k: v for k, v in os.environ.items() if not k.startswith("AIOS_") or k == "AIOS_HOME"
     }
+    if terminal:
+        env["TERM"] = TERM
+        env.pop("COLUMNS", None)  # the terminal's own size is the truth, not an inherited one
+        env.pop("LINES", None)
     env.update(agent.env)
     env["AIOS_PROMPT"] = run.prompt
     env["AIOS_RUN_ID"] = run.id
