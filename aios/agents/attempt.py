@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from aios.agents.definitions import AgentDef, RestartPolicy
 from aios.agents.effects import Effect, Policy
 from aios.agents.formats.base import SessionStart
+from aios.agents.input_wait import reads_terminal
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import Lifecycle
 from aios.agents.output import Output
@@ -44,6 +45,9 @@ DRAIN_TIMEOUT = 1.0
 # What a terminal run's TERM says: what the dashboard's terminal (xterm.js) and the screen model
 # both understand.
 TERM = "xterm-256color"
+# Seconds a terminal run must be quiet before its program is looked at: blocked reading its
+# terminal then means it waits for the user (awaiting_input; aios.agents.input_wait).
+INPUT_QUIET = 1.5
 
 Spawner = Callable[..., Awaitable[AgentProcess]]
 Apply = Callable[[Sequence[Effect]], Awaitable[None]]
@@ -204,6 +208,17 @@ class Attempts:
             except Exception:  # the next flush may do better; the reader must go on
                 log.exception("publishing the output of run %s failed", run_id)
 
+    async def probe(self, run_id: str, held: Held) -> None:
+        """Whether the program is blocked reading its terminal, told to the core."""
+        process = held.process
+        if process is None or process.tty is None:
+            return
+        foreground = process.foreground_group()
+        reading = foreground is not None and await asyncio.to_thread(
+            reads_terminal, process.pid, foreground, process.tty
+        )
+        await self.apply(self.core.probed(run_id, reading))
+
     async def publish_now(self, run_id: str, held: Held) -> None:
         await self.publish_output(run_id, held, anyway=True)
 
@@ -233,14 +248,15 @@ def _report_watchdog(started: asyncio.Future[None]) -> None:
         log.error("the watchdog could not start, so no agent will be: %s", exc)
 
 
-def policy(agent: AgentDef) -> Policy:
-    """The core's rules of timing for a run of ``agent``."""
+def policy(agent: AgentDef, *, terminal: bool = False) -> Policy:
+    """The core's rules of timing for a run of ``agent`` (with a terminal or not)."""
     return Policy(
         restart_on_failure=agent.restart is RestartPolicy.ON_FAILURE,
         max_restarts=agent.max_restarts,
         start_seconds=agent.start_seconds,
         stall_after=agent.stall_after,
         approval_timeout=agent.approval_timeout if agent.two_way else 0.0,
+        input_quiet=INPUT_QUIET if terminal else 0.0,
     )
 
 

@@ -28,7 +28,17 @@ from aios import workdir
 from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner, policy
 from aios.agents.conversation import Conversations
 from aios.agents.definitions import AgentDef, Catalog
-from aios.agents.effects import Answer, Changed, Clock, Effect, Released, Schedule, Spawn, Terminate
+from aios.agents.effects import (
+    Answer,
+    Changed,
+    Clock,
+    Effect,
+    Probe,
+    Released,
+    Schedule,
+    Spawn,
+    Terminate,
+)
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
 from aios.agents.final_screens import FinalScreens
 from aios.agents.isolation import Isolation
@@ -258,7 +268,7 @@ class Supervisor:
         output = Output(run.id, agent, self.store, self.bus, heard=heard, terminal=terminal)
         held = Held(agent, output, resume=resume, terminal=terminal)
         try:
-            effects = self.core.launch(run, policy(agent), held)
+            effects = self.core.launch(run, policy(agent, terminal=run.terminal), held)
         except BaseException:
             self.isolation.abandon(run.id, run.worktree)  # a worktree made for it goes
             raise
@@ -340,7 +350,7 @@ class Supervisor:
         """The shell's part of an effect that is not a record, once its step's runs are saved.
         The core may have moved on meanwhile (a run told to stop at shutdown exited and was
         released by a later step): what was meant for a run no longer live is moot."""
-        if isinstance(effect, Spawn | Terminate | Schedule):
+        if isinstance(effect, Spawn | Terminate | Schedule | Probe):
             held = self._held(effect.run_id)
             if held is not None:
                 self._act_on(effect, held)
@@ -356,8 +366,10 @@ class Supervisor:
                 self.screens.ended(effect.run, ended.terminal)
             self.isolation.ended(effect.run)
 
-    def _act_on(self, effect: Spawn | Terminate | Schedule, held: Held) -> None:
-        if isinstance(effect, Spawn):
+    def _act_on(self, effect: Spawn | Terminate | Schedule | Probe, held: Held) -> None:
+        if isinstance(effect, Probe):
+            self._tasks.spawn(self.attempts.probe(effect.run_id, held), f"probe {effect.run_id}")
+        elif isinstance(effect, Spawn):
             task = self._tasks.spawn(self.attempts.run(effect.run_id, held), f"run {effect.run_id}")
             self._attempts[effect.run_id] = task
             task.add_done_callback(lambda t: self._forget_attempt(effect.run_id, t))
