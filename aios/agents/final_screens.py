@@ -1,14 +1,16 @@
 """The final screens of ended terminal runs: what a viewer of an ended run sees.
 
-When a terminal run ends, its viewers are told and let go (``LiveTerminal.end``), and its last
-screen is kept: in memory for the ``KEPT`` most recent (a viewer may connect before the file is
-written), and in a 0600 file beside its log (``<id>.screen.json``: ``{"data", "cols", "rows"}``),
-so an ended run's page shows it after a daemon restart too. The file goes with the run's other
-files when the run is deleted or pruned.
+When a terminal run ends, its screen is drawn to the end, its viewers are told and let go
+(``LiveTerminal.finish``), and its last screen is kept: in memory for the ``KEPT`` most recent
+(a viewer may connect before the file is written; one that asks while the screen is still
+being drawn waits for it), and in a 0600 file beside its log (``<id>.screen.json``:
+``{"data", "cols", "rows"}``), so an ended run's page shows it after a daemon restart too. The
+file goes with the run's other files when the run is deleted or pruned.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -29,17 +31,25 @@ class FinalScreens:
         self.store = store
         self.tasks = tasks
         self._recent: dict[str, Message] = {}
+        self._finishing: dict[str, asyncio.Task[None]] = {}  # screens still being drawn
 
     def ended(self, run: Run, terminal: LiveTerminal) -> None:
-        """``run`` ended: tell its viewers, and keep its screen."""
-        screen = terminal.end(str(run.state), run.exit_code)
+        """``run`` ended: once its screen is drawn to the end, tell its viewers and keep it."""
+        task = self.tasks.spawn(self._keep(run, terminal), f"screen {run.id}")
+        self._finishing[run.id] = task
+        task.add_done_callback(lambda _: self._finishing.pop(run.id, None))
+
+    async def _keep(self, run: Run, terminal: LiveTerminal) -> None:
+        screen = await terminal.finish(str(run.state), run.exit_code)
         self._recent[run.id] = screen
         while len(self._recent) > KEPT:
             del self._recent[next(iter(self._recent))]
-        self.tasks.spawn(self._write(run.id, json.dumps(screen).encode()), f"screen {run.id}")
+        await self._write(run.id, json.dumps(screen).encode())
 
     async def get(self, run_id: str) -> Message | None:
         """An ended terminal run's last screen, if it was kept."""
+        if (finishing := self._finishing.get(run_id)) is not None:
+            await asyncio.wait({finishing})
         if (kept := self._recent.get(run_id)) is not None:
             return kept
         try:
