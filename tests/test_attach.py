@@ -98,7 +98,8 @@ def test_attach_types_resizes_detaches_and_restores_the_terminal(
     run_id = launch(daemon, "ask")
     attached = Attached(daemon, run_id)
     try:
-        attached.wait_for("Ctrl-] detaches")
+        attached.wait_for("Ctrl-] detaches (the run keeps running)")  # said on stderr
+        attached.wait_for(f"\x1b]2;aios attach {run_id}: Ctrl-] detaches\x07")  # and in the title
         attached.wait_for("name?")
         # Its size went to the program (SIGWINCH, then `stty size` in the program).
         attached.wait_for("size: 25 90")
@@ -107,6 +108,7 @@ def test_attach_types_resizes_detaches_and_restores_the_terminal(
         attached.type(b"\x1d")  # Ctrl-]: detach
         assert attached.finish() == 0
         attached.wait_for("detached")
+        attached.wait_for("\x1b[23;0t")  # the title given back
         # The terminal is as it was: cooked again (echo, canonical input).
         assert termios.tcgetattr(attached.master)[3] == attached.cooked[3]
     finally:

@@ -15,7 +15,7 @@ Output goes to the viewers (and the log) as it is read; the screen model is slow
 batches (a flood cut short where it can be) and slices of ``SLICE`` characters, the event loop
 taking its turn between them. A viewer that joins while the screen is behind gets it once the
 drawer has caught up: what it is sent is always a screen, then what followed it. A screen more
-than ``PENDING_MAX`` characters behind skips to the newest output (``_catch_up``).
+than ``PENDING_MAX`` characters behind skips to the newest output (``catch_up``).
 
 The messages are the WebSocket protocol's (docs/terminal.md), as dicts ready for JSON.
 """
@@ -31,16 +31,16 @@ from typing import Any
 from aios.agents.process import AgentProcess
 from aios.agents.screen import MAX_SIZE, VIEWER_REPLY, Screen, flood_cut
 
-__all__ = ["DEFAULT_SIZE", "MAX_SIZE", "LiveTerminal", "Message", "Viewer"]
+__all__ = ["DEFAULT_SIZE", "MAX_SIZE", "LiveTerminal", "Message", "Viewer", "catch_up"]
 
 log = logging.getLogger("aios.terminals")
 
 DEFAULT_SIZE = (100, 30)  # columns, rows: until a viewer says how big it is
 VIEWER_QUEUE = 256  # messages a viewer may fall behind before it gets the screen instead
 SLICE = 512  # characters drawn on the screen model between two turns of the event loop
-DRAW_MAX = 64 * 1024  # characters drawn in one batch at most; beyond, it skips (_catch_up)
+DRAW_MAX = 64 * 1024  # characters drawn in one batch at most; beyond, it skips (catch_up)
 DRAW_PAUSE = 0.05  # seconds between two batches of drawing
-# Characters of output the screen may be behind; beyond, it skips to the newest (_catch_up).
+# Characters of output the screen may be behind; beyond, it skips to the newest (catch_up).
 PENDING_MAX = 1024 * 1024
 CATCH_UP = 16 * 1024  # characters drawn after a skip, from the last full-screen clear if any
 CLEARS = ("\x1b[2J", "\x1b[H\x1b[J", "\x1b[H\x1b[0J")
@@ -100,7 +100,7 @@ class LiveTerminal:
         if self._pending_size > PENDING_MAX:
             behind = flood_cut("".join(self._pending), self.size[1])  # exact, where it can be
             if len(behind) > PENDING_MAX:
-                behind = _catch_up(behind)
+                behind = catch_up(behind)
             self._pending, self._pending_size = [behind], len(behind)
         if self._drawer is None or self._drawer.done():
             self._drawer = asyncio.ensure_future(self._draw())
@@ -115,7 +115,7 @@ class LiveTerminal:
             self._pending_size = 0
             drawn = flood_cut(batch, self.size[1])
             if len(drawn) > DRAW_MAX:  # more redrawing than pyte could follow
-                drawn = _catch_up(drawn)
+                drawn = catch_up(drawn)
             for start in range(0, len(drawn), SLICE):
                 if start:
                     await asyncio.sleep(0)
@@ -241,7 +241,7 @@ class LiveTerminal:
         return bool(self._pending) or (self._drawer is not None and not self._drawer.done())
 
 
-def _catch_up(text: str) -> str:
+def catch_up(text: str) -> str:
     """What the screen draws instead of output it fell too far behind on (a program redrawing
     faster than pyte can follow, which ``flood_cut`` cannot shorten): the newest output from
     its last full-screen clear, or else its newest ``CATCH_UP`` characters on a cleared screen.
