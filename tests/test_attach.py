@@ -11,25 +11,14 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from aios.agents.screen import Screen
 from tests.harness import DaemonProcess, aios_env, run_cli, wait_until
-from tests.terminals import Viewer, launch, open_socket, start_terminal_daemon, state_of
+from tests.terminals import Viewer, launch, open_socket, state_of
 
 pytestmark = pytest.mark.daemon
-
-
-@pytest.fixture
-def terminal_daemon(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
-    daemon = start_terminal_daemon(home, tmp_path)
-    try:
-        yield daemon
-    finally:
-        daemon.close()
 
 
 class Attached:

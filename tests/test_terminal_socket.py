@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ from tests.terminals import (
 )
 
 pytestmark = pytest.mark.daemon
-
-
-@pytest.fixture
-def terminal_daemon(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
-    daemon = start_terminal_daemon(home, tmp_path)
-    try:
-        yield daemon
-    finally:
-        daemon.close()
 
 
 def refused(
