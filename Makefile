@@ -8,7 +8,7 @@ STAMP      := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP        := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test agents bench screenshots smoke-agents clean
+.PHONY: run test agents bench soak screenshots smoke-agents clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("AIOS needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -43,6 +43,10 @@ agents:
 # floors, is installed from PyPI into .bench-venv/, never into AIOS's own environment.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Flat under long use: 10,000 short runs with 20 SSE clients (some minutes; docs/performance.md).
+soak: $(STAMP)
+	$(BIN)/python -m bench soak
 
 screenshots: $(TEST_STAMP)
 	$(BIN)/python -m scripts.screenshots

@@ -19,6 +19,8 @@ from typing import Any
 
 from aios import template
 from aios.agents.definitions import AgentDef
+from aios.agents.formats import FORMATS
+from aios.agents.formats.base import TwoWay
 from aios.agents.presets import PRESETS
 from aios.config_values import (
     AGENT_FIELDS,
@@ -269,11 +271,20 @@ class _Loader:
             self.problem(
                 ("agents", agent.name, "approvals"),
                 f'agents.{agent.name}.approvals = "ask" needs a format that can hold a '
-                f"conversation (claude-stream-json), not {agent.format!r}",
+                f"conversation ({', '.join(CONVERSING)}), not {agent.format!r}",
             )
             return None
         two_way = agent.output.two_way
-        if agent.approvals == "ask" and two_way and not _holds_session(agent.command, two_way.args):
+        if agent.approvals == "ask" and two_way and not _rewritable(agent.command, two_way):
+            self.problem(
+                ("agents", agent.name, "approvals"),
+                f'agents.{agent.name}.approvals = "ask" is ignored: its command is not one that '
+                f"format {agent.format!r} can turn into a two-way session ({two_way.how}); "
+                "its runs are one-way and never ask for approval",
+                warning=True,
+            )
+            agent = replace(agent, approvals="never")
+        elif agent.approvals == "ask" and two_way and not _holds_session(agent.command, two_way):
             # expand() puts the two-way arguments where "{prompt}" is: without that element the
             # CLI would get an open stdin of JSON lines it was never told to read.
             self.problem(
@@ -290,9 +301,23 @@ class _Loader:
         return agent
 
 
-def _holds_session(command: tuple[str, ...], args: tuple[str, ...]) -> bool:
+# The formats whose CLIs can hold a two-way session, for the error that names them.
+CONVERSING = tuple(f.name for f in FORMATS.values() if f.two_way is not None)
+
+
+def _rewritable(command: tuple[str, ...], two_way: TwoWay) -> bool:
+    """Whether the format can turn this one-way command into its two-way one (codex's
+    ``exec`` into ``app-server``), when it needs to."""
+    return two_way.command is None or two_way.command(command) is not None
+
+
+def _holds_session(command: tuple[str, ...], two_way: TwoWay) -> bool:
     """Whether a two-way session can work: a whole "{prompt}" for its arguments to replace, or
-    those arguments written out in the command already."""
+    those arguments written out in the command already (once rewritten for the session, as
+    gemini's "--prompt={prompt}" becomes "{prompt}")."""
+    if two_way.command is not None:
+        command = two_way.command(command) or command
+    args = two_way.args
     return PROMPT in command or any(
         command[i : i + len(args)] == args for i in range(len(command) - len(args) + 1)
     )

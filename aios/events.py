@@ -23,8 +23,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 log = logging.getLogger("aios.events")
@@ -37,17 +35,41 @@ REPLAY_BYTES = 8 * 1024 * 1024
 QUEUE_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
 class Event:
-    id: int
-    kind: str  # run | log | stats | summary | reset
-    data: dict[str, Any]
+    """One event: its id, kind and data, and the SSE message made from them (once).
 
-    @cached_property
+    The replay buffer keeps events :meth:`compact`: the message alone, with ``data`` decoded
+    from it again when a replay needs it. A run's record as a dict costs some three times its
+    JSON in memory, and the buffer holds thousands of events for as long as the daemon runs.
+    """
+
+    __slots__ = ("_data", "_encoded", "id", "kind")
+
+    def __init__(
+        self, id: int, kind: str, data: dict[str, Any] | None = None, encoded: bytes | None = None
+    ) -> None:
+        self.id = id
+        self.kind = kind  # run | log | stats | summary | reset | …
+        self._data = data
+        self._encoded = encoded
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is not None:
+            return self._data
+        if self._encoded is None:
+            return {}
+        start = self._encoded.index(b"\ndata: ") + len(b"\ndata: ")
+        decoded: dict[str, Any] = json.loads(self._encoded[start:-2])  # not kept: see compact
+        return decoded
+
+    @property
     def encoded(self) -> bytes:
-        """The SSE message, made once (a frozen dataclass still has a __dict__ to cache in)."""
-        payload = json.dumps(self.data, separators=(",", ":"))
-        return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
+        """The SSE message."""
+        if self._encoded is None:
+            payload = json.dumps(self._data or {}, separators=(",", ":"))
+            self._encoded = f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
+        return self._encoded
 
     def sse(self) -> bytes:
         return self.encoded
@@ -55,6 +77,21 @@ class Event:
     @property
     def size(self) -> int:
         return len(self.encoded)
+
+    def compact(self) -> Event:
+        """The same event holding only its message."""
+        return Event(self.id, self.kind, None, self.encoded)
+
+    def __eq__(self, other: object) -> bool:  # a compact copy is the same event
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.id, self.kind, self.encoded) == (other.id, other.kind, other.encoded)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.kind))
+
+    def __repr__(self) -> str:
+        return f"Event({self.id}, {self.kind!r})"
 
 
 # Put in an idle subscription's queue by nudge(): it wakes the stream to send a keep-alive.
@@ -170,7 +207,7 @@ class EventBus:
         """Call on the loop thread. Never blocks: slow subscribers are dropped instead."""
         event = Event(max(self._next_id, _now_us()), kind, data)
         self._next_id = event.id + 1
-        self._buffer.append(event)
+        self._buffer.append(event.compact())
         self._buffer_bytes += event.size
         while len(self._buffer) > self._replay or self._buffer_bytes > self._replay_bytes:
             oldest = self._buffer.popleft()

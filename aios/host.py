@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
@@ -43,6 +44,7 @@ from aios.server.app import create_app
 from aios.server.common import GRACEFUL_TIMEOUT
 from aios.store_errors import StoreError
 from aios.store_schema import check_database
+from aios.workers import Workers
 
 log = logging.getLogger("aios.host")
 T = TypeVar("T")
@@ -215,6 +217,8 @@ class Service:
     async def _main(self, *, install_signals: bool) -> None:
         assert self._sock is not None
         loop = asyncio.get_running_loop()
+        # asyncio.to_thread's threads end when idle (aios.workers): a burst leaves none behind.
+        loop.set_default_executor(Workers(min(32, (os.cpu_count() or 1) + 4)))
         self._loop = loop
         self._stop = asyncio.Event()
         port = self._sock.getsockname()[1]

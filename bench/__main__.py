@@ -1,7 +1,8 @@
 """``python -m bench [GROUP ...]``: measure AIOS beside its floors, in one run, and print one table.
 
-Groups: startup, events, spawn, capture, commands, history, viewers, dashboard (all by default,
-in that order). Nothing here is asserted in the tests: this is where speed is judged.
+Groups: startup, events, waiting, spawn, capture, commands, history, viewers, dashboard (all by
+default, in that order), and soak (only when named: it takes some minutes; ``make soak``).
+Nothing here is asserted in the tests: this is where speed is judged.
 """
 
 from __future__ import annotations
@@ -16,11 +17,33 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import capture, commands, dashboard, events, history, spawn, startup, viewers
+from bench import (
+    capture,
+    commands,
+    dashboard,
+    events,
+    history,
+    soak,
+    spawn,
+    startup,
+    viewers,
+    waiting,
+)
 from bench.table import Figure, render
 from tests.harness import DaemonProcess, agent_script, start_daemon, write_config
 
-GROUPS = ("startup", "events", "spawn", "capture", "commands", "history", "viewers", "dashboard")
+GROUPS = (
+    "startup",
+    "events",
+    "waiting",
+    "spawn",
+    "capture",
+    "commands",
+    "history",
+    "viewers",
+    "dashboard",
+)
+OPT_IN = ("soak",)
 ON_MAIN_DAEMON = {"events", "spawn", "commands", "dashboard"}
 
 
@@ -88,6 +111,7 @@ def run(groups: list[str]) -> list[Figure]:
                 step("dashboard", lambda: dashboard.measure(daemon))
             finally:
                 daemon.terminate()
+        step("waiting", lambda: waiting.measure(tmp))
         step("capture", lambda: capture.measure(tmp))
         if "history" in groups:
             home = tmp / "history"
@@ -99,13 +123,15 @@ def run(groups: list[str]) -> list[Figure]:
             finally:
                 daemon.terminate()
         step("viewers", lambda: viewers.measure(tmp))
+        step("soak", lambda: soak.measure(tmp))
     return figures
 
 
 def main(argv: list[str]) -> int:
-    unknown = [name for name in argv if name not in GROUPS]
+    unknown = [name for name in argv if name not in GROUPS + OPT_IN]
     if unknown:
-        print(f"unknown group {unknown[0]!r}; one of {', '.join(GROUPS)}", file=sys.stderr)
+        names = ", ".join(GROUPS + OPT_IN)
+        print(f"unknown group {unknown[0]!r}; one of {names}", file=sys.stderr)
         return 2
     groups = argv or list(GROUPS)
     began, load_before = time.monotonic(), load()

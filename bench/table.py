@@ -19,8 +19,11 @@ class Unit(Enum):
     SECONDS = "s"
     BYTES = "B"
     RATE = "B/s"
+    COUNT = ""
 
     def format(self, value: float) -> str:
+        if self is Unit.COUNT:
+            return f"{value:,.0f}"
         if self is Unit.SECONDS:
             return f"{value:.3f} s" if value >= 1 else f"{value * 1000:.1f} ms"
         if self is Unit.BYTES:

@@ -46,8 +46,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundation",
         (
             "__init__", "private", "paths", "runtime", "logs", "credentials", "events",
-            "unseen", "tasks", "lazy", "template", "git", "workdir", "disk", "formatting",
-            "client", "wsclient", "browser",
+            "unseen", "tasks", "workers", "lazy", "template", "git", "workdir", "disk",
+            "formatting", "client", "wsclient", "browser",
         ),
     ),
     ("desktop", ("desktop",)),

@@ -157,9 +157,86 @@ def test_a_two_way_claude_takes_its_prompt_on_stdin(tmp_path: Path) -> None:
     assert argv[-6:] == [
         "--resume", "s-1", "--input-format", "stream-json", "--permission-prompt-tool", "stdio"
     ]  # fmt: skip
-    bad = load(tmp_path, '[agents.codex]\napprovals = "ask"\n')
-    assert bad.agents["codex"].source == "preset"  # the broken override is left out
+    bad = load(tmp_path, '[agents.command]\napprovals = "ask"\n')
+    assert bad.agents["command"].source == "preset"  # the broken override is left out
     assert 'approvals = "ask" needs a format that can hold a conversation' in str(bad.problems[0])
+    assert "codex-json" in str(bad.problems[0])
+
+
+def test_a_two_way_codex_runs_app_server_with_the_options_it_takes(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [agents.codex]
+        approvals = "ask"
+
+        [agents.tuned]
+        command = ["codex", "-c", "a=1", "exec", "--json", "--skip-git-repo-check", "-m", "o3",
+                   "--sandbox", "read-only", "--enable", "x", "--config=b=2", "-C", "/x",
+                   "{permission}", "{resume}", "--", "{prompt}"]
+        format = "codex-json"
+        approvals = "ask"
+
+        [agents.wrapped]
+        command = ["my-codex", "--", "{prompt}"]
+        format = "codex-json"
+        approvals = "ask"
+        """,
+    )
+    codex = config.agents["codex"]
+    assert codex.two_way and codex.can_resume
+    assert codex.permissions == (Permission.READ_ONLY, Permission.EDIT, Permission.FULL)
+    # Permission and resume go in the handshake, the prompt on stdin: none on the command line.
+    assert codex.argv("--hi", Permission.FULL, resume="t-1") == ["codex", "app-server"]
+    assert config.agents["tuned"].argv("hi") == [
+        "codex", "app-server", "-c", "a=1", "-c", "model=o3", "--enable", "x", "--config", "b=2"
+    ]  # fmt: skip
+    # A command with no ``exec`` for app-server to take the place of stays one-way.
+    wrapped = config.agents["wrapped"]
+    assert not wrapped.two_way and wrapped.argv("hi") == ["my-codex", "--", "hi"]
+    assert [str(problem) for problem in config.problems] == [
+        f'{tmp_path / "config.toml"}:15: warning: agents.wrapped.approvals = "ask" is ignored: '
+        "its command is not one that format 'codex-json' can turn into a two-way session "
+        f"({codex.output.two_way and codex.output.two_way.how}); its runs are one-way and never "
+        "ask for approval"
+    ]
+
+
+def test_a_two_way_aider_chats_on_stdin_and_every_permission_asks(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [agents.aider]
+        approvals = "ask"
+
+        [agents.my-aider]
+        command = ["aider", "--yes-always", "{permission}", "--message", "{prompt}"]
+        format = "aider"
+        approvals = "ask"
+
+        [agents.one-shot]
+        command = ["aider", "--message-file", "task.md"]
+        format = "aider"
+        approvals = "ask"
+        """,
+    )
+    aider = config.agents["aider"]
+    assert aider.two_way
+    # No --message (the chat goes in on stdin) and no --yes-always at any permission.
+    chat = ["--no-fancy-input", "--no-show-release-notes"]
+    start = ["aider", "--no-analytics", "--no-check-update"]
+    assert aider.argv("ignored", Permission.EDIT) == [*start, "--no-suggest-shell-commands", *chat]
+    assert aider.argv("ignored", Permission.FULL, resume="") == [
+        *start, "--restore-chat-history", *chat
+    ]  # fmt: skip
+    assert aider.argv("x", Permission.READ_ONLY) == [
+        *start, "--dry-run", "--no-suggest-shell-commands", *chat
+    ]  # fmt: skip
+    assert config.agents["my-aider"].argv("x", Permission.FULL) == ["aider", *chat]
+    # A command with no message to replace cannot chat: one-way, and the file says so.
+    (problem,) = [p for p in config.problems if "approvals" in str(p)]
+    assert problem.warning and 'agents.one-shot.approvals = "ask" is ignored' in str(problem)
+    assert not config.agents["one-shot"].two_way
 
 
 def test_approvals_ask_without_a_whole_prompt_is_a_warning_and_runs_one_way(
@@ -400,6 +477,7 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "format": "text",
         "approvals": "never",
         "approval_timeout": 0.0,
+        "can_ask": None,
         "can_continue": False,
         "permissions": [],
         "default_permission": None,

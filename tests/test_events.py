@@ -80,6 +80,17 @@ def test_sse_frames_id_event_and_json_data() -> None:
     assert frame == b'id: 42\nevent: run\ndata: {"id":"abc","state":"running"}\n\n'
 
 
+def test_the_replay_buffer_keeps_messages_only_and_decodes_data_again() -> None:
+    bus = EventBus()
+    data = {"id": "abc", "state": "running", "text": "naïve\nline ✓", "tokens": None}
+    event = bus.publish("run", data)
+    later = bus.publish("run", {"id": "abc", "state": "succeeded"})
+    kept = bus._buffer[0]
+    assert kept._data is None and kept == event  # the message alone, the same event
+    assert kept.data == data  # what a dashboard's replay renders from
+    assert bus._buffer[1].data == later.data
+
+
 def test_sse_is_safe_for_multi_line_and_unicode_data() -> None:
     data = {"chunk": "line one\nline two\r\nline three\n\n", "text": "naïve \u2028 ✓"}
     frame = Event(7, "log", data).sse()

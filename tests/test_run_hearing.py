@@ -247,11 +247,12 @@ def test_a_run_that_prints_nothing_for_stall_after_is_stalled_once(shell: Shell)
 
 
 @pytest.mark.parametrize(
-    "quiet", [Activity.WAITING, Activity.AWAITING_APPROVAL, Activity.NEEDS_LOGIN]
+    "quiet", [Activity.WAITING, Activity.AWAITING_APPROVAL, Activity.NEEDS_LOGIN, Activity.OFFLINE]
 )
 def test_a_run_waiting_for_the_user_is_not_stalled(shell: Shell, quiet: Activity) -> None:
-    """A two-way session waiting for an answer, or an agent waiting for a login (aider's
-    browser login): the user is the one to act, the run is not stuck."""
+    """A two-way session waiting for an answer, an agent waiting for a login (aider's browser
+    login) or for the network (codex falls silent between its reconnects): the user was told
+    what it waits for, and "stalled" would say less."""
     run = started(shell, Policy(stall_after=1))
     if quiet is not Activity.AWAITING_APPROVAL:
         observe(shell, run, Observation(activity=quiet))

@@ -392,3 +392,17 @@ async def test_a_page_without_a_session_is_html_the_api_stays_json(client: Clien
     for path, extra in (("/api/status", {}), ("/ui/rows", {}), ("/", {"HX-Request": "true"})):
         response = await client.get(path, headers={**html, **extra})
         assert response.status_code == 401 and response.mimetype == "application/json", path
+
+
+async def test_static_files_come_from_memory_with_an_etag_and_never_from_outside(
+    client: Client, keys: Secrets
+) -> None:
+    first = await client.get("/static/app.js", headers=bearer(keys))
+    assert first.status_code == 200
+    assert first.mimetype in ("text/javascript", "application/javascript")
+    etag = first.headers["ETag"]
+    again = await client.get("/static/app.js", headers={**bearer(keys), "If-None-Match": etag})
+    assert again.status_code == 304
+    for path in ("/static/../runs.py", "/static/..%2Fruns.py", "/static/vendor", "/static/nope.js"):
+        response = await client.get(path, headers=bearer(keys))
+        assert response.status_code == 404, path

@@ -15,6 +15,7 @@ later, SIGKILL, and the pipe is closed: nothing an agent leaves behind can keep 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -188,6 +189,7 @@ class Attempts:
         directory = str(self.isolation.directory(run))
         start = SessionStart(run.prompt, directory, run.permission, held.resume)
         held.output.send = functools.partial(write, held)
+        held.output.close = functools.partial(close_input, held)
         try:
             await write(held, reducer.open(start))
         except AgentInputError as exc:  # it exited at once: its output says why
@@ -201,8 +203,15 @@ class Attempts:
             flusher.cancel()
 
     async def _flush_periodically(self, run_id: str, held: Held) -> None:
+        """Every ``LOG_FLUSH_INTERVAL``, or at once when the output says something the user
+        waits for (its first bytes, a request for approval)."""
+        wake = asyncio.Event()
+        held.output.urgent = wake.set
         while True:
-            await asyncio.sleep(LOG_FLUSH_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOG_FLUSH_INTERVAL):
+                    await wake.wait()
+            wake.clear()
             try:
                 await self.publish_output(run_id, held)
             except Exception:  # the next flush may do better; the reader must go on
@@ -239,8 +248,18 @@ async def write(held: Held, lines: list[str]) -> None:
     async with held.writing:
         if held.process is None:
             raise AgentInputError("its agent is not running")
+        # Into the log first: once written, the agent's answer to it may be read before this
+        # task runs again.
+        await held.output.echo(lines)
         for line in lines:
             await held.process.write_line(line)
+
+
+async def close_input(held: Held) -> None:
+    """Close a live agent's stdin, after whatever was given before: it ends its session."""
+    async with held.writing:
+        if held.process is not None:
+            held.process.close_input()
 
 
 def _report_watchdog(started: asyncio.Future[None]) -> None:

@@ -27,6 +27,11 @@ class LineSplitter:
         self._take(data[start:], lines, complete=False)
         return lines
 
+    @property
+    def tail(self) -> str:
+        """The line begun and not yet ended (a question waiting for its answer), decoded."""
+        return "" if self._skipping else _decode(bytes(self._buffer))
+
     def flush(self) -> list[str]:
         """At the end of the stream: the last line, if it had no newline."""
         lines: list[str] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from aios.agents.attempt import Held, write
+from aios.agents.attempt import Held, close_input, write
 from aios.agents.effects import Answer, Effect
 from aios.agents.errors import InvalidLaunch, WrongRunState
 from aios.agents.formats.base import Reducer
@@ -55,11 +55,15 @@ class Conversations:
         await self._apply(self.core.decide(run_id, approval_id, allow, message, always=always))
 
     async def finish(self, run_id: str) -> None:
-        """The user is done with a session: its input closes, and the agent ends."""
-        held, _ = self._session(run_id)
-        async with held.writing:  # after the answers and messages given before
-            if held.process is not None:
-                held.process.close_input()
+        """The user is done with a session: its input closes, and the agent ends (or, where the
+        reducer says so, it writes what ends the session instead: ``Reducer.finish``)."""
+        held, reducer = self._session(run_id)
+        instead = reducer.finish()
+        if instead is not None:
+            await self._write(run_id, held, instead)
+            await self._publish(run_id, held)  # a request it withdrew
+            return
+        await close_input(held)  # after the answers and messages given before
 
     async def answer(self, effect: Answer) -> None:
         """Write the core's answer to a request (the user's, or a timeout's) to the agent."""

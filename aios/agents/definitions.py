@@ -121,14 +121,16 @@ class AgentDef:
         ``resume``: the session to resume ("" for a CLI that needs no id), or None for a new one.
         """
         output = self.output
-        modes = output.permissions or {}
+        session = output.two_way if self.two_way else None
+        modes = (session.permissions if session else None) or output.permissions or {}
         chosen = permission or self.default_permission
         flags = modes.get(chosen, ()) if chosen is not None else ()
         resuming = output.resume(resume or None) if resume is not None and output.resume else ()
-        session = output.two_way if self.two_way else None
         if session is None:
             return template.expand(self.command, prompt, flags, resuming)
         command = session.command(self.command) if session.command else self.command
+        if command is None:  # the config check makes such an agent one-way
+            return template.expand(self.command, prompt, flags, resuming)
         return template.expand(command, prompt, flags, resuming, session.args)
 
     def availability(self, path: str | None = None) -> tuple[bool, str | None]:

@@ -23,13 +23,15 @@ from aios.runs import ATTENTION_ACTIVITIES, Activity, Approval, FailureKind, Run
 # What the stream learns that is copied onto the run as it is (activity is derived apart).
 FACTS = ("session_id", "model", "tokens", "cost_usd", "num_turns", "denials")
 
-# A run is quiet while it waits for the user (a two-way session's answer, a login): not a stall.
+# A run is quiet while it waits for the user (a two-way session's answer, a login) or for the
+# network (it said it is offline, and the user was told so): not a stall.
 QUIET_BY_DESIGN = frozenset(
     {
         Activity.STALLED,
         Activity.WAITING,
         Activity.AWAITING_APPROVAL,
         Activity.NEEDS_LOGIN,
+        Activity.OFFLINE,
         Activity.AWAITING_INPUT,
     }
 )

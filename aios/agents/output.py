@@ -1,7 +1,10 @@
 """One live run's output: read it, keep it, and learn from it what the run is doing.
 
 For a ``text`` agent the output is one merged stream, kept byte for byte in the run's log (and,
-when its format has a reducer, also read line by line for what it says). For a structured agent
+when its format has a reducer, also read line by line for what it says; in a two-way session
+its reducer also sees the unterminated last line after each read, where a CLI that asks with
+``input()`` leaves its question, and what AIOS writes to it is echoed into the log as a terminal
+would show it). For a structured agent
 (JSON lines on stdout) stdout and stderr are read apart: each stdout line is kept as it came in
 the run's raw events, and what the format's reducer makes of both streams - readable text, not
 walls of JSON - is the log a person reads.
@@ -71,14 +74,19 @@ class Output:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
     heard: Callable[[], None] = _nothing  # told of every read (the core's stall timer)
+    # Told when what was read should not wait for the next periodic flush: an attempt's first
+    # output (someone watching a launch waits for it) and a request for the user's approval.
+    urgent: Callable[[], None] = _nothing
     write_failed: bool = False  # a write failed (not for lack of space), logged once
     # Two-way: writes lines to the agent's stdin (set once its session is open).
     send: Callable[[list[str]], Awaitable[None]] | None = None
+    # Two-way: closes the agent's stdin (the reducer said the conversation ``ended``).
+    close: Callable[[], Awaitable[None]] | None = None
     terminal: LiveTerminal | None = None  # a terminal run's screen and viewers
 
     def new_attempt(self) -> None:
         self.fresh = False
-        self.send = None
+        self.send = self.close = None
         if self.terminal is not None:
             self.reducer = None
             return
@@ -103,19 +111,29 @@ class Output:
             await self._read_text(process)
 
     async def _read_text(self, process: AgentProcess) -> None:
-        splitter = LineSplitter() if self.reducer is not None else None
+        reducer = self.reducer
+        splitter = LineSplitter() if reducer is not None else None
+        # A conversation on stdin also waits on an unterminated line (a question): its reducer
+        # sees that tail after each read, and may answer at once (its outbox).
+        conversing = reducer is not None and reducer.two_way
         terminal = self.terminal
         while chunk := await process.read():
             self._heard()
             if terminal is not None:
                 terminal.feed(chunk)
             await self._append(chunk)
-            if splitter is not None and self.reducer is not None:
+            if splitter is not None and reducer is not None:
                 for line in splitter.feed(chunk):
-                    self.reducer.stdout(line)  # the raw text is the log already
-        if splitter is not None and self.reducer is not None:
+                    reducer.stdout(line)  # the raw text is the log already
+                if conversing:
+                    reducer.partial(splitter.tail)
+                    if reducer.outbox and self.send is not None:
+                        await self._send(reducer.take_outbox())
+                if reducer.knowledge.asked:
+                    self.urgent()
+        if splitter is not None and reducer is not None:
             for line in splitter.flush():
-                self.reducer.stdout(line)
+                reducer.stdout(line)
             self.overlong += splitter.overlong
 
     def _heard(self) -> None:
@@ -145,8 +163,13 @@ class Output:
             text = "".join(reducer.stdout(line) for line in lines)
             if reducer.outbox and self.send is not None:
                 await self._send(reducer.take_outbox())
+            if reducer.ended and self.close is not None:
+                close, self.close = self.close, None
+                await close()
         if text:
             await self._append(text.encode())
+        if reducer is not None and reducer.knowledge.asked:
+            self.urgent()
 
     async def _send(self, lines: list[str]) -> None:
         assert self.send is not None
@@ -155,9 +178,17 @@ class Output:
         except AgentInputError as exc:  # it is ending: its output says why
             log.warning("run %s: could not answer its output: %s", self.run_id, exc)
 
+    async def echo(self, lines: list[str]) -> None:
+        """What was written to a ``text`` agent's stdin, into its log as a terminal would show
+        it (after the question or prompt it answers): the transcript reads as the session
+        went. A structured agent's input is its protocol, not text for a person."""
+        if lines and not self.agent.output.structured:
+            await self._append("".join(line + "\n" for line in lines).encode())
+
     async def _append(self, data: bytes) -> None:
         # The backpressure: append_log waits once two writes are queued, so a flooding agent
         # blocks on its pipe instead of our memory growing.
+        first = self.offset == 0 and not self.pending
         await self._keep(data, "log")
         self.offset += len(data)
         if len(data) >= LOG_EVENT_MAX:  # only its tail can be in the next event: no copy of all
@@ -169,6 +200,8 @@ class Output:
             cut = len(self.pending) - LOG_EVENT_MAX
             del self.pending[:cut]
             self.skipped += cut
+        if first:
+            self.urgent()
 
     async def _keep(self, data: bytes, stream: Stream) -> None:
         try:
@@ -222,11 +255,12 @@ class Output:
         if text:
             await self._append(text.encode())
         self.fresh = True  # the end is news too
-        failed = exit_code != 0 or knowledge.failure is not None
-        hint = self.agent.output.hint(knowledge, exit_code) if failed else None
-        # Ending (or stopped) while offline or waiting for a login is failing for that reason.
+        # Ending (or stopped) while offline or waiting for a login is failing for that reason,
+        # even with exit 0 (codex app-server ends so on a stop's SIGTERM).
         wait = learning.KIND_OF_WAIT.get(knowledge.activity) if knowledge.activity else None
         kind = knowledge.failure_kind or wait
+        failed = exit_code != 0 or knowledge.failure is not None or kind is not None
+        hint = self.agent.output.hint(knowledge, exit_code) if failed else None
         return Outcome(knowledge.failure, kind, hint, activity=knowledge.activity)
 
     # -- publishing ---------------------------------------------------------------------------

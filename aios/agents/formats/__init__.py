@@ -5,7 +5,7 @@ Each CLI's knowledge lives in its own module; this is only the table.
 
 from __future__ import annotations
 
-from aios.agents.formats import aider, claude, codex, gemini
+from aios.agents.formats import aider, claude, codex_app_server, gemini_acp
 from aios.agents.formats.base import AuthState, Format, Knowledge, Login, Reducer
 
 __all__ = ["FORMATS", "TEXT", "AuthState", "Format", "Knowledge", "Login", "Reducer", "get"]
@@ -14,7 +14,8 @@ __all__ = ["FORMATS", "TEXT", "AuthState", "Format", "Knowledge", "Login", "Redu
 TEXT = Format("text", structured=False)
 
 FORMATS: dict[str, Format] = {
-    f.name: f for f in (TEXT, claude.FORMAT, codex.FORMAT, gemini.FORMAT, aider.FORMAT)
+    f.name: f
+    for f in (TEXT, claude.FORMAT, codex_app_server.FORMAT, gemini_acp.FORMAT, aider.FORMAT)
 }
 
 

@@ -22,11 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from aios.agents.formats import aider_chat
+from aios.agents.formats.aider_chat import Chat
 from aios.agents.formats.base import (
     AuthState,
     Format,
     Knowledge,
     Reducer,
+    SessionStart,
+    TwoWay,
     float_of,
     outcome,
     style,
@@ -112,8 +116,30 @@ class AiderReducer(Reducer):
         # A model call that failed, not yet followed by one that worked: (words, kind, class).
         self._pending: tuple[str, FailureKind, str] | None = None
         self._exit_code: int | None = None
+        self.chat = Chat(self.knowledge)  # a two-way session's side (aider_chat.py)
+
+    # -- a two-way session: its conversation is the chat's to keep -----------------------------
+
+    def open(self, start: SessionStart) -> list[str]:
+        return self.chat.open(start.prompt)
+
+    def say(self, text: str) -> list[str]:
+        return self.chat.say(text)
+
+    def reply(self, approval_id: str, allow: bool, message: str, always: bool) -> list[str]:
+        return self.chat.reply(approval_id, allow, message, always)
+
+    def finish(self) -> list[str] | None:
+        return self.chat.finish()
+
+    def partial(self, tail: str) -> None:
+        self.outbox.extend(self.chat.partial(_SGR.sub("", tail)))
+
+    # -- what its output says ------------------------------------------------------------------
 
     def stdout(self, line: str) -> str:
+        if self.two_way:  # the question or prompt this line completes is not news
+            line = self.chat.line(_SGR.sub("", line))
         plain = _SGR.sub("", line).strip()
         if not plain:
             return line + "\n" if line else "\n"
@@ -262,6 +288,13 @@ def auth(executable: str, env: Mapping[str, str]) -> AuthState:
         return AuthState.UNKNOWN
 
 
+TWO_WAY = TwoWay(
+    args=aider_chat.ARGS,
+    how="its chat and its yes/no questions on stdin, one line each",
+    command=aider_chat.command,
+    permissions=aider_chat.PERMISSIONS,
+)
+
 FORMAT = Format(
     "aider",
     structured=False,
@@ -276,6 +309,7 @@ FORMAT = Format(
     # aider keeps its chat history in the directory (.aider.chat.history.md): no session id.
     resume=lambda session: ("--restore-chat-history",),
     needs_session=False,
+    two_way=TWO_WAY,
 )
 
 __all__ = ["FORMAT", "AiderReducer", "auth", "hint", "tokens_count"]

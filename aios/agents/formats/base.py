@@ -127,6 +127,9 @@ class Reducer:
         # message held until the turn before it ended), written to the agent's stdin by the
         # shell after the output line that made them necessary (``take_outbox``).
         self.outbox: list[str] = []
+        # Two-way: the conversation cannot go on (its handshake was refused): once the outbox
+        # is written, the shell closes the agent's input, as Done does, and the agent ends.
+        self.ended = False
 
     def stdout(self, line: str) -> str:
         """One line from stdout; returns readable text for the log ("" for none)."""
@@ -144,6 +147,13 @@ class Reducer:
         the output left unsaid, such as text still held back or the verdict of a text format
         that prints none; "" for none."""
         return ""
+
+    def partial(self, tail: str) -> None:
+        """Two-way sessions of ``text`` formats: the unterminated last line of the output after
+        each read ("" when it ended with a newline). A CLI that asks with ``input()`` prints its
+        question or prompt with no newline and waits, so no line would ever show it; the same
+        text comes again at the start of the line the next output completes. Lines to write
+        in reply go to ``outbox``."""
 
     # -- two-way sessions: the lines to write to the agent's stdin (each without its newline) --
     # A reducer is the one place that knows where its conversation stands (the ids a JSON-RPC
@@ -163,6 +173,12 @@ class Reducer:
         """The answer to a request it asked (``always``: allow it for the rest of the session,
         only where its ``Approval`` offered that)."""
         return []
+
+    def finish(self) -> list[str] | None:
+        """The user is done: None to close the agent's input now (the CLI takes that as the end
+        of the conversation); else lines to write instead, the input staying open (a CLI that
+        would take the end of its input as an answer ends the session itself)."""
+        return None
 
     def interrupt(self) -> list[str]:
         """Asked to stop: what asks the agent to end its turn and exit cleanly before the
@@ -253,16 +269,20 @@ class TwoWay:
 
     ``args`` take the place of ``-- {prompt}`` in the command (the prompt no longer goes on the
     command line). ``command``, when given, first turns the agent's one-way command template
-    into the two-way one (codex's ``exec … {prompt}`` becomes ``app-server``); None keeps it.
+    into the two-way one (codex's ``exec … {prompt}`` becomes ``app-server``), or says it cannot
+    (None: that command cannot hold a session, and its runs stay one-way); None keeps it.
     ``how``: a few words for the agents list and docs on the protocol it speaks. ``reducer``:
     one of its own when the two-way protocol is another stream than the one-way output (codex's
-    JSON-RPC instead of ``exec --json`` events); None: the format's.
+    JSON-RPC instead of ``exec --json`` events); None: the format's. ``permissions``: the flags
+    of each permission in this mode when they differ from the one-way ones (aider's one-way
+    ``--yes-always`` would answer every question itself); None: the format's.
     """
 
     args: tuple[str, ...]
     how: str
-    command: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None
+    command: Callable[[tuple[str, ...]], tuple[str, ...] | None] | None = None
     reducer: Callable[[], Reducer] | None = None
+    permissions: Mapping[Permission, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)

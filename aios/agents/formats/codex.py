@@ -89,6 +89,9 @@ def kind_of(text: str) -> FailureKind:
 
 
 class CodexReducer(JsonReducer):
+    # Why a command or a patch was declined: in ``exec`` nobody is asked, the sandbox refuses.
+    declined_by = "the sandbox does not allow it"
+
     def __init__(self) -> None:
         super().__init__()
         self._shown: set[str] = set()  # items whose call line is already in the log
@@ -220,7 +223,7 @@ class CodexReducer(JsonReducer):
         status = str_of(item.get("status"))
         if status == "declined":
             self.knowledge.deny("command", command)
-            return out + style.warning("  └ declined: the sandbox does not allow it") + "\n"
+            return out + style.warning(f"  └ declined: {self.declined_by}") + "\n"
         code = int_of(item.get("exit_code"))
         output = str_of(item.get("aggregated_output"))
         if status == "failed" or (code is not None and code != 0):
@@ -236,6 +239,10 @@ class CodexReducer(JsonReducer):
             out += tool_call(verb, str_of(change.get("path")))
         if item.get("status") == "failed":
             out += fold_error("the patch was not applied")
+        elif item.get("status") == "declined":
+            paths = ", ".join(str_of(dict_of(c).get("path")) for c in list_of(item.get("changes")))
+            self.knowledge.deny("apply_patch", paths)
+            out += style.warning(f"  └ declined: {self.declined_by}") + "\n"
         return out
 
     def _mcp(self, phase: str, item: dict[str, Any]) -> str:
