@@ -65,6 +65,7 @@ class Shell:
     amended: list[Run] = field(default_factory=list)
     probes: list[str] = field(default_factory=list)
     reading: bool = False  # what a probe finds: the program is blocked reading its terminal
+    attended: bool = False  # and whether someone typed into it moments before
     # run -> token -> due: a run may have several timers (start, stall, each request)
     timers: dict[str, dict[int, float]] = field(default_factory=dict)
     ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -92,7 +93,7 @@ class Shell:
                 )
             elif isinstance(effect, Probe):  # the real shell looks in /proc on a thread
                 self.probes.append(effect.run_id)
-                self.do(self.core.probed(effect.run_id, self.reading))
+                self.do(self.core.probed(effect.run_id, self.reading, self.attended))
             elif isinstance(effect, Released):
                 self.released.append(effect.run_id)
                 self.timers.pop(effect.run_id, None)

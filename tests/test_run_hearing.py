@@ -385,3 +385,16 @@ def test_a_quiet_terminal_run_that_is_busy_does_not_await_input(shell: Shell) ->
     shell.reading = True
     shell.advance(60)
     assert piped.id not in shell.probes and doing(piped) is Activity.STARTING
+
+
+def test_a_terminal_someone_is_typing_into_awaits_input_without_calling(shell: Shell) -> None:
+    """A conversation in the terminal: the one typing is there, and is not called after each
+    answer; once nobody has typed for a while, waiting calls again."""
+    run = started(shell, Policy(input_quiet=1.5))
+    shell.reading = shell.attended = True
+    shell.advance(1.5 + SETTLE)
+    assert doing(run) is Activity.AWAITING_INPUT and shell.attention == []
+    observe(shell, run)
+    shell.attended = False
+    shell.advance(1.5 + SETTLE)
+    assert reasons(shell) == ["awaiting_input"]

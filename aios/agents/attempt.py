@@ -49,6 +49,9 @@ TERM = "xterm-256color"
 # Seconds a terminal run must be quiet before its program is looked at: blocked reading its
 # terminal then means it waits for the user (awaiting_input; aios.agents.input_wait).
 INPUT_QUIET = 1.5
+# A program that waits for input this soon after a viewer typed into it calls for nobody: the
+# one typing is there (a conversation in the terminal would call after every answer).
+ATTENDED = 30.0
 
 Spawner = Callable[..., Awaitable[AgentProcess]]
 Apply = Callable[[Sequence[Effect]], Awaitable[None]]
@@ -226,7 +229,9 @@ class Attempts:
         reading = foreground is not None and await asyncio.to_thread(
             reads_terminal, process.pid, foreground, process.tty
         )
-        await self.apply(self.core.probed(run_id, reading))
+        terminal = held.terminal
+        attended = terminal is not None and terminal.typed_within(ATTENDED)
+        await self.apply(self.core.probed(run_id, reading, attended))
 
     async def publish_now(self, run_id: str, held: Held) -> None:
         await self.publish_output(run_id, held, anyway=True)

@@ -61,6 +61,7 @@ class Hearing:
     # A terminal run's program was found blocked reading its terminal, and nothing was heard
     # since (aios.agents.input_wait looks; heard() clears it).
     awaiting_input: bool = False
+    attended: bool = False  # and someone typed into it moments before: no call for attention
     # Requests waiting for the user's answer, oldest first, with their timer's token (or 0).
     pending: dict[str, tuple[Approval, int]] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)  # deciding one again sends nothing
@@ -124,9 +125,12 @@ def quiet_for(quiet: float) -> str:
     return f"no output for {duration(quiet)}"
 
 
-def entered(before: Run, after: Run) -> Activity | None:
-    """The activity that needs the user which ``after`` enters, if it does."""
+def entered(before: Run, after: Run, hearing: Hearing) -> Activity | None:
+    """The activity that needs the user which ``after`` enters, if it does (a terminal that
+    waits for input while someone is typing into it does not: they are there)."""
     if after.activity is before.activity or after.activity not in ATTENTION_ACTIVITIES:
+        return None
+    if after.activity is Activity.AWAITING_INPUT and hearing.attended:
         return None
     return after.activity
 

@@ -313,15 +313,15 @@ class Lifecycle:
             life.hearing.stalled = None  # the record says so at the next observation
             life.hearing.awaiting_input = False
 
-    def probed(self, run_id: str, reading: bool) -> list[Effect]:
-        """A ``Probe``'s answer: blocked reading its terminal, or not (output since: not)."""
+    def probed(self, run_id: str, reading: bool, attended: bool = False) -> list[Effect]:
+        """A ``Probe``'s answer: blocked reading its terminal or not (output since: not)."""
         life = self._lives.get(run_id)
         if life is None or life.spawned_at is None or life.run.state not in learning.WATCHED:
             return []
         quiet = self.clock.monotonic() - life.hearing.heard_at
         if not reading or quiet < life.policy.input_quiet or life.hearing.awaiting_input:
             return []
-        life.hearing.awaiting_input, before = True, life.run
+        life.hearing.awaiting_input, life.hearing.attended, before = True, attended, life.run
         return [change, *self._entered(life, before)] if (change := self._learn(life)) else []
 
     def observed(self, run_id: str, seen: Observation) -> list[Effect]:
@@ -458,7 +458,7 @@ class Lifecycle:
 
     def _entered(self, life: _Life, before: Run) -> list[Effect]:
         """The settle timer for an activity that calls for the user, when the run enters one."""
-        activity = learning.entered(before, life.run)
+        activity = learning.entered(before, life.run, life.hearing)
         if activity is None:
             return []
         return [self._schedule(life, self.settle, _Timer.SETTLE, str(activity))]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,7 @@ class LiveTerminal:
         self._pending: list[str] = []  # output not drawn on the screen yet
         self._pending_size = 0
         self._drawer: asyncio.Future[None] | None = None
+        self._typed_at: float | None = None  # monotonic: the last input a viewer sent
 
     @property
     def size(self) -> tuple[int, int]:
@@ -187,7 +189,12 @@ class LiveTerminal:
             return "the program is not running (yet)"
         if not self.process.type(data.encode("utf-8", errors="replace")):
             return "input not taken: the program has not read what was typed before"
+        self._typed_at = time.monotonic()
         return None
+
+    def typed_within(self, seconds: float) -> bool:
+        """Whether a viewer typed into it in the last ``seconds``."""
+        return self._typed_at is not None and time.monotonic() - self._typed_at < seconds
 
     def resize(self, viewer: Viewer | None, cols: int, rows: int) -> None:
         """Set the one size all viewers share (the last resize wins); the others are told."""
