@@ -26,6 +26,7 @@ log = logging.getLogger("aios.supervisor")
 
 KEPT = 32  # final screens kept in memory (the files have all of them)
 READ_LIMIT = 4 * 1024 * 1024  # bytes of a screen file read at most (500 x 500 in colour)
+SETTLE_SCREENS = 2.0  # seconds the last screens have at shutdown
 LOG_TAIL = 16 * 1024  # bytes of the log a screen is drawn from when none was kept
 
 
@@ -46,6 +47,12 @@ class FinalScreens:
         screen = await terminal.finish(str(run.state), run.exit_code)
         self._remember(run.id, screen)
         await self._write(run.id, json.dumps(screen).encode())
+
+    async def settle(self) -> None:
+        """At shutdown: give the screens of the runs that just ended ``SETTLE_SCREENS`` to be
+        drawn and kept (a screen not kept is drawn from the log's end when asked for)."""
+        if self._finishing:
+            await asyncio.wait(list(self._finishing.values()), timeout=SETTLE_SCREENS)
 
     async def get(self, run_id: str) -> Message | None:
         """An ended terminal run's last screen, if it was kept."""

@@ -40,7 +40,7 @@ from aios.agents.effects import (
     Terminate,
 )
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
-from aios.agents.final_screens import FinalScreens
+from aios.agents.final_screens import SETTLE_SCREENS, FinalScreens
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Lifecycle
 from aios.agents.output import Output
@@ -146,7 +146,8 @@ class Supervisor:
         # A run in a git directory records its changes before it ends (worktree removed after).
         live = [run for run_id in self.core.live_ids if (run := self.core.run(run_id))]
         isolation = self.isolation.shutdown_extra(live)
-        return max(timeouts, default=0.0) + isolation + 2 * REAP_TIMEOUT + 4 * DRAIN_TIMEOUT + 1.0
+        extra = isolation + SETTLE_SCREENS
+        return max(timeouts, default=0.0) + extra + 2 * REAP_TIMEOUT + 4 * DRAIN_TIMEOUT + 1.0
 
     async def shutdown(self) -> None:
         """Stop every run (SIGTERM → SIGKILL per agent) and wait for them, within the bound."""
@@ -158,6 +159,7 @@ class Supervisor:
             if late:
                 log.error("%d runs did not end within %.1f s of shutdown", len(late), bound)
         await self.isolation.settle()
+        await self.screens.settle()  # the last screens of the runs it stopped, kept
         await self._tasks.cancel_all()
 
     # -- requests ------------------------------------------------------------------------------
