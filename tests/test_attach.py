@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -94,6 +95,11 @@ def test_attach_types_resizes_detaches_and_restores_the_terminal(
         attached.wait_for("size: 25 90")
         attached.type(b"Bob\r")
         attached.wait_for("hello Bob")
+        # This terminal resized: the new size follows (SIGWINCH; sent by hand, since the
+        # pseudo-terminal here is not the process's controlling terminal).
+        fcntl.ioctl(attached.master, termios.TIOCSWINSZ, struct.pack("HHHH", 22, 70, 0, 0))
+        attached.proc.send_signal(signal.SIGWINCH)
+        attached.wait_for("size: 22 70")
         attached.type(b"\x1d")  # Ctrl-]: detach
         assert attached.finish() == 0
         attached.wait_for("detached")
