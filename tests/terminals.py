@@ -31,8 +31,23 @@ while True:
 """
 
 
+# On its terminal, starts a job in a process group of its own (as a shell with job control
+# does), both deaf to SIGTERM and SIGHUP, and says the job's pid.
+JOBS = """
+import signal, subprocess, sys, time
+for deaf in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(deaf, signal.SIG_IGN)
+job = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "signal.signal(signal.SIGHUP, signal.SIG_IGN); time.sleep(300)"], process_group=0)
+print("job", job.pid, "ready", flush=True)
+time.sleep(300)
+"""
+
+
 def start_terminal_daemon(home: Path, tmp_path: Path) -> DaemonProcess:
-    """A daemon with two agents: ``ask`` (ASK, on a terminal) and ``piped`` (sleeps, piped)."""
+    """A daemon with three agents: ``ask`` (ASK, on a terminal), ``jobs`` (JOBS, on a terminal)
+    and ``piped`` (sleeps, piped)."""
     script = tmp_path / "ask.py"
     script.write_text(ASK)
     write_config(
@@ -41,6 +56,11 @@ def start_terminal_daemon(home: Path, tmp_path: Path) -> DaemonProcess:
 [agents.ask]
 command = {json.dumps([sys.executable, str(script)])}
 terminal = true
+
+[agents.jobs]
+command = {json.dumps([sys.executable, "-c", JOBS])}
+terminal = true
+stop_timeout = 1
 
 [agents.piped]
 command = {json.dumps([sys.executable, "-c", "import time; time.sleep(60)"])}

@@ -8,6 +8,7 @@ import contextlib
 import json
 from pathlib import Path
 
+import psutil
 import pytest
 
 from aios.wsclient import Refused
@@ -253,3 +254,33 @@ def test_a_run_the_daemon_died_under_shows_the_end_of_its_output(
         after.close()
     finally:
         again.close()
+
+
+def test_a_terminal_run_leaves_nothing_behind(terminal_daemon: DaemonProcess) -> None:
+    """Stopped, or its daemon killed: the program and the job it started in a group of its own
+    are gone (SIGKILL after stop_timeout; the watchdog, which stops descendants too)."""
+    daemon = terminal_daemon
+    pids = []
+    for _ in range(2):
+        run_id = launch(daemon, "jobs")
+        viewer = Viewer(open_socket(daemon, run_id))
+        rows = viewer.wait_for(" ready")  # the whole line, whatever pieces it came in
+        job = int(next(row for row in rows if row.startswith("job ")).split()[1])
+        leader = int(daemon.client.request("GET", f"/api/runs/{run_id}")["pid"])
+        viewer.close()
+        pids.append((run_id, leader, job))
+    stopped, leader, job = pids[0]
+    daemon.client.request("POST", f"/api/runs/{stopped}/stop")
+    wait_until(lambda: state_of(daemon, stopped) == "stopped", what="the run to stop")
+    assert not pid_alive(leader) and not pid_alive(job)
+    _, leader, job = pids[1]
+    daemon.proc.kill()  # SIGKILL: the watchdog's turn
+    daemon.finish()
+    wait_until(lambda: not pid_alive(leader) and not pid_alive(job), what="the watchdog")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
