@@ -17,7 +17,8 @@ from typing import Any
 
 from quart import Blueprint, Response, websocket
 
-from aios.facade import MAX_SIZE, LiveTerminal, Message, Viewer
+from aios.facade import MAX_SIZE, Daemon, LiveTerminal, Message, Viewer
+from aios.runs import Run
 from aios.server.common import find_run
 from aios.server.context import daemon
 from aios.server.errors import error_response
@@ -27,8 +28,7 @@ blueprint = Blueprint("terminal_socket", __name__)
 
 MAX_MESSAGE = 64 * 1024  # characters in one message from a viewer (a paste included)
 MAX_BAD = 32  # bad messages before the socket is closed
-POLICY_VIOLATION = 1008
-GOING_AWAY = 1001
+NORMAL, GOING_AWAY, POLICY_VIOLATION = 1000, 1001, 1008  # WebSocket close codes
 
 
 @blueprint.websocket("/api/runs/<run_id>/terminal")
@@ -42,22 +42,7 @@ async def terminal(run_id: str) -> Response | None:
         ended = await d.find_run(run.id)
         if ended.state.is_live:  # queued before its terminal existed: cannot happen, but say so
             return error_response(409, f"run {run.id} has no terminal yet")
-        screen = await d.final_screen(run.id) or {"data": "", "cols": 100, "rows": 30}
-        await websocket.accept()
-        await _send(
-            {"type": "screen", **screen, "input": False, "state": str(ended.state)},
-        )
-        # Open until the viewer closes it, or the daemon stops (which must not wait for it).
-        reading = asyncio.ensure_future(_read_only())
-        closing = asyncio.ensure_future(d.closing.wait())
-        try:
-            done, _ = await asyncio.wait({reading, closing}, return_when=asyncio.FIRST_COMPLETED)
-            if closing in done:
-                await websocket.close(GOING_AWAY, "AIOS is stopping")
-            for task in done:
-                task.result()
-        finally:
-            await cancel({reading, closing}, 1.0)
+        await _ended(d, ended)
         return None
     viewer = live.join(str(run.state))  # its first message: the screen
     try:
@@ -68,6 +53,24 @@ async def terminal(run_id: str) -> Response | None:
     return None
 
 
+async def _ended(d: Daemon, run: Run) -> None:
+    """An ended run's final screen, read-only; open until the viewer closes it, or the daemon
+    stops (which must not wait for it)."""
+    screen = await d.final_screen(run.id) or {"data": "", "cols": 100, "rows": 30}
+    await websocket.accept()
+    await _send({"type": "screen", **screen, "input": False, "state": str(run.state)})
+    reading = asyncio.ensure_future(_read_only())
+    closing = asyncio.ensure_future(d.closing.wait())
+    try:
+        done, _ = await asyncio.wait({reading, closing}, return_when=asyncio.FIRST_COMPLETED)
+        if closing in done:
+            await websocket.close(GOING_AWAY, "AIOS is stopping")
+        for task in done:
+            task.result()
+    finally:
+        await cancel({reading, closing}, 1.0)
+
+
 async def _serve(live: LiveTerminal, viewer: Viewer) -> None:
     """Output to the viewer and its keys to the program, until the run ends or it goes."""
     sending = asyncio.ensure_future(_deliver(viewer))
@@ -75,7 +78,7 @@ async def _serve(live: LiveTerminal, viewer: Viewer) -> None:
     try:
         done, _ = await asyncio.wait({sending, receiving}, return_when=asyncio.FIRST_COMPLETED)
         if sending in done and sending.exception() is None:
-            await websocket.close(1000, "the run ended")
+            await websocket.close(NORMAL, "the run ended")
         for task in done:
             task.result()
     finally:
