@@ -152,3 +152,19 @@ def test_attach_needs_a_terminal_for_a_live_run(terminal_daemon: DaemonProcess) 
     viewer.type("quit\r")
     viewer.wait_message("ended")
     viewer.close()
+
+
+def test_attach_killed_politely_restores_the_terminal(terminal_daemon: DaemonProcess) -> None:
+    daemon = terminal_daemon
+    run_id = launch(daemon, "ask")
+    attached = Attached(daemon, run_id)
+    try:
+        attached.wait_for("name?")
+        assert termios.tcgetattr(attached.master)[3] != attached.cooked[3]  # raw while attached
+        attached.proc.send_signal(signal.SIGTERM)
+        assert attached.finish() == 128 + signal.SIGTERM
+        assert termios.tcgetattr(attached.master)[3] == attached.cooked[3]
+    finally:
+        attached.close()
+    assert state_of(daemon, run_id) in ("starting", "running")  # the run goes on
+    daemon.client.request("POST", f"/api/runs/{run_id}/stop")

@@ -47,18 +47,21 @@ def cmd_attach(args: argparse.Namespace) -> int:
         first = socket.receive()
         if first is None or first.get("type") != "screen":
             raise CliError("the daemon closed the terminal at once")
-        if not first["input"]:
-            _write(first["data"].encode())
-            print(
-                f"\naios: run {args.run} has ended ({first['state']}): its final screen",
-                file=sys.stderr,
-            )
-            return 0
-        if not (os.isatty(0) and os.isatty(1)):
-            raise CliError("aios attach needs a terminal: run it in one (stdin and stdout)")
-        return _attached(socket, first, args.run)
+        return _use(socket, first, args.run)
+    except (OSError, ProtocolError) as exc:  # the daemon went away under us
+        raise CliError(f"the connection to AIOS was lost: {exc}") from exc
     finally:
         socket.close()
+
+
+def _use(socket: WebSocket, first: dict[str, Any], run: str) -> int:
+    if not first["input"]:
+        _write(first["data"].encode())
+        print(f"\naios: run {run} has ended ({first['state']}): its final screen", file=sys.stderr)
+        return 0
+    if not (os.isatty(0) and os.isatty(1)):
+        raise CliError("aios attach needs a terminal: run it in one (stdin and stdout)")
+    return _attached(socket, first, run)
 
 
 def _attached(socket: WebSocket, first: dict[str, Any], run: str) -> int:
@@ -70,6 +73,8 @@ def _attached(socket: WebSocket, first: dict[str, Any], run: str) -> int:
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     previous = signal.signal(signal.SIGWINCH, lambda *_: None)
+    # Killed politely (SIGTERM, or the terminal hung up): out through the finally below.
+    ending = {sig: signal.signal(sig, _leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
     old_wakeup = signal.set_wakeup_fd(wake_write)
     ended: dict[str, Any] | None = None
     detached = False
@@ -103,6 +108,8 @@ def _attached(socket: WebSocket, first: dict[str, Any], run: str) -> int:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
         signal.set_wakeup_fd(old_wakeup)
         signal.signal(signal.SIGWINCH, previous)
+        for sig, handler in ending.items():
+            signal.signal(sig, handler)
         os.close(wake_read)
         os.close(wake_write)
     if detached:
@@ -113,6 +120,10 @@ def _attached(socket: WebSocket, first: dict[str, Any], run: str) -> int:
         print(f"\r\naios: run {run} ended: {ended['state']} (exit {code})", file=sys.stderr)
         return 0
     raise CliError("the daemon closed the terminal")
+
+
+def _leave(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _show(message: dict[str, Any]) -> dict[str, Any] | None:
