@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from aios.wsclient import Refused
-from tests.harness import DaemonProcess, EventCollector, start_daemon, wait_until
+from tests.harness import DaemonProcess, EventCollector, run_cli, start_daemon, wait_until
 from tests.terminals import (
     Viewer,
     launch,
@@ -196,6 +196,13 @@ def test_terminal_launch_option_and_cli_flag(terminal_daemon: DaemonProcess) -> 
     daemon.client.request("POST", f"/api/runs/{run_id}/stop")
     with pytest.raises(Exception, match="must be true or false"):
         launch(daemon, "ask", terminal="yes")
+    # aios run --terminal / --no-terminal, whatever the agent says.
+    for flag, agent, expected in (("--terminal", "piped", True), ("--no-terminal", "ask", False)):
+        result = run_cli(daemon.home, "run", agent, flag)
+        assert result.returncode == 0, result.stderr
+        run = daemon.client.request("GET", f"/api/runs/{result.stdout.strip()}")
+        assert (run["terminal"], run["format"]) == (expected, "text")
+        daemon.client.request("POST", f"/api/runs/{run['id']}/stop")
 
 
 def test_a_program_waiting_for_its_user_calls_for_attention(terminal_daemon: DaemonProcess) -> None:
