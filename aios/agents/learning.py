@@ -5,8 +5,10 @@ The core keeps, per live run, a :class:`Hearing`: the stream's own last word on 
 doing, the requests waiting for the user (the one place pending approvals are held), and whether
 the run has gone quiet. The run's ``activity`` is derived from it, in this order: a pending
 request (``awaiting_approval``), then silence (``stalled``), then what the stream says (anything
-heard at all means ``working``). While the run waits offline or for a login, its record's ``hint``
-says what to do about it (the format's words), and is cleared when the wait is over.
+heard at all means ``working``); ``awaiting_input`` (a quiet terminal run whose program is
+blocked reading its terminal) comes before ``stalled``: silence is what it waits in. While the
+run waits offline or for a login, its record's ``hint`` says what to do about it (the format's
+words), and is cleared when the wait is over.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ QUIET_BY_DESIGN = frozenset(
         Activity.AWAITING_APPROVAL,
         Activity.NEEDS_LOGIN,
         Activity.OFFLINE,
+        Activity.AWAITING_INPUT,
     }
 )
 # States in which silence can be a stall: a process is there and is meant to be working.
@@ -55,6 +58,10 @@ class Hearing:
     hint: str | None = None  # what the stream's last word says to do (offline, needs_login)
     hinted: str | None = None  # the hint the core put on the record for it, to clear it after
     stalled: str | None = None  # why the run counts as stalled ("no output for 2m 00s")
+    # A terminal run's program was found blocked reading its terminal, and nothing was heard
+    # since (aios.agents.input_wait looks; heard() clears it).
+    awaiting_input: bool = False
+    attended: bool = False  # and someone typed into it moments before: no call for attention
     # Requests waiting for the user's answer, oldest first, with their timer's token (or 0).
     pending: dict[str, tuple[Approval, int]] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)  # deciding one again sends nothing
@@ -67,6 +74,8 @@ def activity(hearing: Hearing) -> tuple[Activity, str | None]:
     if (first := hearing.first()) is not None:
         detail = f"{first.tool}: {first.summary}" if first.summary else first.tool
         return Activity.AWAITING_APPROVAL, detail
+    if hearing.awaiting_input:
+        return Activity.AWAITING_INPUT, None
     if hearing.stalled is not None:
         return Activity.STALLED, hearing.stalled
     return hearing.said or (Activity.WORKING, None)
@@ -116,9 +125,12 @@ def quiet_for(quiet: float) -> str:
     return f"no output for {duration(quiet)}"
 
 
-def entered(before: Run, after: Run) -> Activity | None:
-    """The activity that needs the user which ``after`` enters, if it does."""
+def entered(before: Run, after: Run, hearing: Hearing) -> Activity | None:
+    """The activity that needs the user which ``after`` enters, if it does (a terminal that
+    waits for input while someone is typing into it does not: they are there)."""
     if after.activity is before.activity or after.activity not in ATTENTION_ACTIVITIES:
+        return None
+    if after.activity is Activity.AWAITING_INPUT and hearing.attended:
         return None
     return after.activity
 
@@ -134,6 +146,7 @@ def settled(run: Run, entered: str) -> list[Attention]:
         Activity.NEEDS_LOGIN: f"{name} is waiting for a login",
         Activity.STALLED: f"{name} has printed nothing for a while",
         Activity.OFFLINE: f"{name} is offline, waiting for the network",
+        Activity.AWAITING_INPUT: f"{name} is waiting for your input in its terminal",
     }[run.activity]
     message = f"{words}: {detail}" if detail else words
     if run.hint and run.activity in HINTED:
