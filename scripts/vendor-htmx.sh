@@ -5,8 +5,8 @@
 #   scripts/vendor-htmx.sh 4.0.2      # another version (then review docs/htmx-notes.md)
 #
 # Uses `npm pack` (no install, no package scripts run), checks the tarball against the registry's
-# integrity, copies dist/htmx.min.js, dist/ext/hx-sse.js and LICENSE, and writes VERSIONS.txt with
-# the sha256 of each file. The dashboard serves these from /static: never from a CDN.
+# integrity, copies dist/htmx.min.js, dist/ext/hx-sse.js and LICENSE, and writes the htmx block of
+# VERSIONS.txt with the sha256 of each file. The dashboard serves these from /static: never from a CDN.
 set -euo pipefail
 
 PINNED_VERSION="4.0.1"
@@ -68,7 +68,7 @@ for src in "${ORDER[@]}"; do
   install -m 0644 "$PKG/$src" "$DEST/${FILES[$src]}"
 done
 
-{
+block() {
   echo "# Written by scripts/vendor-htmx.sh; do not edit by hand."
   echo "package: $PACKAGE"
   echo "version: $VERSION"
@@ -80,7 +80,8 @@ done
     sum="$(sha256sum "$DEST/$name" | cut -d' ' -f1)"
     echo "  $name <- $src sha256:$sum"
   done
-} >"$DEST/VERSIONS.txt"
+}
+"$ROOT/scripts/vendor-versions.py" "$DEST/VERSIONS.txt" "$(block)"
 
 echo "vendored $PACKAGE@$VERSION into ${DEST#"$ROOT"/}:"
 cat "$DEST/VERSIONS.txt"
