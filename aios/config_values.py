@@ -108,6 +108,7 @@ AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
     "restart": _restart,
     "max_restarts": lambda full, value: integer(full, value, 0, MAX_RESTARTS),
     "worktree": _boolean,
+    "terminal": _boolean,
 }
 
 

@@ -29,6 +29,7 @@ from aios import __version__
 from aios.agents.auth import AuthChecks
 from aios.agents.errors import InvalidLaunch, WorktreeRefused
 from aios.agents.supervisor import Supervisor, resolve_cwd
+from aios.agents.terminals import MAX_SIZE, LiveTerminal, Message, Viewer
 from aios.agents.watchdog import Watchdog
 from aios.checkouts import checkout_note
 from aios.config import Config, load_config
@@ -46,6 +47,9 @@ from aios.store_logs import Stream
 from aios.tasks import TaskSet
 from aios.unseen import Unseen, UnseenCounts
 from aios.worktrees import Worktrees
+
+# The words of a terminal run's viewers (aios.server.terminal_socket), the facade's too.
+__all__ = ["MAX_SIZE", "Daemon", "LiveTerminal", "Message", "Viewer"]
 
 log = logging.getLogger("aios.facade")
 
@@ -230,9 +234,21 @@ class Daemon:
         permission: Permission | None = None,
         *,
         worktree: bool | None = None,
+        terminal: bool | None = None,
     ) -> Run:
-        """``worktree``: isolate the run in a git worktree (None: as the agent's config says)."""
-        return await self._supervisor.launch(agent, prompt, cwd, permission, worktree=worktree)
+        """``worktree``: isolate the run in a git worktree; ``terminal``: give it a
+        pseudo-terminal (None, for either: as the agent's config says)."""
+        return await self._supervisor.launch(
+            agent, prompt, cwd, permission, worktree=worktree, terminal=terminal
+        )
+
+    def terminal(self, run_id: str) -> LiveTerminal | None:
+        """A live terminal run's terminal (docs/terminal.md); None once it ended."""
+        return self._supervisor.terminal(run_id)
+
+    async def final_screen(self, run_id: str) -> Message | None:
+        """An ended terminal run's last screen, if it was kept."""
+        return await self._supervisor.screens.get(run_id)
 
     async def continue_run(self, run_id: str, prompt: str) -> Run:
         """A new run resuming ``run_id``'s session with ``prompt`` (its ``parent``)."""

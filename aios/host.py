@@ -378,4 +378,7 @@ def _hypercorn_config(sock: socket.socket) -> Config:
     config.errorlog = logging.getLogger("aios.http")
     config.graceful_timeout = GRACEFUL_TIMEOUT
     config.include_server_header = False
+    # A terminal's WebSocket takes messages of 64 KiB (aios.server.terminal_socket): a frame
+    # much larger is refused by the server before it is held whole in memory.
+    config.websocket_max_message_size = 256 * 1024
     return config

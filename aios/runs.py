@@ -89,10 +89,14 @@ class Activity(StrEnum):
     STALLED = "stalled"  # no output at all for the agent's stall_after seconds
     AWAITING_APPROVAL = "awaiting_approval"  # the agent asks the user to allow a tool
     WAITING = "waiting"  # a two-way session between turns, waiting for the user's next message
+    # A terminal run's program is quiet and blocked reading its terminal (docs/terminal.md).
+    AWAITING_INPUT = "awaiting_input"
 
 
 # Activities that call for the user: entering one publishes an ``attention`` event.
-ATTENTION_ACTIVITIES = frozenset({Activity.NEEDS_LOGIN, Activity.STALLED, Activity.OFFLINE})
+ATTENTION_ACTIVITIES = frozenset(
+    {Activity.NEEDS_LOGIN, Activity.STALLED, Activity.OFFLINE, Activity.AWAITING_INPUT}
+)
 
 
 class FailureKind(StrEnum):
@@ -333,6 +337,9 @@ class Run:
     # How the agent was asked to work, and how its output is read (a format name).
     permission: Permission | None = None  # None: the agent has no permission modes
     format: str = "text"
+    # The run's program has a pseudo-terminal (docs/terminal.md): its output is a screen, and
+    # viewers may type into it while it runs.
+    terminal: bool = False
     # What the agent's output says (see aios.agents.formats).
     activity: Activity | None = None
     activity_detail: str | None = None

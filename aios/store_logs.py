@@ -30,12 +30,13 @@ from aios import disk, private
 from aios.store_errors import UnknownRun
 
 MiB = 1024 * 1024
-Stream = Literal["log", "events", "stderr", "diff"]
+Stream = Literal["log", "events", "stderr", "diff", "screen"]
 SUFFIXES: dict[Stream, str] = {
     "log": ".log",
     "events": ".events.jsonl",
     "stderr": ".stderr",
     "diff": ".diff",
+    "screen": ".screen.json",  # a terminal run's final screen (aios.agents.terminals)
 }
 _EVENTS_MARKER = b'\n{"type":"aios.truncated","message":"later events were not kept"}\n'
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]+")

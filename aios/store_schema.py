@@ -84,6 +84,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runs ADD COLUMN changes TEXT",  # JSON {"files": [...], "commits": ...}
         "CREATE INDEX runs_parent ON runs (parent)",
     ),
+    # 4: a run may have a pseudo-terminal (its final screen is a file beside its log).
+    ("ALTER TABLE runs ADD COLUMN terminal INTEGER NOT NULL DEFAULT 0",),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -93,6 +95,7 @@ COLUMNS = (
     "created_at", "started_at", "ended_at", "restarts", "error", "pid_started_at",
     "permission", "format", "activity", "activity_detail", "session_id", "model", "tokens",
     "cost_usd", "num_turns", "denials", "error_kind", "hint", "parent", "worktree", "changes",
+    "terminal",
 )  # fmt: skip
 # Only our own column names are interpolated into SQL; values always go through "?".
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"  # noqa: S608
@@ -209,6 +212,7 @@ def to_run(row: Sequence[Any]) -> Run:
     denials = json.loads(values["denials"] or "[]")
     values["denials"] = tuple(Denial(**d) for d in denials if isinstance(d, dict))
     values["worktree"] = _worktree(values["worktree"])
+    values["terminal"] = bool(values["terminal"])
     changes = json.loads(values["changes"]) if values["changes"] else None
     values["changes"] = Changes.from_json(changes) if isinstance(changes, dict) else None
     return Run(**values)

@@ -15,6 +15,7 @@ from aios.agents.effects import (
     Changed,
     Effect,
     Policy,
+    Probe,
     Released,
     Sampled,
     Schedule,
@@ -62,6 +63,8 @@ class Shell:
     attention: list[Attention] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
     amended: list[Run] = field(default_factory=list)
+    probes: list[str] = field(default_factory=list)
+    reading: bool = False  # what a probe finds: the program is blocked reading its terminal
     # run -> token -> due: a run may have several timers (start, stall, each request)
     timers: dict[str, dict[int, float]] = field(default_factory=dict)
     ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -87,6 +90,9 @@ class Shell:
                 self.timers.setdefault(effect.run_id, {})[effect.token] = (
                     self.clock.now + effect.delay
                 )
+            elif isinstance(effect, Probe):  # the real shell looks in /proc on a thread
+                self.probes.append(effect.run_id)
+                self.do(self.core.probed(effect.run_id, self.reading))
             elif isinstance(effect, Released):
                 self.released.append(effect.run_id)
                 self.timers.pop(effect.run_id, None)

@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "__init__", "private", "paths", "runtime", "logs", "credentials", "events",
             "unseen", "tasks", "lazy", "template", "git", "workdir", "disk", "formatting",
-            "client", "browser",
+            "client", "wsclient", "browser",
         ),
     ),
     ("desktop", ("desktop",)),

@@ -397,6 +397,7 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "start_seconds": 1.0,
         "stall_after": 120.0,
         "worktree": False,
+        "terminal": False,
         "format": "text",
         "approvals": "never",
         "approval_timeout": 0.0,

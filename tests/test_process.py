@@ -213,11 +213,11 @@ def test_a_spawn_cancelled_while_forking_leaves_nothing_running(
     real_popen = spawning._popen
 
     def slow_popen(*args: Any) -> Any:
-        popen, create_time = real_popen(*args)
+        popen, create_time, tty = real_popen(*args)
         started_pids.append(popen.pid)
         forked.set()
         release.wait(10)  # still "starting" when the spawn is cancelled
-        return popen, create_time
+        return popen, create_time, tty
 
     monkeypatch.setattr(spawning, "_popen", slow_popen)
 

@@ -347,3 +347,40 @@ def test_a_run_record_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(run, "activity", Activity.WORKING)  # noqa: B010
     # object.__setattr__ still could: tests/test_architecture_writes.py finds any such call.
+
+
+# -- a terminal run waiting for its user (awaiting_input) ------------------------------------
+
+
+def test_a_quiet_terminal_run_that_reads_its_terminal_awaits_input(shell: Shell) -> None:
+    run = started(shell, Policy(input_quiet=1.5, stall_after=120))
+    observe(shell, run)
+    shell.reading = True
+    shell.advance(1.499)
+    assert shell.probes == [] and doing(run) is Activity.WORKING
+    shell.advance(0.001)  # quiet long enough: looked at, and found reading
+    assert shell.probes == [run.id] and doing(run) is Activity.AWAITING_INPUT
+    shell.advance(SETTLE)
+    assert reasons(shell) == ["awaiting_input"]
+    assert shell.attention[0].message == "a is waiting for your input in its terminal"
+    shell.advance(600)  # not looked at again while it waits, never stalled, said once
+    assert shell.probes == [run.id] and reasons(shell) == ["awaiting_input"]
+    assert doing(run) is Activity.AWAITING_INPUT
+    observe(shell, run)  # the user typed, it answered
+    assert doing(run) is Activity.WORKING
+    shell.advance(1.5 + SETTLE)
+    assert reasons(shell) == ["awaiting_input", "awaiting_input"]
+
+
+def test_a_quiet_terminal_run_that_is_busy_does_not_await_input(shell: Shell) -> None:
+    run = started(shell, Policy(input_quiet=1.5))
+    shell.advance(10)  # computing in silence: looked at every 1.5 s, never waiting
+    assert len(shell.probes) == 6 and doing(run) is Activity.STARTING
+    assert shell.attention == []
+    # Output between the probe and its answer: the answer is stale.
+    shell.core.heard(run.id)
+    assert shell.core.probed(run.id, True) == []
+    piped = started(shell, Policy())  # no terminal: never looked at
+    shell.reading = True
+    shell.advance(60)
+    assert piped.id not in shell.probes and doing(piped) is Activity.STARTING

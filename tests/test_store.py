@@ -79,6 +79,7 @@ def test_save_get_round_trips_every_persisted_field(tmp_path: Path) -> None:
         "pid_started_at": 1_700_000_000.987654,
         "permission": Permission.FULL,
         "format": "claude-stream-json",
+        "terminal": True,
         "activity": Activity.RETRYING,
         "activity_detail": "API retry 2/10, next in 4 s",
         "session_id": "8af1dbf7-7b4b-410a-80dd-12b0e59f662e",

@@ -62,6 +62,8 @@ class AgentDef:
     label: str = ""  # human name, e.g. "Claude Code"
     # Each run works in a git worktree of its own unless the launch says otherwise.
     worktree: bool = False
+    # Each run gets a pseudo-terminal (docs/terminal.md) unless the launch says otherwise.
+    terminal: bool = False
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -196,6 +198,7 @@ class AgentDef:
             "start_seconds": self.start_seconds,
             "stall_after": self.stall_after,
             "worktree": self.worktree,
+            "terminal": self.terminal,
             "format": self.format,
             "approvals": self.approvals,
             "approval_timeout": self.approval_timeout,

@@ -60,6 +60,8 @@ class Policy:
     start_seconds: float = 1.0
     stall_after: float = 0.0  # seconds of silence that make a run stalled (0: never)
     approval_timeout: float = 0.0  # seconds after which a request is denied (0: never)
+    # A terminal run quiet this long is looked at: does its program wait for input? (0: never)
+    input_quiet: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,14 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """Look whether the run's program is blocked reading its terminal, and tell the core
+    (``probed``): the core cannot read ``/proc``."""
+
+    run_id: str
+
+
+@dataclass(frozen=True)
 class Released:
     """The run ended (``run``, as it ended): its slot is free and the core has forgotten it.
     ``attached``: what the shell attached to it at launch, for the shell to let go of."""
@@ -190,4 +200,15 @@ class Released:
         return self.run.id
 
 
-Effect = Changed | Amended | Sampled | Attention | Answer | Spawn | Terminate | Schedule | Released
+Effect = (
+    Changed
+    | Amended
+    | Sampled
+    | Attention
+    | Answer
+    | Spawn
+    | Terminate
+    | Schedule
+    | Probe
+    | Released
+)

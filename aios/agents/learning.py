@@ -5,8 +5,10 @@ The core keeps, per live run, a :class:`Hearing`: the stream's own last word on 
 doing, the requests waiting for the user (the one place pending approvals are held), and whether
 the run has gone quiet. The run's ``activity`` is derived from it, in this order: a pending
 request (``awaiting_approval``), then silence (``stalled``), then what the stream says (anything
-heard at all means ``working``). While the run waits offline or for a login, its record's ``hint``
-says what to do about it (the format's words), and is cleared when the wait is over.
+heard at all means ``working``); ``awaiting_input`` (a quiet terminal run whose program is
+blocked reading its terminal) comes before ``stalled``: silence is what it waits in. While the
+run waits offline or for a login, its record's ``hint`` says what to do about it (the format's
+words), and is cleared when the wait is over.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ FACTS = ("session_id", "model", "tokens", "cost_usd", "num_turns", "denials")
 
 # A run is quiet while it waits for the user (a two-way session's answer, a login): not a stall.
 QUIET_BY_DESIGN = frozenset(
-    {Activity.STALLED, Activity.WAITING, Activity.AWAITING_APPROVAL, Activity.NEEDS_LOGIN}
+    {
+        Activity.STALLED,
+        Activity.WAITING,
+        Activity.AWAITING_APPROVAL,
+        Activity.NEEDS_LOGIN,
+        Activity.AWAITING_INPUT,
+    }
 )
 # States in which silence can be a stall: a process is there and is meant to be working.
 WATCHED = frozenset({RunState.STARTING, RunState.RUNNING})
@@ -48,6 +56,9 @@ class Hearing:
     hint: str | None = None  # what the stream's last word says to do (offline, needs_login)
     hinted: str | None = None  # the hint the core put on the record for it, to clear it after
     stalled: str | None = None  # why the run counts as stalled ("no output for 2m 00s")
+    # A terminal run's program was found blocked reading its terminal, and nothing was heard
+    # since (aios.agents.input_wait looks; heard() clears it).
+    awaiting_input: bool = False
     # Requests waiting for the user's answer, oldest first, with their timer's token (or 0).
     pending: dict[str, tuple[Approval, int]] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)  # deciding one again sends nothing
@@ -60,6 +71,8 @@ def activity(hearing: Hearing) -> tuple[Activity, str | None]:
     if (first := hearing.first()) is not None:
         detail = f"{first.tool}: {first.summary}" if first.summary else first.tool
         return Activity.AWAITING_APPROVAL, detail
+    if hearing.awaiting_input:
+        return Activity.AWAITING_INPUT, None
     if hearing.stalled is not None:
         return Activity.STALLED, hearing.stalled
     return hearing.said or (Activity.WORKING, None)
@@ -127,6 +140,7 @@ def settled(run: Run, entered: str) -> list[Attention]:
         Activity.NEEDS_LOGIN: f"{name} is waiting for a login",
         Activity.STALLED: f"{name} has printed nothing for a while",
         Activity.OFFLINE: f"{name} is offline, waiting for the network",
+        Activity.AWAITING_INPUT: f"{name} is waiting for your input in its terminal",
     }[run.activity]
     message = f"{words}: {detail}" if detail else words
     if run.hint and run.activity in HINTED:

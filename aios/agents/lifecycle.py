@@ -29,12 +29,12 @@ waits the base delay again. Either way it restarts at most ``max_restarts`` time
 Stalls: a run whose process has printed nothing for ``stall_after`` seconds is ``stalled`` (one
 timer per run, set again for the next deadline when it fires: output itself sets no timer).
 Approval timeouts: a request of a two-way session left unanswered ``approval_timeout`` seconds
-is denied.
+is denied. A terminal run quiet for ``input_quiet`` s is probed: ``awaiting_input`` if reading.
 
-Attention for entering ``needs_login``, ``offline`` or ``stalled`` is sent only once the activity
-has held for ``settle`` seconds (a timer), and dropped if the run moved on or ended meanwhile: an
-agent that gives up passes through such activities in its last moment (aider says it waits for a
-login as it quits), and that is no call for the user. A request for approval calls at once.
+Attention for entering ``runs.ATTENTION_ACTIVITIES`` is sent only once the activity has held for
+``settle`` seconds (a timer), and dropped if the run moved on or ended meanwhile: an agent that
+gives up passes through such activities in its last moment (aider says it waits for a login as it
+quits), and that is no call for the user. A request for approval calls at once.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from aios.agents.effects import (
     Observation,
     Outcome,
     Policy,
+    Probe,
     Released,
     Sampled,
     Schedule,
@@ -82,6 +83,7 @@ class _Timer(Enum):
     STALL = "stall"  # the run may have printed nothing for stall_after seconds
     APPROVAL = "approval"  # a request's approval_timeout has passed
     SETTLE = "settle"  # an activity that calls for the user may have held its settle time
+    QUIET = "quiet"  # a terminal run may have been quiet for input_quiet seconds
 
 
 @dataclass
@@ -171,9 +173,13 @@ class Lifecycle:
         if life.run.state is _S.STOPPING:  # asked to stop while the process was being created
             effects.append(Terminate(run_id))
             return effects
-        effects.append(self._schedule(life, life.policy.start_seconds, _Timer.STARTED))
-        if life.policy.stall_after > 0:
-            effects.append(self._schedule(life, life.policy.stall_after, _Timer.STALL))
+        policy = life.policy
+        effects.append(self._schedule(life, policy.start_seconds, _Timer.STARTED))
+        for delay, timer in (
+            (policy.stall_after, _Timer.STALL),
+            (policy.input_quiet, _Timer.QUIET),
+        ):
+            effects += [self._schedule(life, delay, timer)] if delay > 0 else []
         return effects
 
     def spawn_failed(self, run_id: str, error: str) -> list[Effect]:
@@ -260,8 +266,8 @@ class Lifecycle:
             return [self._change(life, _S.RUNNING)]
         if kind is _Timer.RESTART and state is _S.BACKOFF:
             return [self._change(life, _S.STARTING, restarts=life.run.restarts + 1), Spawn(run_id)]
-        if kind is _Timer.STALL:
-            return self._stall_check(life)
+        if kind in (_Timer.STALL, _Timer.QUIET):
+            return self._silence_check(life, kind)
         return self._waited(life, kind, request)
 
     def crashed(self, run_id: str, error: str) -> list[Effect]:
@@ -305,6 +311,18 @@ class Lifecycle:
         if life is not None:
             life.hearing.heard_at = self.clock.monotonic()
             life.hearing.stalled = None  # the record says so at the next observation
+            life.hearing.awaiting_input = False
+
+    def probed(self, run_id: str, reading: bool) -> list[Effect]:
+        """A ``Probe``'s answer: blocked reading its terminal, or not (output since: not)."""
+        life = self._lives.get(run_id)
+        if life is None or life.spawned_at is None or life.run.state not in learning.WATCHED:
+            return []
+        quiet = self.clock.monotonic() - life.hearing.heard_at
+        if not reading or quiet < life.policy.input_quiet or life.hearing.awaiting_input:
+            return []
+        life.hearing.awaiting_input, before = True, life.run
+        return [change, *self._entered(life, before)] if (change := self._learn(life)) else []
 
     def observed(self, run_id: str, seen: Observation) -> list[Effect]:
         """What the output said since the last observation: facts, activity and requests."""
@@ -419,21 +437,24 @@ class Lifecycle:
             return self._answer(life, request, allow=False, message=why)
         return []
 
-    def _stall_check(self, life: _Life) -> list[Effect]:
-        """The stall timer: stalled if nothing was heard for stall_after seconds; either way
-        the timer is set again, for the next moment the run could stall."""
-        hearing, limit = life.hearing, life.policy.stall_after
+    def _silence_check(self, life: _Life, kind: _Timer) -> list[Effect]:
+        """Silent for stall_after s: stalled; for input_quiet s: probed. Then set again."""
+        hearing, policy = life.hearing, life.policy
+        limit = policy.stall_after if kind is _Timer.STALL else policy.input_quiet
         if life.spawned_at is None:
             return []
         quiet = self.clock.monotonic() - hearing.heard_at
         effects: list[Effect] = []
-        if learning.stalled(life.run, hearing, quiet, limit):
+        if kind is _Timer.QUIET:
+            if quiet >= limit and not hearing.awaiting_input and life.run.state in learning.WATCHED:
+                effects.append(Probe(life.run.id))
+        elif learning.stalled(life.run, hearing, quiet, limit):
             hearing.stalled = learning.quiet_for(quiet)
             before = life.run
             if (change := self._learn(life)) is not None:
                 effects += [change, *self._entered(life, before)]
         wait = limit if quiet >= limit else limit - quiet
-        return [*effects, self._schedule(life, wait, _Timer.STALL)]
+        return [*effects, self._schedule(life, wait, kind)]
 
     def _entered(self, life: _Life, before: Run) -> list[Effect]:
         """The settle timer for an activity that calls for the user, when the run enters one."""

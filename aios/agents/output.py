@@ -17,6 +17,10 @@ file has all of it). Reading waits for the disk write, so a flooding agent block
 What the output says about the run is not written here: :meth:`Output.observation` hands it to
 the lifecycle core, the only writer of run records, as an ``Observation``; every read is
 reported to the core as it happens (``heard``), for its stall timer.
+
+A terminal run's output (``terminal``: its pseudo-terminal, ``aios.agents.terminals``) is one
+stream, kept as it came like a ``text`` agent's, ANSI included, and fed to its screen; no
+format's reducer reads it: a full-screen program's redraws are not lines of anything.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from aios.agents.effects import Observation, Outcome
 from aios.agents.formats import Reducer
 from aios.agents.formats.base import style
 from aios.agents.process import AgentInputError, AgentProcess
+from aios.agents.terminals import LiveTerminal
 from aios.events import EventBus
 from aios.store import Store
 from aios.store_errors import StoreError
@@ -69,8 +74,14 @@ class Output:
     write_failed: bool = False  # a write failed (not for lack of space), logged once
     # Two-way: writes lines to the agent's stdin (set once its session is open).
     send: Callable[[list[str]], Awaitable[None]] | None = None
+    terminal: LiveTerminal | None = None  # a terminal run's screen and viewers
 
     def new_attempt(self) -> None:
+        self.fresh = False
+        self.send = None
+        if self.terminal is not None:
+            self.reducer = None
+            return
         output = self.agent.output
         factory = output.reducer
         if self.agent.two_way and output.two_way is not None and output.two_way.reducer:
@@ -78,14 +89,12 @@ class Output:
         self.reducer = factory() if factory is not None else None
         if self.reducer is not None:
             self.reducer.two_way = self.agent.two_way
-        self.fresh = False
-        self.send = None
 
     # -- reading ------------------------------------------------------------------------------
 
     async def read(self, process: AgentProcess) -> None:
         """Read until every output stream of ``process`` has ended (or the pipes are closed)."""
-        if self.agent.output.structured:
+        if self.agent.output.structured and self.terminal is None:
             await asyncio.gather(
                 self._read_lines(process.read, stderr=False),
                 self._read_lines(process.read_stderr, stderr=True),
@@ -95,8 +104,11 @@ class Output:
 
     async def _read_text(self, process: AgentProcess) -> None:
         splitter = LineSplitter() if self.reducer is not None else None
+        terminal = self.terminal
         while chunk := await process.read():
             self._heard()
+            if terminal is not None:
+                terminal.feed(chunk)
             await self._append(chunk)
             if splitter is not None and self.reducer is not None:
                 for line in splitter.feed(chunk):

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import struct
 import subprocess
 import threading
 from collections.abc import Iterable
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 # that overhead, not the copying, bounded how fast a flooding agent could be captured
 # (docs/performance.md).
 READ_LIMIT = 1024 * 1024
+TYPE_AHEAD = 64 * 1024  # bytes typed into a terminal that its program has not read yet
 WRITE_TIMEOUT = 5.0  # seconds a write to an agent's stdin may wait for the agent to read
 _POLL = 0.02  # seconds between checks while the group empties
 REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
@@ -92,6 +95,7 @@ class AgentProcess:
         errors: asyncio.StreamReader | None = None,
         errors_pipe: asyncio.ReadTransport | None = None,
         writer: asyncio.StreamWriter | None = None,
+        tty: str | None = None,
     ) -> None:
         self._popen = popen
         self._output = output
@@ -101,6 +105,9 @@ class AgentProcess:
         self._input = writer
         # The output pipes, by inode: what still holds one after the group is gone is ours.
         self.pipe_inodes = {i for i in (pipe_inode(pipe), pipe_inode(errors_pipe)) if i}
+        # A terminal agent's: the slave's path (what escapees hold), and the master's descriptor.
+        self.tty = tty
+        self._master = pipe.get_extra_info("pipe").fileno() if tty is not None else None
         self._exited = exited
         self.pid: int = popen.pid
         self.pgid: int = popen.pid
@@ -121,8 +128,45 @@ class AgentProcess:
 
     async def read(self, n: int = READ_LIMIT) -> bytes:
         """Up to ``n`` bytes of stdout (merged with stderr unless spawned apart); ``b""`` once
-        every writer has closed it."""
-        return await self._output.read(n)
+        every writer has closed it (for a terminal: once nothing holds its slave end, which
+        Linux reports as EIO)."""
+        try:
+            return await self._output.read(n)
+        except OSError as exc:
+            if self.tty is not None and exc.errno == errno.EIO:
+                return b""
+            raise
+
+    def type(self, data: bytes) -> bool:
+        """Type ``data`` into a terminal agent, without waiting (asyncio buffers it, the loop
+        never blocks). False when it is not taken: no terminal, its input closed, or more than
+        ``TYPE_AHEAD`` bytes already waiting for the program to read them."""
+        writer = self._input
+        if self.tty is None or writer is None or writer.is_closing():
+            return False
+        if writer.transport.get_write_buffer_size() + len(data) > TYPE_AHEAD:
+            return False
+        writer.write(data)
+        return True
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Set a terminal agent's size; the kernel sends SIGWINCH to its foreground group."""
+        if self._master is None or self.returncode is not None:
+            return
+        import fcntl  # noqa: PLC0415 - POSIX only (a terminal exists only there)
+        import termios  # noqa: PLC0415
+
+        with contextlib.suppress(OSError):  # closed under us: the run is ending
+            fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def foreground_group(self) -> int | None:
+        """The process group in the foreground of a terminal agent's terminal (who reads it)."""
+        if self._master is None or self.returncode is not None:
+            return None
+        try:
+            return os.tcgetpgrp(self._master)
+        except OSError:
+            return None
 
     async def write_line(self, line: str, timeout: float = WRITE_TIMEOUT) -> None:  # noqa: ASYNC109
         """Write one line to the agent's stdin (spawned with ``stdin=True``).
@@ -206,7 +250,8 @@ class AgentProcess:
         (nothing else can have it: it is inherited) and escaped both the group and the tree, by
         a double fork. Linux only (``/proc``); elsewhere nothing is found. Returns how many.
         """
-        holders = await asyncio.to_thread(pipe_holders, self.pipe_inodes)
+        ttys = () if self.tty is None else (self.tty,)
+        holders = await asyncio.to_thread(pipe_holders, self.pipe_inodes, ttys)
         if not holders:
             return 0
         log.warning("agent %d left %d processes holding its output", self.pid, len(holders))

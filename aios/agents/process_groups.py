@@ -52,9 +52,10 @@ def pipe_inode(pipe: asyncio.ReadTransport | None) -> int | None:
         return None
 
 
-def pipe_holders(inodes: Iterable[int]) -> list[psutil.Process]:
-    """Processes other than this one with one of the pipes ``inodes`` open (Linux ``/proc``)."""
-    targets = {f"pipe:[{inode}]" for inode in inodes}
+def pipe_holders(inodes: Iterable[int], ttys: Iterable[str] = ()) -> list[psutil.Process]:
+    """Processes other than this one with one of the pipes ``inodes`` (or one of the terminals
+    ``ttys``, by path) open (Linux ``/proc``)."""
+    targets = {f"pipe:[{inode}]" for inode in inodes} | set(ttys)
     if not targets or not os.path.isdir("/proc/self/fd"):
         return []
     found: list[psutil.Process] = []

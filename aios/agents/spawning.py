@@ -1,6 +1,14 @@
 """Starting an agent: ``spawn`` forks and executes it as the leader of a new session and process
-group, connects its pipes to the event loop, and watches for the leader's exit; the result is an
-``AgentProcess`` (``aios.agents.process``), which does everything after.
+group, connects its pipes (or its pseudo-terminal) to the event loop, and watches for the
+leader's exit; the result is an ``AgentProcess`` (``aios.agents.process``), which does
+everything after.
+
+With ``terminal=(cols, rows)`` the agent gets a pseudo-terminal instead of pipes
+(``os.openpty``): the slave is its stdin, stdout and stderr and, once it leads its new session,
+its controlling terminal (``TIOCSCTTY``, in the child between fork and exec); the daemon keeps
+the master, reads the output from it and writes the viewers' keystrokes to it. The session
+and the process group are the same as a piped agent's, so stopping, the watchdog and
+``kill_stale_group`` treat both alike.
 
 The fork and exec happen on one worker thread for all spawns: ``Popen`` returns once the program
 has been executed (or has failed to be), which takes milliseconds on a busy machine, and the
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -49,6 +58,7 @@ async def spawn(
     env: Mapping[str, str],
     merge_stderr: bool = True,
     stdin: bool = False,
+    terminal: tuple[int, int] | None = None,
 ) -> AgentProcess:
     """Start ``argv`` (never through a shell) as the leader of a new session and process group.
 
@@ -56,6 +66,8 @@ async def spawn(
     merged into one pipe, read with ``read()``, or with ``merge_stderr=False`` kept apart
     (``read()`` and ``read_stderr()``: a structured stream on stdout must not be interleaved
     with diagnostics). The agent sees exactly ``env`` and inherits no other file descriptor.
+    ``terminal=(cols, rows)``: a pseudo-terminal of that size instead (``merge_stderr`` and
+    ``stdin`` do not apply: it reads and writes its terminal, and ``write`` types into it).
 
     The fork and exec happen on a worker thread: ``Popen`` returns once the program has been
     executed (or has failed to be), which takes milliseconds on a busy machine, and the event
@@ -70,9 +82,12 @@ async def spawn(
         raise SpawnError("", "empty command")
     program = argv[0]
     loop = asyncio.get_running_loop()
-    spawning = _spawner().submit(_popen, list(argv), cwd, dict(env), merge_stderr, stdin)
+    if terminal is not None:
+        spawning = _spawner().submit(_popen_terminal, list(argv), cwd, dict(env), terminal)
+    else:
+        spawning = _spawner().submit(_popen, list(argv), cwd, dict(env), merge_stderr, stdin)
     try:
-        popen, created = await asyncio.wrap_future(spawning, loop=loop)
+        popen, created, tty = await asyncio.wrap_future(spawning, loop=loop)
     except asyncio.CancelledError:
         # Cancelled while the thread forks: whatever it starts must not run unsupervised.
         spawning.add_done_callback(_kill_if_started)
@@ -81,6 +96,8 @@ async def spawn(
         raise SpawnError(program, _spawn_failure(program, cwd, exc)) from exc
     except ValueError as exc:  # an embedded NUL byte
         raise SpawnError(program, str(exc)) from exc
+    if tty is not None:
+        return await _attach_terminal(loop, popen, created, tty)
     assert popen.stdout is not None
     try:
         _enlarge_pipe(popen.stdout.fileno(), PIPE_SIZE)
@@ -95,6 +112,27 @@ async def spawn(
         popen, output, pipe, exited, created,
         errors=errors, errors_pipe=errors_pipe, writer=writer,
     )  # fmt: skip
+
+
+async def _attach_terminal(
+    loop: asyncio.AbstractEventLoop, popen: subprocess.Popen[bytes], created: float, tty: str
+) -> AgentProcess:
+    """The loop's ends of a terminal agent: a reader and a writer on the master (each on its
+    own descriptor, since each transport closes the one it has)."""
+    master = popen.stdout
+    assert master is not None
+    writing: IO[bytes] | None = None
+    try:
+        output, pipe = await _reader(loop, master)
+        writing = os.fdopen(os.dup(master.fileno()), "wb", buffering=0)
+        writer = await _writer(loop, writing)
+        exited = _watch_exit(popen, loop)
+    except BaseException:
+        if writing is not None:
+            writing.close()
+        _kill_and_reap(popen)
+        raise
+    return AgentProcess(popen, output, pipe, exited, created, writer=writer, tty=tty)
 
 
 async def _reader(
@@ -131,7 +169,7 @@ def _spawner() -> ThreadPoolExecutor:
 
 def _popen(
     argv: list[str], cwd: Path, env: dict[str, str], merge_stderr: bool, stdin: bool
-) -> tuple[subprocess.Popen[bytes], float]:
+) -> tuple[subprocess.Popen[bytes], float, str | None]:
     """Start it, and read its start time (from /proc on Linux) while still on the thread."""
     popen = subprocess.Popen(
         argv,
@@ -143,7 +181,44 @@ def _popen(
         start_new_session=True,
         close_fds=True,
     )
-    return popen, create_time(popen.pid)
+    return popen, create_time(popen.pid), None
+
+
+def _popen_terminal(
+    argv: list[str], cwd: Path, env: dict[str, str], size: tuple[int, int]
+) -> tuple[subprocess.Popen[bytes], float, str | None]:
+    """Start it on a new pseudo-terminal of ``size`` (cols, rows); the master is its ``stdout``."""
+    import fcntl  # noqa: PLC0415 - POSIX only
+    import struct  # noqa: PLC0415
+    import termios  # noqa: PLC0415
+
+    master, slave = os.openpty()  # neither is inherited (PEP 446) but as the child's 0, 1, 2
+    try:
+        cols, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        tty = os.ttyname(slave)
+        popen = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            # After setsid(), before exec: the terminal on fd 0 becomes the session's
+            # controlling terminal (so job control, SIGWINCH and SIGINT from ^C work). One C
+            # call with its arguments bound beforehand: no Python code, no import and no
+            # allocation between fork and exec, so it is safe in a threaded process.
+            preexec_fn=functools.partial(fcntl.ioctl, 0, termios.TIOCSCTTY, 0),  # noqa: PLW1509
+        )
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)  # the child has its own copies
+    popen.stdout = os.fdopen(master, "rb", buffering=0)
+    return popen, create_time(popen.pid), tty
 
 
 def _watch_exit(
@@ -188,7 +263,7 @@ def _watch_exit(
     return exited
 
 
-def _kill_if_started(spawning: Future[tuple[subprocess.Popen[bytes], float]]) -> None:
+def _kill_if_started(spawning: Future[tuple[subprocess.Popen[bytes], float, str | None]]) -> None:
     if not spawning.cancelled() and spawning.exception() is None:
         _kill_and_reap(spawning.result()[0])
 

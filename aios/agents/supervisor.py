@@ -20,6 +20,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,19 @@ from aios import workdir
 from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner, policy
 from aios.agents.conversation import Conversations
 from aios.agents.definitions import AgentDef, Catalog
-from aios.agents.effects import Answer, Changed, Clock, Effect, Released, Schedule, Spawn, Terminate
+from aios.agents.effects import (
+    Answer,
+    Changed,
+    Clock,
+    Effect,
+    Probe,
+    Released,
+    Schedule,
+    Spawn,
+    Terminate,
+)
 from aios.agents.errors import InvalidLaunch, UnknownAgent, WrongRunState
+from aios.agents.final_screens import FinalScreens
 from aios.agents.isolation import Isolation
 from aios.agents.lifecycle import BACKOFF_BASE, BACKOFF_CAP, Lifecycle
 from aios.agents.output import Output
@@ -36,6 +48,7 @@ from aios.agents.process import REAP_TIMEOUT
 from aios.agents.process_groups import kill_stale_group
 from aios.agents.recorder import Recorder
 from aios.agents.spawning import spawn
+from aios.agents.terminals import LiveTerminal
 from aios.agents.watchdog import Watchdog
 from aios.events import EventBus
 from aios.runs import Permission, Run, Worktree, new_run_id
@@ -97,6 +110,7 @@ class Supervisor:
             self._holding,
         )
         self.conversations = Conversations(self.core, self._apply, self.attempts.publish_now)
+        self.screens = FinalScreens(store, self._tasks)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -157,10 +171,12 @@ class Supervisor:
         *,
         worktree: bool | None = None,
         reuse_worktree: Worktree | None = None,
+        terminal: bool | None = None,
     ) -> Run:
         """Create a run and queue it. ``worktree``: work in a git worktree of its own (None: as
         the agent's config says). ``reuse_worktree``: work in that one (a continued run shares
-        its parent's; a fresh one is made if it was removed meanwhile)."""
+        its parent's; a fresh one is made if it was removed meanwhile). ``terminal``: give its
+        program a pseudo-terminal (None: as the agent's config says)."""
         config = self.config()
         agent = config.agents.get(agent_name)
         if agent is None:
@@ -175,6 +191,7 @@ class Supervisor:
         directory = await asyncio.to_thread(resolve_cwd, cwd or agent.cwd)
         run_id = new_run_id()
         isolate = agent.worktree if worktree is None else worktree
+        on_terminal = agent.terminal if terminal is None else terminal
         tree = await self.isolation.prepare(
             run_id, directory, prompt, isolate=isolate, reuse=reuse_worktree
         )
@@ -184,8 +201,10 @@ class Supervisor:
             prompt=prompt,
             cwd=str(directory),
             permission=permission or agent.default_permission,
-            format=agent.format,
+            # A terminal's output is a screen, kept as it came: no format reads it.
+            format="text" if on_terminal else agent.format,
             worktree=tree,
+            terminal=on_terminal,
         )
         return await self._admit(run, agent, config)
 
@@ -226,10 +245,11 @@ class Supervisor:
             prompt=prompt,
             cwd=str(directory),
             permission=parent.permission if parent.permission in agent.permissions else None,
-            format=agent.format,
+            format="text" if parent.terminal else agent.format,
             parent=parent.id,
             session_id=parent.session_id,  # the same session, resumed
             worktree=tree,
+            terminal=parent.terminal,
         )
         return await self._admit(run, agent, config, resume=parent.session_id or "")
 
@@ -239,9 +259,16 @@ class Supervisor:
         # From here to the core's answer nothing awaits: admission is atomic.
         self.core.max_concurrent = config.settings.max_concurrent
         heard = functools.partial(self.core.heard, run.id)
-        output = Output(run.id, agent, self.store, self.bus, heard=heard)
+        terminal = None
+        if run.terminal:
+            # A program on a terminal talks to whoever types: no session on stdin, no format
+            # reading its screen (aios.agents.output).
+            agent = replace(agent, approvals="never")
+            terminal = LiveTerminal(run.id)
+        output = Output(run.id, agent, self.store, self.bus, heard=heard, terminal=terminal)
+        held = Held(agent, output, resume=resume, terminal=terminal)
         try:
-            effects = self.core.launch(run, policy(agent), Held(agent, output, resume=resume))
+            effects = self.core.launch(run, policy(agent, terminal=run.terminal), held)
         except BaseException:
             self.isolation.abandon(run.id, run.worktree)  # a worktree made for it goes
             raise
@@ -323,7 +350,7 @@ class Supervisor:
         """The shell's part of an effect that is not a record, once its step's runs are saved.
         The core may have moved on meanwhile (a run told to stop at shutdown exited and was
         released by a later step): what was meant for a run no longer live is moot."""
-        if isinstance(effect, Spawn | Terminate | Schedule):
+        if isinstance(effect, Spawn | Terminate | Schedule | Probe):
             held = self._held(effect.run_id)
             if held is not None:
                 self._act_on(effect, held)
@@ -335,10 +362,14 @@ class Supervisor:
             for timer in ended.timers:
                 if timer is not asyncio.current_task():
                     timer.cancel()
+            if ended.terminal is not None:
+                self.screens.ended(effect.run, ended.terminal)
             self.isolation.ended(effect.run)
 
-    def _act_on(self, effect: Spawn | Terminate | Schedule, held: Held) -> None:
-        if isinstance(effect, Spawn):
+    def _act_on(self, effect: Spawn | Terminate | Schedule | Probe, held: Held) -> None:
+        if isinstance(effect, Probe):
+            self._tasks.spawn(self.attempts.probe(effect.run_id, held), f"probe {effect.run_id}")
+        elif isinstance(effect, Spawn):
             task = self._tasks.spawn(self.attempts.run(effect.run_id, held), f"run {effect.run_id}")
             self._attempts[effect.run_id] = task
             task.add_done_callback(lambda t: self._forget_attempt(effect.run_id, t))
@@ -354,6 +385,13 @@ class Supervisor:
         await self.conversations.interrupt(run_id, held)  # a session may end its turn cleanly
         if (process := held.process) is not None:
             await process.stop(held.agent.stop_timeout)
+
+    # -- terminals (aios.agents.terminals) -------------------------------------------------------
+
+    def terminal(self, run_id: str) -> LiveTerminal | None:
+        """A live terminal run's terminal."""
+        held = self._held(run_id)
+        return held.terminal if held is not None else None
 
     def _held(self, run_id: str) -> Held | None:
         """What the shell attached to a live run (the core's registry is the only one)."""

@@ -180,6 +180,13 @@ def build_parser() -> Parser:
         "the directory itself; default: the agent's `worktree` setting)",
     )
     run.add_argument(
+        "--terminal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="give it a pseudo-terminal, to use and watch from the dashboard or `aios attach` "
+        "(--no-terminal: pipes; default: the agent's `terminal` setting)",
+    )
+    run.add_argument(
         "--wait", action="store_true", help="follow the run and exit with its exit code"
     )
     add_color_option(run)

@@ -43,6 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         body["permission"] = args.permission
     if args.worktree is not None:
         body["worktree"] = args.worktree
+    if args.terminal is not None:
+        body["terminal"] = args.terminal
     return start(client, "/api/runs", body, wait=args.wait, colour=args.color)
 
 

@@ -38,7 +38,7 @@ from aios.store_logs import Stream
 blueprint = Blueprint("api", __name__)
 
 MAX_PAGE = 500
-LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission", "worktree"}
+LAUNCH_FIELDS = {"agent", "prompt", "cwd", "permission", "worktree", "terminal"}
 DIFF_TYPE = "text/x-diff"
 
 
@@ -108,7 +108,10 @@ async def launch() -> tuple[Response, int]:
     cwd = optional_string(body, "cwd")
     permission = parse_permission(optional_string(body, "permission"))
     worktree = optional_bool(body, "worktree")
-    run = await daemon().launch(agent, prompt, cwd, permission, worktree=worktree)
+    terminal = optional_bool(body, "terminal")
+    run = await daemon().launch(
+        agent, prompt, cwd, permission, worktree=worktree, terminal=terminal
+    )
     return jsonify(run.to_json()), 201
 
 

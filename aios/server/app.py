@@ -7,7 +7,7 @@ from pathlib import Path
 from quart import Quart
 
 from aios.facade import Daemon
-from aios.server import api, errors, hooks, jsonbody, live, pages, views
+from aios.server import api, errors, hooks, jsonbody, live, pages, terminal_socket, views
 from aios.server.security import Guard
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -29,5 +29,6 @@ def create_app(daemon: Daemon) -> Quart:
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(live.blueprint)
     app.register_blueprint(hooks.blueprint)
+    app.register_blueprint(terminal_socket.blueprint)
     views.install(app)
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, Response, jsonify, render_template, request
+from quart import Quart, Response, has_request_context, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from aios.agents.errors import (
@@ -100,9 +100,11 @@ def install(app: Quart) -> None:
 
 
 def wants_page() -> bool:
-    """A browser navigating to a page, rather than the API, htmx, a stream or a script."""
+    """A browser navigating to a page, rather than the API, htmx, a stream or a script (or a
+    WebSocket: its handshake is refused with the JSON error)."""
     return (
-        request.method == "GET"
+        has_request_context()
+        and request.method == "GET"
         and not request.path.startswith(("/api/", "/ui/", "/static/"))
         and "HX-Request" not in request.headers
         and request.accept_mimetypes.accept_html

@@ -12,6 +12,11 @@ remote code execution. Each rule holds on its own:
    form post is the classic way around CORS). ``POST /login`` alone comes from elsewhere (the
    ``file:`` page ``aios open`` writes): the token in its body is its whole authority.
 4. Bodies are capped; every response carries the CSP and friends.
+5. WebSockets (a terminal run's, ``aios.server.terminal_socket``) pass the same Host and
+   sign-in checks before the handshake is answered, and their ``Origin`` must be the daemon's
+   own, always (browsers always send it on a WebSocket, and no CORS protects one: a page
+   elsewhere could otherwise drive a terminal with the user's cookie). A browser cannot add a
+   header to a WebSocket, so the CSRF header has no part there: the Origin is the check.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import time
 from enum import Enum
 from typing import Final
 
-from quart import Quart, Response, g, request
+from quart import Quart, Response, g, request, websocket
+from quart.typing import ResponseTypes
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from aios.credentials import Secrets
@@ -86,15 +93,38 @@ class Guard:
         app.config["MAX_CONTENT_LENGTH"] = BODY_LIMIT
         app.before_request(self.check_request)
         app.after_request(self.add_headers)
+        app.before_websocket(self.check_websocket)
+        app.after_websocket(self.add_websocket_headers)
 
-    def authenticate(self) -> Auth:
-        header = request.headers.get("Authorization", "")
+    def authenticate(self, headers: Headers | None = None, cookie: str | None = None) -> Auth:
+        """Who sent the request (a WebSocket's handshake: its ``headers`` and cookie)."""
+        if headers is None:
+            headers, cookie = request.headers, request.cookies.get(self.cookie)
+        header = headers.get("Authorization", "")
         scheme, _, credential = header.partition(" ")
         if scheme.lower() == "bearer" and same(credential.strip(), self.keys.token):
             return Auth.BEARER
-        if self.keys.cookie_valid(request.cookies.get(self.cookie), time.time()):
+        if self.keys.cookie_valid(cookie, time.time()):
             return Auth.COOKIE
         return Auth.NONE
+
+    async def check_websocket(self) -> None:
+        """A WebSocket handshake: Host, sign-in, and an Origin that is ours (see 5. above).
+        Refused with an HTTP error before the upgrade."""
+        headers = websocket.headers
+        host = headers.get("Host")
+        if host is None or not allowed_host(host):
+            raise ApiError(403, f"host {host!r} is not allowed; use 127.0.0.1:{self.port}")
+        g.auth = self.authenticate(headers, websocket.cookies.get(self.cookie))
+        if g.auth is Auth.NONE:
+            raise ApiError(401, "missing or invalid token; use `aios open` to sign in")
+        origin = headers.get("Origin")
+        if origin != f"http://{host}":
+            said = "no Origin" if origin is None else f"Origin {origin!r}"
+            raise ApiError(403, f"WebSocket with {said} refused: only http://{host} may open one")
+        fetch_site = headers.get("Sec-Fetch-Site")
+        if fetch_site is not None and fetch_site != "same-origin":
+            raise ApiError(403, f"cross-site WebSocket refused (Sec-Fetch-Site: {fetch_site})")
 
     async def check_request(self) -> None:
         host = request.headers.get("Host")
@@ -144,6 +174,14 @@ class Guard:
             or "Transfer-Encoding" in request.headers
             or request.headers.get("Content-Type")
         )
+
+    async def add_websocket_headers(self, response: ResponseTypes | None) -> ResponseTypes | None:
+        """A refused handshake's answer is a response like any other."""
+        if response is not None:
+            for name, value in SECURITY_HEADERS.items():
+                response.headers[name] = value
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     async def add_headers(self, response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():

@@ -1,0 +1,162 @@
+"""A live terminal run's terminal, as the shell holds it: its screen, its size and its viewers.
+
+The output reader feeds it what the program writes (``feed``); viewers (the dashboard's
+WebSocket, ``aios attach``) join it, get the screen as it is now and then every piece of output
+as it comes, and may type into it and resize it. All viewers share one size: the last resize
+wins, and the others are told. When the run ends each viewer is told how, its queue closed,
+and the final screen is kept (the shell writes it beside the run's log).
+
+Each viewer has a bounded queue: a viewer that falls ``VIEWER_QUEUE`` messages behind loses
+them, and gets the current screen instead when it catches up (a slow phone never stalls the
+program, nor the other viewers).
+
+The messages are the WebSocket protocol's (docs/terminal.md), as dicts ready for JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+from dataclasses import dataclass, field
+from typing import Any
+
+from aios.agents.process import AgentProcess
+from aios.agents.screen import MAX_SIZE, VIEWER_REPLY, Screen
+
+__all__ = ["DEFAULT_SIZE", "MAX_SIZE", "LiveTerminal", "Message", "Viewer"]
+
+DEFAULT_SIZE = (100, 30)  # columns, rows: until a viewer says how big it is
+VIEWER_QUEUE = 256  # messages a viewer may fall behind before it gets the screen instead
+
+Message = dict[str, Any]
+
+
+@dataclass(eq=False)
+class Viewer:
+    """One connected viewer: its queue of messages (None: the end), and what it may do."""
+
+    may_type: bool
+    state: str
+    queue: asyncio.Queue[Message | None] = field(
+        default_factory=lambda: asyncio.Queue(VIEWER_QUEUE)
+    )
+
+
+class LiveTerminal:
+    def __init__(self, run_id: str, size: tuple[int, int] = DEFAULT_SIZE) -> None:
+        self.run_id = run_id
+        self.screen = Screen(*size)
+        self.process: AgentProcess | None = None
+        self.viewers: set[Viewer] = set()
+        self.ended: Message | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.screen.size
+
+    # -- the program's side ---------------------------------------------------------------
+
+    def started(self, process: AgentProcess) -> None:
+        """A new attempt's process (spawned at ``size``) now owns the terminal."""
+        self.process = process
+        self._decoder.reset()
+
+    def stopped(self) -> None:
+        self.process = None
+
+    def feed(self, data: bytes) -> None:
+        """What the program wrote: into the screen, answered where it asks, to every viewer."""
+        text = self._decoder.decode(data)
+        if not text:
+            return
+        replies = self.screen.feed(text)
+        if replies and self.process is not None:
+            self.process.type(replies.encode())
+        self._broadcast({"type": "output", "data": text})
+
+    def end(self, state: str, exit_code: int | None) -> Message:
+        """The run ended: tell every viewer and let them go; the final screen, to keep."""
+        if (rest := self._decoder.decode(b"", final=True)) != "":
+            self.screen.feed(rest)
+            self._broadcast({"type": "output", "data": rest})
+        self.process = None
+        self._broadcast({"type": "ended", "state": state, "exit_code": exit_code})
+        for viewer in self.viewers:
+            _put(viewer, None)
+        self.viewers.clear()
+        cols, rows = self.size
+        self.ended = {"data": self.screen.render(), "cols": cols, "rows": rows}
+        return self.ended
+
+    # -- the viewers' side ----------------------------------------------------------------
+
+    def join(self, state: str) -> tuple[Viewer, Message]:
+        """A new viewer, and the first message it gets: the screen as it is now."""
+        viewer = Viewer(may_type=self.ended is None, state=state)
+        if self.ended is None:
+            self.viewers.add(viewer)
+        return viewer, self._screen_message(viewer)
+
+    def leave(self, viewer: Viewer) -> None:
+        self.viewers.discard(viewer)
+
+    def type(self, viewer: Viewer, data: str) -> str | None:
+        """Type ``data`` (keystrokes, a paste) for ``viewer``; why not, if it was not taken."""
+        if not viewer.may_type:
+            return "this terminal is read-only: its run has ended"
+        if VIEWER_REPLY.fullmatch(data):
+            return None  # the viewer's terminal answering a query the screen model answered
+        if self.process is None:
+            return "the program is not running (yet)"
+        if not self.process.type(data.encode("utf-8", errors="replace")):
+            return "input not taken: the program has not read what was typed before"
+        return None
+
+    def resize(self, viewer: Viewer | None, cols: int, rows: int) -> None:
+        """Set the one size all viewers share (the last resize wins); the others are told."""
+        cols, rows = max(1, min(cols, MAX_SIZE)), max(1, min(rows, MAX_SIZE))
+        if (cols, rows) == self.size or self.ended is not None:
+            return
+        self.screen.resize(cols, rows)
+        if self.process is not None:
+            self.process.resize(cols, rows)
+        message = {"type": "resized", "cols": cols, "rows": rows}
+        for other in list(self.viewers):
+            if other is not viewer:
+                self._send(other, message)
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def _screen_message(self, viewer: Viewer) -> Message:
+        cols, rows = self.size
+        data = self.ended["data"] if self.ended is not None else self.screen.render()
+        return {
+            "type": "screen",
+            "data": data,
+            "cols": cols,
+            "rows": rows,
+            "input": viewer.may_type,
+            "state": viewer.state,
+        }
+
+    def _broadcast(self, message: Message) -> None:
+        for viewer in list(self.viewers):
+            self._send(viewer, message)
+
+    def _send(self, viewer: Viewer, message: Message) -> None:
+        if viewer.queue.full():
+            # Fallen behind: what it missed is in the screen, which replaces all of it.
+            while not viewer.queue.empty():
+                viewer.queue.get_nowait()
+            if message["type"] == "output":
+                message = self._screen_message(viewer)
+            else:
+                _put(viewer, self._screen_message(viewer))
+        _put(viewer, message)
+
+
+def _put(viewer: Viewer, message: Message | None) -> None:
+    if viewer.queue.full():  # only the end can find it full: it must still get through
+        viewer.queue.get_nowait()
+    viewer.queue.put_nowait(message)
