@@ -368,7 +368,7 @@ class Tray:
             ]
             self.notifier.notify(f"{data['agent']} asks", data["message"], actions)
             return
-        if data["reason"] in ("needs_login", "stalled", "offline"):
+        if data["reason"] in ("needs_login", "stalled", "offline", "awaiting_input"):
             self.notifier.notify(
                 f"{data['agent']} needs you", data["message"], [Action("default", "Open", page)]
             )

@@ -5,13 +5,59 @@ what it receives, so a test waits for what a person would see."""
 from __future__ import annotations
 
 import http.client
+import json
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aios.agents.screen import Screen
 from aios.wsclient import WebSocket
-from tests.harness import DaemonProcess
+from tests.harness import DaemonProcess, start_daemon, write_config
+
+# Asks a question on its terminal and answers; then shows its size when told it changed.
+ASK = """
+import signal, subprocess, sys
+signal.signal(signal.SIGWINCH, lambda *_: print("size:", subprocess.run(
+    ["stty", "size"], capture_output=True, text=True).stdout.strip(), flush=True))
+name = input("name? ")
+print("hello", name, flush=True)
+while True:
+    line = input()
+    if line == "quit":
+        break
+    print("got", line, flush=True)
+"""
+
+
+def start_terminal_daemon(home: Path, tmp_path: Path) -> DaemonProcess:
+    """A daemon with two agents: ``ask`` (ASK, on a terminal) and ``piped`` (sleeps, piped)."""
+    script = tmp_path / "ask.py"
+    script.write_text(ASK)
+    write_config(
+        home,
+        f"""
+[agents.ask]
+command = {json.dumps([sys.executable, str(script)])}
+terminal = true
+
+[agents.piped]
+command = {json.dumps([sys.executable, "-c", "import time; time.sleep(60)"])}
+""",
+    )
+    return start_daemon(home)
+
+
+def launch(daemon: DaemonProcess, agent: str, **extra: object) -> str:
+    run = daemon.client.request(
+        "POST", "/api/runs", {"agent": agent, "cwd": str(daemon.home), **extra}
+    )
+    return str(run["id"])
+
+
+def state_of(daemon: DaemonProcess, run_id: str) -> str:
+    return str(daemon.client.request("GET", f"/api/runs/{run_id}")["state"])
 
 
 def terminal_path(run_id: str) -> str:

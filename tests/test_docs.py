@@ -81,6 +81,7 @@ def test_the_readme_says_which_commands_need_a_running_daemon(home: Path) -> Non
         "continue": ["x", "y"],
         "logs": ["x"],
         "kill": ["x"],
+        "attach": ["x"],
         "autostart": ["status"],
     }
     parser = build_parser()

@@ -508,3 +508,69 @@ def test_no_orphans_when_the_daemon_is_killed(name: str, tmp_path: Path) -> None
         daemon.wait()
         if daemon.stdout is not None:
             daemon.stdout.close()
+
+
+# -- agents on a pseudo-terminal -------------------------------------------------------------
+
+# On its terminal: says what it is, then starts a job in a process group of its own (as a shell
+# with job control does) that ignores SIGTERM, like itself.
+ON_A_TERMINAL = """
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("tty", os.isatty(0), os.isatty(1), "leader", os.getsid(0) == os.getpid(),
+      "ctty", os.tcgetpgrp(0) == os.getpgrp(), "size", os.get_terminal_size(), flush=True)
+job = subprocess.Popen([sys.executable, "-c", '''
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+time.sleep(300)
+'''], process_group=0)
+print("\\x1b[1mjob\\x1b[0m", job.pid, flush=True)
+time.sleep(300)
+"""
+
+
+async def test_a_terminal_agent_leads_a_session_on_its_terminal_and_is_stopped_whole() -> None:
+    agent = await spawn([PY, "-c", ON_A_TERMINAL], cwd=Path.cwd(), env=ENV, terminal=(77, 21))
+    try:
+        assert agent.tty is not None and agent.tty.startswith("/dev/")
+        first = await read_line(agent)
+        assert first == (
+            b"tty True True leader True ctty True size os.terminal_size(columns=77, lines=21)\r"
+        )
+        job_line = (await read_line(agent)).rstrip(b"\r")
+        assert job_line.startswith(b"\x1b[1mjob\x1b[0m ")  # ANSI as written
+        job = int(job_line.rsplit(b" ", 1)[1])
+        assert os.getpgid(job) == job != agent.pgid  # a group of its own, in the agent's session
+        assert os.getsid(job) == agent.pid
+        assert agent.foreground_group() == agent.pgid
+        agent.resize(100, 40)
+        assert agent.type(b"typed\n")
+        # Both ignore SIGTERM: SIGKILL after the grace period reaches the job's group too.
+        assert await agent.stop(timeout=0.5) == -signal.SIGKILL
+        assert eventually(lambda: not alive(job))
+        assert await read_all(agent) is not None  # the terminal's end: EIO read as the end
+    finally:
+        await agent.stop(timeout=0)
+        agent.close()
+
+
+JOB_IN_ITS_OWN_GROUP = (
+    "import subprocess, time; subprocess.Popen(['sleep', '300'], process_group=0); time.sleep(300)"
+)
+
+
+def test_kill_stale_group_kills_the_other_groups_of_its_session() -> None:
+    with detached(f'sleep 300 & exec {PY} -c "{JOB_IN_ITS_OWN_GROUP}"') as leader:
+        assert eventually(lambda: len(live_members(leader.pid)) == 2)  # sleep, and python
+        assert eventually(lambda: len(in_session(leader.pid)) == 3)  # the job: its own group
+        assert kill_stale_group(leader.pid, psutil.Process(leader.pid).create_time())
+        assert eventually(lambda: in_session(leader.pid) == [])
+
+
+def in_session(sid: int) -> list[int]:
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+    return found

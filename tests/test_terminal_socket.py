@@ -6,64 +6,32 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aios.wsclient import Refused
-from tests.harness import DaemonProcess, EventCollector, start_daemon, wait_until, write_config
-from tests.terminals import Viewer, open_socket, session_cookie
+from tests.harness import DaemonProcess, EventCollector, start_daemon, wait_until
+from tests.terminals import (
+    Viewer,
+    launch,
+    open_socket,
+    session_cookie,
+    start_terminal_daemon,
+    state_of,
+)
 
 pytestmark = pytest.mark.daemon
-
-# Asks a question on its terminal and answers; then shows its size when told it changed.
-ASK = """
-import signal, subprocess, sys
-signal.signal(signal.SIGWINCH, lambda *_: print("size:", subprocess.run(
-    ["stty", "size"], capture_output=True, text=True).stdout.strip(), flush=True))
-name = input("name? ")
-print("hello", name, flush=True)
-while True:
-    line = input()
-    if line == "quit":
-        break
-    print("got", line, flush=True)
-"""
 
 
 @pytest.fixture
 def terminal_daemon(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
-    script = tmp_path / "ask.py"
-    script.write_text(ASK)
-    write_config(
-        home,
-        f"""
-[agents.ask]
-command = {json.dumps([sys.executable, str(script)])}
-terminal = true
-
-[agents.piped]
-command = {json.dumps([sys.executable, "-c", "import time; time.sleep(60)"])}
-""",
-    )
-    daemon = start_daemon(home)
+    daemon = start_terminal_daemon(home, tmp_path)
     try:
         yield daemon
     finally:
         daemon.close()
-
-
-def launch(daemon: DaemonProcess, agent: str, **extra: object) -> str:
-    run = daemon.client.request(
-        "POST", "/api/runs", {"agent": agent, "cwd": str(daemon.home), **extra}
-    )
-    return str(run["id"])
-
-
-def state_of(daemon: DaemonProcess, run_id: str) -> str:
-    return str(daemon.client.request("GET", f"/api/runs/{run_id}")["state"])
 
 
 def refused(

@@ -129,7 +129,8 @@ class Attention:
     that calls for it."""
 
     run: Run
-    # needs_login | stalled | offline | awaiting_approval | denials | hidden_failure
+    # needs_login | stalled | offline | awaiting_input | awaiting_approval | denials
+    # | hidden_failure
     reason: str
     message: str
     approval: Approval | None = None  # for awaiting_approval: what the agent asks to do

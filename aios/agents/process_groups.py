@@ -37,6 +37,7 @@ __all__ = [
     "pipe_holders",
     "pipe_inode",
     "same_start",
+    "session_members",
     "signal_each",
 ]
 
@@ -83,17 +84,29 @@ def kill_stale_group(pgid: int, create_time: float | None) -> bool:
     The leader (pid == pgid) must still be that agent: its start time must match ``create_time``
     (when given) within a second. A live leader that does not match is a reused pid and is left
     alone. With the leader gone, the group id cannot have been reused while members remain, so
-    they are killed.
+    they are killed. So are the other groups of its session (the agent led one): the jobs of a
+    shell on a terminal run, each in a group of its own (a session id is not reused either
+    while the session has a member).
     """
     if pgid <= 1 or pgid == os.getpgrp() or not _is_stale_leader(pgid, create_time):
         return False
-    if not group_has_live_member(pgid):
+    session = session_members(pgid) if pgid != os.getsid(0) else []
+    if not group_has_live_member(pgid) and not session:
         return False
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return False
+    signal_each(session, signal.SIGKILL)
     return True
+
+
+def session_members(sid: int) -> list[psutil.Process]:
+    """The live processes of session ``sid`` (on systems with ``getsid``)."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(OSError):
+            if os.getsid(proc.pid) == sid and alive(proc):
+                found.append(proc)
+    return found
 
 
 def _is_stale_leader(pgid: int, create_time: float | None) -> bool:

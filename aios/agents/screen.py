@@ -10,6 +10,13 @@ Memory is bounded by the screen's size: no scrollback is kept (pyte's plain ``Sc
 none; the whole output is in the run's log). The alternate screen (``?1049h``) is not kept apart:
 a program that switches to it redraws it, and its contents are what the model holds meanwhile.
 
+pyte draws one character at a time (about 100 KB/s on our machines), so a flood is cut short
+before it reaches the model (``flood_cut``): of a large piece of output, a prefix made only of
+text, newlines and colours, that scrolls away under the lines after it, is replaced by what it
+leaves behind (its last colours, and the scrolling). The model is then exactly as if it had
+drawn it all. Output that moves the cursor about is drawn in full (the caller feeds it in
+slices, giving the event loop its turn between them).
+
 Queries the program sends its terminal (cursor position, device attributes) are answered by the
 model itself, through ``replies``: a program that asks before any viewer is connected (codex's
 TUI does, with a timeout) gets its answer, and exactly one answer, whatever number of viewers
@@ -39,6 +46,35 @@ _INPUT_MODES = (1, 9, 1000, 1002, 1003, 1005, 1006, 1015, 2004)
 # What a terminal answers to a query (cursor position report, device attributes): a viewer's
 # terminal answers too, but the model already has (see the module docstring).
 VIEWER_REPLY = re.compile(r"(?:\x1b\[\d+;\d+R|\x1b\[[?>][\d;]*c)+")
+
+
+FLOOD = 16 * 1024  # characters of output from which a prefix that scrolls away is cut short
+_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+# Text, tabs, newlines and carriage returns only: no control character, no other sequence.
+_PLAIN = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*")
+
+
+def flood_cut(text: str, rows: int) -> str:
+    """``text``, or what leaves a screen of ``rows`` rows exactly as ``text`` would, shorter:
+    a prefix of plain lines and colours that scrolls away entirely under the ``rows + 1`` lines
+    after it becomes its last colours and ``rows`` newlines (without a scrolling region, which
+    a program that floods rarely sets)."""
+    if len(text) < FLOOD:
+        return text
+    cut = len(text)
+    for _ in range(rows + 2):
+        cut = text.rfind("\n", 0, cut)
+        if cut < 0:
+            return text
+    prefix = text[: cut + 1]
+    if prefix.count("\n") < rows or not _PLAIN.fullmatch(_SGR.sub("", prefix)):
+        return text
+    colours = _SGR.findall(prefix)
+    resets = [
+        i for i, params in enumerate(colours) if params in ("", "0") or params.startswith("0;")
+    ]
+    kept = colours[resets[-1] :] if resets else colours
+    return "".join(f"\x1b[{params}m" for params in kept) + "\r\n" * rows + text[cut + 1 :]
 
 
 class _Model(pyte.Screen):  # type: ignore[misc,unused-ignore]  # pyte is untyped (Any)

@@ -10,6 +10,12 @@ Each viewer has a bounded queue: a viewer that falls ``VIEWER_QUEUE`` messages b
 them, and gets the current screen instead when it catches up (a slow phone never stalls the
 program, nor the other viewers).
 
+The screen model is slow (``aios.agents.screen``): a piece of output is cut short where it
+can be, and otherwise drawn in slices of ``SLICE`` characters with the event loop's turn
+between them (the program waits on its terminal meanwhile, as it would for a slow terminal).
+Only then does the piece go to the viewers, and a viewer that joins meanwhile gets the screen
+once the piece is drawn: what it is sent is always the screen, then what followed it.
+
 The messages are the WebSocket protocol's (docs/terminal.md), as dicts ready for JSON.
 """
 
@@ -21,12 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aios.agents.process import AgentProcess
-from aios.agents.screen import MAX_SIZE, VIEWER_REPLY, Screen
+from aios.agents.screen import MAX_SIZE, VIEWER_REPLY, Screen, flood_cut
 
 __all__ = ["DEFAULT_SIZE", "MAX_SIZE", "LiveTerminal", "Message", "Viewer"]
 
 DEFAULT_SIZE = (100, 30)  # columns, rows: until a viewer says how big it is
 VIEWER_QUEUE = 256  # messages a viewer may fall behind before it gets the screen instead
+SLICE = 2048  # characters drawn on the screen model between two turns of the event loop
 
 Message = dict[str, Any]
 
@@ -50,6 +57,8 @@ class LiveTerminal:
         self.viewers: set[Viewer] = set()
         self.ended: Message | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._joining: list[Viewer] = []  # joined while a piece was being drawn
+        self._drawing = False
 
     @property
     def size(self) -> tuple[int, int]:
@@ -65,18 +74,36 @@ class LiveTerminal:
     def stopped(self) -> None:
         self.process = None
 
-    def feed(self, data: bytes) -> None:
-        """What the program wrote: into the screen, answered where it asks, to every viewer."""
+    async def feed(self, data: bytes) -> None:
+        """What the program wrote: onto the screen (answered where it asks), then to every
+        viewer; the viewers that joined meanwhile get the screen instead."""
         text = self._decoder.decode(data)
         if not text:
             return
-        replies = self.screen.feed(text)
-        if replies and self.process is not None:
-            self.process.type(replies.encode())
+        drawn = flood_cut(text, self.size[1])
+        self._drawing = True
+        try:
+            for start in range(0, len(drawn), SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                replies = self.screen.feed(drawn[start : start + SLICE])
+                if replies and self.process is not None:
+                    self.process.type(replies.encode())
+        finally:
+            self._drawing = False
         self._broadcast({"type": "output", "data": text})
+        self._welcome()
+
+    def _welcome(self) -> None:
+        for viewer in self._joining:
+            if self.ended is None:
+                self.viewers.add(viewer)
+                _put(viewer, self._screen_message(viewer))
+        self._joining.clear()
 
     def end(self, state: str, exit_code: int | None) -> Message:
         """The run ended: tell every viewer and let them go; the final screen, to keep."""
+        self._welcome()  # a piece was being drawn as it ended: what was drawn is the screen
         if (rest := self._decoder.decode(b"", final=True)) != "":
             self.screen.feed(rest)
             self._broadcast({"type": "output", "data": rest})
@@ -91,15 +118,23 @@ class LiveTerminal:
 
     # -- the viewers' side ----------------------------------------------------------------
 
-    def join(self, state: str) -> tuple[Viewer, Message]:
-        """A new viewer, and the first message it gets: the screen as it is now."""
+    def join(self, state: str) -> Viewer:
+        """A new viewer; its first message is the screen (once a piece being drawn is)."""
         viewer = Viewer(may_type=self.ended is None, state=state)
-        if self.ended is None:
+        if self.ended is not None:
+            _put(viewer, self._screen_message(viewer))
+            _put(viewer, None)
+        elif self._drawing:
+            self._joining.append(viewer)
+        else:
             self.viewers.add(viewer)
-        return viewer, self._screen_message(viewer)
+            _put(viewer, self._screen_message(viewer))
+        return viewer
 
     def leave(self, viewer: Viewer) -> None:
         self.viewers.discard(viewer)
+        if viewer in self._joining:
+            self._joining.remove(viewer)
 
     def type(self, viewer: Viewer, data: str) -> str | None:
         """Type ``data`` (keystrokes, a paste) for ``viewer``; why not, if it was not taken."""

@@ -222,7 +222,19 @@ def build_parser() -> Parser:
 
     add_hooks_parser(sub)
 
+    add_live_run_parsers(sub)
+    return parser
+
+
+def add_live_run_parsers(sub: Any) -> None:
+    """What acts on a live run: attach to its terminal, stop it."""
+    attach = sub.add_parser(
+        "attach",
+        help="use a terminal run's terminal from this one (Ctrl-] detaches; the run goes on)",
+    )
+    attach.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
+    attach.set_defaults(handler=Command("attach", "cmd_attach"))
+
     kill = sub.add_parser("kill", help="stop a run (SIGTERM, then SIGKILL)")
     kill.add_argument("run", type=run_ref, help="run id (or an unambiguous prefix)")
     kill.set_defaults(handler=Command("runs", "cmd_kill"))
-    return parser

@@ -48,10 +48,9 @@ async def terminal(run_id: str) -> Response | None:
         )
         await _read_only()
         return None
-    viewer, first = live.join(str(run.state))
+    viewer = live.join(str(run.state))  # its first message: the screen
     try:
         await websocket.accept()
-        await _send(first)
         await _serve(live, viewer)
     finally:
         live.leave(viewer)

@@ -86,6 +86,7 @@ ACTIVITY_WORDS = {
     Activity.STALLED: "stalled",
     Activity.AWAITING_APPROVAL: "awaiting approval",
     Activity.WAITING: "waiting",
+    Activity.AWAITING_INPUT: "awaiting input",
 }
 
 
