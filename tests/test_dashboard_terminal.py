@@ -222,6 +222,22 @@ def test_a_late_viewer_sees_the_screen_at_once_and_shares_it(
             assert watch.errors == []
 
 
+def test_a_dropped_connection_is_made_again_while_the_run_lives(
+    browser: Any, d: DaemonProcess
+) -> None:
+    run_id = launch(d, "shell", terminal=True)
+    with run_page(browser, d, run_id) as (page, watch):
+        type_in(page, "echo before-$((1 + 1))\n")
+        wait_for_row(page, "before-2")
+        page.evaluate("() => document.getElementById('terminal').terminal.socket.close()")
+        page.wait_for_function(f"() => ({STATUS})() !== 'live'")
+        page.wait_for_function(f"() => ({STATUS})() === 'live'")
+        wait_for_row(page, "before-2")  # the screen, drawn again from the daemon's
+        type_in(page, "echo after-$((2 + 2))\n")
+        wait_for_row(page, "after-4")
+        assert watch.errors == []
+
+
 def test_an_ended_run_shows_its_final_screen_read_only(browser: Any, d: DaemonProcess) -> None:
     run_id = launch(d, "shell", terminal=True)
     with run_page(browser, d, run_id) as (page, _):
