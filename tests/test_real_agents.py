@@ -19,7 +19,7 @@ import pytest
 from aios.agents.formats.aider import tokens_count
 from scripts.install_agents import BIN
 from tests.gitrepo import make_repo
-from tests.helpers import EventCollector
+from tests.helpers import EventCollector, wait_until
 from tests.models.anthropic import AnthropicModel
 from tests.models.base import Fail, ScriptedModel, Text, Tool
 from tests.models.gemini import GeminiModel
@@ -261,3 +261,26 @@ def test_codex_without_its_key_is_not_logged_in_and_fails_as_auth(
         assert run["error_kind"] == "auth", (run["error"], real.log(run["id"])[-2000:])
         assert run["hint"]
         assert not model.seen
+
+
+def test_aider_chats_in_a_terminal_with_the_prompt_typed_in_as_its_first_message(
+    real: RealAgents, repo: Path
+) -> None:
+    """aider's own chat on a terminal run (docs/agents.md, "In a terminal"): its interface is
+    drawn, the prompt typed in is its first message, its answer is shown, and it waits for the
+    next one until the run is stopped."""
+    check_version("aider")
+    model = ChatModel(Text("HELLO-FROM-THE-MODEL"))
+    with model:
+        real.start(aider=model)
+        run = real.launch("aider", "Say hello, please.", repo, terminal=True)
+        assert run["terminal"] is True
+        wait_until(
+            lambda: "HELLO-FROM-THE-MODEL" in real.log(run["id"]), 120, "aider's answer on screen"
+        )
+        assert mentions(model, 0, "Say hello, please.")
+        assert f"Aider v{pin('aider').version}" in real.log(run["id"])  # its own interface
+        real.d.client.request("POST", f"/api/runs/{run['id']}/stop", {})
+        ended = real.final(run["id"])
+        assert ended["state"] == "stopped"
+        assert model.script.overrun == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,8 +35,6 @@ echo "read: $line"
 
 @pytest.fixture
 def d(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
-    import sys
-
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("claude", "codex", "gemini", "aider"):
