@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from tests.browser import PageWatch, browser, sign_in, signed_in_page
+from tests.firefox import started_firefox
 from tests.harness import agent_script
 from tests.helpers import DaemonProcess, start_daemon, wait_until, write_config
 
@@ -321,3 +323,48 @@ def test_the_launch_form_box_starts_a_run_in_a_terminal(browser: Any, d: DaemonP
         page.locator("#runs tr.run").first.locator("a").click()
         page.wait_for_function(f"() => ({STATUS})() === 'live'")
         assert watch.errors == []
+
+
+# A true-colour word: xterm.js styles it with a style attribute, which the CSP refuses unless
+# xterm-csp.js hands it to the CSSOM (docs/security.md, "xterm.js under the CSP").
+TRUE_COLOUR = 'printf "\\033[38;2;255;100;0mtrue-colour\\033[0m\\n"\r'
+COLOUR_OF = """
+  const span = [...document.querySelectorAll('#terminal .xterm-rows span')]
+    .find(s => s.textContent === arguments[0]);
+  return span ? getComputedStyle(span).color : null;
+"""
+
+
+def test_chromium_draws_the_terminal_in_colour_under_the_csp(
+    browser: Any, d: DaemonProcess
+) -> None:
+    run_id = launch(d, "shell", terminal=True)
+    with run_page(browser, d, run_id) as (page, watch):
+        type_in(page, TRUE_COLOUR.replace("\r", "\n"))
+        wait_for_row(page, "true-colour")
+        colour = page.evaluate(f"function () {{ {COLOUR_OF} }}", "true-colour")
+        assert colour == "rgb(255, 100, 0)"
+        assert page.evaluate("() => document.querySelectorAll('style').length") == 0
+        assert "monospace" in page.evaluate(
+            "() => getComputedStyle(document.querySelector('#terminal .xterm-rows')).fontFamily"
+        )
+        assert watch.errors == []  # Chromium reports each refused style as a console error
+
+
+def test_firefox_draws_the_terminal_in_colour_under_the_csp(
+    d: DaemonProcess, tmp_path: Path
+) -> None:
+    run_id = launch(d, "shell", terminal=True)
+    query = urlencode({"token": d.info.token, "next": f"/runs/{run_id}"})
+    with started_firefox(tmp_path / "profile", [f"http://127.0.0.1:{d.port}/login?{query}"]) as ff:
+        live = "return document.getElementById('terminal-status')?.textContent === 'live'"
+        wait_until(lambda: ff.script(live), 30, "the terminal to be live in Firefox")
+        send = (
+            "document.getElementById('terminal').terminal.send({type: 'input', data: arguments[0]})"
+        )
+        ff.script(send, [TRUE_COLOUR])
+        colour = wait_until(lambda: ff.script(COLOUR_OF, ["true-colour"]), 30, "the word")
+        assert colour == "rgb(255, 100, 0)"
+        assert ff.script("return document.querySelectorAll('style').length") == 0
+        rows = "return getComputedStyle(document.querySelector('#terminal .xterm-rows')).fontFamily"
+        assert "monospace" in ff.script(rows)
