@@ -681,6 +681,24 @@ def test_with_no_prompt_an_interactive_cli_starts_with_no_first_message(
     assert agent.typed_prompt("anything") is None  # the prompt is on its command line
 
 
+@pytest.mark.parametrize(
+    ("name", "session", "tail"),
+    [
+        ("claude", "s-1", ["--resume", "s-1", "--", "go on"]),
+        ("codex", "t-1", ["resume", "t-1", "--", "go on"]),
+        ("gemini", "g-1", ["--resume", "g-1", "--prompt-interactive=go on"]),
+        ("aider", "", ["--restore-chat-history"]),
+    ],
+)
+def test_a_terminal_run_that_continues_another_resumes_its_session(
+    name: str, session: str, tail: list[str]
+) -> None:
+    agent = next(agent for agent in PRESETS if agent.name == name)
+    argv = agent.argv("go on", resume=session, terminal=True)
+    assert argv[-len(tail) :] == tail
+    assert argv[0] == name and not {"-p", "exec", "--message=go on"} & set(argv)
+
+
 def test_aider_chat_gets_its_prompt_typed_in() -> None:
     aider = next(agent for agent in PRESETS if agent.name == "aider")
     assert aider.typed_prompt("") is None

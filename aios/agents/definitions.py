@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePath
@@ -129,22 +129,24 @@ class AgentDef:
         modes = output.permissions or {}
         chosen = permission or self.default_permission
         flags = modes.get(chosen, ()) if chosen is not None else ()
-        if terminal and self.terminal_command:
-            return self.terminal_argv(prompt, flags)
         resuming = output.resume(resume or None) if resume is not None and output.resume else ()
+        if terminal and self.terminal_command:
+            return self.terminal_argv(prompt, flags, resuming)
         session = output.two_way if self.two_way else None
         if session is None:
             return template.expand(self.command, prompt, flags, resuming)
         command = session.command(self.command) if session.command else self.command
         return template.expand(command, prompt, flags, resuming, session.args)
 
-    def terminal_argv(self, prompt: str, flags: tuple[str, ...]) -> list[str]:
+    def terminal_argv(
+        self, prompt: str, flags: Sequence[str], resuming: Sequence[str] = ()
+    ) -> list[str]:
         """``terminal_command`` expanded: the prompt is its first message, and with no prompt
         there is none (the CLI starts waiting for one rather than being sent an empty one)."""
         command = (
             self.terminal_command if prompt else template.without_prompt(self.terminal_command)
         )
-        return template.expand(command, prompt, flags)
+        return template.expand(command, prompt, flags, resuming)
 
     def typed_prompt(self, prompt: str) -> str | None:
         """What to type into a terminal run's terminal as it starts: the prompt, for a

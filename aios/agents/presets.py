@@ -37,12 +37,12 @@ PRESETS: tuple[AgentDef, ...] = (
         "claude", "Claude Code", "Anthropic's coding agent", "claude-stream-json",
         "claude", "-p", "--output-format", "stream-json", "--verbose", PERMISSION, RESUME,
         END_OF_OPTIONS, PROMPT,
-        terminal=("claude", PERMISSION, END_OF_OPTIONS, PROMPT),
+        terminal=("claude", PERMISSION, RESUME, END_OF_OPTIONS, PROMPT),
     ),
     _preset(
         "codex", "Codex CLI", "OpenAI's coding agent", "codex-json",
         "codex", "exec", "--json", PERMISSION, RESUME, END_OF_OPTIONS, PROMPT,
-        terminal=("codex", PERMISSION, END_OF_OPTIONS, PROMPT),
+        terminal=("codex", PERMISSION, RESUME, END_OF_OPTIONS, PROMPT),
     ),
     # --no-analytics: with no terminal aider answers its own opt-in question "yes", which is not
     # ours to give; --no-check-update: no network call of its own at every start.
@@ -51,7 +51,7 @@ PRESETS: tuple[AgentDef, ...] = (
         "aider", "--no-analytics", "--no-check-update", PERMISSION, RESUME, "--message={prompt}",
         # Its chat has no option for a first message (--message answers one and exits): the
         # prompt is typed into the chat instead (AgentDef.typed_prompt).
-        terminal=("aider", "--no-analytics", "--no-check-update", PERMISSION),
+        terminal=("aider", "--no-analytics", "--no-check-update", PERMISSION, RESUME),
     ),
     # --skip-trust: a logged-in gemini otherwise refuses (exit 55) every directory it has not
     # been told to trust, and AIOS launches it in whatever directory the user picked.
@@ -60,7 +60,9 @@ PRESETS: tuple[AgentDef, ...] = (
         "gemini", "Gemini CLI", "Google's coding agent", "gemini-stream-json",
         "gemini", "--skip-trust", "-o", "stream-json", PERMISSION, RESUME, "--prompt={prompt}",
         # -i: run the prompt, then stay interactive (-p/--prompt would be headless).
-        terminal=("gemini", "--skip-trust", PERMISSION, "--prompt-interactive={prompt}"),
+        terminal=(
+            "gemini", "--skip-trust", PERMISSION, RESUME, "--prompt-interactive={prompt}"
+        ),
     ),
     # The one preset that does use a shell: the prompt *is* the command line the user typed.
     _preset(
