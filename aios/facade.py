@@ -107,6 +107,8 @@ class Daemon:
     _stop_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _unseen: Unseen = field(default_factory=Unseen)
     _closed: bool = False
+    # Set as the daemon begins to stop: what waits on a client (a read-only terminal) lets go.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
     # Shows a folder in the user's file manager (a seam: the default goes through xdg-open,
     # open or os.startfile; an in-process test may give its own).
     open_folder: Callable[[Path], Awaitable[None]] | None = None
@@ -167,6 +169,7 @@ class Daemon:
             if self._closed:
                 return
             self._closed = True
+            self.closing.set()
             try:
                 await self._supervisor.shutdown()
                 await self._tasks.cancel_all()

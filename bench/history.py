@@ -68,6 +68,7 @@ def seed(home: Path, count: int = HISTORY) -> None:
             "pid_started_at": None,
             "format": "text",
             "denials": "[]",
+            "terminal": 0,
         }
         rows.append(tuple(values.get(column) for column in COLUMNS))
     marks = ", ".join("?" * len(COLUMNS))

@@ -122,6 +122,7 @@ JSON_KEYS = {
     "rss_bytes",
     "permission",
     "format",
+    "terminal",
     "activity",
     "activity_detail",
     "session_id",

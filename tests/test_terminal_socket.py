@@ -97,9 +97,12 @@ def test_an_ended_run_shows_its_final_screen_read_only(
     assert any("hello Grace" in row for row in ended.screen.text())
     ended.type("more\r")
     assert "read-only" in ended.wait_message("error")["error"]
+    # Stopping the daemon does not wait for a viewer of an ended run: it is told AIOS goes.
+    daemon.terminate()
+    wait_until(lambda: ended.take() is None and ended.socket.closed, what="the socket to close")
+    assert ended.socket.close_code == 1001
     ended.close()
     # After a restart too: the screen was kept beside the log.
-    daemon.terminate()
     again = start_daemon(home)
     try:
         after = Viewer(open_socket(again, run_id))

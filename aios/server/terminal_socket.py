@@ -28,6 +28,7 @@ blueprint = Blueprint("terminal_socket", __name__)
 MAX_MESSAGE = 64 * 1024  # characters in one message from a viewer (a paste included)
 MAX_BAD = 32  # bad messages before the socket is closed
 POLICY_VIOLATION = 1008
+GOING_AWAY = 1001
 
 
 @blueprint.websocket("/api/runs/<run_id>/terminal")
@@ -46,7 +47,17 @@ async def terminal(run_id: str) -> Response | None:
         await _send(
             {"type": "screen", **screen, "input": False, "state": str(ended.state)},
         )
-        await _read_only()
+        # Open until the viewer closes it, or the daemon stops (which must not wait for it).
+        reading = asyncio.ensure_future(_read_only())
+        closing = asyncio.ensure_future(d.closing.wait())
+        try:
+            done, _ = await asyncio.wait({reading, closing}, return_when=asyncio.FIRST_COMPLETED)
+            if closing in done:
+                await websocket.close(GOING_AWAY, "AIOS is stopping")
+            for task in done:
+                task.result()
+        finally:
+            await cancel({reading, closing}, 1.0)
         return None
     viewer = live.join(str(run.state))  # its first message: the screen
     try:
