@@ -19,44 +19,14 @@ FIT_VERSION="${2:-$PINNED_FIT}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="$ROOT/aios/static/vendor"
 
-for tool in npm tar sha256sum python3; do
-  command -v "$tool" >/dev/null || { echo "vendor-xterm: $tool is required" >&2; exit 1; }
-done
+# shellcheck source=scripts/vendor-npm.sh
+source "$ROOT/scripts/vendor-npm.sh"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-# fetch PACKAGE VERSION DIR: the package's files, unpacked in DIR/package; prints its integrity.
-fetch() {
-  local package="$1" version="$2" dir="$3" integrity actual tarball
-  integrity="$(npm view --silent "$package@$version" dist.integrity)" || {
-    echo "vendor-xterm: npm view $package@$version failed (no such version, or no registry)" >&2
-    return 1
-  }
-  [[ "$integrity" == sha512-* ]] || {
-    echo "vendor-xterm: no sha512 integrity for $package@$version (got: '$integrity')" >&2
-    return 1
-  }
-  mkdir -p "$dir"
-  tarball="$dir/$(cd "$dir" && npm pack --silent "$package@$version" | tail -n1)"
-  [[ -f "$tarball" ]] || { echo "vendor-xterm: npm pack did not produce $tarball" >&2; return 1; }
-  # npm pack checks integrity itself; check again so a corrupted cache cannot slip through.
-  actual="$(python3 -c 'import base64, hashlib, sys
-print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tarball")"
-  [[ "$actual" == "$integrity" ]] || {
-    echo "vendor-xterm: $package tarball integrity mismatch: registry $integrity, got $actual" >&2
-    return 1
-  }
-  tar -xzf "$tarball" -C "$dir"
-  [[ "$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$dir/package/package.json" | head -n1)" == "$version" ]] || {
-    echo "vendor-xterm: package.json in the tarball is not $package $version" >&2
-    return 1
-  }
-  echo "$integrity"
-}
-
-XTERM_INTEGRITY="$(fetch @xterm/xterm "$XTERM_VERSION" "$WORK/xterm")"
-FIT_INTEGRITY="$(fetch @xterm/addon-fit "$FIT_VERSION" "$WORK/fit")"
+XTERM_INTEGRITY="$(vendor_fetch vendor-xterm @xterm/xterm "$XTERM_VERSION" "$WORK/xterm")"
+FIT_INTEGRITY="$(vendor_fetch vendor-xterm @xterm/addon-fit "$FIT_VERSION" "$WORK/fit")"
 
 # path under $WORK -> name in aios/static/vendor, in the order VERSIONS.txt lists them
 SOURCES=(
@@ -95,7 +65,7 @@ block() {
 }
 
 versions="$DEST/VERSIONS.txt"
-"$ROOT/scripts/vendor-versions.py" "$versions" "$(block)"
+vendor_versions "$versions" "$(block)"
 
 echo "vendored @xterm/xterm@$XTERM_VERSION and @xterm/addon-fit@$FIT_VERSION into ${DEST#"$ROOT"/}:"
 cat "$versions"
