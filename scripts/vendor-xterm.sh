@@ -8,7 +8,7 @@
 # checked against the registry's integrity, the ES modules, the style sheet and the licences
 # copied, and their versions and sha256 written to the xterm block of VERSIONS.txt (the htmx
 # block is left as it is). The run page's terminal serves these from /static: never from a CDN.
-# After another version, check the CSP shims in aios/static/terminal.js (docs/security.md).
+# After another version, check the CSP shims in aios/static/xterm-csp.js (docs/security.md).
 set -euo pipefail
 
 PINNED_XTERM="6.0.0"
