@@ -186,6 +186,11 @@ def test_typing_in_the_page_reaches_the_program_and_its_answer_shows(
         wait_for_row(page, "pasted")
         # The log keeps what the program wrote, as it wrote it.
         assert "42" in d.client.request_bytes("GET", f"/api/runs/{run_id}/log").decode()
+        # A message the server cannot take is said on the page for a while, then it is live.
+        page.evaluate("() => document.getElementById('terminal').terminal.socket.send('{x')")
+        page.wait_for_function(f"() => ({STATUS})() !== 'live'")
+        assert page.locator("#terminal-status.error").is_visible()
+        page.wait_for_function(f"() => ({STATUS})() === 'live'")
         assert watch.errors == [] and watch.dialogs == []  # no CSP report either
 
 

@@ -8,6 +8,7 @@ import { FitAddon } from "./vendor/addon-fit.mjs";
 
 const RESIZE_DEBOUNCE_MS = 150;
 const RETRY_MS = [500, 1000, 2000, 5000, 10000];
+const ERROR_SHOWN_MS = 5000;
 const ENDED_STATES = new Set(["succeeded", "failed", "stopped", "interrupted"]);
 
 const box = document.getElementById("terminal");
@@ -48,6 +49,7 @@ class LiveTerminal {
     this.ended = false;
     this.failures = 0;
     this.resizeTimer = 0;
+    this.errorTimer = 0;
     this.term.onData((data) => this.send({ type: "input", data }));
     new ResizeObserver(() => this.scheduleResize()).observe(element);
     element.terminal = this;  // for the tests: what the screen shows
@@ -69,7 +71,7 @@ class LiveTerminal {
       case "output": return this.term.write(message.data);
       case "resized": return this.term.resize(message.cols, message.rows);
       case "ended": return this.end(message.state, message.exit_code);
-      case "error": return this.say(message.error, "error");
+      case "error": return this.refused(message.error);
       default: return undefined;
     }
   }
@@ -89,6 +91,15 @@ class LiveTerminal {
     this.resize();
     if (this.canType) this.term.focus();
     return undefined;
+  }
+
+  // The server did not take something (typed ahead too far, a bad message): say so for a while.
+  refused(error) {
+    this.say(error, "error");
+    clearTimeout(this.errorTimer);
+    this.errorTimer = setTimeout(() => {
+      if (this.canType) this.say("live", "connected");
+    }, ERROR_SHOWN_MS);
   }
 
   end(state, exitCode) {
