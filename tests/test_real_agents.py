@@ -8,6 +8,7 @@ Python for aider) the tier skips outside CI and fails in CI.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.models.gemini import GeminiModel
 from tests.models.openai_chat import ChatModel, whole_file
 from tests.models.openai_responses import ResponsesModel, add_file
 from tests.realagents import (
+    KEY,
     KEY_VARIABLE,
     PINNED,
     RealAgents,
@@ -284,3 +286,35 @@ def test_aider_chats_in_a_terminal_with_the_prompt_typed_in_as_its_first_message
         ended = real.final(run["id"])
         assert ended["state"] == "stopped"
         assert model.script.overrun == 0
+
+
+def test_claude_runs_its_own_interface_in_a_terminal_with_the_prompt_as_first_message(
+    real: RealAgents, repo: Path
+) -> None:
+    """Claude Code without -p on a terminal run: its interface is drawn, in the run's
+    permission mode (edit: "accept edits on"), the prompt is its first message, the answer is
+    drawn, and it waits for the next message until the run is stopped. Its first-run screens
+    (theme, this folder's trust, the API key's approval) are answered in its own settings file
+    beforehand, as a user who has run it once has them."""
+    check_version("claude")
+    (real.user_home / ".claude.json").write_text(
+        json.dumps(
+            {
+                "hasCompletedOnboarding": True,
+                "theme": "dark",
+                "customApiKeyResponses": {"approved": [KEY[-20:]], "rejected": []},
+                "projects": {str(repo): {"hasTrustDialogAccepted": True}},
+            }
+        )
+    )
+    # Its first call names the session; the second is the conversation.
+    model = AnthropicModel(Text("A greeting"), Text("HELLO-FROM-CLAUDE"))
+    with model:
+        real.start(claude=model)
+        run = real.launch("claude", "Say hello, please.", repo, terminal=True)
+        wait_until(lambda: "HELLO-FROM-CLAUDE" in real.log(run["id"]), 120, "claude's answer")
+        assert any(mentions(model, i, "Say hello, please.") for i in range(len(model.seen)))
+        screen = re.sub(r"\x1b\[[0-9;?<>=]*[A-Za-z]", "", real.log(run["id"])).replace(" ", "")
+        assert "acceptedits" in screen  # --permission-mode acceptEdits, as its status line says
+        real.d.client.request("POST", f"/api/runs/{run['id']}/stop", {})
+        assert real.final(run["id"])["state"] == "stopped"
