@@ -47,6 +47,18 @@ def daemon(home: Path) -> Iterator[DaemonProcess]:
 
 
 @pytest.fixture
+def terminal_daemon(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
+    """A daemon with a terminal agent ``ask`` and a piped one (tests/terminals.py)."""
+    from tests.terminals import start_terminal_daemon
+
+    daemon = start_terminal_daemon(home, tmp_path)
+    try:
+        yield daemon
+    finally:
+        daemon.close()
+
+
+@pytest.fixture
 def fakes(home: Path, tmp_path: Path) -> Iterator[Fakes]:
     """A daemon-to-be whose agent CLIs are the fakes (tests/fakeagents.py): configure, start."""
     made = Fakes(home, tmp_path)

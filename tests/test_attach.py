@@ -11,25 +11,14 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from aios.agents.screen import Screen
 from tests.harness import DaemonProcess, aios_env, run_cli, wait_until
-from tests.terminals import Viewer, launch, open_socket, start_terminal_daemon, state_of
+from tests.terminals import Viewer, launch, open_socket, state_of
 
 pytestmark = pytest.mark.daemon
-
-
-@pytest.fixture
-def terminal_daemon(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
-    daemon = start_terminal_daemon(home, tmp_path)
-    try:
-        yield daemon
-    finally:
-        daemon.close()
 
 
 class Attached:
@@ -98,7 +87,8 @@ def test_attach_types_resizes_detaches_and_restores_the_terminal(
     run_id = launch(daemon, "ask")
     attached = Attached(daemon, run_id)
     try:
-        attached.wait_for("Ctrl-] detaches")
+        attached.wait_for("Ctrl-] detaches (the run keeps running)")  # said on stderr
+        attached.wait_for(f"\x1b]2;aios attach {run_id}: Ctrl-] detaches\x07")  # and in the title
         attached.wait_for("name?")
         # Its size went to the program (SIGWINCH, then `stty size` in the program).
         attached.wait_for("size: 25 90")
@@ -107,6 +97,7 @@ def test_attach_types_resizes_detaches_and_restores_the_terminal(
         attached.type(b"\x1d")  # Ctrl-]: detach
         assert attached.finish() == 0
         attached.wait_for("detached")
+        attached.wait_for("\x1b[23;0t")  # the title given back
         # The terminal is as it was: cooked again (echo, canonical input).
         assert termios.tcgetattr(attached.master)[3] == attached.cooked[3]
     finally:

@@ -96,13 +96,16 @@ async def test_viewers_get_the_screen_then_the_output_and_the_end() -> None:
     live = LiveTerminal("r1", (40, 10))
     program = Typed()
     live.started(cast(AgentProcess, program))
-    await live.feed(b"hello ")
+    live.feed(b"hello ")
+    assert messages(live.join("running")) == []  # the screen is behind: none yet
+    await live.caught_up()
     first = live.join("running")
     [screen] = messages(first)
     assert screen is not None and screen["type"] == "screen" and screen["input"] is True
     assert "hello" in screen["data"] and (screen["cols"], screen["rows"]) == (40, 10)
-    await live.feed("w\xc3".encode("latin-1"))  # half a UTF-8 character: held for the rest
-    await live.feed(b"\xa9rld\x1b[6n")
+    live.feed("w\xc3".encode("latin-1"))  # half a UTF-8 character: held for the rest
+    live.feed(b"\xa9rld\x1b[6n")
+    await live.caught_up()
     assert messages(first) == [
         {"type": "output", "data": "w"},
         {"type": "output", "data": "érld\x1b[6n"},
@@ -118,7 +121,7 @@ async def test_viewers_get_the_screen_then_the_output_and_the_end() -> None:
     assert messages(second) == []  # the one who resized knows
     live.resize(first, 9999, 0)  # clamped to 500 x 1
     assert live.size == (500, 1)
-    final = live.end("succeeded", 0)
+    final = await live.finish("succeeded", 0)
     assert messages(first)[-2:] == [
         {"type": "ended", "state": "succeeded", "exit_code": 0},
         None,
@@ -131,33 +134,46 @@ async def test_viewers_get_the_screen_then_the_output_and_the_end() -> None:
     assert screen_after is not None and screen_after["input"] is False and end is None
 
 
-async def test_a_viewer_that_joins_while_a_piece_is_drawn_gets_the_screen_after_it() -> None:
+async def test_a_viewer_that_joins_while_the_screen_is_behind_gets_it_once_drawn() -> None:
     live = LiveTerminal("r2", (80, 24))
     early = live.join("running")
     messages(early)
     piece = "".join(f"\x1b[{i % 24 + 1};1Hrow {i}" for i in range(3000)).encode()
-    drawing = asyncio.ensure_future(live.feed(piece))
+    live.feed(piece)  # to the viewers at once: the reader never waits for the screen
+    assert [m["type"] for m in messages(early) if m] == ["output"]
     await asyncio.sleep(0)  # the first slice is drawn; the loop has its turn
-    assert not drawing.done()
     joined = live.join("running")
-    assert messages(joined) == []  # not before the piece is drawn
-    await drawing
+    assert messages(joined) == []  # not before the screen has drawn the piece
+    live.feed(b"\x1b[1;40Hlast")
+    await live.caught_up()
     [screen] = messages(joined)
-    assert screen is not None and "row 2999" in screen["data"]
-    assert [m["type"] for m in messages(early) if m] == ["output"]  # the piece, as it came
+    assert screen is not None and "row 2999" in screen["data"] and "last" in screen["data"]
+    assert messages(joined) == []  # and not the output the screen already has
+
+
+async def test_a_screen_far_behind_skips_to_the_newest_output() -> None:
+    live = LiveTerminal("r4", (80, 24))
+    redraw = "".join(f"\x1b[{i % 24 + 1};1Hold {i}" for i in range(40000))
+    live.feed(redraw.encode())  # over PENDING_MAX in all, faster than it can be drawn
+    live.feed(redraw.encode())
+    live.feed(b"\x1b[2J\x1b[Hfresh screen")
+    await live.caught_up()
+    assert live.screen.text()[0].startswith("fresh screen")
 
 
 async def test_a_viewer_that_falls_behind_gets_the_screen_instead() -> None:
     live = LiveTerminal("r3", (20, 5))
     slow = live.join("running")
     for i in range(VIEWER_QUEUE + 10):
-        await live.feed(f"{i}\r\n".encode())
+        live.feed(f"{i}\r\n".encode())
+    await live.caught_up()
     queued = messages(slow)
-    # Full at the first screen and VIEWER_QUEUE - 1 pieces: what it had not taken was
-    # replaced by the screen with the next piece drawn on it; then the 10 pieces after that.
-    assert len(queued) == 11
+    # Full at the first screen and VIEWER_QUEUE - 1 pieces: what it had not taken was dropped,
+    # and it gets the screen once that is drawn, with everything after in it.
+    assert len(queued) == 1
     resync = queued[0]
     assert resync is not None and resync["type"] == "screen"
-    assert f"{VIEWER_QUEUE - 1}" in resync["data"]
-    assert queued[-1] == {"type": "output", "data": f"{VIEWER_QUEUE + 9}\r\n"}
+    assert f"{VIEWER_QUEUE + 9}" in resync["data"]
+    live.feed(b"more")
+    assert messages(slow) == [{"type": "output", "data": "more"}]
     assert live.type(slow, "x") == "the program is not running (yet)"

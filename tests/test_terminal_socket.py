@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ from tests.terminals import (
 )
 
 pytestmark = pytest.mark.daemon
-
-
-@pytest.fixture
-def terminal_daemon(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
-    daemon = start_terminal_daemon(home, tmp_path)
-    try:
-        yield daemon
-    finally:
-        daemon.close()
 
 
 def refused(
@@ -237,3 +227,25 @@ def test_a_program_waiting_for_its_user_calls_for_attention(terminal_daemon: Dae
         viewer.close()
     finally:
         events.close()
+
+
+def test_a_run_the_daemon_died_under_shows_the_end_of_its_output(
+    home: Path, tmp_path: Path
+) -> None:
+    daemon = start_terminal_daemon(home, tmp_path)
+    try:
+        run_id = launch(daemon, "ask")
+        viewer = Viewer(open_socket(daemon, run_id))
+        viewer.wait_for("name?")
+        viewer.close()
+    finally:
+        daemon.close()  # SIGKILL: no final screen kept
+    again = start_daemon(home)
+    try:
+        assert state_of(again, run_id) == "interrupted"
+        after = Viewer(open_socket(again, run_id))
+        assert after.first["input"] is False and after.first["state"] == "interrupted"
+        assert any("name?" in row for row in after.screen.text())
+        after.close()
+    finally:
+        again.close()

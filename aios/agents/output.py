@@ -108,7 +108,7 @@ class Output:
         while chunk := await process.read():
             self._heard()
             if terminal is not None:
-                await terminal.feed(chunk)
+                terminal.feed(chunk)
             await self._append(chunk)
             if splitter is not None and self.reducer is not None:
                 for line in splitter.feed(chunk):

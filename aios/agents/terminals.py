@@ -10,11 +10,12 @@ Each viewer has a bounded queue: a viewer that falls ``VIEWER_QUEUE`` messages b
 them, and gets the current screen instead when it catches up (a slow phone never stalls the
 program, nor the other viewers).
 
-The screen model is slow (``aios.agents.screen``): a piece of output is cut short where it
-can be, and otherwise drawn in slices of ``SLICE`` characters with the event loop's turn
-between them (the program waits on its terminal meanwhile, as it would for a slow terminal).
-Only then does the piece go to the viewers, and a viewer that joins meanwhile gets the screen
-once the piece is drawn: what it is sent is always the screen, then what followed it.
+Output goes to the viewers (and the log) as it is read; the screen model is slow
+(``aios.agents.screen``), so it is drawn apart, by a drawer task: what is pending is drawn in
+batches (a flood cut short where it can be) and slices of ``SLICE`` characters, the event loop
+taking its turn between them. A viewer that joins while the screen is behind gets it once the
+drawer has caught up: what it is sent is always a screen, then what followed it. A screen more
+than ``PENDING_MAX`` characters behind skips to the newest output (``catch_up``).
 
 The messages are the WebSocket protocol's (docs/terminal.md), as dicts ready for JSON.
 """
@@ -23,17 +24,26 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from aios.agents.process import AgentProcess
 from aios.agents.screen import MAX_SIZE, VIEWER_REPLY, Screen, flood_cut
 
-__all__ = ["DEFAULT_SIZE", "MAX_SIZE", "LiveTerminal", "Message", "Viewer"]
+__all__ = ["DEFAULT_SIZE", "MAX_SIZE", "LiveTerminal", "Message", "Viewer", "catch_up"]
+
+log = logging.getLogger("aios.terminals")
 
 DEFAULT_SIZE = (100, 30)  # columns, rows: until a viewer says how big it is
 VIEWER_QUEUE = 256  # messages a viewer may fall behind before it gets the screen instead
-SLICE = 2048  # characters drawn on the screen model between two turns of the event loop
+SLICE = 512  # characters drawn on the screen model between two turns of the event loop
+DRAW_MAX = 64 * 1024  # characters drawn in one batch at most; beyond, it skips (catch_up)
+DRAW_PAUSE = 0.05  # seconds between two batches of drawing
+# Characters of output the screen may be behind; beyond, it skips to the newest (catch_up).
+PENDING_MAX = 1024 * 1024
+CATCH_UP = 16 * 1024  # characters drawn after a skip, from the last full-screen clear if any
+CLEARS = ("\x1b[2J", "\x1b[H\x1b[J", "\x1b[H\x1b[0J")
 
 Message = dict[str, Any]
 
@@ -57,8 +67,10 @@ class LiveTerminal:
         self.viewers: set[Viewer] = set()
         self.ended: Message | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._joining: list[Viewer] = []  # joined while a piece was being drawn
-        self._drawing = False
+        self._joining: list[Viewer] = []  # joined while the screen was behind the output
+        self._pending: list[str] = []  # output not drawn on the screen yet
+        self._pending_size = 0
+        self._drawer: asyncio.Future[None] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -74,24 +86,46 @@ class LiveTerminal:
     def stopped(self) -> None:
         self.process = None
 
-    async def feed(self, data: bytes) -> None:
-        """What the program wrote: onto the screen (answered where it asks), then to every
-        viewer; the viewers that joined meanwhile get the screen instead."""
+    def feed(self, data: bytes) -> None:
+        """What the program wrote: to every viewer at once, and onto the screen as the drawer
+        gets to it (the reader never waits for the model: the log keeps up with the program)."""
         text = self._decoder.decode(data)
-        if not text:
-            return
-        drawn = flood_cut(text, self.size[1])
-        self._drawing = True
-        try:
+        if text:
+            self._broadcast({"type": "output", "data": text})
+            self._queue_drawing(text)
+
+    def _queue_drawing(self, text: str) -> None:
+        self._pending.append(text)
+        self._pending_size += len(text)
+        if self._pending_size > PENDING_MAX:
+            behind = flood_cut("".join(self._pending), self.size[1])  # exact, where it can be
+            if len(behind) > PENDING_MAX:
+                behind = catch_up(behind)
+            self._pending, self._pending_size = [behind], len(behind)
+        if self._drawer is None or self._drawer.done():
+            self._drawer = asyncio.ensure_future(self._draw())
+            self._drawer.add_done_callback(_report)
+
+    async def _draw(self) -> None:
+        """Draw what is pending, in batches (a flood cut short: ``flood_cut``) and slices (the
+        event loop's turn between them); then the viewers that joined meanwhile get the screen."""
+        while self._pending:
+            batch = "".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            drawn = flood_cut(batch, self.size[1])
+            if len(drawn) > DRAW_MAX:  # more redrawing than pyte could follow
+                drawn = catch_up(drawn)
             for start in range(0, len(drawn), SLICE):
                 if start:
                     await asyncio.sleep(0)
                 replies = self.screen.feed(drawn[start : start + SLICE])
                 if replies and self.process is not None:
                     self.process.type(replies.encode())
-        finally:
-            self._drawing = False
-        self._broadcast({"type": "output", "data": text})
+            # A pause before the next batch: what is read meanwhile makes one batch, which a
+            # flood makes large, and a large flood is cut short (drawn one read at a time, it
+            # would be drawn in full).
+            await asyncio.sleep(DRAW_PAUSE)
         self._welcome()
 
     def _welcome(self) -> None:
@@ -101,13 +135,20 @@ class LiveTerminal:
                 _put(viewer, self._screen_message(viewer))
         self._joining.clear()
 
-    def end(self, state: str, exit_code: int | None) -> Message:
-        """The run ended: tell every viewer and let them go; the final screen, to keep."""
-        self._welcome()  # a piece was being drawn as it ended: what was drawn is the screen
+    async def caught_up(self) -> None:
+        """Wait until the screen has drawn all the output read so far."""
+        while self._drawer is not None and not self._drawer.done():
+            await asyncio.shield(self._drawer)
+        self._welcome()
+
+    async def finish(self, state: str, exit_code: int | None) -> Message:
+        """The run ended: the screen drawn to the end, every viewer told and let go; the final
+        screen, to keep."""
         if (rest := self._decoder.decode(b"", final=True)) != "":
-            self.screen.feed(rest)
             self._broadcast({"type": "output", "data": rest})
+            self._queue_drawing(rest)
         self.process = None
+        await self.caught_up()
         self._broadcast({"type": "ended", "state": state, "exit_code": exit_code})
         for viewer in self.viewers:
             _put(viewer, None)
@@ -124,7 +165,7 @@ class LiveTerminal:
         if self.ended is not None:
             _put(viewer, self._screen_message(viewer))
             _put(viewer, None)
-        elif self._drawing:
+        elif self._behind():
             self._joining.append(viewer)
         else:
             self.viewers.add(viewer)
@@ -180,15 +221,42 @@ class LiveTerminal:
             self._send(viewer, message)
 
     def _send(self, viewer: Viewer, message: Message) -> None:
-        if viewer.queue.full():
-            # Fallen behind: what it missed is in the screen, which replaces all of it.
-            while not viewer.queue.empty():
-                viewer.queue.get_nowait()
-            if message["type"] == "output":
-                message = self._screen_message(viewer)
-            else:
-                _put(viewer, self._screen_message(viewer))
-        _put(viewer, message)
+        if not viewer.queue.full():
+            _put(viewer, message)
+            return
+        # Fallen behind: what it missed will be in the screen, which replaces all of it.
+        while not viewer.queue.empty():
+            viewer.queue.get_nowait()
+        if message["type"] == "ended":  # the screen is drawn to the end by now
+            _put(viewer, self._screen_message(viewer))
+            _put(viewer, message)
+            return
+        # Output is drawn after it is sent: the screen comes once it is (``_welcome``).
+        self.viewers.discard(viewer)
+        self._joining.append(viewer)
+        if message["type"] != "output" and not self._behind():
+            self._welcome()
+
+    def _behind(self) -> bool:
+        return bool(self._pending) or (self._drawer is not None and not self._drawer.done())
+
+
+def catch_up(text: str) -> str:
+    """What the screen draws instead of output it fell too far behind on (a program redrawing
+    faster than pyte can follow, which ``flood_cut`` cannot shorten): the newest output from
+    its last full-screen clear, or else its newest ``CATCH_UP`` characters on a cleared screen.
+    The viewers got all of it; only a late viewer's first screen may differ until the program
+    redraws, as a terminal that missed output would."""
+    tail = text[-CATCH_UP:]
+    found = max(tail.rfind(clear) for clear in CLEARS)
+    if found >= 0:
+        return tail[found:]
+    return "\x1b[0m\x1b[2J\x1b[H" + tail
+
+
+def _report(drawer: asyncio.Future[None]) -> None:
+    if not drawer.cancelled() and (exc := drawer.exception()) is not None:
+        log.error("drawing a terminal's screen failed", exc_info=exc)
 
 
 def _put(viewer: Viewer, message: Message | None) -> None:

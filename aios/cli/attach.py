@@ -28,6 +28,7 @@ from aios.wsclient import ProtocolError, Refused, WebSocket
 
 DETACH = b"\x1d"  # Ctrl-]
 DETACH_NAME = "Ctrl-]"
+PUSH_TITLE, POP_TITLE = "\x1b[22;0t", "\x1b[23;0t"  # xterm's title stack (XTWINOPS)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -74,6 +75,9 @@ def _attached(socket: WebSocket, first: dict[str, Any], run: str) -> int:
     detached = False
     try:
         tty.setraw(0)
+        # The note above is cleared with the screen: the window's title keeps saying it (the
+        # old title saved, and given back on the way out, where the terminal can).
+        _write(f"{PUSH_TITLE}\x1b]2;aios attach {run}: {DETACH_NAME} detaches\x07".encode())
         _write(first["data"].encode())
         _send_size(socket)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -94,6 +98,8 @@ def _attached(socket: WebSocket, first: dict[str, Any], run: str) -> int:
                 for message in socket.pending():
                     ended = _show(message) or ended
     finally:
+        with contextlib.suppress(OSError):
+            _write(POP_TITLE.encode())
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
         signal.set_wakeup_fd(old_wakeup)
         signal.signal(signal.SIGWINCH, previous)
