@@ -307,7 +307,7 @@ def test_a_full_screen_program_is_drawn_where_it_draws_itself(
         assert rows[height - 2].strip().startswith(f"│ size {cols}x{height}")
         assert rows[height - 1].startswith("└") and rows[height - 1].rstrip().endswith("┘")
         # Its colours: the chosen line black on cyan (xterm.js's palette classes).
-        assert page.locator("#terminal .xterm-bg-6").count() > 0
+        page.wait_for_selector("#terminal .xterm-bg-6")
         type_in(page, "q")
         page.wait_for_function(f"() => ({STATUS})().includes('ended')")
         assert watch.errors == []
@@ -347,7 +347,10 @@ def test_chromium_draws_the_terminal_in_colour_under_the_csp(
     with run_page(browser, d, run_id) as (page, watch):
         type_in(page, TRUE_COLOUR.replace("\r", "\n"))
         wait_for_row(page, "true-colour")
-        colour = page.evaluate(f"function () {{ {COLOUR_OF} }}", "true-colour")
+        # The buffer has it before the next frame draws it: wait for the word on the page.
+        colour = wait_until(
+            lambda: page.evaluate(f"function () {{ {COLOUR_OF} }}", "true-colour"), 20, "the word"
+        )
         assert colour == "rgb(255, 100, 0)"
         assert page.evaluate("() => document.querySelectorAll('style').length") == 0
         assert "monospace" in page.evaluate(
