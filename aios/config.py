@@ -260,13 +260,17 @@ class _Loader:
 
     def check_command(self, agent: AgentDef) -> AgentDef | None:
         key = ("agents", agent.name, "command")
-        if PERMISSION in agent.command and agent.output.permissions is None:
-            self.problem(
-                key,
-                f'agents.{agent.name}.command has "{{permission}}", but format '
-                f"{agent.format!r} has no permission modes (give a format that has)",
-            )
-            return None
+        for name, command in (
+            ("command", agent.command),
+            ("terminal_command", agent.terminal_command),
+        ):
+            if PERMISSION in command and agent.output.permissions is None:
+                self.problem(
+                    ("agents", agent.name, name),
+                    f'agents.{agent.name}.{name} has "{{permission}}", but format '
+                    f"{agent.format!r} has no permission modes (give a format that has)",
+                )
+                return None
         if agent.approvals == "ask" and agent.output.two_way is None:
             self.problem(
                 ("agents", agent.name, "approvals"),
@@ -298,6 +302,12 @@ class _Loader:
             agent = replace(agent, approvals="never")
         for warning in template.warnings(agent.command):
             self.problem(key, f"agents.{agent.name}.command: {warning}", warning=True)
+        for warning in template.warnings(agent.terminal_command):
+            self.problem(
+                ("agents", agent.name, "terminal_command"),
+                f"agents.{agent.name}.terminal_command: {warning}",
+                warning=True,
+            )
         return agent
 
 

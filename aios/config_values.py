@@ -94,6 +94,7 @@ def _restart(full: str, value: object) -> RestartPolicy:
 # The keys an [agents.NAME] table may hold, each with what checks and converts its value.
 AGENT_FIELDS: dict[str, Callable[[str, object], object]] = {
     "command": _command,
+    "terminal_command": _command,
     "cwd": _cwd,
     "description": _text,
     "label": _text,

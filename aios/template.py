@@ -61,6 +61,19 @@ def expand(
     return argv
 
 
+def without_prompt(command: Sequence[str]) -> tuple[str, ...]:
+    """``command`` with no prompt: ``"{prompt}"`` and the ``"--"`` before it, and any
+    ``"--flag={prompt}"``, left out (an interactive CLI started without a first message)."""
+    parts = list(command)
+    return tuple(
+        part
+        for i, part in enumerate(parts)
+        if part != PROMPT
+        and not SPLICE.fullmatch(part)
+        and not (part == END_OF_OPTIONS and parts[i + 1 : i + 2] == [PROMPT])
+    )
+
+
 def warnings(command: Sequence[str]) -> list[str]:
     """What in ``command`` could misread a prompt (each a sentence; empty when all is well)."""
     found: list[str] = []

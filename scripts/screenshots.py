@@ -25,6 +25,8 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
+from aios.client import DaemonClient
+from aios.runtime import RuntimeInfo
 from tests.browser import CHROMIUM_ARGS
 from tests.helpers import fake_agents
 
@@ -48,12 +50,56 @@ while True:
     i += 1; time.sleep(0.5)
 """
 
+# A full-screen program for the terminal pictures: curses, colours, line drawing, a resize.
+MONITOR = """import curses, time
 
-# `make test` and `make watch` in ~/project: the commands a reader would configure.
+JOBS = [("lint", "ok", 1.0), ("unit tests", "ok", 1.0), ("integration", "running", 0.62),
+        ("docs", "queued", 0.0), ("package", "failed", 0.35)]
+
+def main(screen):
+    curses.curs_set(0)
+    curses.start_color(); curses.use_default_colors()
+    colours = {"ok": curses.COLOR_GREEN, "running": curses.COLOR_YELLOW,
+               "queued": curses.COLOR_BLUE, "failed": curses.COLOR_RED}
+    for i, colour in enumerate(colours.values(), 1):
+        curses.init_pair(i, colour, -1)
+    curses.init_pair(9, curses.COLOR_BLACK, curses.COLOR_CYAN)
+    pair = {name: curses.color_pair(i) for i, name in enumerate(colours, 1)}
+    screen.timeout(500)
+    tick = 0
+    while screen.getch() != ord("q"):
+        screen.erase()
+        rows, cols = screen.getmaxyx()
+        screen.border()
+        screen.addstr(0, 2, " build monitor ", curses.A_BOLD)
+        screen.addstr(2, 3, f"{'job':<14}{'state':<10}progress", curses.A_UNDERLINE)
+        width = max(10, min(40, cols - 34))
+        for i, (name, state, done) in enumerate(JOBS):
+            if state == "running":
+                done = min(0.95, done + tick * 0.01)
+            y = 3 + i
+            attr = curses.color_pair(9) if i == 2 else 0
+            screen.addstr(y, 3, f"{name:<14}", attr)
+            screen.addstr(y, 17, f"{state:<10}", pair[state] | curses.A_BOLD)
+            filled = int(done * width)
+            screen.addstr(y, 27, "█" * filled, pair[state])
+            screen.addstr(y, 27 + filled, "░" * (width - filled))
+            screen.addstr(y, 28 + width, f"{int(done * 100):3d}%")
+        screen.addstr(rows - 2, 3, f"{cols}x{rows}  ↑↓ select  q quit", curses.A_DIM)
+        screen.refresh()
+        tick += 1
+
+curses.wrapper(main)
+"""
+
+# `make test`, `make watch` and `make monitor` in ~/project: the commands a reader would
+# configure.
 MAKEFILE = """test:
 \t@"{python}" .demo/build.py
 watch:
 \t@"{python}" .demo/watch.py
+monitor:
+\t@"{python}" .demo/monitor.py
 """
 NEUTRAL_HOME = Path("/home/you")
 
@@ -82,14 +128,16 @@ def photograph(user_home: Path) -> None:
     project = user_home / "project"
     demo = project / ".demo"
     demo.mkdir(parents=True)
-    (demo / "build.py").write_text(BUILD)
-    (demo / "watch.py").write_text(WATCH)
+    for name, text in (("build.py", BUILD), ("watch.py", WATCH), ("monitor.py", MONITOR)):
+        (demo / name).write_text(text)
     (project / "Makefile").write_text(MAKEFILE.format(python=sys.executable))
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text(
         '[agents.tests]\ncommand = ["make", "test"]\ncwd = "~/project"\n'
         'description = "Run the test suite"\n'
         '[agents.watch]\ncommand = ["make", "watch"]\ncwd = "~/project"\n'
+        '[agents.monitor]\ncommand = ["make", "monitor"]\ncwd = "~/project"\nterminal = true\n'
+        'description = "Watch the build in a terminal"\n'
         '[agents.claude]\nenv = { AIOS_FAKE_SCENARIO = "claude-success", AIOS_FAKE_SPEED = "0" }\n'
         '[agents.codex]\nenv = { AIOS_FAKE_SCENARIO = "codex-reconnect", AIOS_FAKE_SPEED = "1" }\n'
         '[agents.asker]\nlabel = "Claude Code (asks)"\n'
@@ -148,10 +196,39 @@ def photograph(user_home: Path) -> None:
             open_run(page, "Add hello.py", "#output .ansi-fg-6")
             page.screenshot(path=str(DOCS / "run-phone.png"))
             context.close()
+            photograph_terminal(browser, home, base, token)
             browser.close()
     finally:
         daemon.terminate()
         daemon.wait(30)
+
+
+# The monitor has drawn itself into the page's terminal at the page's size.
+TUI_DRAWN = """() => {
+  const term = document.getElementById('terminal')?.terminal?.term;
+  if (!term) return false;
+  const buffer = term.buffer.active;
+  const last = buffer.getLine(buffer.viewportY + term.rows - 2)?.translateToString(true) ?? '';
+  return last.includes(`${term.cols}x${term.rows}`);
+}"""
+
+
+def photograph_terminal(browser: Any, home: Path, base: str, token: str) -> None:
+    """A full-screen program in a run's terminal, on a laptop and on a phone."""
+    runtime = home / "run" / "aios.json"
+    client = DaemonClient(RuntimeInfo.from_json(runtime, json.loads(runtime.read_text())))
+    run = client.request("POST", "/api/runs", {"agent": "monitor", "prompt": ""})
+    assert isinstance(run, dict)
+    for name, (width, height) in (("terminal-light", (1280, 800)), ("terminal-phone", (390, 844))):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        page.goto(f"{base}/login?token={token}")
+        page.wait_for_selector("#conn.connected")
+        page.goto(f"{base}/runs/{run['id']}")
+        page.wait_for_function(TUI_DRAWN)
+        time.sleep(1.5)  # its progress bar moves on: the picture waits for a redraw
+        page.screenshot(path=str(DOCS / f"{name}.png"))
+        context.close()
 
 
 def launch_demo(page: Any) -> None:

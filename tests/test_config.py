@@ -461,6 +461,7 @@ def test_to_json_lists_env_names_but_never_values(tmp_path: Path) -> None:
         "name": "a",
         "label": "a",
         "command": ["zzz-not-here"],
+        "terminal_command": None,
         "description": "",
         "source": "config",
         "available": False,
@@ -697,3 +698,115 @@ def test_settings_bounds_are_inclusive(tmp_path: Path, setting: Setting) -> None
 def test_problem_text_without_a_line() -> None:
     assert str(ConfigProblem(Path("/x/config.toml"), None, "m")) == "/x/config.toml: m"
     assert str(ConfigProblem(Path("/x/config.toml"), 7, "m")) == "/x/config.toml:7: m"
+
+
+# -- in a terminal: the CLIs' own interactive interfaces (docs/agents.md, "In a terminal") --------
+
+
+@pytest.mark.parametrize(
+    ("name", "permission", "argv"),
+    [
+        ("claude", Permission.EDIT, ["claude", "--permission-mode", "acceptEdits", "--", "-x go"]),
+        ("claude", Permission.FULL, ["claude", "--dangerously-skip-permissions", "--", "-x go"]),
+        ("codex", Permission.READ_ONLY, ["codex", "--sandbox", "read-only", "--", "-x go"]),
+        (
+            "codex",
+            Permission.FULL,
+            ["codex", "--dangerously-bypass-approvals-and-sandbox", "--", "-x go"],
+        ),
+        (
+            "gemini",
+            Permission.READ_ONLY,
+            ["gemini", "--skip-trust", "--approval-mode", "plan", "--prompt-interactive=-x go"],
+        ),
+        (
+            "aider",
+            Permission.EDIT,
+            [
+                "aider",
+                "--no-analytics",
+                "--no-check-update",
+                "--yes-always",
+                "--no-suggest-shell-commands",
+            ],
+        ),
+    ],
+)
+def test_a_terminal_run_of_a_preset_uses_its_interactive_interface(
+    name: str, permission: Permission, argv: list[str]
+) -> None:
+    agent = next(agent for agent in PRESETS if agent.name == name)
+    assert agent.argv("-x go", permission, terminal=True) == argv
+    # Not "-p", "exec", "--prompt=" or "--message=": those answer one prompt and exit.
+    assert agent.argv("-x go", permission) != argv
+    assert agent.to_json()["terminal_command"] == list(agent.terminal_command)
+
+
+@pytest.mark.parametrize(
+    ("name", "argv"),
+    [
+        ("claude", ["claude", "--permission-mode", "acceptEdits"]),
+        ("codex", ["codex", "--sandbox", "workspace-write"]),
+        ("gemini", ["gemini", "--skip-trust", "--approval-mode", "auto_edit"]),
+    ],
+)
+def test_with_no_prompt_an_interactive_cli_starts_with_no_first_message(
+    name: str, argv: list[str]
+) -> None:
+    agent = next(agent for agent in PRESETS if agent.name == name)
+    assert agent.argv("", terminal=True) == argv
+    assert agent.typed_prompt("anything") is None  # the prompt is on its command line
+
+
+@pytest.mark.parametrize(
+    ("name", "session", "tail"),
+    [
+        ("claude", "s-1", ["--resume", "s-1", "--", "go on"]),
+        ("codex", "t-1", ["resume", "t-1", "--", "go on"]),
+        ("gemini", "g-1", ["--resume", "g-1", "--prompt-interactive=go on"]),
+        ("aider", "", ["--restore-chat-history"]),
+    ],
+)
+def test_a_terminal_run_that_continues_another_resumes_its_session(
+    name: str, session: str, tail: list[str]
+) -> None:
+    agent = next(agent for agent in PRESETS if agent.name == name)
+    argv = agent.argv("go on", resume=session, terminal=True)
+    assert argv[-len(tail) :] == tail
+    assert argv[0] == name and not {"-p", "exec", "--message=go on"} & set(argv)
+
+
+def test_aider_chat_gets_its_prompt_typed_in() -> None:
+    aider = next(agent for agent in PRESETS if agent.name == "aider")
+    assert aider.typed_prompt("") is None
+    assert aider.typed_prompt("fix it") == "fix it\r"
+    # aider reads a multi-line message between "{" and "}" lines.
+    assert aider.typed_prompt("one\r\ntwo\n") == "{\rone\rtwo\r}\r"
+
+
+def test_an_agent_without_a_terminal_command_runs_its_command_in_a_terminal(
+    tmp_path: Path,
+) -> None:
+    config = load(
+        tmp_path,
+        '[agents.shell]\ncommand = ["sh", "-c", "--", "{prompt}"]\n'
+        '[agents.repl]\ncommand = ["python3", "-c", "--", "{prompt}"]\n'
+        'terminal_command = ["python3", "-i", "-c", "--", "{prompt}"]\n',
+    )
+    shell, repl = config.agents["shell"], config.agents["repl"]
+    assert shell.argv("ls", terminal=True) == shell.argv("ls") == ["sh", "-c", "--", "ls"]
+    assert repl.argv("x = 1", terminal=True) == ["python3", "-i", "-c", "--", "x = 1"]
+    assert repl.argv("", terminal=True) == ["python3", "-i", "-c"]
+    assert repl.typed_prompt("x") is None
+
+
+def test_a_terminal_command_is_checked_like_a_command(tmp_path: Path) -> None:
+    config = load(tmp_path, '[agents.bad]\ncommand = ["true"]\nterminal_command = "vim"\n')
+    assert "bad" not in config.agents
+    assert any("terminal_command must be" in p.message for p in config.problems)
+    config = load(
+        tmp_path, '[agents.risky]\ncommand = ["true"]\nterminal_command = ["tool", "{prompt}"]\n'
+    )
+    assert any(
+        "terminal_command" in p.message and '"--" before' in p.message for p in config.problems
+    )

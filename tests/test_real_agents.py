@@ -8,6 +8,7 @@ Python for aider) the tier skips outside CI and fails in CI.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,13 +20,14 @@ import pytest
 from aios.agents.formats.aider import tokens_count
 from scripts.install_agents import BIN
 from tests.gitrepo import make_repo
-from tests.helpers import EventCollector
+from tests.helpers import EventCollector, wait_until
 from tests.models.anthropic import AnthropicModel
 from tests.models.base import Fail, ScriptedModel, Text, Tool
 from tests.models.gemini import GeminiModel
 from tests.models.openai_chat import ChatModel, whole_file
 from tests.models.openai_responses import ResponsesModel, add_file
 from tests.realagents import (
+    KEY,
     KEY_VARIABLE,
     PINNED,
     RealAgents,
@@ -262,3 +264,58 @@ def test_codex_without_its_key_is_not_logged_in_and_fails_as_auth(
         assert run["error_kind"] == "auth", (run["error"], real.log(run["id"])[-2000:])
         assert run["hint"]
         assert not model.seen
+
+
+def test_aider_chats_in_a_terminal_with_the_prompt_typed_in_as_its_first_message(
+    real: RealAgents, repo: Path
+) -> None:
+    """aider's own chat on a terminal run (docs/agents.md, "In a terminal"): its interface is
+    drawn, the prompt typed in is its first message, its answer is shown, and it waits for the
+    next one until the run is stopped."""
+    check_version("aider")
+    model = ChatModel(Text("HELLO-FROM-THE-MODEL"))
+    with model:
+        real.start(aider=model)
+        run = real.launch("aider", "Say hello, please.", repo, terminal=True)
+        assert run["terminal"] is True
+        wait_until(
+            lambda: "HELLO-FROM-THE-MODEL" in real.log(run["id"]), 120, "aider's answer on screen"
+        )
+        assert mentions(model, 0, "Say hello, please.")
+        assert f"Aider v{pin('aider').version}" in real.log(run["id"])  # its own interface
+        real.d.client.request("POST", f"/api/runs/{run['id']}/stop", {})
+        ended = real.final(run["id"])
+        assert ended["state"] == "stopped"
+        assert model.script.overrun == 0
+
+
+def test_claude_runs_its_own_interface_in_a_terminal_with_the_prompt_as_first_message(
+    real: RealAgents, repo: Path
+) -> None:
+    """Claude Code without -p on a terminal run: its interface is drawn, in the run's
+    permission mode (edit: "accept edits on"), the prompt is its first message, the answer is
+    drawn, and it waits for the next message until the run is stopped. Its first-run screens
+    (theme, this folder's trust, the API key's approval) are answered in its own settings file
+    beforehand, as a user who has run it once has them."""
+    check_version("claude")
+    (real.user_home / ".claude.json").write_text(
+        json.dumps(
+            {
+                "hasCompletedOnboarding": True,
+                "theme": "dark",
+                "customApiKeyResponses": {"approved": [KEY[-20:]], "rejected": []},
+                "projects": {str(repo): {"hasTrustDialogAccepted": True}},
+            }
+        )
+    )
+    # Its first call names the session; the second is the conversation.
+    model = AnthropicModel(Text("A greeting"), Text("HELLO-FROM-CLAUDE"))
+    with model:
+        real.start(claude=model)
+        run = real.launch("claude", "Say hello, please.", repo, terminal=True)
+        wait_until(lambda: "HELLO-FROM-CLAUDE" in real.log(run["id"]), 120, "claude's answer")
+        assert any(mentions(model, i, "Say hello, please.") for i in range(len(model.seen)))
+        screen = re.sub(r"\x1b\[[0-9;?<>=]*[A-Za-z]", "", real.log(run["id"])).replace(" ", "")
+        assert "acceptedits" in screen  # --permission-mode acceptEdits, as its status line says
+        real.d.client.request("POST", f"/api/runs/{run['id']}/stop", {})
+        assert real.final(run["id"])["state"] == "stopped"

@@ -120,7 +120,12 @@ class Attempts:
             extra = {} if terminal is None else {"terminal": terminal.size}
             try:
                 process = await self.spawn(
-                    agent.argv(run.prompt, run.permission, resume=held.resume),
+                    agent.argv(
+                        run.prompt,
+                        run.permission,
+                        resume=held.resume,
+                        terminal=terminal is not None,
+                    ),
                     cwd=self.isolation.directory(run),
                     env=agent_environment(agent, run, terminal=terminal is not None),
                     merge_stderr=not agent.output.structured,
@@ -154,6 +159,10 @@ class Attempts:
         held.process = process
         if held.terminal is not None:
             held.terminal.started(process)
+            # A chat with no option for a first message (aider's): the prompt is typed in, and
+            # waits in the terminal until the chat reads it (docs/agents.md, "In a terminal").
+            if (typed := held.agent.typed_prompt(self._now(run_id).prompt)) is not None:
+                process.type(typed.encode())
         self.watchdog.register(process.pgid)
         try:
             await self.apply(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePath
@@ -52,6 +52,9 @@ class AgentDef:
     format: str = "text"
     # Seconds without any output after which a running agent counts as stalled (0: never).
     stall_after: float = 120.0
+    # The argv template of a run in a terminal (docs/agents.md, "In a terminal"): the CLI's own
+    # interactive interface, the prompt its first message. Empty: ``command`` in both cases.
+    terminal_command: tuple[str, ...] = ()
     # "ask": hold a two-way session where the user allows or denies each tool the agent asks
     # for, and can send follow-ups (formats that can: claude); "never": one prompt, headless.
     approvals: Literal["never", "ask"] = "never"
@@ -115,23 +118,50 @@ class AgentDef:
         permission: Permission | None = None,
         *,
         resume: str | None = None,
+        terminal: bool = False,
     ) -> list[str]:
         """The command with its placeholders replaced (aios.template); never a shell string.
 
         ``resume``: the session to resume ("" for a CLI that needs no id), or None for a new one.
+        ``terminal``: the run has a terminal, so its ``terminal_command`` is used when it has one.
         """
         output = self.output
-        session = output.two_way if self.two_way else None
+        # A terminal run holds no two-way session (its user answers in the terminal itself):
+        # it takes the one-way permission flags.
+        session = output.two_way if self.two_way and not terminal else None
         modes = (session.permissions if session else None) or output.permissions or {}
         chosen = permission or self.default_permission
         flags = modes.get(chosen, ()) if chosen is not None else ()
         resuming = output.resume(resume or None) if resume is not None and output.resume else ()
+        if terminal and self.terminal_command:
+            return self.terminal_argv(prompt, flags, resuming)
         if session is None:
             return template.expand(self.command, prompt, flags, resuming)
         command = session.command(self.command) if session.command else self.command
         if command is None:  # the config check makes such an agent one-way
             return template.expand(self.command, prompt, flags, resuming)
         return template.expand(command, prompt, flags, resuming, session.args)
+
+    def terminal_argv(
+        self, prompt: str, flags: Sequence[str], resuming: Sequence[str] = ()
+    ) -> list[str]:
+        """``terminal_command`` expanded: the prompt is its first message, and with no prompt
+        there is none (the CLI starts waiting for one rather than being sent an empty one)."""
+        command = (
+            self.terminal_command if prompt else template.without_prompt(self.terminal_command)
+        )
+        return template.expand(command, prompt, flags, resuming)
+
+    def typed_prompt(self, prompt: str) -> str | None:
+        """What to type into a terminal run's terminal as it starts: the prompt, for a
+        ``terminal_command`` with no place for it (aider's chat), as one message (a multi-line
+        one between aider's ``{`` and ``}`` lines); None when there is nothing to type."""
+        if not prompt or not self.terminal_command or template.takes_prompt(self.terminal_command):
+            return None
+        text = prompt.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+        if "\n" in text:
+            text = "{\n" + text + "\n}"
+        return text.replace("\n", "\r") + "\r"
 
     def availability(self, path: str | None = None) -> tuple[bool, str | None]:
         """Whether the executable can be started here: ``(True, None)`` or ``(False, why)``.
@@ -160,6 +190,7 @@ class AgentDef:
             "name": self.name,
             "label": self.label or self.name,
             "command": list(self.command),
+            "terminal_command": list(self.terminal_command) or None,
             "description": self.description,
             "source": self.source,
             "available": available,

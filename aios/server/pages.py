@@ -308,7 +308,9 @@ async def launch() -> tuple[str, int]:
     # The box comes with a hidden "false" before it: the last value is the one the user chose.
     choice = form.getlist("worktree")
     worktree = None if not choice else choice[-1] == "true"
-    await d.launch(name, prompt, cwd, permission, worktree=worktree)
+    boxed = form.getlist("terminal")  # the same, for "in a terminal"
+    terminal = None if not boxed else boxed[-1] == "true"
+    await d.launch(name, prompt, cwd, permission, worktree=worktree, terminal=terminal)
     return "", 204
 
 

@@ -137,7 +137,7 @@
   };
   document.addEventListener("DOMContentLoaded", setup);
 
-  // -- launch form: the worktree box starts as the chosen agent's `worktree` setting, and the
+  // -- launch form: the worktree and terminal boxes start as the chosen agent's settings, and the
   // prompt's placeholder says what that agent takes (a task, a command line, nothing) ----------
   const placeholder = (select) => {
     const prompt = document.getElementById("launch-prompt");
@@ -150,6 +150,8 @@
     const box = document.getElementById("launch-worktree");
     const option = select.selectedOptions?.[0];
     if (box && option) box.checked = option.dataset.worktree === "true";
+    const terminal = document.getElementById("launch-terminal");
+    if (terminal && option) terminal.checked = option.dataset.terminal === "true";
     placeholder(select);
   }, true);  // capture: before htmx's "change from:#launch" asks for the note
   // A reload may keep another choice than the page was rendered with.
