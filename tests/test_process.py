@@ -517,11 +517,13 @@ def test_no_orphans_when_the_daemon_is_killed(name: str, tmp_path: Path) -> None
 ON_A_TERMINAL = """
 import os, signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
 print("tty", os.isatty(0), os.isatty(1), "leader", os.getsid(0) == os.getpid(),
       "ctty", os.tcgetpgrp(0) == os.getpgrp(), "size", os.get_terminal_size(), flush=True)
 job = subprocess.Popen([sys.executable, "-c", '''
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
 time.sleep(300)
 '''], process_group=0)
 print("\\x1b[1mjob\\x1b[0m", job.pid, flush=True)
@@ -550,10 +552,27 @@ async def test_a_terminal_agent_leads_a_session_on_its_terminal_and_is_stopped_w
         assert agent.foreground_group() == agent.pgid
         agent.resize(100, 40)
         assert agent.type(b"typed\n")
-        # Both ignore SIGTERM: SIGKILL after the grace period reaches the job's group too.
+        # Both ignore SIGTERM and the hang-up: SIGKILL after the grace period reaches the job's
+        # group too.
         assert await agent.stop(timeout=0.5) == -signal.SIGKILL
         assert eventually(lambda: not alive(job))
         assert await read_all(agent) is not None  # the terminal's end: EIO read as the end
+    finally:
+        await agent.stop(timeout=0)
+        agent.close()
+
+
+async def test_stopping_a_terminal_hangs_it_up_so_an_interactive_shell_ends_at_once() -> None:
+    """An interactive shell ignores SIGTERM; closing its terminal (SIGHUP) ends it, as closing a
+    terminal window does, without waiting out the grace period for SIGKILL."""
+    env = {**ENV, "PS1": "ready> "}
+    agent = await spawn(["sh", "-i"], cwd=Path.cwd(), env=env, terminal=(80, 24))
+    try:
+        seen = b""
+        async with asyncio.timeout(10):
+            while b"ready> " not in seen:  # its prompt: it is interactive
+                seen += await agent.read()
+        assert await agent.stop(timeout=30) == -signal.SIGHUP
     finally:
         await agent.stop(timeout=0)
         agent.close()

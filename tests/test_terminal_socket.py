@@ -250,6 +250,10 @@ def test_a_run_the_daemon_died_under_shows_the_end_of_its_output(
         viewer = Viewer(open_socket(daemon, run_id))
         viewer.wait_for("name?")
         viewer.close()
+        # A viewer is sent what was read before the log has it on disk: the test kills the
+        # daemon once the log has it (what was read and not yet written dies with it).
+        log_path = f"/api/runs/{run_id}/log"
+        wait_until(lambda: "name?" in daemon.client.request_bytes("GET", log_path).decode())
     finally:
         daemon.close()  # SIGKILL: no final screen kept
     again = start_daemon(home)

@@ -220,6 +220,10 @@ class AgentProcess:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         escaped = await asyncio.to_thread(self._find_escapees)
+        if self._master is not None:
+            # A terminal is hung up first, as closing a terminal window does: an interactive
+            # shell ignores SIGTERM, but ends (and hangs up its jobs) on SIGHUP.
+            self._hang_up()
         self._signal_group(signal.SIGTERM)
         signal_each(escaped, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
@@ -339,6 +343,13 @@ class AgentProcess:
         self._group_gone = True
         with self._sample_lock:
             return not any(alive(proc) for proc in self._escapees.values())
+
+    def _hang_up(self) -> None:
+        foreground = self.foreground_group()
+        self._signal_group(signal.SIGHUP)
+        if foreground is not None and foreground != self.pgid:  # a job the shell runs
+            with contextlib.suppress(OSError):
+                os.killpg(foreground, signal.SIGHUP)
 
     def _signal_group(self, sig: int) -> None:
         if self._group_gone:
