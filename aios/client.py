@@ -151,7 +151,7 @@ def confirmed_status(info: RuntimeInfo, *, timeout: float = 2.0) -> dict[str, An
 
 # How long the CLI waits for a daemon that holds the lock to (re)write its runtime file: it
 # checks the file every RUNTIME_CHECK seconds (aios.host) and restores it if it was deleted.
-RESTORE_WAIT = 5.0
+RESTORE_WAIT = 3.0  # three checks, with room for a loaded machine
 
 
 def find(paths: Paths) -> RuntimeInfo | None:

@@ -182,7 +182,7 @@ def test_an_unreachable_api_shows_offline_with_its_hint(
 def test_a_slow_first_byte_is_waited_for_without_alarm(
     real: RealAgents, repo: Path, cli: str
 ) -> None:
-    with MODELS[cli](Slow(5, Text("Hello, late.")), Text("Commit message")) as model:
+    with MODELS[cli](Slow(3, Text("Hello, late.")), Text("Commit message")) as model:
         real.start(**{cli: model})
         with launched(real, cli, repo) as watch:
             ended = watch.end(LIVE + 30)
