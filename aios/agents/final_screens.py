@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 
-from aios.agents.screen import Screen, flood_cut
+from aios.agents.screen_text import flood_cut
 from aios.agents.terminals import DEFAULT_SIZE, LiveTerminal, Message, catch_up
 from aios.runs import Run
 from aios.store import Store
@@ -97,6 +97,8 @@ class FinalScreens:
 
 def _drawn(text: str) -> Message:
     """The screen ``text`` leaves on a terminal of the default size (on a thread: pyte)."""
+    from aios.agents.screen import Screen  # noqa: PLC0415 - pyte only when it is needed
+
     cols, rows = DEFAULT_SIZE
     screen = Screen(cols, rows)
     screen.feed(catch_up(flood_cut(text, rows)))

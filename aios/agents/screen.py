@@ -33,9 +33,9 @@ import pyte
 from pyte import graphics
 from pyte.screens import StaticDefaultDict
 
-__all__ = ["MAX_SIZE", "VIEWER_REPLY", "Screen"]
+from aios.agents.screen_text import FLOOD, MAX_SIZE, VIEWER_REPLY, flood_cut
 
-MAX_SIZE = 500  # columns or rows at most (the protocol's limit)
+__all__ = ["FLOOD", "MAX_SIZE", "VIEWER_REPLY", "Screen", "flood_cut"]
 
 _FG = {name: code for code, name in {**graphics.FG_ANSI, **graphics.FG_AIXTERM}.items()}
 _BG = {name: code for code, name in {**graphics.BG_ANSI, **graphics.BG_AIXTERM}.items()}
@@ -43,38 +43,6 @@ _HEX = re.compile(r"[0-9a-fA-F]{6}")
 # Private modes (pyte stores them shifted by 5) that change what the keyboard or mouse send,
 # so a late viewer must be told: application cursor keys, mouse reporting, bracketed paste.
 _INPUT_MODES = (1, 9, 1000, 1002, 1003, 1005, 1006, 1015, 2004)
-# What a terminal answers to a query (cursor position report, device attributes): a viewer's
-# terminal answers too, but the model already has (see the module docstring).
-VIEWER_REPLY = re.compile(r"(?:\x1b\[\d+;\d+R|\x1b\[[?>][\d;]*c)+")
-
-
-FLOOD = 16 * 1024  # characters of output from which a prefix that scrolls away is cut short
-_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
-# Text, tabs, newlines and carriage returns only: no control character, no other sequence.
-_PLAIN = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*")
-
-
-def flood_cut(text: str, rows: int) -> str:
-    """``text``, or what leaves a screen of ``rows`` rows exactly as ``text`` would, shorter:
-    a prefix of plain lines and colours that scrolls away entirely under the ``rows + 1`` lines
-    after it becomes its last colours and ``rows`` newlines (without a scrolling region, which
-    a program that floods rarely sets)."""
-    if len(text) < FLOOD:
-        return text
-    cut = len(text)
-    for _ in range(rows + 2):
-        cut = text.rfind("\n", 0, cut)
-        if cut < 0:
-            return text
-    prefix = text[: cut + 1]
-    if prefix.count("\n") < rows or not _PLAIN.fullmatch(_SGR.sub("", prefix)):
-        return text
-    colours = _SGR.findall(prefix)
-    resets = [
-        i for i, params in enumerate(colours) if params in ("", "0") or params.startswith("0;")
-    ]
-    kept = colours[resets[-1] :] if resets else colours
-    return "".join(f"\x1b[{params}m" for params in kept) + "\r\n" * rows + text[cut + 1 :]
 
 
 class _Model(pyte.Screen):  # type: ignore[misc,unused-ignore]  # pyte is untyped (Any)

@@ -27,10 +27,13 @@ import codecs
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aios.agents.process import AgentProcess
-from aios.agents.screen import MAX_SIZE, VIEWER_REPLY, Screen, flood_cut
+from aios.agents.screen_text import MAX_SIZE, VIEWER_REPLY, flood_cut
+
+if TYPE_CHECKING:
+    from aios.agents.screen import Screen
 
 __all__ = ["DEFAULT_SIZE", "MAX_SIZE", "LiveTerminal", "Message", "Viewer", "catch_up"]
 
@@ -62,8 +65,10 @@ class Viewer:
 
 class LiveTerminal:
     def __init__(self, run_id: str, size: tuple[int, int] = DEFAULT_SIZE) -> None:
+        from aios.agents.screen import Screen  # noqa: PLC0415 - pyte only once a terminal runs
+
         self.run_id = run_id
-        self.screen = Screen(*size)
+        self.screen: Screen = Screen(*size)
         self.process: AgentProcess | None = None
         self.viewers: set[Viewer] = set()
         self.ended: Message | None = None
