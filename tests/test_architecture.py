@@ -46,7 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundation",
         (
             "__init__", "private", "paths", "runtime", "logs", "credentials", "events",
-            "unseen", "tasks", "workers", "lazy", "template", "git", "workdir", "disk",
+            "unseen", "tasks", "workers", "memory", "lazy", "template", "git", "workdir", "disk",
             "formatting", "client", "wsclient", "browser",
         ),
     ),

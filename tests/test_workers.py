@@ -1,4 +1,5 @@
-"""The loop's default executor: threads that end when idle, bounded, shut down cleanly."""
+"""The loop's default executor (threads that end when idle, bounded, shut down cleanly), and
+giving freed memory back."""
 
 from __future__ import annotations
 
@@ -60,3 +61,12 @@ async def test_it_serves_asyncio_to_thread() -> None:
     workers = Workers(2)
     asyncio.get_running_loop().set_default_executor(workers)
     assert await asyncio.to_thread(lambda: threading.current_thread().name) == "aios-worker-0"
+
+
+async def test_trimming_the_c_heap_is_harmless_and_debounced() -> None:
+    from aios import memory
+
+    memory.trim()  # glibc here; a no-op where the C library has no malloc_trim
+    memory.trim_later(0.01)
+    memory.trim_later(0.01)  # the first is cancelled: one trim for a burst
+    await asyncio.sleep(0.05)

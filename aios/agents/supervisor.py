@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from aios import workdir
+from aios import memory, workdir
 from aios.agents.attempt import DRAIN_TIMEOUT, Attempts, Held, Spawner, policy
 from aios.agents.conversation import Conversations
 from aios.agents.definitions import AgentDef, Catalog
@@ -263,8 +263,7 @@ class Supervisor:
         heard = functools.partial(self.core.heard, run.id)
         terminal = None
         if run.terminal:
-            # A program on a terminal talks to whoever types: no session on stdin, no format
-            # reading its screen (aios.agents.output).
+            # On a terminal it talks to whoever types: no session on stdin (aios.agents.output).
             agent = replace(agent, approvals="never")
             terminal = LiveTerminal(run.id)
         output = Output(run.id, agent, self.store, self.bus, heard=heard, terminal=terminal)
@@ -367,6 +366,8 @@ class Supervisor:
             if ended.terminal is not None:
                 self.screens.ended(effect.run, ended.terminal)
             self.isolation.ended(effect.run)
+            if not self.core.live_ids:
+                memory.trim_later()  # the last run ended: what the runs freed goes back
 
     def _act_on(self, effect: Spawn | Terminate | Schedule | Probe, held: Held) -> None:
         if isinstance(effect, Probe):
