@@ -84,6 +84,9 @@ class Database:
         self._damaged: StoreUnavailable | None = None
         self._opened = False  # open() succeeded and close() has not been called
         self._counts: dict[str, int] = {}  # runs per state
+        # The stored state of each run this store wrote while it was live: a run's every step
+        # would otherwise cost a SELECT to learn what it was before (for the counts).
+        self._live: dict[str, str] = {}
         # A copy of _counts, replaced (never changed) after each write: readers on any thread
         # take the reference, which is atomic.
         self.summary: dict[str, int] = {"total": 0}
@@ -193,7 +196,7 @@ class Database:
         pruned: builtins.list[Run] = []
         try:
             for run in runs:
-                before = known[run.id] if run.id in known else self._stored_state(run.id)
+                before = known[run.id] if run.id in known else self._stored_before(run)
                 if before is None:
                     new.add(run.id)
                 else:
@@ -215,6 +218,11 @@ class Database:
         self._unsaved, self._unsaved_new = {}, set()
         self._counts = counts
         self._publish_counts()
+        for run in batch.values():
+            if run.state.is_live:
+                self._live[run.id] = str(run.state)
+            else:
+                self._live.pop(run.id, None)
         for old in pruned:
             self._forget(old.id)
         return pruned
@@ -249,6 +257,7 @@ class Database:
             raise UnknownRun(run_id)
         # Its files first: on a full disk they are the space that lets the rest be written.
         self._forget(run_id)
+        self._live.pop(run_id, None)
         if run_id in self._unsaved_new:
             run = self._unsaved.pop(run_id)
             self._unsaved_new.discard(run_id)
@@ -359,6 +368,13 @@ class Database:
         if not self._unsaved and not self._doomed:
             return list(runs)
         return [self._unsaved.get(r.id, r) for r in runs if r.id not in self._doomed]
+
+    def _stored_before(self, run: Run) -> str | None:
+        if (state := self._live.get(run.id)) is not None:
+            return state
+        if run.state is RunState.QUEUED:  # a new run: one saved before would be in _live
+            return None
+        return self._stored_state(run.id)  # a run that ended, or one a previous daemon left
 
     def _stored_state(self, run_id: str) -> str | None:
         row = self._conn.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()
