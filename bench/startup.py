@@ -158,7 +158,11 @@ def measure() -> list[Figure]:
                 delta_max(15 * MiB, Unit.BYTES),
                 "bare app",
                 why=[
-                    f"{(tray - rss_bare) / MiB:.1f} MiB above the bare app (pystray, Pillow, Xlib)"
+                    f"{(tray - rss_bare) / MiB:.1f} MiB above the bare app: the daemon's own "
+                    f"{(rss_aios - rss_bare) / MiB:.1f} MiB (above), and pystray, Pillow (its "
+                    "ImageDraw brings ImageFont and FreeType) and Xlib for the icon",
+                    "What would reach it: the daemon's own modules on first use (above); the "
+                    "icon drawn without Pillow's ImageDraw (its pixels written directly).",
                 ],
             )
         )
