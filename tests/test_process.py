@@ -25,7 +25,7 @@ import pytest
 
 from aios.agents.process import AgentProcess
 from aios.agents.process_groups import kill_stale_group
-from aios.agents.spawning import SpawnError, spawn
+from aios.agents.spawning import SpawnError, heed_for_children, spawn
 from aios.agents.watchdog import Watchdog
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX only")
@@ -562,7 +562,34 @@ async def test_a_terminal_agent_leads_a_session_on_its_terminal_and_is_stopped_w
         agent.close()
 
 
-async def test_stopping_a_terminal_hangs_it_up_so_an_interactive_shell_ends_at_once() -> None:
+@pytest.fixture
+def hangups_ignored() -> Iterator[None]:
+    """This process ignores SIGHUP, as one started under nohup does, until the daemon's entry
+    point heeds it for its children (``heed_for_children``)."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        heed_for_children()
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+async def test_agents_of_a_daemon_started_under_nohup_can_be_hung_up(
+    hangups_ignored: None,
+) -> None:
+    assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_IGN, signal.SIG_DFL)  # still deaf
+    agent = await spawn(["grep", "SigIgn", "/proc/self/status"], cwd=Path.cwd(), env=ENV)
+    try:
+        ignored = int((await read_all(agent)).split()[-1], 16)
+        assert not ignored & (1 << (signal.SIGHUP - 1))
+    finally:
+        await agent.stop(timeout=0)
+        agent.close()
+
+
+async def test_stopping_a_terminal_hangs_it_up_so_an_interactive_shell_ends_at_once(
+    hangups_ignored: None,
+) -> None:
     """An interactive shell ignores SIGTERM; closing its terminal (SIGHUP) ends it, as closing a
     terminal window does, without waiting out the grace period for SIGKILL."""
     env = {**ENV, "PS1": "ready> "}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,15 @@ from typing import Any
 import pytest
 
 from tests.browser import browser, signed_in_page
-from tests.gitrepo import make_repo
 from tests.harness import wait_until, write_config
 from tests.models.base import Fail, ScriptedModel, Text, Tool
 from tests.models.gemini import GeminiModel
 from tests.realagents import RealAgents, pin, reported_version
+from tests.test_real_agents import real, repo
 
 pytestmark = [pytest.mark.daemon, pytest.mark.real_agents]
 
-__all__ = ["browser"]  # a fixture, used by name
+__all__ = ["browser", "real", "repo"]  # the fixtures
 
 LIVE = ("starting", "running")
 GEMINI_MS = 60_000  # what gemini may take to start, ask or answer, on a loaded machine
@@ -39,20 +38,10 @@ REFUSED = 'Tool \\"run_shell_command\\" was canceled by the user.'  # as the mod
 RECORD = os.environ.get("AIOS_RECORD_STREAMS")
 
 
-@pytest.fixture
-def real(home: Path, tmp_path: Path) -> Iterator[RealAgents]:
+@pytest.fixture(autouse=True)
+def ask(home: Path) -> None:
+    """The gemini preset with approvals = "ask", in the config the tier's daemon reads."""
     write_config(home, ASK)
-    made = RealAgents(home, tmp_path)
-    try:
-        yield made
-    finally:
-        if made.daemon is not None:
-            made.daemon.terminate()
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo")
 
 
 def shell(command: str) -> Tool:

@@ -37,7 +37,7 @@ from typing import IO
 from aios.agents.process import READ_LIMIT, AgentProcess
 from aios.agents.process_groups import create_time
 
-__all__ = ["SpawnError", "spawn"]
+__all__ = ["SpawnError", "heed_for_children", "spawn"]
 
 PIPE_SIZE = 1024 * 1024  # asked for each output pipe (READ_LIMIT is read from it at a time)
 
@@ -165,6 +165,27 @@ def _spawner() -> ThreadPoolExecutor:
         if _spawn_thread is None:
             _spawn_thread = ThreadPoolExecutor(1, thread_name_prefix="aios-spawn")
         return _spawn_thread
+
+
+# Signals a program is told by its terminal or its user (a hang-up, ^\\): a disposition of
+# "ignore" survives exec, so a daemon started under nohup (or by a shell that ignores them for
+# its background jobs) would start agents that ignore them too.
+_INHERITED = ("SIGHUP", "SIGQUIT")
+
+
+def _deaf(signum: int, frame: object) -> None:
+    """Does nothing: this process stays deaf to the signal, and a program it starts does not
+    inherit a handler (exec resets it to the default)."""
+
+
+def heed_for_children() -> None:
+    """Call once, on the main thread, before starting agents: the signals this process ignores
+    get a handler that does nothing instead, so its agents get their default (a terminal run
+    can be hung up) while the daemon stays as deaf as it was started."""
+    for name in _INHERITED:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is signal.SIG_IGN:
+            signal.signal(signum, _deaf)
 
 
 def _popen(

@@ -54,8 +54,10 @@ def cmd_default(args: argparse.Namespace) -> int:
 
     with collector_paused():
         from aios import browser, logs  # noqa: PLC0415
+        from aios.agents.spawning import heed_for_children  # noqa: PLC0415
         from aios.host import AlreadyRunning, ServiceError  # noqa: PLC0415
         from aios.tray import NoTray, Tray, check_display  # noqa: PLC0415
+    heed_for_children()
     paths = Paths.from_env()
     open_browser = not args.no_browser
     try:
@@ -94,7 +96,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def serve(paths: Paths, *, port: int, open_browser: bool, reuse_opens: bool = False) -> int:
     with collector_paused():
         from aios import browser, logs  # noqa: PLC0415 - the service's imports
+        from aios.agents.spawning import heed_for_children  # noqa: PLC0415
         from aios.host import AlreadyRunning, Service, ServiceError  # noqa: PLC0415
+    heed_for_children()
     handlers = logs.setup(paths.log_file)
     try:
 
