@@ -30,9 +30,9 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check aios tests bench scripts
 	$(BIN)/ruff format --check aios tests bench scripts
 	$(BIN)/mypy
-	@# The hundreds of daemons the tests start import AIOS as an installed copy would, byte-
-	@# compiled (pip compiles what it installs; an editable install leaves it to each import, and
-	@# with PYTHONDONTWRITEBYTECODE set every daemon compiled all of AIOS again).
+	@# The hundreds of daemons the tests start import AIOS byte-compiled, as pip leaves a package
+	@# it puts in place (an editable copy leaves that to each import, and with
+	@# PYTHONDONTWRITEBYTECODE set every daemon compiled all of AIOS again).
 	$(BIN)/python -m compileall -q aios
 	@# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 	$(BIN)/python -m pytest; rc=$$?; \
