@@ -275,7 +275,7 @@ class _Loader:
             self.problem(
                 ("agents", agent.name, "approvals"),
                 f'agents.{agent.name}.approvals = "ask" needs a format that can hold a '
-                f"conversation ({', '.join(CONVERSING)}), not {agent.format!r}",
+                f"conversation ({', '.join(conversing())}), not {agent.format!r}",
             )
             return None
         two_way = agent.output.two_way
@@ -311,8 +311,10 @@ class _Loader:
         return agent
 
 
-# The formats whose CLIs can hold a two-way session, for the error that names them.
-CONVERSING = tuple(f.name for f in FORMATS.values() if f.two_way is not None)
+def conversing() -> tuple[str, ...]:
+    """The formats whose CLIs can hold a two-way session, for the error that names them (only
+    then are their modules loaded)."""
+    return tuple(name for name, f in FORMATS.items() if f.two_way is not None)
 
 
 def _rewritable(command: tuple[str, ...], two_way: TwoWay) -> bool:

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from aios import __version__, logs, memory, private, runtime
+from aios import __version__, logs, private, runtime
 from aios.credentials import Secrets
 from aios.facade import Daemon
 from aios.paths import Paths
@@ -54,7 +54,6 @@ HOST = "127.0.0.1"
 DISCOVERY_WAIT = 5.0
 # How often the daemon checks that its runtime file is still there (it restores a deleted one).
 RUNTIME_CHECK = 1.0
-IDLE_TRIM = 1.0  # seconds after readiness that the C heap's free pages are returned
 BACKLOG = 100  # Hypercorn's own default
 STOP_MARGIN = 5.0  # beyond the sum of the inner waits, for the loop and threads to wind down
 
@@ -283,8 +282,6 @@ class Service:
         # process: out of the collector's sight, a full collection no longer walks it all (some
         # 15 ms here), a pause every event stream would wait for.
         gc.freeze()
-        # What start-up freed goes back to the system, once the first requests are answered.
-        asyncio.get_running_loop().call_later(IDLE_TRIM, memory.trim)
         info = RuntimeInfo(
             pid=daemon.pid,
             port=daemon.port,
