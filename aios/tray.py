@@ -151,7 +151,7 @@ class Tray:
             return
         model = self._shown = self.state.model()
         menu = to_pystray(self.menu_entries, backend.pystray)
-        self.icon = backend.icon("aios", draw(model), self.title(model), menu=menu)
+        self.icon = backend.icon("aios", backend.picture(model), self.title(model), menu=menu)
         if backend.own_thread:
             loop = threading.Thread(target=self._run_icon, name="aios-icon", daemon=True)
             loop.start()
@@ -299,13 +299,13 @@ class Tray:
         model = self.state.model()
 
         def apply() -> None:
-            if self.icon is None:
+            if self.icon is None or self.backend is None:
                 return
             # Most events change only the menu (a run's line). A new picture or title makes a
             # StatusNotifierItem host fetch every property again, pixmaps and all (~35 KB).
             if model != self._shown:
                 self._shown = model
-                self.icon.icon = draw(model)
+                self.icon.icon = self.backend.picture(model)
                 self.icon.title = self.title(model)
             self.icon.update_menu()
 

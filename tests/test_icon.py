@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from itertools import combinations
 
 import pytest
@@ -208,3 +210,48 @@ def test_a_backend_draws_our_icon_afresh_at_its_size() -> None:
     assert differs(scaled_down, draw(model, 22))
     foreign = Image.new("RGBA", (64, 64), (1, 2, 3, 255))
     assert at_size(foreign, 22).size == (22, 22)
+
+
+# -- what drawing imports (issue 23) -------------------------------------------------------------
+
+# Every state at panel sizes (xembed draws at its window's size, sni's small pixmaps, the 16 px
+# picture a backend is handed), every picture without a count at sni's 48 and 64 px pixmaps,
+# then a count at 64 px: the one picture that needs Pillow's font.
+DRAWN_BY_THE_TRAY = """
+import sys
+from aios.desktop.icon import IconModel, IconState, draw
+
+def fonts():
+    return " ".join(sorted({"PIL.ImageDraw", "PIL.ImageFont"} & set(sys.modules))) or "-"
+
+counts = [IconModel(IconState.RUNNING, running=n) for n in (1, 9, 12)]
+others = [
+    IconModel(IconState.IDLE),
+    IconModel(IconState.RUNNING, queued=2),
+    IconModel(IconState.ATTENTION, running=3, failed=1),
+    IconModel(IconState.ERROR),
+]
+for size in (16, 22, 24, 32):
+    for model in counts + others:
+        draw(model, size)
+for size in (48, 64):
+    for model in others:
+        draw(model, size)
+print(fonts())
+draw(counts[0], 64)
+print(fonts())
+"""
+
+
+def test_the_tray_draws_its_icon_without_imagedraw_or_fonts() -> None:
+    """``PIL.ImageDraw`` brings ``ImageFont`` and FreeType, 1.5 MiB the tray keeps for ever
+    (``make bench``, "idle RSS, aios with its tray"): drawing imports them only for a count
+    badge's text at 40 px or more, and only then."""
+    done = subprocess.run(
+        [sys.executable, "-c", DRAWN_BY_THE_TRAY],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split("\n")[:2] == ["-", "PIL.ImageDraw PIL.ImageFont"]

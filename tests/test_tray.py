@@ -157,6 +157,25 @@ def test_tray_docks_serves_and_sigterm_leaves_nothing(
         tray.close()
 
 
+def test_the_tray_draws_a_count_without_loading_a_font(
+    xdisplay: str, home: Path, tmp_path: Path
+) -> None:
+    """Pillow's font code and FreeType (1.5 MiB, kept for good once loaded) stay out of the tray
+    while it shows a run going: the badge's digits at panel size are pixels of our own, and the
+    picture the backend is handed only carries the model (issue 23)."""
+    write_config(home, '[agents.sleeper]\ncommand = ["sleep", "300"]\nstop_timeout = 2\n')
+    tray = start_tray(home, xdisplay, tmp_path / "aios.err")
+    try:
+        wait_until(lambda: docked(xdisplay), timeout=20, what="the icon to dock in trayer")
+        tray.client.request("POST", "/api/runs", {"agent": "sleeper"})
+        model = IconModel(IconState.RUNNING, running=1)
+        wait_until(lambda: shows(xdisplay, model), timeout=UPDATE_BOUND, what="a count of 1")
+        maps = Path(f"/proc/{tray.proc.pid}/maps").read_text().splitlines()
+        assert not [m for m in maps if "_imagingft" in m or "libfreetype" in m]
+    finally:
+        tray.close()
+
+
 def test_icon_keeps_its_size_image_and_tooltip_through_rapid_changes(
     xdisplay: str, home: Path, tmp_path: Path
 ) -> None:

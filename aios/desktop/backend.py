@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from PIL import Image
+
+from aios.desktop.icon import IconModel, draw
 from aios.desktop.loader import NoTray, import_pystray
 
 log = logging.getLogger("aios.tray")
@@ -35,6 +38,8 @@ NOTIFICATIONS = "org.freedesktop.Notifications"
 PROBE_TIMEOUT = 2.0
 POLL = 0.25
 WATCHER_GRACE = 2.0  # seconds an X tray waits for a StatusNotifierWatcher to appear beside it
+FULL = 64  # px: the picture pystray's backends get and scale to their panel
+CARRIER = 16  # px: the picture ours get, which draw it afresh from its model (icon.at_size)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,15 @@ class Backend:
     lacks: str  # what the user misses with it, or ""
     # Ours need no particular thread; pystray's want the main one (AppKit and GTK do).
     own_thread: bool = False
+    # Ours draw the icon afresh at each size they show (``icon.at_size``) from the model its
+    # picture carries; pystray's scale the picture they are given.
+    redraws: bool = False
+
+    def picture(self, model: IconModel) -> Image.Image:
+        """The icon's picture for this backend. Ours need only the model it carries: drawn at
+        the smallest size it costs least, and it never draws a count from 40 px up, the one
+        picture that loads Pillow's font and FreeType for good."""
+        return draw(model, CARRIER if self.redraws else FULL)
 
     def describe(self) -> str:
         return f"tray: {self.name}" + (f" ({self.lacks})" if self.lacks else "")
@@ -76,7 +90,9 @@ def choose(wait: float = 0.0, cancelled: Callable[[], bool] = lambda: False) -> 
         if session_bus_has(WATCHER):
             from aios.desktop.sni import SniIcon  # noqa: PLC0415 - needs dbus-fast, Linux only
 
-            return Backend("StatusNotifierItem over D-Bus", SniIcon, pystray, True, "", True)
+            return Backend(
+                "StatusNotifierItem over D-Bus", SniIcon, pystray, True, "", True, redraws=True
+            )
         now = time.monotonic()
         if grace is None and x_tray_owned():
             # One panel often hosts both (xfce4-panel's tray plugin claims the X tray, then the
@@ -105,6 +121,7 @@ def choose(wait: float = 0.0, cancelled: Callable[[], bool] = lambda: False) -> 
         "no menu: no StatusNotifierItem host is on the session bus; "
         "a left click opens the dashboard, which has everything the menu would",
         True,
+        redraws=True,
     )
 
 

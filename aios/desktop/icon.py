@@ -18,6 +18,10 @@ pixel by pixel (``aios.desktop.pixelfont``) in white on dark green (7.2:1) or in
 because a scaled font there is a smudge; larger icons use Pillow's bundled font. A backend that
 shows the icon at another size asks ``at_size`` for a drawing made at that size, never a scaled
 one.
+
+Shapes are filled through ``aios.desktop.canvas``, not ``PIL.ImageDraw``: that imports
+``ImageFont`` and FreeType, 1.5 MiB the tray would keep for ever. Only a count badge's text at
+``PIXEL_DIGITS_BELOW`` px or more imports them, when it is first drawn.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
+from aios.desktop.canvas import Canvas
 from aios.desktop.pixelfont import REGULAR, SMALL, Colour, PixelFont
 from aios.unseen import since_last_looked
 
@@ -103,7 +108,7 @@ def draw(model: IconModel, size: int = 64) -> Image.Image:
     scale = 4 if size <= 64 else 2
     px = size * scale
     img = Image.new("RGBA", (px, px), CLEAR)
-    pen = _Pen(ImageDraw.Draw(img), size, scale)
+    pen = _Pen(img, size, scale)
 
     pen.glyph(GREY if model.state is IconState.ERROR else BRAND)
     if model.state is IconState.RUNNING:
@@ -176,8 +181,9 @@ def at_size(image: Image.Image, size: int) -> Image.Image:
 class _Pen:
     """Draws in icon units (0..1 across the icon) onto the supersampled canvas."""
 
-    def __init__(self, d: ImageDraw.ImageDraw, size: int, scale: int) -> None:
-        self.d = d
+    def __init__(self, img: Image.Image, size: int, scale: int) -> None:
+        self.img = img
+        self.d = Canvas(img)
         self.size = size
         self.scale = scale
         self.px = size * scale
@@ -193,8 +199,8 @@ class _Pen:
         return round(unit * self.size) / self.size
 
     def glyph(self, fill: tuple[int, int, int, int]) -> None:
-        end = self.px - 1  # ImageDraw boxes include their last pixel
-        self.d.rounded_rectangle((0, 0, end, end), radius=0.22 * self.px, fill=fill)
+        end = self.px - 1  # boxes include their last pixel
+        self.d.rounded_rectangle((0, 0, end, end), 0.22 * self.px, fill)
         # The "A": two legs meeting in a flat top, and a crossbar. Outer edges run from
         # (cx -/+ top, y0) to (cx -/+ half, y1); legs are `leg` wide along the bottom.
         cx, y0, y1, half, top = 0.5, self.snap(0.18), self.snap(0.82), 0.31, 0.05
@@ -207,13 +213,13 @@ class _Pen:
         inner_top = y1 - (half - leg) * (y1 - y0) / (half - top)  # where the inner edges meet
         legs = [(cx - top, y0), (cx + top, y0), (cx + half, y1), (cx + half - leg, y1)]
         legs += [(cx, inner_top), (cx - half + leg, y1), (cx - half, y1)]
-        self.d.polygon([self.at(*p) for p in legs], fill=WHITE)
+        self.d.polygon([self.at(*p) for p in legs], WHITE)
         # Horizontal edges on whole pixels stay sharp after the downscale.
         bar = max(self.snap(0.08), 1 / self.size)
         b0 = self.snap(0.62)
         cross = [(outer(b0, -1), b0), (outer(b0, 1), b0)]
         cross += [(outer(b0 + bar, 1), b0 + bar), (outer(b0 + bar, -1), b0 + bar)]
-        self.d.polygon([self.at(*p) for p in cross], fill=WHITE)
+        self.d.polygon([self.at(*p) for p in cross], WHITE)
 
     def badge(self) -> tuple[float, float, float]:
         """Centre x, y and radius, in units, of the bottom-right badge.
@@ -239,31 +245,34 @@ class _Pen:
         cx, cy, r = self.badge()
         (x, y), rad = self.at(cx, cy), r * self.px
         out = rad + self.gap()
-        self.d.ellipse((x - out, y - out, x + out, y + out), fill=CLEAR)
-        self.d.ellipse((x - rad, y - rad, x + rad, y + rad), fill=GREEN)
+        self.d.ellipse((x - out, y - out, x + out, y + out), CLEAR)
+        self.d.ellipse((x - rad, y - rad, x + rad, y + rad), GREEN)
         if self.size < PIXEL_DIGITS_BELOW or running <= 0:
             return  # drawn after the downscale (see draw), or a plain dot for queued runs
+        # Imported here, not above: they bring FreeType, which only this text needs.
+        from PIL import ImageDraw, ImageFont  # noqa: PLC0415 - FreeType, for this text only
+
         text = badge_text(running)
         font = ImageFont.load_default(size=round(rad * (1.6 if len(text) == 1 else 1.25)))
         # The bundled font has no bold; a stroke in the fill colour thickens it.
-        self.d.text(
+        ImageDraw.Draw(self.img).text(
             (x, y), text, font=font, fill=WHITE, anchor="mm", stroke_width=round(rad * 0.06)
         )
 
     def warning_badge(self) -> None:
         cx, cy, r = self.badge()
         tri = [self.at(cx, cy - r), self.at(cx + r, cy + r * 0.8), self.at(cx - r, cy + r * 0.8)]
-        self.d.polygon(tri, fill=CLEAR)
-        self.d.line([*tri, tri[0]], fill=CLEAR, width=round(self.gap() * 2), joint="curve")
-        self.d.polygon(tri, fill=ORANGE)
+        self.d.polygon(tri, CLEAR)
+        self.d.rounded_line([*tri, tri[0]], CLEAR, round(self.gap() * 2))
+        self.d.polygon(tri, ORANGE)
         if self.size < PIXEL_DIGITS_BELOW:
             return  # the "!" is drawn after the downscale (see draw)
         w = self.thick(0.045, 1.2) / 2
         for y_top, y_bottom in ((cy - r * 0.4, cy + r * 0.3), (cy + r * 0.45, cy + r * 0.7)):
-            self.d.rectangle((*self.at(cx - w, y_top), *self.at(cx + w, y_bottom)), fill=INK)
+            self.d.rectangle((*self.at(cx - w, y_top), *self.at(cx + w, y_bottom)), INK)
 
     def strike(self) -> None:
         width = self.thick(0.1, 2) * self.px
         ends = [self.at(0.12, 0.12), self.at(0.88, 0.88)]
-        self.d.line(ends, fill=CLEAR, width=round(width + 2 * self.gap()))
-        self.d.line(ends, fill=RED, width=round(width))
+        self.d.line(ends, CLEAR, round(width + 2 * self.gap()))
+        self.d.line(ends, RED, round(width))
