@@ -259,7 +259,7 @@ def measure() -> list[Figure]:
                     "and Xlib for the icon (its shapes are filled by Pillow's C drawing core; "
                     "ImageDraw, ImageFont and FreeType, 1.5 MiB, load only for a count badge "
                     "drawn at 40 px or more, never for the icon in this tray).",
-                    "What would reach it: the daemon's own modules on first use (above).",
+                    "What would reach it: less of the daemon's own memory (above).",
                 ],
             )
         )
