@@ -161,6 +161,9 @@ class Supervisor:
                 log.error("%d runs did not end within %.1f s of shutdown", len(late), bound)
         await self.isolation.settle()
         await self.screens.settle()  # the last screens of the runs it stopped, kept
+        for _, held in self._holding():  # runs that did not end in time: their timers go too
+            for timer in held.timers.values():
+                timer.cancel()
         await self._tasks.cancel_all()
 
     # -- requests ------------------------------------------------------------------------------
