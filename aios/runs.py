@@ -368,7 +368,7 @@ class Run:
         return signal_name(self.exit_code)
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {name: getattr(self, name) for name in _RUN_FIELDS}
         data["exit_signal"] = self.exit_signal
         for key in ("state", "permission", "activity", "error_kind"):
             data[key] = None if data[key] is None else str(data[key])
@@ -383,3 +383,8 @@ class Run:
         )
         del data["pid_started_at"]
         return data
+
+
+# Asked once: ``dataclasses.fields`` builds its answer at every call, and a run is turned into
+# JSON for every event about it.
+_RUN_FIELDS = tuple(f.name for f in fields(Run))

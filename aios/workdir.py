@@ -3,13 +3,22 @@
 Each reason names the field (``cwd``) and what is wrong with it, so the API can answer 422 with
 something a person can act on rather than a 500: a path that exists but is a file is "not a
 directory", not "does not exist"; an unknown ``~user`` says so.
+
+Looking at a directory is file system work (an automounted path can take a while), so the daemon
+does it on a thread; :class:`Recent` remembers what it found usable for a moment, so that a burst
+of launches in one directory costs one trip to a thread instead of one each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+RECENT = 2.0  # seconds a directory found usable is trusted (see Recent)
 
 
 class WorkdirError(ValueError):
@@ -49,3 +58,33 @@ def resolve(requested: str | None) -> Path:
     if not os.access(path, os.X_OK):
         raise WorkdirError(f"cwd {str(path)!r} cannot be entered: permission denied")
     return path
+
+
+class Recent:
+    """``resolve`` on a thread, remembering for ``keep`` seconds each request it answered with a
+    directory (by what was asked: the same words, the same directory). Only success is
+    remembered: a bad request is looked at every time, and answered every time. A directory
+    removed meanwhile fails the run's start instead, saying so, as a program removed from PATH
+    does; the cache holds what the last ``keep`` seconds asked for, nothing older."""
+
+    def __init__(
+        self,
+        resolve: Callable[[str | None], Path],
+        keep: float = RECENT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._resolve = resolve
+        self._keep = keep
+        self._clock = clock
+        self._found: dict[str | None, tuple[Path, float]] = {}  # asked → (directory, until)
+
+    async def resolve(self, requested: str | None) -> Path:
+        now = self._clock()
+        found, until = self._found.get(requested, (None, 0.0))
+        if found is not None and now < until:
+            return found
+        directory = await asyncio.to_thread(self._resolve, requested)
+        # Forget what has expired (a long-lived daemon is asked for many directories).
+        self._found = {k: v for k, v in self._found.items() if v[1] > now}
+        self._found[requested] = (directory, now + self._keep)
+        return directory

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.helpers import DaemonProcess, EventCollector, start_daemon
+from tests.helpers import DaemonProcess, EventCollector, start_daemon, wait_until
 
 pytestmark = pytest.mark.daemon
 
@@ -333,3 +333,29 @@ def test_numeric_query_parameters_say_what_they_take(served: DaemonProcess, fini
     assert (status, data) == (200, b"\n")  # leading zeros are still a number: byte 2
     status, _, data = send(served, "GET", "/api/runs?limit=" + "x" * 5000)
     assert status == 422 and len(data["error"]) < 150  # a long value is not echoed whole
+
+
+def test_a_directory_removed_after_a_launch_in_it_still_gets_a_clear_answer(
+    served: DaemonProcess, tmp_path: Path
+) -> None:
+    """A directory found usable is trusted for a moment (a burst of launches in it costs one
+    look): one removed meanwhile is refused, or fails its run's start, saying why either way."""
+    work = tmp_path / "going"
+    work.mkdir()
+    body = json.dumps({"agent": "command", "prompt": "true", "cwd": str(work)}).encode()
+    status, _, data = send(served, "POST", "/api/runs", body)
+    assert status == 201, data
+    work.rmdir()
+    status, _, data = send(served, "POST", "/api/runs", body)
+    if status == 422:  # the moment had passed: looked at again
+        assert data["error"] == f"cwd {str(work)!r} does not exist"
+        return
+    assert status == 201, data
+
+    def ended() -> Any:
+        _, _, run = send(served, "GET", f"/api/runs/{data['id']}")
+        return run if run["state"] in ("succeeded", "failed") else None
+
+    run = wait_until(ended, what="the run in the removed directory to end")
+    assert run["state"] == "failed"
+    assert f"working directory {str(work)!r}" in run["error"], run["error"]

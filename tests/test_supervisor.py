@@ -320,3 +320,36 @@ async def test_steps_are_committed_together_in_order_and_a_gone_caller_changes_n
         await supervisor.shutdown()
         await asyncio.to_thread(watchdog.close)
         await store.close()
+
+
+# --- directories found a moment ago (aios.workdir.Recent) ---------------------------------------
+
+
+async def test_a_directory_found_usable_is_looked_at_once_for_a_moment(tmp_path: Path) -> None:
+    """A burst of launches in one directory costs one look (on a thread); a refused request is
+    looked at again every time (nothing bad is remembered); after the moment, so is a good one."""
+    from aios import workdir
+
+    looked: list[str | None] = []
+
+    def resolve(requested: str | None) -> Path:
+        looked.append(requested)
+        return workdir.resolve(requested)
+
+    now = 100.0
+    recent = workdir.Recent(resolve, 2.0, clock=lambda: now)
+    work, missing = tmp_path / "work", tmp_path / "missing"
+    work.mkdir()
+    assert await recent.resolve(str(work)) == work.resolve()
+    assert await recent.resolve(str(work)) == work.resolve()
+    assert looked == [str(work)]
+    for _ in range(2):
+        with pytest.raises(workdir.WorkdirError, match="does not exist"):
+            await recent.resolve(str(missing))
+    missing.mkdir()
+    assert await recent.resolve(str(missing)) == missing.resolve()
+    assert looked == [str(work), *[str(missing)] * 3]
+    now += 2.0
+    work.rmdir()
+    with pytest.raises(workdir.WorkdirError, match="does not exist"):
+        await recent.resolve(str(work))

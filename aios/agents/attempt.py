@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from aios.agents.definitions import AgentDef, RestartPolicy
-from aios.agents.effects import Effect, Policy
+from aios.agents.effects import Effect, Policy, Schedule
 from aios.agents.formats.base import SessionStart
 from aios.agents.input_wait import reads_terminal
 from aios.agents.isolation import Isolation
@@ -65,7 +65,7 @@ class Held:
     agent: AgentDef
     output: Output
     process: AgentProcess | None = None
-    timers: set[asyncio.Task[None]] = field(default_factory=set)
+    timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict)  # token → its timer
     # The session this run resumes ("" for a CLI that needs no id); None: a new one.
     resume: str | None = None
     # Answers and messages reach the agent in the order they were given, before its input closes.
@@ -228,6 +228,20 @@ class Attempts:
                 await self.publish_output(run_id, held)
             except Exception:  # the next flush may do better; the reader must go on
                 log.exception("publishing the output of run %s failed", run_id)
+
+    def schedule(self, timer: Schedule, held: Held) -> None:
+        """Set a timer of the core's: a handle on the loop, not a task (most timers of a quick
+        run never fire, and are cancelled when it ends)."""
+        loop = asyncio.get_running_loop()
+        held.timers[timer.token] = loop.call_later(timer.delay, self._fire, timer, held)
+
+    def _fire(self, timer: Schedule, held: Held) -> None:
+        held.timers.pop(timer.token, None)
+        self.tasks.spawn(self._fired(timer), f"timer {timer.run_id}")
+
+    async def _fired(self, timer: Schedule) -> None:
+        # The core is asked and its effects queued in one step, like every other caller.
+        await self.apply(self.core.timer_fired(timer.run_id, timer.token))
 
     async def probe(self, run_id: str, held: Held) -> None:
         """Whether the program is blocked reading its terminal, told to the core."""

@@ -87,6 +87,7 @@ class Supervisor:
         self.core = Lifecycle(clock=clock, backoff_base=backoff_base, backoff_cap=backoff_cap)
         self._attempts: dict[str, asyncio.Task[None]] = {}
         self._available: dict[str, tuple[AgentDef, float]] = {}  # name → (agent, until)
+        self._directories = workdir.Recent(resolve_cwd, AVAILABLE_FOR, self.core.clock.monotonic)
         self._tasks = TaskSet(log)
         # Worktrees and what runs changed (aios.agents.isolation): git stays out of the core.
         self.isolation = Isolation(
@@ -160,6 +161,9 @@ class Supervisor:
                 log.error("%d runs did not end within %.1f s of shutdown", len(late), bound)
         await self.isolation.settle()
         await self.screens.settle()  # the last screens of the runs it stopped, kept
+        for _, held in self._holding():  # runs that did not end in time: their timers go too
+            for timer in held.timers.values():
+                timer.cancel()
         await self._tasks.cancel_all()
 
     # -- requests ------------------------------------------------------------------------------
@@ -189,8 +193,8 @@ class Supervisor:
             raise InvalidLaunch(f"agent {agent_name!r} needs a prompt")
         if permission is not None and permission not in agent.permissions:
             raise InvalidLaunch(f"agent {agent_name!r} has no permission modes")
-        # File system work (an automounted path can take a while): off the event loop.
-        directory = await asyncio.to_thread(resolve_cwd, cwd or agent.cwd)
+        # On a thread, unless the same directory was found usable a moment ago.
+        directory = await self._directories.resolve(cwd or agent.cwd)
         run_id = new_run_id()
         isolate = agent.worktree if worktree is None else worktree
         on_terminal = agent.terminal if terminal is None else terminal
@@ -360,9 +364,8 @@ class Supervisor:
         elif isinstance(effect, Released):
             ended = effect.attached
             assert isinstance(ended, Held)
-            for timer in ended.timers:
-                if timer is not asyncio.current_task():
-                    timer.cancel()
+            for timer in ended.timers.values():
+                timer.cancel()
             if ended.terminal is not None:
                 self.screens.ended(effect.run, ended.terminal)
             self.isolation.ended(effect.run)
@@ -380,9 +383,7 @@ class Supervisor:
             if held.process is not None:
                 self._tasks.spawn(self._stop(effect.run_id, held), f"stop {effect.run_id}")
         else:
-            timer = self._tasks.spawn(self._timer(effect), f"timer {effect.run_id}")
-            held.timers.add(timer)
-            timer.add_done_callback(held.timers.discard)
+            self.attempts.schedule(effect, held)
 
     async def _stop(self, run_id: str, held: Held) -> None:
         await self.conversations.interrupt(run_id, held)  # a session may end its turn cleanly
@@ -409,11 +410,6 @@ class Supervisor:
     def _forget_attempt(self, run_id: str, task: asyncio.Task[None]) -> None:
         if self._attempts.get(run_id) is task:
             del self._attempts[run_id]
-
-    async def _timer(self, effect: Schedule) -> None:
-        await asyncio.sleep(effect.delay)
-        # The core is asked and its effects queued in one step, like every other caller.
-        await self._apply(self.core.timer_fired(effect.run_id, effect.token))
 
     async def _keep_history(self) -> None:
         """While history is in trouble, write what it could not take, and notice recovery; and
