@@ -126,9 +126,10 @@ def figures(daemon: DaemonProcess, writer: Path, scratch: Path) -> list[Figure]:
             ratio_min(0.9, Unit.RATE),
             "pipe → file relay",
             why=[
-                "AIOS reads up to 1 MiB per wake-up from a pipe enlarged to 1 MiB (the relay's "
-                "pipe is the default 64 KiB), and writes on the store's thread, two writes ahead "
-                "at most; it also keeps the newest 64 KiB for the live log events.",
+                "AIOS reads up to 1 MiB at a time straight from a pipe enlarged to 1 MiB (the "
+                "relay's pipe is the default 64 KiB), one os.read on the event loop "
+                "(aios.agents.pipes), and writes on the store's thread, two writes ahead at "
+                "most; it also keeps the newest 64 KiB for the live log events.",
                 "What would reach it: the pipe copied to the file by a thread of its own, off "
                 "the event loop, as the relay does.",
             ],
@@ -140,8 +141,9 @@ def figures(daemon: DaemonProcess, writer: Path, scratch: Path) -> list[Figure]:
             at_most(0.020, Unit.SECONDS),
             "idle",
             why=[
-                f"{len(health)} requests; the event loop reads the output (1 MiB a wake-up) "
-                "between them, and shares 2 cores with the writer and the store's thread.",
+                f"{len(health)} requests; between them the event loop reads the output (one "
+                "os.read of up to 1 MiB a wake-up, no copy of it on the loop) and hands each "
+                "chunk to the store's thread, sharing 2 cores with the writer and that thread.",
                 "What would reach it: the output copied by a thread of its own, so that the "
                 "loop only hears how far it got.",
             ],

@@ -10,6 +10,7 @@ The rooms::
 
     spawning         starting an agent: the spawning thread, Popen, pipes, noticing its exit
     process          this handle: AgentProcess (read, write_line, sample, stop), its errors
+    pipes            the loop's end of its output: one os.read per chunk, no buffer between
     process_groups   groups and processes: alive or not, signalling, pipe holders, stale groups
 
 Limits, and what covers them:
@@ -48,7 +49,6 @@ from aios.agents.process_groups import (
     group_members,
     pgid_of,
     pipe_holders,
-    pipe_inode,
     same_start,
     signal_each,
 )
@@ -56,6 +56,8 @@ from aios.lazy import lazy_import
 
 if TYPE_CHECKING:
     import psutil
+
+    from aios.agents.pipes import PipeReader
 else:
     psutil = lazy_import("psutil")  # loaded by the first run, not by an idle daemon
 
@@ -63,11 +65,11 @@ __all__ = ["READ_LIMIT", "REAP_TIMEOUT", "AgentInputError", "AgentProcess"]
 
 log = logging.getLogger(__name__)
 
-# Output is read in chunks of up to READ_LIMIT (the reader buffers up to twice that before it
-# stops reading the pipe), from a pipe enlarged to PIPE_SIZE (aios.agents.spawning) where the OS
-# allows: each chunk costs a hop to the store's writer thread, so at 64 KiB (the default pipe)
-# that overhead, not the copying, bounded how fast a flooding agent could be captured
-# (docs/performance.md).
+# Output is read in chunks of up to READ_LIMIT, one os.read each (aios.agents.pipes; nothing is
+# read ahead, so a flooding agent waits on its full pipe), from a pipe enlarged to PIPE_SIZE
+# (aios.agents.spawning) where the OS allows: each chunk costs a hop to the store's writer
+# thread, so at 64 KiB (the default pipe) that overhead, not the copying, bounded how fast a
+# flooding agent could be captured (docs/performance.md).
 READ_LIMIT = 1024 * 1024
 TYPE_AHEAD = 64 * 1024  # bytes typed into a terminal that its program has not read yet
 WRITE_TIMEOUT = 5.0  # seconds a write to an agent's stdin may wait for the agent to read
@@ -87,27 +89,23 @@ class AgentProcess:
     def __init__(
         self,
         popen: subprocess.Popen[bytes],
-        output: asyncio.StreamReader,
-        pipe: asyncio.ReadTransport,
+        output: PipeReader,
         exited: asyncio.Future[None],
         create_time: float,
         *,
-        errors: asyncio.StreamReader | None = None,
-        errors_pipe: asyncio.ReadTransport | None = None,
+        errors: PipeReader | None = None,
         writer: asyncio.StreamWriter | None = None,
         tty: str | None = None,
     ) -> None:
         self._popen = popen
         self._output = output
-        self._pipe = pipe
         self._errors = errors
-        self._errors_pipe = errors_pipe
         self._input = writer
         # The output pipes, by inode: what still holds one after the group is gone is ours.
-        self.pipe_inodes = {i for i in (pipe_inode(pipe), pipe_inode(errors_pipe)) if i}
+        self.pipe_inodes = {reader.inode for reader in (output, errors) if reader is not None}
         # A terminal agent's: the slave's path (what escapees hold), and the master's descriptor.
         self.tty = tty
-        self._master = pipe.get_extra_info("pipe").fileno() if tty is not None else None
+        self._master = output.fd if tty is not None else None
         self._exited = exited
         self.pid: int = popen.pid
         self.pgid: int = popen.pid
@@ -283,9 +281,9 @@ class AgentProcess:
         """
         if self.returncode is None:
             self.kill_group()
-        self._pipe.close()
-        if self._errors_pipe is not None:
-            self._errors_pipe.close()
+        self._output.close()
+        if self._errors is not None:
+            self._errors.close()
         if self._input is not None and not self._input.is_closing():
             self._input.close()
 

@@ -12,7 +12,6 @@ Used by ``aios.agents.process`` (stopping one agent) and by the supervisor at st
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -35,22 +34,12 @@ __all__ = [
     "kill_stale_group",
     "pgid_of",
     "pipe_holders",
-    "pipe_inode",
     "same_start",
     "session_members",
     "signal_each",
 ]
 
 _CREATE_TIME_SLACK = 1.0  # seconds; create times from psutil are rounded to clock ticks
-
-
-def pipe_inode(pipe: asyncio.ReadTransport | None) -> int | None:
-    """The inode of the pipe a transport reads, to find its holders later."""
-    file = pipe.get_extra_info("pipe") if pipe is not None else None
-    try:
-        return os.fstat(file.fileno()).st_ino if file is not None else None
-    except (OSError, ValueError):  # already at its end and closed: nobody can hold it now
-        return None
 
 
 def pipe_holders(inodes: Iterable[int], ttys: Iterable[str] = ()) -> list[psutil.Process]:

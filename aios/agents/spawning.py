@@ -34,12 +34,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-from aios.agents.process import READ_LIMIT, AgentProcess
+from aios.agents.pipes import PipeReader
+from aios.agents.process import AgentProcess
 from aios.agents.process_groups import create_time
 
 __all__ = ["SpawnError", "heed_for_children", "spawn"]
 
-PIPE_SIZE = 1024 * 1024  # asked for each output pipe (READ_LIMIT is read from it at a time)
+PIPE_SIZE = 1024 * 1024  # asked for each output pipe (process.READ_LIMIT is read at a time)
 
 
 class SpawnError(Exception):
@@ -101,17 +102,14 @@ async def spawn(
     assert popen.stdout is not None
     try:
         _enlarge_pipe(popen.stdout.fileno(), PIPE_SIZE)
-        output, pipe = await _reader(loop, popen.stdout)
-        errors, errors_pipe = await _reader(loop, popen.stderr) if popen.stderr else (None, None)
+        output = PipeReader(loop, popen.stdout)
+        errors = PipeReader(loop, popen.stderr) if popen.stderr else None
         writer = await _writer(loop, popen.stdin) if popen.stdin else None
         exited = _watch_exit(popen, loop)
     except BaseException:
         _kill_and_reap(popen)
         raise
-    return AgentProcess(
-        popen, output, pipe, exited, created,
-        errors=errors, errors_pipe=errors_pipe, writer=writer,
-    )  # fmt: skip
+    return AgentProcess(popen, output, exited, created, errors=errors, writer=writer)
 
 
 async def _attach_terminal(
@@ -123,7 +121,7 @@ async def _attach_terminal(
     assert master is not None
     writing: IO[bytes] | None = None
     try:
-        output, pipe = await _reader(loop, master)
+        output = PipeReader(loop, master)
         writing = os.fdopen(os.dup(master.fileno()), "wb", buffering=0)
         writer = await _writer(loop, writing)
         exited = _watch_exit(popen, loop)
@@ -132,21 +130,7 @@ async def _attach_terminal(
             writing.close()
         _kill_and_reap(popen)
         raise
-    return AgentProcess(popen, output, pipe, exited, created, writer=writer, tty=tty)
-
-
-async def _reader(
-    loop: asyncio.AbstractEventLoop, file: IO[bytes]
-) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
-    stream = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
-    pipe, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), file
-    )
-    if hasattr(pipe, "max_size"):
-        # asyncio's pipe transport reads 256 KiB per wake-up (its class's max_size); one
-        # read per pipeful, 1 MiB, is a quarter of the wake-ups for a flooding agent.
-        pipe.max_size = READ_LIMIT
-    return stream, pipe
+    return AgentProcess(popen, output, exited, created, writer=writer, tty=tty)
 
 
 async def _writer(loop: asyncio.AbstractEventLoop, file: IO[bytes]) -> asyncio.StreamWriter:
