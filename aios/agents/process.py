@@ -149,8 +149,8 @@ class AgentProcess:
 
     def resize(self, cols: int, rows: int) -> None:
         """Set a terminal agent's size; the kernel sends SIGWINCH to its foreground group."""
-        if self._master is None or self.returncode is not None:
-            return
+        if self._master is None or self.returncode is not None or self._output.closed:
+            return  # closed, its number may be another file's by now
         import fcntl  # noqa: PLC0415 - POSIX only (a terminal exists only there)
         import termios  # noqa: PLC0415
 
@@ -159,7 +159,7 @@ class AgentProcess:
 
     def foreground_group(self) -> int | None:
         """The process group in the foreground of a terminal agent's terminal (who reads it)."""
-        if self._master is None or self.returncode is not None:
+        if self._master is None or self.returncode is not None or self._output.closed:
             return None
         try:
             return os.tcgetpgrp(self._master)
