@@ -25,11 +25,11 @@ def _trimmer() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     import ctypes  # noqa: PLC0415 - see the docstring
-    import ctypes.util  # noqa: PLC0415
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        function: Callable[[int], int] = libc.malloc_trim
+        # The C library already loaded, not searched for: this runs on the event loop, and
+        # ctypes.util.find_library starts ldconfig (or gcc, where there is none) to search.
+        function: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # not glibc
         return None
     return function

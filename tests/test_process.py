@@ -625,3 +625,31 @@ def in_session(sid: int) -> list[int]:
             if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc.pid)
     return found
+
+
+async def test_a_terminal_whose_master_is_closed_leaves_the_file_reusing_its_number_alone() -> None:
+    """The leader lives on but nothing holds its terminal any more: the reader reads the end
+    (EIO) and closes the master, whose number the next file opened takes. Resizing the run, or
+    asking who reads its terminal, must not reach that file (here another terminal)."""
+    import fcntl
+    import struct
+    import termios
+
+    script = "import os, time; [os.close(fd) for fd in (0, 1, 2)]; time.sleep(30)"
+    agent = await spawn([PY, "-c", script], cwd=Path.cwd(), env=ENV, terminal=(80, 24))
+    master = slave = -1
+    try:
+        assert await asyncio.wait_for(read_all(agent), 10) is not None  # the end: EIO
+        assert agent.returncode is None
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 10, 20, 0, 0))
+        agent.resize(100, 50)
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, b"\0" * 8))
+        assert (cols, rows) == (20, 10)  # untouched, whichever number it got
+        assert agent.foreground_group() is None
+    finally:
+        for fd in (master, slave):
+            if fd >= 0:
+                os.close(fd)
+        await agent.stop(timeout=0)
+        agent.close()

@@ -4,7 +4,9 @@ giving freed memory back."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+from typing import Any
 
 import pytest
 
@@ -70,3 +72,30 @@ async def test_trimming_the_c_heap_is_harmless_and_debounced() -> None:
     memory.trim_later(0.01)
     memory.trim_later(0.01)  # the first is cancelled: one trim for a burst
     await asyncio.sleep(0.05)
+
+
+def test_the_first_trim_starts_no_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first trim is when glibc's ``malloc_trim`` is looked for, on the event loop: that
+    must not start a program (``ctypes.util.find_library`` runs ``ldconfig -p``, or gcc where
+    there is none) for every request to wait behind."""
+    import platform
+    import subprocess
+
+    from aios import memory
+
+    started: list[object] = []
+    real = subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        started.append(args[0] if args else kwargs.get("args"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    memory._trimmer.cache_clear()
+    try:
+        memory.trim()
+        assert started == []
+        if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+            assert memory._trimmer() is not None  # found all the same
+    finally:
+        memory._trimmer.cache_clear()
