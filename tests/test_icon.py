@@ -48,6 +48,13 @@ def test_every_state_draws_a_visible_square_icon(state: IconState, size: int) ->
     assert len(colours) > 2
 
 
+@pytest.mark.parametrize("size", range(1, 16))
+@pytest.mark.parametrize("state", list(IconState))
+def test_a_tray_smaller_than_the_badge_text_still_gets_an_icon(state: IconState, size: int) -> None:
+    # An XEmbed tray window may be a few pixels: the badge's digits are clipped, not a crash.
+    assert draw(MODELS[state], size).size == (size, size)
+
+
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("state", list(IconState))
 def test_corners_are_transparent(state: IconState, size: int) -> None:

@@ -238,7 +238,7 @@ class Supervisor:
         await self.store.check_writable()
         await self._check_available(agent)
         run_id = new_run_id()
-        directory = resolve_cwd(parent.cwd)
+        directory = await self._directories.resolve(parent.cwd)  # off the loop, as a launch's
         # In the parent's worktree, where its session ran (a fresh one if it is gone).
         tree = None
         if parent.worktree is not None:

@@ -57,15 +57,17 @@ class PixelFont:
 
     def draw(self, image: Image.Image, centre: tuple[float, float], text: str, ink: Colour) -> None:
         """Write ``text`` on ``image`` centred on ``centre`` (pixel coordinates, where 0.5 is
-        the middle of the first pixel), its strokes snapped to whole pixels."""
+        the middle of the first pixel), its strokes snapped to whole pixels. What falls outside
+        the image is left out: a tray may ask for an icon smaller than the text."""
         left = round(centre[0] - self.width(text) / 2)
         top = round(centre[1] - self.height / 2)
         for char in text:
             rows = self.glyphs[char]
             for y, row in enumerate(rows):
                 for x, cell in enumerate(row):
-                    if cell == "#":
-                        image.putpixel((left + x, top + y), ink)
+                    at = (left + x, top + y)
+                    if cell == "#" and 0 <= at[0] < image.width and 0 <= at[1] < image.height:
+                        image.putpixel(at, ink)
             left += len(rows[0]) + 1
 
 
