@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-RECENT = 2.0  # seconds a directory found usable is trusted (see Recent)
-
 
 class WorkdirError(ValueError):
     """The requested working directory cannot be used; the message says why."""
@@ -70,7 +68,7 @@ class Recent:
     def __init__(
         self,
         resolve: Callable[[str | None], Path],
-        keep: float = RECENT,
+        keep: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._resolve = resolve

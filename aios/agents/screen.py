@@ -136,20 +136,19 @@ def _last_used(line: Any, columns: int) -> int:
     return -1
 
 
+# pyte's attribute of a cell, and the SGR parameter that sets it.
+_ATTRIBUTES = (
+    ("bold", "1"),
+    ("italics", "3"),
+    ("underscore", "4"),
+    ("blink", "5"),
+    ("reverse", "7"),
+    ("strikethrough", "9"),
+)
+
+
 def _sgr(char: Any) -> str:
-    codes: list[str] = []
-    if char.bold:
-        codes.append("1")
-    if char.italics:
-        codes.append("3")
-    if char.underscore:
-        codes.append("4")
-    if char.blink:
-        codes.append("5")
-    if char.reverse:
-        codes.append("7")
-    if char.strikethrough:
-        codes.append("9")
+    codes = [code for attribute, code in _ATTRIBUTES if getattr(char, attribute)]
     codes += _color(char.fg, _FG, 38)
     codes += _color(char.bg, _BG, 48)
     return ";".join(codes)
