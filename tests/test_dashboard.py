@@ -194,6 +194,29 @@ def test_reconnects_and_resyncs_after_a_daemon_restart(
         again.close()
 
 
+def test_a_run_both_rendered_and_replayed_shows_once(browser: Any, served: DaemonProcess) -> None:
+    # The race of a run created while the page renders (its event id is taken before its rows
+    # are read), made certain: the stream is pointed back before a run the page already shows.
+    with signed_in_page(browser, served.port, served.info.token) as (p, watch):
+        before = re.search(r"after=(\d+)", p.locator("#events").get_attribute("hx-sse:connect"))
+        assert before is not None
+        run = served.client.request("POST", "/api/runs", {"agent": "sleeper"})
+        p.locator(f"#run-{run['id']}").wait_for()
+        p.route(
+            re.compile(r"/ui/events\?"),
+            lambda route: route.continue_(
+                url=re.sub(r"after=\d+", f"after={before[1]}", route.request.url)
+            ),
+        )
+        p.reload()
+        p.wait_for_selector("#conn.connected")
+        served.client.request("POST", f"/api/runs/{run['id']}/stop")
+        # The stop comes after the replayed creation: once the row shows it, the replay is in.
+        p.locator(f"#run-{run['id']}[data-state=stopped]").wait_for()
+        assert p.locator(f"#run-{run['id']}").count() == 1
+        assert watch.errors == []
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="screenshots are made on the CI machine")
 def test_pages_render_at_narrow_width(page: tuple[Any, PageWatch]) -> None:
     p, watch = page

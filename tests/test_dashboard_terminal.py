@@ -75,7 +75,8 @@ SCREEN = """() => {
   return rows;
 }"""
 MARKS = itertools.count(1)
-STATUS = "() => document.getElementById('terminal-status').textContent"
+# Null-safe: a wait that starts while the page is still navigating to the run sees no status yet.
+STATUS = "() => document.getElementById('terminal-status')?.textContent ?? ''"
 SIZE = """() => {
   const term = document.getElementById('terminal').terminal.term;
   return [term.cols, term.rows];
@@ -119,9 +120,7 @@ def run_page(
     watch.attach(page)
     try:
         sign_in(page, d.port, d.info.token, f"/runs/{run_id}")
-        page.wait_for_function(
-            "() => /live|ended/.test(document.getElementById('terminal-status').textContent)"
-        )
+        page.wait_for_function(f"() => /live|ended/.test(({STATUS})())")
         yield page, watch
     finally:
         context.close()
@@ -325,7 +324,8 @@ def test_the_launch_form_box_starts_a_run_in_a_terminal(browser: Any, d: DaemonP
         page.get_by_role("button", name="Launch").click()
         run = wait_until(lambda: launched(d, "shell"), 20, "the run")
         assert run["terminal"] is True
-        page.locator("#runs tr.run").first.locator("a").click()
+        page.locator(f"#run-{run['id']} a").click()
+        page.wait_for_url(f"**/runs/{run['id']}")
         page.wait_for_function(f"() => ({STATUS})() === 'live'")
         assert watch.errors == []
 

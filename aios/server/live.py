@@ -155,11 +155,18 @@ class View:
 
         A run enters "all" and "running" when it is created, and leaves "running" when it ends;
         it enters "finished" and "failed" only when it ends, from a live state.
+
+        A prepend first deletes the row it adds: a page takes its first event id before it reads
+        its rows (no gap), so a run created during the render is both in the rows and replayed.
         """
         row = await render_template("partials/run_row.html", run=run)
         target = f"#run-{run.id}"
         states = FILTERS[self.filter]
-        prepend = partial("#runs-empty", "delete", "") + partial("#runs", "afterbegin", row)
+        prepend = (
+            partial(target, "delete", "")
+            + partial("#runs-empty", "delete", "")
+            + partial("#runs", "afterbegin", row)
+        )
         if self.filter in ("all", "running"):
             if state is RunState.QUEUED and never_started:
                 return prepend
@@ -167,7 +174,7 @@ class View:
                 return partial(target, "delete", "")
             return partial(target, "outerHTML", row)
         if states is not None and state in states:
-            return partial(target, "delete", "") + prepend
+            return prepend
         return ""
 
     async def on_unseen(self, data: dict[str, Any]) -> str:

@@ -112,7 +112,8 @@ async def _rows(filter_name: str, before: str | None) -> dict[str, Any]:
 async def index() -> str:
     d = daemon()
     filter_name = _filter()
-    # The stream starts right after what this render shows: no gap, no duplicate row.
+    # Taken before the rows are read: the stream may replay what they show (live.py's rows are
+    # idempotent), but never misses what came during the render.
     after = d.bus.last_id
     config = d.config()
     agents = await d.agents(check=own_request())
