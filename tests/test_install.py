@@ -72,12 +72,21 @@ runpy.run_module("aios", run_name="__main__")
 """
 
 # Import names of the test extras (the distribution names differ for some).
-TEST_MODULES = ("pytest", "pytest_asyncio", "pytest_timeout", "playwright", "ruff", "mypy")
+TEST_MODULES = (
+    "pytest",
+    "pytest_asyncio",
+    "pytest_timeout",
+    "xdist",
+    "playwright",
+    "ruff",
+    "mypy",
+)
 
 
 def test_test_extras_are_the_ones_blocked() -> None:
     names = {extra.split(">")[0].split("=")[0].replace("-", "_") for extra in TEST_EXTRAS}
-    assert names - {"types_psutil"} == set(TEST_MODULES)
+    imported = {"pytest_xdist": "xdist"}  # distribution → the name it is imported by
+    assert {imported.get(n, n) for n in names} - {"types_psutil"} == set(TEST_MODULES)
 
 
 @pytest.mark.daemon
