@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -72,6 +73,28 @@ class Held:
     writing: asyncio.Lock = field(default_factory=asyncio.Lock)
     # A terminal run's terminal (its screen and viewers); None: its output is piped.
     terminal: LiveTerminal | None = None
+    # Not before this time (epoch seconds) does a two-way session open (session_opens_at).
+    opens_at: float | None = None
+
+    @classmethod
+    def starting(
+        cls, agent: AgentDef, output: Output, terminal: LiveTerminal | None, parent: Run | None
+    ) -> Held:
+        """What the shell holds for a new run; a continuation resumes ``parent``'s session."""
+        if parent is None:
+            return cls(agent, output, terminal=terminal)
+        resume, opens_at = parent.session_id or "", session_opens_at(agent, parent)
+        return cls(agent, output, resume=resume, terminal=terminal, opens_at=opens_at)
+
+
+def session_opens_at(agent: AgentDef, parent: Run) -> float | None:
+    """When a continuation of ``parent`` may open its session; None: at once. A CLI that loses
+    a session loaded in the minute it was last written (``TwoWay.loads_in_a_later_minute``)
+    waits for the minute after the parent ended: the session was written by then, at the latest."""
+    two_way = agent.output.two_way
+    if not (agent.two_way and two_way and two_way.loads_in_a_later_minute and parent.ended_at):
+        return None
+    return (parent.ended_at // 60 + 1) * 60
 
 
 @dataclass
@@ -202,10 +225,31 @@ class Attempts:
         start = SessionStart(run.prompt, directory, run.permission, held.resume)
         held.output.send = functools.partial(write, held)
         held.output.close = functools.partial(close_input, held)
+        if held.opens_at is not None and not await self._hold_session(held, held.opens_at):
+            return  # it ended (a stop) while it waited
         try:
             await write(held, reducer.open(start))
         except AgentInputError as exc:  # it exited at once: its output says why
             log.warning("run %s: could not start the conversation: %s", run_id, exc)
+
+    @staticmethod
+    async def _hold_session(held: Held, opens_at: float) -> bool:
+        """Wait, saying so in the log, until ``opens_at`` or the process's end; whether it is
+        still there to talk to."""
+        delay = opens_at - time.time()
+        if delay <= 0 or held.process is None:
+            return held.process is not None
+        at = time.strftime("%H:%M", time.gmtime(opens_at))
+        cli = held.agent.label or held.agent.name
+        await held.output.note(
+            f"the session opens at {at} UTC, in {delay:.0f} s: {cli} loses a session resumed "
+            "in the minute it was last written"
+        )
+        try:
+            await asyncio.wait_for(held.process.wait(), max(0.0, opens_at - time.time()))
+        except TimeoutError:
+            return True
+        return False
 
     async def _read_output(self, run_id: str, held: Held, process: AgentProcess) -> None:
         flusher = self.tasks.spawn(self._flush_periodically(run_id, held), f"flush {run_id}")

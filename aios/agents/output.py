@@ -185,6 +185,10 @@ class Output:
         if lines and not self.agent.output.structured:
             await self._append("".join(line + "\n" for line in lines).encode())
 
+    async def note(self, text: str) -> None:
+        """A line of AIOS's own in the run's log, among what the agent said."""
+        await self._append((style.dim(f"[aios: {text}]") + "\n").encode())
+
     async def _append(self, data: bytes) -> None:
         # The backpressure: append_log waits once two writes are queued, so a flooding agent
         # blocks on its pipe instead of our memory growing.

@@ -257,10 +257,10 @@ class Supervisor:
             worktree=tree,
             terminal=parent.terminal,
         )
-        return await self._admit(run, agent, config, resume=parent.session_id or "")
+        return await self._admit(run, agent, config, parent)
 
     async def _admit(
-        self, run: Run, agent: AgentDef, config: Catalog, resume: str | None = None
+        self, run: Run, agent: AgentDef, config: Catalog, parent: Run | None = None
     ) -> Run:
         # From here to the core's answer nothing awaits: admission is atomic.
         self.core.max_concurrent = config.settings.max_concurrent
@@ -271,7 +271,7 @@ class Supervisor:
             agent = replace(agent, approvals="never")
             terminal = LiveTerminal(run.id)
         output = Output(run.id, agent, self.store, self.bus, heard=heard, terminal=terminal)
-        held = Held(agent, output, resume=resume, terminal=terminal)
+        held = Held.starting(agent, output, terminal, parent)
         try:
             effects = self.core.launch(run, policy(agent, terminal=run.terminal), held)
         except BaseException:

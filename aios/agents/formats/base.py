@@ -276,6 +276,9 @@ class TwoWay:
     JSON-RPC instead of ``exec --json`` events); None: the format's. ``permissions``: the flags
     of each permission in this mode when they differ from the one-way ones (aider's one-way
     ``--yes-always`` would answer every question itself); None: the format's.
+    ``loads_in_a_later_minute``: the CLI loses a session it resumes in the UTC minute the
+    session was last written (Gemini CLI's ACP ``session/load``), so a continuation holds its
+    handshake until the minute after its parent ended.
     """
 
     args: tuple[str, ...]
@@ -283,6 +286,7 @@ class TwoWay:
     command: Callable[[tuple[str, ...]], tuple[str, ...] | None] | None = None
     reducer: Callable[[], Reducer] | None = None
     permissions: Mapping[Permission, tuple[str, ...]] | None = None
+    loads_in_a_later_minute: bool = False
 
 
 @dataclass(frozen=True)

@@ -441,6 +441,9 @@ TWO_WAY = TwoWay(
     how="the Agent Client Protocol (gemini --acp): tool permission asked as session requests",
     command=acp_command,
     reducer=GeminiAcpReducer,
+    # Its session file is named after the minute it was written: a session/load in that minute
+    # writes a new, empty file over it and then finds nothing (0.61.0; docs/agents.md).
+    loads_in_a_later_minute=True,
 )
 
 # The format config files name "gemini-stream-json": gemini.py's, able to hold a session.
