@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tests.gitrepo import make_repo
 from tests.models.anthropic import AnthropicModel
@@ -152,11 +153,15 @@ CASES = (
 
 def _with_repo(reply: Reply, repo: Path) -> Reply:
     """A scripted tool call's ``{repo}`` made the run's own repository."""
-    if isinstance(reply, Tool) and isinstance(reply.input, dict):
-        return Tool(reply.name, {k: str(v).format(repo=repo) for k, v in reply.input.items()})
     if isinstance(reply, Blocks):
-        return Blocks(tuple(_with_repo(part, repo) for part in reply.parts))  # type: ignore[misc]
-    return reply
+        return Blocks(tuple(_part_with_repo(part, repo) for part in reply.parts))
+    return _part_with_repo(reply, repo) if isinstance(reply, Tool) else reply
+
+
+def _part_with_repo(part: Text | Tool, repo: Path) -> Text | Tool:
+    if isinstance(part, Tool) and isinstance(part.input, dict):
+        return Tool(part.name, {k: str(v).format(repo=repo) for k, v in part.input.items()})
+    return part
 
 
 def record(case: Case) -> None:
@@ -171,7 +176,10 @@ def record(case: Case) -> None:
         if not case.key:
             env.pop("ANTHROPIC_API_KEY", None)
         for name, value in case.env.items():
-            env.pop(name, None) if value == "" else env.__setitem__(name, value)
+            if value:
+                env[name] = value
+            else:
+                env.pop(name, None)
         argv = ["claude", "-p", "--output-format", "stream-json", "--verbose", *case.args]
         lines, code = _run([*argv, "--", case.prompt], repo, env, case)
         if case.replies is not None:
@@ -191,8 +199,8 @@ def _run(
     lines: list[tuple[float, str, str]] = []
     lock = threading.Lock()
 
-    def read(stream: object, what: str) -> None:
-        for line in stream:  # type: ignore[attr-defined]
+    def read(stream: IO[str], what: str) -> None:
+        for line in stream:
             with lock:
                 lines.append((time.monotonic() - start, what, line.rstrip("\n")))
 
