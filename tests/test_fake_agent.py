@@ -113,7 +113,7 @@ def test_a_per_cli_scenario_wins_and_an_unknown_one_is_an_error(bin_dir: Path) -
 
 
 def test_a_version_flag_before_the_prompt_is_an_option_after_it_a_prompt(bin_dir: Path) -> None:
-    assert run(bin_dir, "claude", "-p", "--version").stdout.strip() == "2.1.197 (Claude Code)"
+    assert run(bin_dir, "claude", "-p", "--version").stdout.strip() == "2.1.332 (Claude Code)"
     after = run(bin_dir, "claude", "-p", "--", "--version")
     assert after.stdout.splitlines() == Scenario("claude-success").out
 

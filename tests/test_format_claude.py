@@ -18,8 +18,8 @@ from tests.replay import RED, YELLOW, raw_json_in, reducer_for, replay
 def test_not_logged_in_is_a_failure_although_the_result_says_success() -> None:
     run = replay("claude-not-logged-in")
     k = run.knowledge
-    assert k.session_id == "3b4f9ef2-dab9-4816-a01b-edbb2f03e474"
-    assert k.model == "claude-opus-4-8[1m]"
+    assert k.session_id == "efceb579-9d2f-4e9c-b18f-071304363bc8"
+    assert k.model == "claude-opus-5-5"
     assert k.failure == "Not logged in · Please run /login"
     assert k.failure_kind is FailureKind.AUTH
     assert run.hint and "/login" in run.hint and "ANTHROPIC_API_KEY" in run.hint
@@ -35,7 +35,7 @@ def test_api_retries_without_an_answer_are_offline_with_the_attempt_and_the_next
     assert run.after(r'"subtype":"init"').activity is Activity.WORKING
     third = run.after(r'"subtype":"api_retry"', 3)
     assert third.activity is Activity.OFFLINE
-    assert third.activity_detail == "API retry 3/10, next in 2.1s"
+    assert third.activity_detail == "API retry 3/10, next in 2.5s"
     # While live, the hint says what to do about it already.
     assert claude.hint(third, None) == claude.HINTS[FailureKind.OFFLINE]
     seventh = run.after(r'"subtype":"api_retry"', 7)
@@ -46,9 +46,11 @@ def test_api_retries_without_an_answer_are_offline_with_the_attempt_and_the_next
 
 def test_giving_up_on_an_unreachable_api_is_offline() -> None:
     run = replay("claude-api-unreachable")
-    assert run.after(r'"attempt":10').activity_detail == "API retry 10/10, next in 40s"
+    assert run.after(r'"attempt":10').activity_detail == "API retry 10/10, next in 36s"
     k = run.knowledge
-    assert k.failure == "API Error: Connection error."
+    assert k.failure == (
+        "API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)"
+    )
     assert k.failure_kind is FailureKind.OFFLINE
     assert k.activity is Activity.WORKING  # the retrying is over
     assert run.hint and "network" in run.hint
@@ -71,7 +73,7 @@ def test_an_overloaded_api_is_retried_with_its_status_then_fails_as_api() -> Non
 @pytest.mark.parametrize(
     ("scenario", "said"),
     [
-        ("claude-api-refused", "API Error: Unable to connect to API (ConnectionRefused)"),
+        ("claude-api-refused", "API Error: Connection refused — a firewall or proxy may be"),
         ("claude-connection-lost", "API Error: Connection to the API was lost (ECONNRESET)"),
     ],
 )
@@ -81,8 +83,23 @@ def test_a_refused_or_lost_connection_is_offline(scenario: str, said: str) -> No
     assert k.failure is not None and k.failure.startswith(said)
     assert k.failure_kind is FailureKind.OFFLINE
     assert run.hint == claude.HINTS[FailureKind.OFFLINE]
-    if scenario == "claude-api-refused":
-        assert run.after(r'"subtype":"api_retry"').activity is Activity.OFFLINE
+    # Both retried once with no HTTP status: offline while it lasted.
+    assert run.after(r'"subtype":"api_retry"').activity is Activity.OFFLINE
+
+
+def test_a_failed_connection_is_offline_by_its_api_error_whatever_its_words() -> None:
+    _, reducer = reducer_for("claude")
+    message = {
+        "id": "m1",
+        "model": "<synthetic>",
+        "content": [{"type": "text", "text": "API Error: no"}],
+    }
+    event = {"type": "assistant", "message": message, "error": "server_error"}
+    reducer.stdout(json.dumps({**event, "api_error": "connection_failed"}))
+    assert reducer.knowledge.failure_kind is FailureKind.OFFLINE
+    _, older = reducer_for("claude")  # without it, a server error is the API's
+    older.stdout(json.dumps(event))
+    assert older.knowledge.failure_kind is FailureKind.API
 
 
 def test_a_resumed_session_that_is_gone() -> None:
@@ -100,29 +117,29 @@ def test_a_resumed_session_that_is_gone() -> None:
 def test_a_successful_run_with_tools_usage_and_cost() -> None:
     run = replay("claude-success")
     k = run.knowledge
-    assert k.session_id == "5f0c2b1e-9d3a-4c6e-8b7f-2a1d3c4e5f60"
-    assert k.model == "claude-sonnet-4-6"
-    assert k.cost_usd == 0.0123
+    assert k.session_id == "61514ba3-a55d-4e6e-b654-fe0e2b818af3"
+    assert k.model == "claude-opus-5-5"
+    assert k.cost_usd == pytest.approx(0.01512)
     assert k.num_turns == 3
-    assert k.tokens == Tokens(input=12 + 1430, output=186, cached=29550)  # result.usage
+    assert k.tokens == Tokens(input=3600, output=36, cached=0)  # result.usage
     assert k.failure is None and k.denials == ()
     assert run.hint is None
     plain = run.plain
-    assert "I'll create hello.py and run it." in plain
+    assert "I'll create hello.py and show it." in plain
     assert "● Write(hello.py)" in plain  # relative to the session's directory
-    assert "● Bash(python3 hello.py)" in plain
-    assert "  └ hello, world" in plain
-    assert plain.endswith("✓ done · 3 turns · 12.3s · $0.0123\n")
+    assert "● Bash(cat hello.py)" in plain
+    assert '  └ print("hello, world")' in plain
+    assert "Created `hello.py`." in plain
+    assert plain.endswith("✓ done · 3 turns · 0.2s · $0.0151\n")
     assert not raw_json_in(run.text)
 
 
 def test_usage_counts_each_message_once_with_its_latest_figure() -> None:
     run = replay("claude-success")
-    # msg_01A comes twice (one event per content block): counted once, the later usage.
-    assert run.after(r'"name":"Write"').tokens == Tokens(input=3 + 1200, output=96, cached=9000)
-    assert run.after(r'"name":"Bash"').tokens == Tokens(
-        input=3 + 1200 + 5 + 150, output=96 + 60, cached=9000 + 10200
-    )
+    # msg_0001 comes twice (one event per content block, its words, then its Write): counted
+    # once. (2.1.332 gives each the usage the message started with; the result has the rest.)
+    assert run.after(r'"name":"Write"').tokens == Tokens(input=1100, output=1, cached=0)
+    assert run.after(r'"name":"Bash"').tokens == Tokens(input=1100 + 1200, output=2, cached=0)
 
 
 def test_the_result_usage_wins_unless_it_is_smaller_than_the_messages() -> None:
@@ -143,6 +160,10 @@ def test_the_result_usage_wins_unless_it_is_smaller_than_the_messages() -> None:
 
 def test_denied_actions_are_listed_and_the_run_still_succeeds() -> None:
     run = replay("claude-denied")
+    # Each denial is known as it happens (system/permission_denied names the call's id).
+    first = run.after(r'"subtype":"permission_denied"')
+    assert first.denials == (Denial("Write", "hello.py"),)
+    assert "permission_denied" not in run.plain
     k = run.knowledge
     assert k.denials == (
         Denial("Write", "hello.py"),

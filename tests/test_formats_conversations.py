@@ -54,6 +54,12 @@ def test_claude_two_way_requests_wait_for_the_user_and_turns_end_waiting() -> No
     }
     reducer.stdout(json.dumps({"type": "result", "subtype": "success", "is_error": False}))
     assert k.activity is Activity.WAITING and k.failure is None
+    # 2.1.332 says init again as each turn starts: shown once, and the turn is under way.
+    init = {"type": "system", "subtype": "init", "session_id": "s1", "model": "m"}
+    assert "session s1" in reducer.stdout(json.dumps(init))
+    reducer.stdout(json.dumps({"type": "result", "subtype": "success", "is_error": False}))
+    assert reducer.stdout(json.dumps(init)) == ""
+    assert reducer.knowledge.activity is Activity.WORKING  # mypy keeps k.activity narrowed
 
 
 def test_the_answers_claude_reads() -> None:

@@ -308,8 +308,8 @@ def test_claude_runs_its_own_interface_in_a_terminal_with_the_prompt_as_first_me
             }
         )
     )
-    # Its first call names the session; the second is the conversation.
-    model = AnthropicModel(Text("A greeting"), Text("HELLO-FROM-CLAUDE"))
+    # Its one call is the conversation (2.1.197 named the session in a call of its own first).
+    model = AnthropicModel(Text("HELLO-FROM-CLAUDE"))
     with model:
         real.start(claude=model)
         run = real.launch("claude", "Say hello, please.", repo, terminal=True)

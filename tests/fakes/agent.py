@@ -34,7 +34,7 @@ from typing import Any
 STREAMS = Path(__file__).resolve().parent / "streams"
 ENV_LOGGED = ("AIOS_RUN_ID", "AIOS_PROMPT", "AIDER_MESSAGE", "AIOS_FAKE_SCENARIO")
 VERSIONS = {
-    "claude": "2.1.197 (Claude Code)",
+    "claude": "2.1.332 (Claude Code)",
     "codex": "codex-cli 0.171.0",
     "gemini": "0.61.0",
     "aider": "aider 0.86.2",

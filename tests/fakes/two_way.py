@@ -1,6 +1,8 @@
 """A two-way Claude Code session for the fake CLI: ``--input-format stream-json`` with
 ``--permission-prompt-tool stdio``. SYNTHETIC: written from the Claude Agent SDK's documented
-protocol (aios/agents/formats/claude.py describes it), not recorded from the real CLI.
+protocol (aios/agents/formats/claude.py describes it), not recorded from the real CLI; its
+shape follows what Claude Code 2.1.332 was seen to do (``system/init`` as each turn starts, the
+request's ``display_name``, ``description`` and ``permission_suggestions``).
 
 Each stdin line is recorded (``AIOS_FAKE_STDIN_LOG``), so tests see what reached the agent. A
 user message whose text starts with ``ask:`` makes the agent want to run that as a Bash command:
@@ -33,7 +35,7 @@ def record(line: str) -> None:
 
 def run(args: list[str]) -> int:
     session = args[args.index("--resume") + 1] if "--resume" in args else SESSION
-    turns, started, asked = 0, False, 0
+    turns, asked = 0, 0
     for raw in sys.stdin:
         record(raw)
         message = json.loads(raw)
@@ -51,10 +53,8 @@ def run(args: list[str]) -> int:
             continue
         if message.get("type") != "user":
             continue
-        if not started:
-            started = True
-            emit({"type": "system", "subtype": "init", "session_id": session, "model": MODEL,
-                  "cwd": os.getcwd(), "permissionMode": "acceptEdits"})  # fmt: skip
+        emit({"type": "system", "subtype": "init", "session_id": session, "model": MODEL,
+              "cwd": os.getcwd(), "permissionMode": "acceptEdits"})  # fmt: skip
         turns += 1
         text = str(message["message"]["content"])
         denials: list[dict[str, Any]] = []
@@ -64,9 +64,15 @@ def run(args: list[str]) -> int:
             tool_id, request_id = f"toolu_{asked}", f"req-{asked}"
             assistant(session, turns, [{"type": "tool_use", "id": tool_id, "name": "Bash",
                                         "input": {"command": command}}])  # fmt: skip
+            rule = {"toolName": "Bash", "ruleContent": command}
+            suggestions = [{"type": "addRules", "rules": [rule], "behavior": "allow",
+                            "destination": "localSettings"}]  # fmt: skip
             emit({"type": "control_request", "request_id": request_id,
                   "request": {"subtype": "can_use_tool", "tool_name": "Bash",
-                              "input": {"command": command}, "tool_use_id": tool_id}})  # fmt: skip
+                              "display_name": "Bash", "input": {"command": command},
+                              "permission_suggestions": suggestions,
+                              "decision_reason": "This command requires approval",
+                              "tool_use_id": tool_id}})  # fmt: skip
             answer = wait_for_answer(request_id)
             if answer.get("behavior") == "allow":
                 ran = answer.get("updatedInput", {}).get("command", command)

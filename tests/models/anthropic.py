@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.models.base import (
     Answer,
+    Blocks,
     Fail,
     ScriptedModel,
     Seen,
@@ -17,7 +18,8 @@ from tests.models.base import (
     sse,
 )
 
-MODEL = "claude-opus-4-8"  # Claude Code 2.1.197's default: it prices it, so the run has a cost
+MODEL = "claude-opus-5-5"  # Claude Code 2.1.332's default: it prices it, so the run has a cost
+Block = dict[str, Any]
 _ERRORS = {401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error"}
 
 
@@ -31,27 +33,15 @@ class AnthropicModel(ScriptedModel):
             error = {"type": "error", "error": {"type": kind, "message": reply.message}}
             return json_answer(error, reply.status)
         model = str((seen.body or {}).get("model") or MODEL)
-        if isinstance(reply, Text):
-            start: dict[str, Any] = {"type": "text", "text": ""}
-            delta: dict[str, Any] = {"type": "text_delta", "text": reply.text}
-            block: dict[str, Any] = {**start, "text": reply.text}
-            stop = "end_turn"
-        else:
-            assert isinstance(reply, Tool)
-            start = {
-                "type": "tool_use",
-                "id": f"toolu_{self.script.taken:04d}",
-                "name": reply.name,
-                "input": {},
-            }
-            delta = {"type": "input_json_delta", "partial_json": json.dumps(reply.input)}
-            block = {**start, "input": reply.input}
-            stop = "tool_use"
+        parts = reply.parts if isinstance(reply, Blocks) else (reply,)
+        blocks = [self._block(part, index) for index, part in enumerate(parts)]
+        stop = "tool_use" if any(isinstance(part, Tool) for part in parts) else "end_turn"
         if not (seen.body or {}).get("stream"):
             # Claude Code asks again without streaming when a stream broke off.
             whole = {
                 "id": f"msg_{self.script.taken:04d}", "type": "message", "role": "assistant",
-                "model": model, "content": [block], "stop_reason": stop, "stop_sequence": None,
+                "model": model, "content": [block for _, _, block in blocks],
+                "stop_reason": stop, "stop_sequence": None,
                 "usage": {"input_tokens": usage.input, "output_tokens": usage.output,
                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
             }  # fmt: skip
@@ -62,18 +52,24 @@ class AnthropicModel(ScriptedModel):
             "usage": {"input_tokens": usage.input, "output_tokens": 1,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
         }  # fmt: skip
-        return sse(
-            [
-                ("message_start", {"type": "message_start", "message": message}),
+        events: list[tuple[str | None, object]] = [
+            ("message_start", {"type": "message_start", "message": message})
+        ]
+        for index, (start, delta, _) in enumerate(blocks):
+            events += [
                 (
                     "content_block_start",
-                    {"type": "content_block_start", "index": 0, "content_block": start},
+                    {"type": "content_block_start", "index": index, "content_block": start},
                 ),
                 (
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                    {"type": "content_block_delta", "index": index, "delta": delta},
                 ),
-                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                ("content_block_stop", {"type": "content_block_stop", "index": index}),
+            ]
+        return sse(
+            [
+                *events,
                 (
                     "message_delta",
                     {
@@ -85,3 +81,20 @@ class AnthropicModel(ScriptedModel):
                 ("message_stop", {"type": "message_stop"}),
             ]
         )
+
+    def _block(self, part: Text | Tool, index: int) -> tuple[Block, Block, Block]:
+        """A content block's start, its one delta, and the whole block."""
+        if isinstance(part, Text):
+            return (
+                {"type": "text", "text": ""},
+                {"type": "text_delta", "text": part.text},
+                {"type": "text", "text": part.text},
+            )
+        start = {
+            "type": "tool_use",
+            "id": f"toolu_{self.script.taken:04d}" + (f"_{index}" if index else ""),
+            "name": part.name,
+            "input": {},
+        }
+        delta = {"type": "input_json_delta", "partial_json": json.dumps(part.input)}
+        return start, delta, {**start, "input": part.input}

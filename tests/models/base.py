@@ -45,7 +45,15 @@ class Fail:
     message: str
 
 
-Said = Text | Tool | Fail  # what a subclass writes in its wire format
+@dataclass(frozen=True)
+class Blocks:
+    """One answer of several parts (words, then a tool call), as Claude's models give them:
+    Anthropic's wire format only."""
+
+    parts: tuple[Text | Tool, ...]
+
+
+Said = Text | Tool | Fail | Blocks  # what a subclass writes in its wire format
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.models.base import Answer, Fail, ScriptedModel, Seen, Text, json_answer, not_found, sse
+from tests.models.base import (
+    Answer,
+    Fail,
+    ScriptedModel,
+    Seen,
+    Text,
+    Tool,
+    json_answer,
+    not_found,
+    sse,
+)
 
 _STATUS = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED"}
 
@@ -39,6 +49,7 @@ class GeminiModel(ScriptedModel):
         if isinstance(reply, Text):
             parts: list[dict[str, Any]] = [{"text": reply.text}]
         else:
+            assert isinstance(reply, Tool), "one part per answer"
             parts = [{"functionCall": {"name": reply.name, "args": reply.input}}]
         counts = {
             "promptTokenCount": usage.input,

@@ -1,35 +1,43 @@
 """Claude Code (``claude -p --output-format stream-json --verbose``): one JSON event per line.
 
-What the stream says (Claude Code 2.1.197; recordings in tests/fakes/streams/claude-*):
+What the stream says (Claude Code 2.1.332; recordings in tests/fakes/streams/claude-*, made by
+tests/record_claude.py):
 
 - ``system/init``: ``session_id``, ``model``, ``cwd``, ``permissionMode``.
 - ``assistant``: one API message (``message.id``) with ``content`` blocks (``text``,
   ``tool_use`` {id, name, input}, ``thinking``) and ``usage``. The CLI prints a message once per
-  content block, each time with the usage so far, so usage is kept per message id (the latest
-  figure wins) and summed over ids. A top-level ``error`` (``authentication_failed``,
-  ``billing_error``, ``rate_limit``, ``invalid_request``, ``server_error``, ``unknown``) marks a
-  message the CLI made up to report a failure ("Not logged in · Please run /login").
+  content block, each time with the usage it has (2.1.332: the figure the message started with),
+  so usage is kept per message id (the latest figure wins) and summed over ids. A top-level
+  ``error`` (``authentication_failed``, ``billing_error``, ``rate_limit``, ``invalid_request``,
+  ``server_error``, ``unknown``) marks a message the CLI made up to report a failure ("Not logged
+  in · Please run /login"); 2.1.332 adds ``api_error: "connection_failed"`` when no answer came
+  (refused, reset), which is offline.
 - ``user``: ``tool_result`` blocks (``tool_use_id``, ``content``, ``is_error``).
 - ``system/api_retry``: ``attempt``, ``max_retries``, ``retry_delay_ms``, ``error_status`` (null
-  when no answer came at all: refused or unreachable, which is offline), ``error``.
+  when no answer came at all: refused, unreachable or cut off, which is offline), ``error``.
+- ``system/permission_denied`` (2.1.332): ``tool_name``, ``tool_use_id``, ``message``, as a tool
+  is refused; the refused ``tool_result`` follows.
 - ``result``: ``is_error`` wins over ``subtype`` (a failed login is ``"subtype":"success",
   "is_error":true``); ``num_turns``, ``duration_ms``, ``total_cost_usd``, ``usage`` (the whole
-  run's), ``permission_denials`` [{tool_name, tool_use_id, tool_input}], ``errors`` [str].
+  run's), ``permission_denials`` [{tool_name, tool_use_id, tool_input}], ``errors`` [str]. (Its
+  ``type`` is no longer the first key in 2.1.332: the line is read as JSON, never by prefix.)
 - stderr: ``No conversation found with session ID: …`` when ``--resume`` names a session this
   directory does not have.
 
 Two-way (``approvals = "ask"``: ``--input-format stream-json --permission-prompt-tool stdio``;
-the prompt, follow-ups and answers go in on stdin; the protocol of the Claude Agent SDK, written
-from its documented schema, the fake's exchange marked synthetic):
+the prompt, follow-ups and answers go in on stdin; the protocol of the Claude Agent SDK, checked
+against the real CLI by tests/test_real_two_way_claude.py; the fake's exchange is synthetic):
 
 - in: ``{"type":"control_request","request_id","request":{"subtype":"initialize"}}`` first, then
   user messages ``{"type":"user","message":{"role":"user","content":TEXT}}``.
 - out: ``{"type":"control_request","request_id","request":{"subtype":"can_use_tool",
-  "tool_name","input","tool_use_id"}}`` asks to use a tool; ``control_cancel_request``
+  "tool_name","input","tool_use_id"}}`` asks to use a tool (2.1.332 adds ``display_name``,
+  ``description``, ``decision_reason`` and ``permission_suggestions``); ``control_cancel_request``
   (``request_id``) withdraws a request; ``control_response`` answers ours.
 - in: ``{"type":"control_response","response":{"subtype":"success","request_id","response":
   {"behavior":"allow","updatedInput":INPUT}}}`` or ``{"behavior":"deny","message":WHY}``.
-- Between turns (after each ``result``) it waits for the next message; closing stdin ends it.
+- Between turns (after each ``result``) it waits for the next message (2.1.332 says
+  ``system/init`` again as each turn starts); closing stdin ends it.
 """
 
 from __future__ import annotations
@@ -80,7 +88,7 @@ _KINDS = (
     ),
     (
         re.compile(
-            r"connection error|unable to connect|ConnectionRefused|connection to the API was lost"
+            r"connection error|unable to connect|Connection ?Refused|connection to the API was lost"
             r"|ENOTFOUND|ECONNREFUSED|ECONNRESET|ETIMEDOUT|fetch failed|network",
             re.I,
         ),
@@ -170,6 +178,9 @@ class ClaudeReducer(JsonReducer):
         self._cwd = ""
         self._usage: dict[str, Tokens] = {}  # per API message id: the latest figure
         self._message_failure: FailureKind | None = None
+        self._said_init = ""  # the init line last shown
+        # Each tool call's name and input by its id: a denial names only the id.
+        self._calls: dict[str, tuple[str, object]] = {}
         # Two-way: the input each pending request asked with (an answer "allow" sends it back).
         self._inputs: dict[str, Mapping[str, Any]] = {}
 
@@ -224,7 +235,10 @@ class ClaudeReducer(JsonReducer):
             facts = [k.model or "", f"session {k.session_id}" if k.session_id else ""]
             mode = str_of(event.get("permissionMode"))
             facts.append(f"permission mode {mode}" if mode else "")
-            return style.dim("claude · " + " · ".join(f for f in facts if f)) + "\n"
+            said = style.dim("claude · " + " · ".join(f for f in facts if f)) + "\n"
+            # A two-way session says it again as each turn starts: once is enough.
+            said, self._said_init = ("" if said == self._said_init else said), said
+            return said
         if subtype == "api_retry":
             detail = _retry_detail(event)
             # No HTTP status: the request got no answer at all (refused, unreachable).
@@ -232,6 +246,13 @@ class ClaudeReducer(JsonReducer):
             k.activity = Activity.OFFLINE if offline else Activity.RETRYING
             k.activity_detail = detail
             return style.warning(f"↻ {detail}") + "\n"
+        if subtype == "permission_denied":
+            # The denial is known at once (the result lists it again at the end); the refused
+            # tool result that follows shows its words.
+            name, tool_input = self._calls.get(str_of(event.get("tool_use_id")), ("", None))
+            name = str_of(event.get("tool_name")) or name or "tool"
+            k.deny(name, key_argument(name, tool_input, self._cwd))
+            return ""
         if subtype == "compact_boundary":
             return style.dim("· conversation compacted") + "\n"
         if subtype in _QUIET_SYSTEM:
@@ -251,9 +272,11 @@ class ClaudeReducer(JsonReducer):
         ).strip()
         if error:
             # A connection that failed is offline, whatever error the CLI filed it under
-            # ("server_error" for "Unable to connect to API (ConnectionRefused)").
+            # ("server_error"): 2.1.332 says so in ``api_error``, older ones only in words
+            # ("Unable to connect to API (ConnectionRefused)").
             said = kind_of(text)
-            offline = said is FailureKind.OFFLINE
+            offline = said is FailureKind.OFFLINE or event.get("api_error") == "connection_failed"
+            said = FailureKind.OFFLINE if offline else said
             self._message_failure = said if offline else _MESSAGE_ERRORS.get(error) or said
             self.knowledge.fail(text or error, self._message_failure)
             return style.error(text or f"error: {error}") + "\n"
@@ -265,6 +288,7 @@ class ClaudeReducer(JsonReducer):
                 out.append(str_of(block.get("text")).rstrip("\n") + "\n")
             elif block_type == "tool_use":
                 name = str_of(block.get("name")) or "tool"
+                self._calls[str_of(block.get("id"))] = (name, block.get("input"))
                 out.append(tool_call(name, key_argument(name, block.get("input"), self._cwd)))
         return "".join(out)
 
