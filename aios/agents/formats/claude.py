@@ -179,8 +179,9 @@ class ClaudeReducer(JsonReducer):
         self._usage: dict[str, Tokens] = {}  # per API message id: the latest figure
         self._message_failure: FailureKind | None = None
         self._said_init = ""  # the init line last shown
-        # Each tool call's name and input by its id: a denial names only the id.
-        self._calls: dict[str, tuple[str, object]] = {}
+        # Each tool call's name and key argument by its id (a denial names only the id): never
+        # the input itself, which may be a whole file's text.
+        self._calls: dict[str, tuple[str, str]] = {}
         # Two-way: the input each pending request asked with (an answer "allow" sends it back).
         self._inputs: dict[str, Mapping[str, Any]] = {}
 
@@ -249,9 +250,8 @@ class ClaudeReducer(JsonReducer):
         if subtype == "permission_denied":
             # The denial is known at once (the result lists it again at the end); the refused
             # tool result that follows shows its words.
-            name, tool_input = self._calls.get(str_of(event.get("tool_use_id")), ("", None))
-            name = str_of(event.get("tool_name")) or name or "tool"
-            k.deny(name, key_argument(name, tool_input, self._cwd))
+            name, summary = self._calls.get(str_of(event.get("tool_use_id")), ("", ""))
+            k.deny(str_of(event.get("tool_name")) or name or "tool", summary)
             return ""
         if subtype == "compact_boundary":
             return style.dim("· conversation compacted") + "\n"
@@ -288,8 +288,9 @@ class ClaudeReducer(JsonReducer):
                 out.append(str_of(block.get("text")).rstrip("\n") + "\n")
             elif block_type == "tool_use":
                 name = str_of(block.get("name")) or "tool"
-                self._calls[str_of(block.get("id"))] = (name, block.get("input"))
-                out.append(tool_call(name, key_argument(name, block.get("input"), self._cwd)))
+                summary = key_argument(name, block.get("input"), self._cwd)
+                self._calls[str_of(block.get("id"))] = (name, summary)
+                out.append(tool_call(name, summary))
         return "".join(out)
 
     def _user(self, event: dict[str, Any]) -> str:
