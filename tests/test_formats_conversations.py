@@ -143,7 +143,6 @@ def test_always_never_writes_a_settings_file_whatever_claude_suggests() -> None:
     suggested = [
         {**SUGGESTED, "destination": "userSettings"},
         {**SUGGESTED, "destination": "projectSettings"},
-        {"type": "setMode", "mode": "acceptEdits", "destination": "localSettings"},
         {"type": "addDirectories", "directories": ["/tmp/x"], "destination": "cliArg"},
         "not a suggestion",
     ]
@@ -152,8 +151,28 @@ def test_always_never_writes_a_settings_file_whatever_claude_suggests() -> None:
     reducer.stdout(json.dumps(request))
     sent = json.loads(reducer.reply("req-1", True, "", True)[0])
     updates = sent["response"]["response"]["updatedPermissions"]
-    assert [u["destination"] for u in updates] == ["session"] * 4
-    assert [u["type"] for u in updates] == ["addRules", "addRules", "setMode", "addDirectories"]
+    assert [u["destination"] for u in updates] == ["session"] * 3
+    assert [u["type"] for u in updates] == ["addRules", "addRules", "addDirectories"]
+
+
+def test_always_never_changes_the_mode_or_takes_rules_away() -> None:
+    # "Always" widens what the request asked for, no more: a mode (bypassPermissions would run
+    # anything without asking) or removed and replaced rules are not passed on; with only such
+    # suggestions, there is no "always" to offer.
+    suggested = [
+        {"type": "setMode", "mode": "bypassPermissions", "destination": "session"},
+        {"type": "setMode", "mode": "acceptEdits", "destination": "localSettings"},
+        {**SUGGESTED, "type": "replaceRules"},
+        {**SUGGESTED, "type": "removeRules"},
+        {**SUGGESTED, "behavior": "deny"},
+    ]
+    request = {**ASKS, "request": {**ASKS["request"], "permission_suggestions": suggested}}
+    reducer = claude.ClaudeReducer()
+    reducer.stdout(json.dumps(request))
+    (approval,), _ = reducer.knowledge.drain()
+    assert approval.always is False
+    sent = json.loads(reducer.reply("req-1", True, "", True)[0])
+    assert "updatedPermissions" not in sent["response"]["response"]
 
 
 def test_a_claude_that_suggests_nothing_offers_no_always() -> None:

@@ -39,9 +39,10 @@ against the real CLI by tests/test_real_two_way_claude.py; the fake's exchange i
 - "Always": a request's ``permission_suggestions`` are the rules that would stop it asking again
   (PermissionUpdate: ``{"type":"addRules","rules":[{"toolName","ruleContent"}],"behavior":
   "allow","destination":"localSettings"}``, or ``setMode``/``addDirectories`` …). An allow that
-  carries them back as ``"updatedPermissions"`` applies them; each is sent with ``"destination":
-  "session"``, so they last as long as the session and no settings file (the user's or the
-  repository's) is written. A CLI that suggests nothing offers no "always".
+  carries them back as ``"updatedPermissions"`` applies them; AIOS sends only the allowing rules
+  and directories (never a mode), each with ``"destination":"session"``, so they last as long
+  as the session and no settings file (the user's or the repository's) is written. A CLI that
+  suggests none of those offers no "always".
 - Between turns (after each ``result``) it waits for the next message (2.1.332 says
   ``system/init`` again as each turn starts); closing stdin ends it.
 """
@@ -176,6 +177,15 @@ def _result_text(content: object) -> str:
         elif block.get("type"):
             parts.append(f"[{str_of(block.get('type')) or 'block'}]")
     return "\n".join(parts)
+
+
+def _widens_for_itself(suggestion: Mapping[str, Any]) -> bool:
+    """Whether an "always" may apply this suggested update: rules that allow (the request's own
+    command or tool) and directories to work in. Never a mode (``setMode`` could be
+    ``bypassPermissions``: everything, never asking) nor rules taken away or replaced."""
+    if suggestion.get("type") == "addRules":
+        return suggestion.get("behavior") == "allow"
+    return suggestion.get("type") == "addDirectories"
 
 
 class ClaudeReducer(JsonReducer):
@@ -378,8 +388,8 @@ class ClaudeReducer(JsonReducer):
         name = str_of(request.get("tool_name")) or "tool"
         tool_input = dict_of(request.get("input"))
         self._inputs[request_id] = tool_input
-        suggestions = [dict_of(s) for s in list_of(request.get("permission_suggestions"))]
-        self._suggestions[request_id] = [s for s in suggestions if s]
+        suggestions = map(dict_of, list_of(request.get("permission_suggestions")))
+        self._suggestions[request_id] = [s for s in suggestions if _widens_for_itself(s)]
         summary = key_argument(name, tool_input, self._cwd)
         always = bool(self._suggestions[request_id])
         self.knowledge.ask(Approval(request_id, name, summary, always=always))
