@@ -138,9 +138,9 @@ def test_a_session_that_is_gone_ends_session_gone_with_an_offer_to_start_afresh(
     assert fresh["parent"] is None and fakes.final(fresh["id"])["state"] == "succeeded"
 
 
-def two_way(fakes: Fakes, tmp_path: Path, timeout: float = 0) -> Path:
+def two_way(fakes: Fakes, tmp_path: Path, timeout: float = 0, env: str = "") -> Path:
     stdin_log = tmp_path / "stdin.jsonl"
-    env = f'AIOS_FAKE_STDIN_LOG = "{stdin_log}", AIOS_FAKE_ARGV_LOG = "{fakes.argv_log}"'
+    env += f'AIOS_FAKE_STDIN_LOG = "{stdin_log}", AIOS_FAKE_ARGV_LOG = "{fakes.argv_log}"'
     write_config(fakes.home, TWO_WAY.format(timeout=timeout, env=env))
     return stdin_log
 
@@ -150,6 +150,15 @@ def received(stdin_log: Path) -> list[dict[str, Any]]:
         return []
     # Whole lines only: the fake may be halfway through writing the last one.
     return [json.loads(line) for line in stdin_log.read_text().split("\n")[:-1] if line]
+
+
+def first_answer(stdin_log: Path) -> dict[str, Any]:
+    """The first answer to a request, once the agent has read it."""
+    answer: dict[str, Any] = wait_until(
+        lambda: next((m for m in received(stdin_log) if m["type"] == "control_response"), None),
+        what="the agent to read the answer",
+    )
+    return answer
 
 
 def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: Path) -> None:
@@ -162,7 +171,7 @@ def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: P
         assert data["reason"] == "awaiting_approval"
         assert data["message"] == "claude wants to run Bash: npm test"
         assert data["approval"] == {
-            "id": "req-1", "tool": "Bash", "summary": "npm test", "always": False
+            "id": "req-1", "tool": "Bash", "summary": "npm test", "always": True
         }  # fmt: skip
         now = fakes.d.client.request("GET", f"/api/runs/{run['id']}")
         assert now["activity"] == "awaiting_approval"
@@ -171,19 +180,20 @@ def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: P
         assert argv[-4:] == ["--input-format", "stream-json", "--permission-prompt-tool", "stdio"]
         assert "ask: npm test" not in argv  # the prompt went in on stdin
 
-        # "Always" only where the agent offers it (claude's stdio protocol does not).
-        assert "only be allowed once" in expect_error(
-            422, call, fakes, run["id"], "approval", {"id": "req-1", "decision": "always"}
-        )
-        decided = call(fakes, run["id"], "approval", {"id": "req-1", "decision": "allow"})
+        decided = call(fakes, run["id"], "approval", {"id": "req-1", "decision": "always"})
         assert decided["pending_approval"] is None
-        # The answer is written to the agent's stdin; the fake logs it when it reads it.
-        answer = wait_until(
-            lambda: next((m for m in received(stdin_log) if m["type"] == "control_response"), None),
-            what="the agent to read the answer",
-        )
+        # The answer is written to the agent's stdin; the fake logs it when it reads it. The
+        # rule claude suggested is applied for the session, never kept in a settings file.
+        answer = first_answer(stdin_log)
         assert answer["response"]["request_id"] == "req-1"
-        assert answer["response"]["response"]["behavior"] == "allow"
+        rule = {"toolName": "Bash", "ruleContent": "npm test"}
+        assert answer["response"]["response"] == {
+            "behavior": "allow",
+            "updatedInput": {"command": "npm test"},
+            "updatedPermissions": [
+                {"type": "addRules", "rules": [rule], "behavior": "allow", "destination": "session"}
+            ],
+        }
         # Deciding again is harmless; an id that is not pending is refused.
         assert call(fakes, run["id"], "approval", {"id": "req-1", "decision": "deny"})
         assert "no pending approval" in expect_error(
@@ -220,6 +230,29 @@ def test_approvals_and_follow_ups_in_a_two_way_session(fakes: Fakes, tmp_path: P
         assert "has ended" in expect_error(409, call, fakes, run["id"], "message", {"prompt": "x"})
     finally:
         events.close()
+
+
+def test_always_only_where_the_agent_offers_it(fakes: Fakes, tmp_path: Path) -> None:
+    """A claude that suggests no permission updates (an older one) can only allow once."""
+    stdin_log = two_way(fakes, tmp_path, env='AIOS_FAKE_NO_SUGGESTIONS = "1", ')
+    fakes.start()
+    run = fakes.launch("claude", "ask: npm test")
+    pending = wait_until(
+        lambda: fakes.d.client.request("GET", f"/api/runs/{run['id']}")["pending_approval"],
+        what="the request",
+    )
+    assert pending["always"] is False
+    assert "only be allowed once" in expect_error(
+        422, call, fakes, run["id"], "approval", {"id": "req-1", "decision": "always"}
+    )
+    call(fakes, run["id"], "approval", {"id": "req-1", "decision": "allow"})
+    answer = first_answer(stdin_log)
+    assert answer["response"]["response"] == {
+        "behavior": "allow",
+        "updatedInput": {"command": "npm test"},
+    }
+    call(fakes, run["id"], "done")
+    assert fakes.final(run["id"])["state"] == "succeeded"
 
 
 def test_an_unanswered_request_is_denied_when_its_time_passes(fakes: Fakes, tmp_path: Path) -> None:

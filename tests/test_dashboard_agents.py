@@ -136,7 +136,7 @@ def test_allow_a_request_from_the_run_page(browser: Any, two_way_fakes: Fakes) -
         approval = p.locator(".approval")
         expect(approval).to_contain_text("asker wants to run Bash")
         expect(approval).to_contain_text("npm test")
-        approval.get_by_role("button", name="Allow").click()
+        approval.get_by_role("button", name="Allow", exact=True).click()
         expect(p.locator("#output")).to_contain_text("ran: npm test")
         expect(p.locator(".approval")).to_have_count(0)
         expect(p.locator(".activity")).to_have_text("waiting")

@@ -164,7 +164,7 @@ def test_the_box_to_continue_comes_under_the_transcript_when_the_run_ends(
 ) -> None:
     run = fakes.launch("asker", "ask: npm test")
     page, watch = open_run(context, fakes, run["id"])
-    page.locator(".approval").get_by_role("button", name="Allow").click()
+    page.locator(".approval").get_by_role("button", name="Allow", exact=True).click()
     expect(page.locator("#run-details .activity")).to_have_text("waiting")
     expect(page.locator("#continue")).to_have_count(0)  # live: the message box instead
     talk = page.locator("#talk")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aios.agents.formats import claude, codex, gemini
 from aios.agents.formats.base import SessionStart
@@ -82,3 +83,111 @@ def test_the_answers_claude_reads() -> None:
     opening = reducer.open(SessionStart("--first", "/tmp"))
     assert json.loads(opening[0])["request"]["subtype"] == "initialize"
     assert json.loads(opening[1])["message"]["content"] == "--first"
+
+
+# A request as Claude Code 2.1.332 sends it (tests/test_real_two_way_claude.py sees it so).
+COMMAND = "python3 -c \"open('ran.txt', 'a').write('ran ')\""
+SUGGESTED: dict[str, Any] = {
+    "type": "addRules",
+    "rules": [{"toolName": "Bash", "ruleContent": COMMAND}],
+    "behavior": "allow",
+    "destination": "localSettings",
+}
+ASKS: dict[str, Any] = {
+    "type": "control_request",
+    "request_id": "req-1",
+    "request": {
+        "subtype": "can_use_tool",
+        "tool_name": "Bash",
+        "display_name": "Bash",
+        "input": {"command": COMMAND, "description": "Append to ran.txt"},
+        "description": "Append to ran.txt",
+        "permission_suggestions": [SUGGESTED],
+        "decision_reason": "This command requires approval",
+        "decision_reason_type": "other",
+        "tool_use_id": "toolu_0001",
+    },
+}
+
+
+def answer(reducer: claude.ClaudeReducer, allow: bool, always: bool) -> dict[str, object]:
+    """What ``reply`` sends for req-1, asked anew."""
+    reducer.stdout(json.dumps(ASKS))
+    reducer.knowledge.drain()
+    sent: dict[str, object] = json.loads(reducer.reply("req-1", allow, "", always)[0])
+    return sent
+
+
+def test_claude_offers_always_where_it_suggests_rules_and_keeps_them_to_the_session() -> None:
+    reducer = claude.ClaudeReducer()
+    reducer.stdout(json.dumps(ASKS))
+    assert reducer.knowledge.drain() == ((Approval("req-1", "Bash", COMMAND, always=True),), ())
+    sent = json.loads(reducer.reply("req-1", True, "", True)[0])
+    assert sent["response"] == {
+        "subtype": "success",
+        "request_id": "req-1",
+        "response": {
+            "behavior": "allow",
+            "updatedInput": {"command": COMMAND, "description": "Append to ran.txt"},
+            "updatedPermissions": [{**SUGGESTED, "destination": "session"}],
+        },
+    }
+    # Allowed once or denied, the suggestions are not applied.
+    once = answer(reducer, allow=True, always=False)
+    assert "updatedPermissions" not in json.dumps(once)
+    denied = answer(reducer, allow=False, always=True)
+    assert "updatedPermissions" not in json.dumps(denied)
+
+
+def test_always_never_writes_a_settings_file_whatever_claude_suggests() -> None:
+    suggested = [
+        {**SUGGESTED, "destination": "userSettings"},
+        {**SUGGESTED, "destination": "projectSettings"},
+        {"type": "addDirectories", "directories": ["/tmp/x"], "destination": "cliArg"},
+        "not a suggestion",
+    ]
+    request = {**ASKS, "request": {**ASKS["request"], "permission_suggestions": suggested}}
+    reducer = claude.ClaudeReducer()
+    reducer.stdout(json.dumps(request))
+    sent = json.loads(reducer.reply("req-1", True, "", True)[0])
+    updates = sent["response"]["response"]["updatedPermissions"]
+    assert [u["destination"] for u in updates] == ["session"] * 3
+    assert [u["type"] for u in updates] == ["addRules", "addRules", "addDirectories"]
+
+
+def test_always_never_changes_the_mode_or_takes_rules_away() -> None:
+    # "Always" widens what the request asked for, no more: a mode (bypassPermissions would run
+    # anything without asking) or removed and replaced rules are not passed on; with only such
+    # suggestions, there is no "always" to offer.
+    suggested = [
+        {"type": "setMode", "mode": "bypassPermissions", "destination": "session"},
+        {"type": "setMode", "mode": "acceptEdits", "destination": "localSettings"},
+        {**SUGGESTED, "type": "replaceRules"},
+        {**SUGGESTED, "type": "removeRules"},
+        {**SUGGESTED, "behavior": "deny"},
+    ]
+    request = {**ASKS, "request": {**ASKS["request"], "permission_suggestions": suggested}}
+    reducer = claude.ClaudeReducer()
+    reducer.stdout(json.dumps(request))
+    (approval,), _ = reducer.knowledge.drain()
+    assert approval.always is False
+    sent = json.loads(reducer.reply("req-1", True, "", True)[0])
+    assert "updatedPermissions" not in sent["response"]["response"]
+
+
+def test_a_claude_that_suggests_nothing_offers_no_always() -> None:
+    reducer = claude.ClaudeReducer()
+    for request_id, suggested in (("old", None), ("none", []), ("odd", "rules")):
+        request: dict[str, Any] = {**ASKS["request"], "permission_suggestions": suggested}
+        if suggested is None:  # an older CLI sends none at all
+            del request["permission_suggestions"]
+        reducer.stdout(json.dumps({**ASKS, "request_id": request_id, "request": request}))
+        (approval,), _ = reducer.knowledge.drain()
+        assert approval.always is False
+        sent = json.loads(reducer.reply(request_id, True, "", True)[0])
+        assert "updatedPermissions" not in sent["response"]["response"]
+    # A withdrawn request's suggestions are forgotten with it.
+    reducer.stdout(json.dumps(ASKS))
+    reducer.stdout(json.dumps({"type": "control_cancel_request", "request_id": "req-1"}))
+    sent = json.loads(reducer.reply("req-1", True, "", True)[0])
+    assert "updatedPermissions" not in sent["response"]["response"]

@@ -30,6 +30,7 @@ FOLLOW_UP = "Now say goodbye."
 ASK = '[agents.claude]\napprovals = "ask"\n'
 ALLOWED = "python3 -c \"open('ran.txt', 'w').write('allowed')\""
 DENIED = "python3 -c \"open('denied.txt', 'w').write('never')\""
+APPENDS = "python3 -c \"open('ran.txt', 'a').write('ran ')\""
 WHY = "Not this one."
 
 
@@ -48,19 +49,26 @@ def asking_model() -> AnthropicModel:
     )
 
 
-def asked(real: RealAgents, run_id: str, command: str) -> dict[str, Any]:
-    """The request the run waits on, once it is the one for ``command``."""
+def asked(real: RealAgents, run_id: str, command: str, answered: str = "") -> dict[str, Any]:
+    """The request the run waits on, once it is the one for ``command`` (and not the request
+    ``answered`` already)."""
 
     def pending() -> dict[str, Any] | None:
         run = real.now(run_id)
         assert run["state"] not in ("succeeded", "failed", "stopped"), real.log(run_id)[-3000:]
         approval = run["pending_approval"]
-        return approval if approval and approval["summary"] == command else None
+        wanted = approval and approval["summary"] == command and approval["id"] != answered
+        return approval if wanted else None
 
     approval: dict[str, Any] = wait_until(pending, 90, f"claude to ask for {command}")
     assert approval["tool"] == "Bash"
     assert real.now(run_id)["activity"] == "awaiting_approval"
     return approval
+
+
+def decide(real: RealAgents, run_id: str, approval: dict[str, Any], decision: str) -> None:
+    body = {"id": approval["id"], "decision": decision}
+    real.d.client.request("POST", f"/api/runs/{run_id}/approval", body)
 
 
 def refusal_sent(model: AnthropicModel) -> bool:
@@ -123,7 +131,8 @@ def test_allow_and_deny_claude_on_the_run_page(browser: Any, real: RealAgents, r
             approval = page.locator(".approval")
             expect(approval).to_contain_text("claude wants to run Bash", timeout=90_000)
             expect(approval).to_contain_text("ran.txt")
-            approval.get_by_role("button", name="Allow").click()
+            expect(approval.get_by_role("button", name="Always allow")).to_be_visible()
+            approval.get_by_role("button", name="Allow", exact=True).click()
             expect(approval).to_contain_text("denied.txt", timeout=90_000)
             approval.get_by_role("button", name="Deny").click()
             expect(page.locator(".activity")).to_have_text("waiting", timeout=90_000)
@@ -134,3 +143,59 @@ def test_allow_and_deny_claude_on_the_run_page(browser: Any, real: RealAgents, r
             page.get_by_role("button", name="Done").click()
             expect(page.locator("#run-details .state")).to_have_text("succeeded", timeout=90_000)
             assert watch.errors == []
+
+
+def settings_files(*roots: Path) -> list[Path]:
+    """Claude Code's settings files (``.claude/settings.json``, ``settings.local.json``) under
+    ``roots``: an "always" must not write one (with the destination 2.1.332 suggests,
+    ``localSettings``, it writes the repository's ``.claude/settings.local.json``)."""
+    return [p for root in roots for p in root.rglob("settings*.json") if p.parent.name == ".claude"]
+
+
+def twice() -> AnthropicModel:
+    """The same command twice, and a closing word."""
+    return AnthropicModel(
+        Tool("Bash", {"command": APPENDS, "description": "Append to ran.txt"}),
+        Tool("Bash", {"command": APPENDS, "description": "Append to ran.txt again"}),
+        Text("Ran it twice."),
+    )
+
+
+def test_allowed_once_claude_asks_again_for_the_same_command(real: RealAgents, repo: Path) -> None:
+    with twice() as model:
+        real.start(claude=model)
+        run = real.launch("claude", PROMPT, repo)
+        first = asked(real, run["id"], APPENDS)
+        decide(real, run["id"], first, "allow")
+        again = asked(real, run["id"], APPENDS, answered=first["id"])
+        decide(real, run["id"], again, "allow")
+        real.waiting(run["id"])
+        assert (repo / "ran.txt").read_text() == "ran ran "
+        assert model.script.overrun == 0
+
+
+def test_always_allows_a_command_for_the_rest_of_the_session_and_writes_no_settings(
+    real: RealAgents, repo: Path
+) -> None:
+    with twice() as model:
+        real.start(claude=model)
+        run = real.launch("claude", PROMPT, repo)
+        approval = asked(real, run["id"], APPENDS)
+        assert approval["always"] is True  # 2.1.332 suggests a rule for the command
+        decide(real, run["id"], approval, "always")
+        between = real.waiting(run["id"])  # the second call was not asked for
+        assert between["pending_approval"] is None
+        assert (repo / "ran.txt").read_text() == "ran ran "
+        requests = [e for e in real.events(run["id"]) if e.get("type") == "control_request"]
+        assert len(requests) == 1
+        suggested = requests[0]["request"]["permission_suggestions"]
+        assert [s["destination"] for s in suggested] == ["localSettings"]  # sent back as session
+        assert settings_files(repo, real.user_home) == []
+        assert "Ran it twice." in real.log(run["id"])
+        real.d.client.request("POST", f"/api/runs/{run['id']}/done")
+        ended = real.final(run["id"], 90)
+        assert ended["state"] == "succeeded", (ended["error"], real.log(run["id"])[-3000:])
+        assert model.script.overrun == 0
+        assert settings_files(repo, real.user_home) == []
+        # Nor in the CLI's own state file, where older versions kept a project's allowed tools.
+        assert "ran.txt" not in (real.user_home / ".claude.json").read_text()

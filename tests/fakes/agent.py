@@ -16,7 +16,8 @@ Environment:
 - ``AIOS_FAKE_AUTH``: what ``claude auth status`` and ``codex login status`` answer:
   ``logged_in``, ``not_logged_in`` (the default), ``hang`` (never answers), ``garbage``.
 - ``claude --input-format stream-json …``: a two-way session instead of a scenario
-  (tests/fakes/two_way.py); ``AIOS_FAKE_STDIN_LOG`` records what it read.
+  (tests/fakes/two_way.py); ``AIOS_FAKE_STDIN_LOG`` records what it read;
+  ``AIOS_FAKE_NO_SUGGESTIONS`` makes its requests suggest no permission updates.
 
 It reads no stdin and writes nowhere but stdout, stderr and the argv log. Stdlib only.
 """

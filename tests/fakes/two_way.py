@@ -8,6 +8,10 @@ Each stdin line is recorded (``AIOS_FAKE_STDIN_LOG``), so tests see what reached
 user message whose text starts with ``ask:`` makes the agent want to run that as a Bash command:
 it asks through a ``can_use_tool`` control request and waits for the answer; any other message is
 echoed back. Each message ends a turn with a ``result``; end of input ends the session.
+
+A request suggests a rule for its command (``permission_suggestions``), as 2.1.332 does, unless
+``AIOS_FAKE_NO_SUGGESTIONS`` is set: a CLI that suggests none (an older one) offers no "always".
+The fake does not keep the rules an answer sends back: it asks each time.
 """
 
 from __future__ import annotations
@@ -67,12 +71,13 @@ def run(args: list[str]) -> int:
             rule = {"toolName": "Bash", "ruleContent": command}
             suggestions = [{"type": "addRules", "rules": [rule], "behavior": "allow",
                             "destination": "localSettings"}]  # fmt: skip
-            emit({"type": "control_request", "request_id": request_id,
-                  "request": {"subtype": "can_use_tool", "tool_name": "Bash",
-                              "display_name": "Bash", "input": {"command": command},
-                              "permission_suggestions": suggestions,
-                              "decision_reason": "This command requires approval",
-                              "tool_use_id": tool_id}})  # fmt: skip
+            request = {"subtype": "can_use_tool", "tool_name": "Bash", "display_name": "Bash",
+                       "input": {"command": command}, "permission_suggestions": suggestions,
+                       "decision_reason": "This command requires approval",
+                       "tool_use_id": tool_id}  # fmt: skip
+            if os.environ.get("AIOS_FAKE_NO_SUGGESTIONS"):
+                del request["permission_suggestions"]
+            emit({"type": "control_request", "request_id": request_id, "request": request})
             answer = wait_for_answer(request_id)
             if answer.get("behavior") == "allow":
                 ran = answer.get("updatedInput", {}).get("command", command)

@@ -36,6 +36,13 @@ against the real CLI by tests/test_real_two_way_claude.py; the fake's exchange i
   (``request_id``) withdraws a request; ``control_response`` answers ours.
 - in: ``{"type":"control_response","response":{"subtype":"success","request_id","response":
   {"behavior":"allow","updatedInput":INPUT}}}`` or ``{"behavior":"deny","message":WHY}``.
+- "Always": a request's ``permission_suggestions`` are the rules that would stop it asking again
+  (PermissionUpdate: ``{"type":"addRules","rules":[{"toolName","ruleContent"}],"behavior":
+  "allow","destination":"localSettings"}``, or ``setMode``/``addDirectories`` …). An allow that
+  carries them back as ``"updatedPermissions"`` applies them; AIOS sends only the allowing rules
+  and directories (never a mode), each with ``"destination":"session"``, so they last as long
+  as the session and no settings file (the user's or the repository's) is written. A CLI that
+  suggests none of those offers no "always".
 - Between turns (after each ``result``) it waits for the next message (2.1.332 says
   ``system/init`` again as each turn starts); closing stdin ends it.
 """
@@ -172,6 +179,15 @@ def _result_text(content: object) -> str:
     return "\n".join(parts)
 
 
+def _widens_for_itself(suggestion: Mapping[str, Any]) -> bool:
+    """Whether an "always" may apply this suggested update: rules that allow (the request's own
+    command or tool) and directories to work in. Never a mode (``setMode`` could be
+    ``bypassPermissions``: everything, never asking) nor rules taken away or replaced."""
+    if suggestion.get("type") == "addRules":
+        return suggestion.get("behavior") == "allow"
+    return suggestion.get("type") == "addDirectories"
+
+
 class ClaudeReducer(JsonReducer):
     def __init__(self) -> None:
         super().__init__()
@@ -182,8 +198,10 @@ class ClaudeReducer(JsonReducer):
         # Each tool call's name and key argument by its id (a denial names only the id): never
         # the input itself, which may be a whole file's text.
         self._calls: dict[str, tuple[str, str]] = {}
-        # Two-way: the input each pending request asked with (an answer "allow" sends it back).
+        # Two-way: the input each pending request asked with (an answer "allow" sends it back),
+        # and the permission updates it suggested (an "always" applies them for the session).
         self._inputs: dict[str, Mapping[str, Any]] = {}
+        self._suggestions: dict[str, list[dict[str, Any]]] = {}
 
     def open(self, start: SessionStart) -> list[str]:
         initialize = {
@@ -199,11 +217,16 @@ class ClaudeReducer(JsonReducer):
 
     def reply(self, approval_id: str, allow: bool, message: str, always: bool) -> list[str]:
         tool_input = self._inputs.pop(approval_id, {})
+        suggestions = self._suggestions.pop(approval_id, [])
         decision: dict[str, Any] = (
             {"behavior": "allow", "updatedInput": dict(tool_input)}
             if allow
             else {"behavior": "deny", "message": message or "The user denied this."}
         )
+        if allow and always and suggestions:
+            # For this session only: never a destination that writes the user's or the
+            # repository's settings, whatever the CLI suggested.
+            decision["updatedPermissions"] = [{**s, "destination": "session"} for s in suggestions]
         response = {"subtype": "success", "request_id": approval_id, "response": decision}
         return [_line({"type": "control_response", "response": response})]
 
@@ -365,13 +388,17 @@ class ClaudeReducer(JsonReducer):
         name = str_of(request.get("tool_name")) or "tool"
         tool_input = dict_of(request.get("input"))
         self._inputs[request_id] = tool_input
+        suggestions = map(dict_of, list_of(request.get("permission_suggestions")))
+        self._suggestions[request_id] = [s for s in suggestions if _widens_for_itself(s)]
         summary = key_argument(name, tool_input, self._cwd)
-        self.knowledge.ask(Approval(request_id, name, summary))
+        always = bool(self._suggestions[request_id])
+        self.knowledge.ask(Approval(request_id, name, summary, always=always))
         return style.warning(f"? {name}({summary}) needs your approval") + "\n"
 
     def _control_cancel(self, event: dict[str, Any]) -> str:
         request_id = str_of(event.get("request_id"))
         self._inputs.pop(request_id, None)
+        self._suggestions.pop(request_id, None)
         self.knowledge.answered(request_id)
         return style.dim("· the request was withdrawn") + "\n" if request_id else ""
 
