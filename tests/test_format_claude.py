@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aios.agents.formats import claude
+from aios.agents.formats import claude, claude_tools
 from aios.agents.formats.base import AuthState
 from aios.runs import Activity, Denial, FailureKind, Tokens
 from tests.fakes.agent import STREAMS
@@ -212,7 +212,7 @@ def test_is_error_and_error_subtypes_fail(result: dict[str, object], kind: Failu
     ],
 )
 def test_the_key_argument_of_a_tool_call(tool: str, arguments: object, shown: str) -> None:
-    assert claude.key_argument(tool, arguments, "/home/me/src/app") == shown
+    assert claude_tools.key_argument(tool, arguments, "/home/me/src/app") == shown
 
 
 def test_stderr_is_dim_and_errors_are_red() -> None:

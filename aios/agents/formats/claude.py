@@ -75,6 +75,7 @@ from aios.agents.formats.base import (
     tool_call,
 )
 from aios.agents.formats.checks import run_check
+from aios.agents.formats.claude_tools import key_argument, result_text, widens_for_itself
 from aios.formatting import duration
 from aios.runs import Activity, Approval, FailureKind, Permission, Tokens
 
@@ -104,44 +105,12 @@ _KINDS = (
     (re.compile(r"max(imum)? turns", re.I), FailureKind.TURN_LIMIT),
     (re.compile(r"API Error|overloaded|rate limit|credit|usage limit", re.I), FailureKind.API),
 )
-# The argument that says what a built-in tool call is about.
-_KEY_ARGUMENT = {
-    "Bash": "command",
-    "Read": "file_path",
-    "Write": "file_path",
-    "Edit": "file_path",
-    "MultiEdit": "file_path",
-    "NotebookEdit": "notebook_path",
-    "Glob": "pattern",
-    "Grep": "pattern",
-    "WebFetch": "url",
-    "WebSearch": "query",
-    "Task": "description",
-    "Agent": "description",
-    "Skill": "skill",
-}
-_ANY_ARGUMENT = ("command", "file_path", "path", "pattern", "url", "query", "description")
 # Events that say nothing a person reading the log needs.
 _QUIET_SYSTEM = {"hook_started", "hook_response", "hook_progress", "status"}
 
 
 def kind_of(text: str) -> FailureKind:
     return kind_from(_KINDS, text)
-
-
-def key_argument(name: str, tool_input: object, cwd: str = "") -> str:
-    """The one argument that says what a tool call does: Bash's command, Write's file (relative
-    to the session's directory when inside it), Grep's pattern …"""
-    arguments = dict_of(tool_input)
-    key = _KEY_ARGUMENT.get(name)
-    value = str_of(arguments.get(key)) if key else ""
-    if not value and name == "TodoWrite":
-        return f"{len(list_of(arguments.get('todos')))} todos"
-    if not value:
-        value = next((str_of(arguments[k]) for k in _ANY_ARGUMENT if str_of(arguments.get(k))), "")
-    if cwd and value.startswith(cwd.rstrip("/") + "/"):
-        value = value[len(cwd.rstrip("/")) + 1 :]
-    return one_line(value)
 
 
 def _tokens(usage: object) -> Tokens | None:
@@ -164,28 +133,6 @@ def _tokens(usage: object) -> Tokens | None:
 
 def _total(tokens: Tokens) -> int:
     return tokens.input + tokens.output + tokens.cached
-
-
-def _result_text(content: object) -> str:
-    """A tool result's content: a string, or a list of text (and image) blocks."""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in map(dict_of, list_of(content)):
-        if block.get("type") == "text":
-            parts.append(str_of(block.get("text")))
-        elif block.get("type"):
-            parts.append(f"[{str_of(block.get('type')) or 'block'}]")
-    return "\n".join(parts)
-
-
-def _widens_for_itself(suggestion: Mapping[str, Any]) -> bool:
-    """Whether an "always" may apply this suggested update: rules that allow (the request's own
-    command or tool) and directories to work in. Never a mode (``setMode`` could be
-    ``bypassPermissions``: everything, never asking) nor rules taken away or replaced."""
-    if suggestion.get("type") == "addRules":
-        return suggestion.get("behavior") == "allow"
-    return suggestion.get("type") == "addDirectories"
 
 
 class ClaudeReducer(JsonReducer):
@@ -321,7 +268,7 @@ class ClaudeReducer(JsonReducer):
         for block in map(dict_of, list_of(dict_of(event.get("message")).get("content"))):
             if block.get("type") != "tool_result":
                 continue
-            text = _result_text(block.get("content"))
+            text = result_text(block.get("content"))
             if block.get("is_error") is True:
                 out.append(fold_error(text or "error"))
             else:
@@ -389,7 +336,7 @@ class ClaudeReducer(JsonReducer):
         tool_input = dict_of(request.get("input"))
         self._inputs[request_id] = tool_input
         suggestions = map(dict_of, list_of(request.get("permission_suggestions")))
-        self._suggestions[request_id] = [s for s in suggestions if _widens_for_itself(s)]
+        self._suggestions[request_id] = [s for s in suggestions if widens_for_itself(s)]
         summary = key_argument(name, tool_input, self._cwd)
         always = bool(self._suggestions[request_id])
         self.knowledge.ask(Approval(request_id, name, summary, always=always))
