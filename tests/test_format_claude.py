@@ -173,6 +173,8 @@ def test_denied_actions_are_listed_and_the_run_still_succeeds() -> None:
     assert run.hint and "permission" in run.hint
     assert "⊘ denied: Write(hello.py), Bash(" in run.plain
     assert RED in run.text  # the refused tool results
+    # Nothing held for a call whose result came: a long session's memory stays flat.
+    assert isinstance(run.reducer, claude.ClaudeReducer) and run.reducer._calls == {}
 
 
 @pytest.mark.parametrize(

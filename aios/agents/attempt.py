@@ -236,9 +236,11 @@ class Attempts:
     async def _hold_session(held: Held, opens_at: float) -> bool:
         """Wait, saying so in the log, until ``opens_at`` or the process's end; whether it is
         still there to talk to."""
-        delay = opens_at - time.time()
-        if delay <= 0 or held.process is None:
-            return held.process is not None
+        process, delay = held.process, opens_at - time.time()
+        if process is None:
+            return False
+        if delay <= 0:
+            return True
         at = time.strftime("%H:%M", time.gmtime(opens_at))
         cli = held.agent.label or held.agent.name
         await held.output.note(
@@ -246,7 +248,7 @@ class Attempts:
             "in the minute it was last written"
         )
         try:
-            await asyncio.wait_for(held.process.wait(), max(0.0, opens_at - time.time()))
+            await asyncio.wait_for(process.wait(), max(0.0, opens_at - time.time()))
         except TimeoutError:
             return True
         return False

@@ -142,8 +142,8 @@ class ClaudeReducer(JsonReducer):
         self._usage: dict[str, Tokens] = {}  # per API message id: the latest figure
         self._message_failure: FailureKind | None = None
         self._said_init = ""  # the init line last shown
-        # Each tool call's name and key argument by its id (a denial names only the id): never
-        # the input itself, which may be a whole file's text.
+        # Each tool call in flight, its name and key argument by its id (a denial names only the
+        # id; its result ends it): never the input itself, which may be a whole file's text.
         self._calls: dict[str, tuple[str, str]] = {}
         # Two-way: the input each pending request asked with (an answer "allow" sends it back),
         # and the permission updates it suggested (an "always" applies them for the session).
@@ -245,8 +245,9 @@ class ClaudeReducer(JsonReducer):
             # ("server_error"): 2.1.332 says so in ``api_error``, older ones only in words
             # ("Unable to connect to API (ConnectionRefused)").
             said = kind_of(text)
-            offline = said is FailureKind.OFFLINE or event.get("api_error") == "connection_failed"
-            said = FailureKind.OFFLINE if offline else said
+            if event.get("api_error") == "connection_failed":
+                said = FailureKind.OFFLINE
+            offline = said is FailureKind.OFFLINE
             self._message_failure = said if offline else _MESSAGE_ERRORS.get(error) or said
             self.knowledge.fail(text or error, self._message_failure)
             return style.error(text or f"error: {error}") + "\n"
@@ -268,6 +269,7 @@ class ClaudeReducer(JsonReducer):
         for block in map(dict_of, list_of(dict_of(event.get("message")).get("content"))):
             if block.get("type") != "tool_result":
                 continue
+            self._calls.pop(str_of(block.get("tool_use_id")), None)  # any denial came before
             text = result_text(block.get("content"))
             if block.get("is_error") is True:
                 out.append(fold_error(text or "error"))
