@@ -70,6 +70,23 @@ while True:
     time.sleep(1)
 """
 
+# An agent that keeps starting children that leave its group with setsid(), one every few
+# milliseconds, so some are always between fork and setsid when the daemon dies; each writes its
+# pid to ./escapees. A watchdog that looks at the tree, then signals it, misses those that leave
+# in between.
+SERIAL_ESCAPER = """
+import os, time
+for _ in range(400):
+    if os.fork() == 0:
+        os.setsid()
+        with open("escapees", "a") as out:
+            out.write(f"{os.getpid()}\\n")
+        time.sleep(300)
+        os._exit(0)
+    time.sleep(0.003)
+time.sleep(300)
+"""
+
 # A stand-in for the daemon: a watchdog and one agent (argv from the command line).
 DAEMON = """
 import asyncio, os, sys
@@ -504,6 +521,37 @@ def test_no_orphans_when_the_daemon_is_killed(name: str, tmp_path: Path) -> None
         assert elapsed < 3
     finally:
         kill_quietly(pgids=[daemon.pid], pids=[*descendants, watchdog])
+        daemon.kill()
+        daemon.wait()
+        if daemon.stdout is not None:
+            daemon.stdout.close()
+
+
+def test_no_escapee_slips_out_between_the_look_and_the_signal(tmp_path: Path) -> None:
+    if sys.platform != "linux":
+        pytest.skip("the watchdog finds escaped descendants through /proc")
+    daemon = subprocess.Popen(
+        [PY, "-c", DAEMON, PY, "-c", SERIAL_ESCAPER],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    escapees = tmp_path / "escapees"
+    pids: list[int] = []
+    watchdog = 0
+    try:
+        assert daemon.stdout is not None
+        pgid, watchdog = map(int, daemon.stdout.readline().split())
+        assert eventually(lambda: escapees.exists() and escapees.read_text().count("\n") >= 20)
+        daemon.kill()
+        assert daemon.wait(timeout=5) == -signal.SIGKILL
+        assert eventually(lambda: not alive(watchdog), timeout=10)
+        time.sleep(0.5)  # a child that got away has written its pid by now
+        pids = [int(line) for line in escapees.read_text().split()]
+        assert live_members(pgid) == []
+        assert [pid for pid in pids if alive(pid)] == []
+    finally:
+        kill_quietly(pgids=[daemon.pid], pids=[*pids, watchdog])
         daemon.kill()
         daemon.wait()
         if daemon.stdout is not None:

@@ -22,9 +22,12 @@ first and then closes the pipe: the set is empty and the watchdog just exits.
 Limits
 ------
 * A process that leaves its group (``setsid()``, ``setpgid()``) is out of reach of ``killpg``. On
-  Linux the watchdog walks ``/proc`` when the pipe closes and also stops every *descendant* of a
-  registered group, so an escapee is caught while its parent chain to a member is intact; one whose
-  parent already exited has been reparented to init and looks like any other process.
+  Linux the watchdog, when the pipe closes, first stops the groups with SIGSTOP, then walks
+  ``/proc`` and stops every *descendant* of theirs, round after round until no new one appears, and
+  only then sends SIGTERM (and SIGCONT) to all it found. Freezing first matters: a child that calls
+  ``setsid()`` between a look and a signal would otherwise slip out. An escapee is caught while its
+  parent chain to a member is intact; one whose parent already exited has been reparented to init
+  and looks like any other process.
 * A group is protected from ``register()`` on; a daemon killed in the few milliseconds between the
   fork and ``register()`` leaves that agent behind (the next daemon's ``kill_stale_group`` finds it
   only if its pgid was recorded).
@@ -60,6 +63,7 @@ DEFAULT_GRACE = 1.0  # seconds between SIGTERM and SIGKILL once the daemon is go
 _READY = b"ready\n"
 _POLL = 0.02  # seconds between checks while the groups empty
 _PARENT_CHECK = 1.0  # seconds between checks that the daemon is still our parent
+_FREEZE_ROUNDS = 50  # a tree settles in two or three; the bound is against pid churn
 
 
 # --- the watchdog process ------------------------------------------------------------------------
@@ -113,34 +117,62 @@ def _follow(parent: int) -> set[int]:
 
 
 def _stop(groups: set[int], grace: float) -> None:
-    table = _proc_table()
-    escaped = _escaped_descendants(groups, table) if table is not None else {}
-    _signal(groups, escaped, signal.SIGTERM)
+    found = _freeze(groups)
+    _signal(groups, found, signal.SIGTERM)
+    _signal(groups, found, signal.SIGCONT)  # the SIGTERM is handled (or kills) as they resume
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _anything_left(groups, escaped):
+    while time.monotonic() < deadline and _anything_left(groups, found):
         time.sleep(_POLL)
     table = _proc_table()
-    if table is not None:  # SIGKILL an escaped pid only if it still names the same process
-        escaped = {pid: start for pid, start in escaped.items() if pid in table}
-        escaped = {pid: start for pid, start in escaped.items() if table[pid][3] == start}
-    _signal(groups, escaped, signal.SIGKILL)
+    if table is not None:  # SIGKILL a pid only if it still names the same process
+        found = {pid: start for pid, start in found.items() if pid in table}
+        found = {pid: start for pid, start in found.items() if table[pid][3] == start}
+    _signal(groups, found, signal.SIGKILL)
 
 
-def _signal(groups: set[int], escaped: dict[int, int], sig: int) -> None:
+def _freeze(groups: set[int]) -> dict[int, int]:
+    """Stop the groups and every descendant of theirs; return what was found: pid -> start time.
+
+    Looking at the tree and then signalling it would miss a child that calls ``setsid()`` in
+    between: it is a member when looked at and gone from the group by the ``killpg``. A stopped
+    process can neither leave its group nor fork, so the groups are stopped first, then each
+    round stops the descendants the last round found, until a round finds nothing new. Every pid
+    found is signalled by pid as well as by group, which also covers a member caught half way
+    through ``setsid()`` when it was stopped.
+    """
+    _signal(groups, {}, signal.SIGSTOP)
+    found: dict[int, int] = {}
+    for _ in range(_FREEZE_ROUNDS):
+        table = _proc_table()
+        if table is None:  # no /proc: the groups alone
+            return found
+        new = {
+            pid: start
+            for pid, start in _descendants(groups, table).items()
+            if found.get(pid) != start
+        }
+        if not new:
+            return found
+        _signal(set(), new, signal.SIGSTOP)
+        found.update(new)
+    return found
+
+
+def _signal(groups: set[int], pids: dict[int, int], sig: int) -> None:
     for pgid in groups:
         with contextlib.suppress(OSError):
             os.killpg(pgid, sig)
-    for pid in escaped:
+    for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, sig)
 
 
-def _anything_left(groups: set[int], escaped: dict[int, int]) -> bool:
+def _anything_left(groups: set[int], found: dict[int, int]) -> bool:
     table = _proc_table()
     if table is None:  # no /proc: zombies count as alive, and the wait may run to its deadline
         return any(_group_exists(pgid) for pgid in groups)
     return any(
-        state != "Z" and (pgid in groups or escaped.get(pid) == start)
+        state != "Z" and (pgid in groups or found.get(pid) == start)
         for pid, (state, _, pgid, start) in table.items()
     )
 
@@ -175,25 +207,19 @@ def _proc_table() -> dict[int, tuple[str, int, int, int]] | None:
     return table
 
 
-def _escaped_descendants(
-    groups: set[int], table: dict[int, tuple[str, int, int, int]]
-) -> dict[int, int]:
-    """Descendants of the groups' members that left the groups: pid -> start time."""
+def _descendants(groups: set[int], table: dict[int, tuple[str, int, int, int]]) -> dict[int, int]:
+    """The groups' members and all their descendants, in the groups or not: pid -> start time."""
     children: dict[int, list[int]] = {}
     for pid, (_, ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     todo = [pid for pid, (_, _, pgid, _) in table.items() if pgid in groups]
     seen = set(todo)
-    escaped = {}
     while todo:
         for child in children.get(todo.pop(), []):
-            if child in seen or child in (1, os.getpid()):
-                continue
-            seen.add(child)
-            todo.append(child)
-            if table[child][2] not in groups:
-                escaped[child] = table[child][3]
-    return escaped
+            if child not in seen and child not in (1, os.getpid()):
+                seen.add(child)
+                todo.append(child)
+    return {pid: table[pid][3] for pid in seen if table[pid][0] != "Z"}
 
 
 def _say(message: str) -> None:
