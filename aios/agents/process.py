@@ -17,7 +17,8 @@ Limits, and what covers them:
 
 * A descendant that calls ``setsid()``/``setpgid()`` leaves the group. ``stop()`` also signals such
   escapees: the ones found in the tree under the leader or any member of its group when ``stop()``
-  begins (psutil walks it), and the ones seen there earlier, while sampling, that still run (psutil
+  begins (psutil walks it, with the group and each escapee found stopped by SIGSTOP first, so none
+  leaves while it looks), and the ones seen there earlier, while sampling, that still run (psutil
   checks a remembered process's start time, so a reused pid is not one of them). One whose parent
   had already exited before we ever saw it was reparented to init and is out of reach; one that
   still holds the output pipe after the group is gone is found by ``stop_pipe_holders``.
@@ -77,6 +78,7 @@ _POLL = 0.02  # seconds between checks while the group empties
 REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
 KILL_SETTLE = 2.0  # seconds for processes sent SIGKILL to be gone
 _ESCAPEES_KEPT = 64  # remembered escapees before the dead ones are forgotten
+_FREEZE_ROUNDS = 50  # a tree settles in two or three; the bound is against pid churn
 
 
 class AgentInputError(Exception):
@@ -217,13 +219,15 @@ class AgentProcess:
             return self.returncode
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
-        escaped = await asyncio.to_thread(self._find_escapees)
+        escaped = await asyncio.to_thread(self._freeze)
         if self._master is not None:
             # A terminal is hung up first, as closing a terminal window does: an interactive
             # shell ignores SIGTERM, but ends (and hangs up its jobs) on SIGHUP.
             self._hang_up()
         self._signal_group(signal.SIGTERM)
         signal_each(escaped, signal.SIGTERM)
+        self._signal_group(signal.SIGCONT)  # what is pending is handled as they resume
+        signal_each(escaped, signal.SIGCONT)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._exited), deadline - loop.time())
         # Nothing signals when a grandchild exits: poll.
@@ -359,6 +363,24 @@ class AgentProcess:
             self._group_gone = True
         except PermissionError:
             log.warning("not allowed to signal process group %d", self.pgid)
+
+    def _freeze(self) -> list[psutil.Process]:
+        """SIGSTOP the group and every escapee, round after round; return the escapees.
+
+        Looking at the tree and then signalling it would miss a child that calls ``setsid()`` in
+        between (``aios.agents.watchdog`` does the same, for the same reason): a stopped process
+        can neither leave its group nor fork, so once a round finds no new escapee, none is
+        missed.
+        """
+        self._signal_group(signal.SIGSTOP)
+        stopped: dict[int, psutil.Process] = {}
+        for _ in range(_FREEZE_ROUNDS):
+            new = [proc for proc in self._find_escapees() if proc.pid not in stopped]
+            if not new:
+                break
+            signal_each(new, signal.SIGSTOP)
+            stopped.update((proc.pid, proc) for proc in new)
+        return list(stopped.values())
 
     def _find_escapees(self) -> list[psutil.Process]:
         """Descendants that left the group (setsid, setpgid), found now or seen before, alive.
