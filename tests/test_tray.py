@@ -84,7 +84,11 @@ def icon_window(display: str) -> IconWindow | None:
                 if wm_class and wm_class[0] == "aiosSystemTrayIcon":
                     geometry = window.get_geometry()
                     utf8 = conn.intern_atom("UTF8_STRING")
-                    prop = window.get_full_property(conn.intern_atom("_NET_WM_NAME"), utf8)
+                    # One request from offset 0: get_full_property reads a long title in two,
+                    # and a title shortened in between makes the second a BadValue, which
+                    # python-xlib files under RandR's BadRRModeError (registered at code 2) and
+                    # then fails to read (AttributeError: no sequence_number).
+                    prop = window.get_property(conn.intern_atom("_NET_WM_NAME"), utf8, 0, 1024)
                     name = prop.value.decode() if prop else ""
                     raw = window.get_image(
                         0, 0, geometry.width, geometry.height, X.ZPixmap, 0xFFFFFFFF
