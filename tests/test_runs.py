@@ -224,8 +224,15 @@ def running_event(run_id: str) -> Callable[[str, Any], bool]:
 def test_queue_is_fifo_beyond_max_concurrent(served: DaemonProcess, events: EventCollector) -> None:
     first, second = launch(served, "sleeper"), launch(served, "sleeper")
     third = launch(served, "ticker", "3")
-    for run in (first, second):
-        events.wait(running_event(run["id"]))
+    # Both start at once, in either order: one wait for the pair (a wait skips what it passes).
+    running: set[str] = set()
+
+    def both_running(kind: str, data: Any) -> bool:
+        if kind == "run" and data["state"] == "running":
+            running.add(data["id"])
+        return running >= {first["id"], second["id"]}
+
+    events.wait(both_running)
     assert served.client.request("GET", f"/api/runs/{third['id']}")["state"] == "queued"
     ps = run_cli(served.home, "ps")
     assert ps.returncode == 0 and ps.stdout.count("sleeper") == 2 and "queued" in ps.stdout

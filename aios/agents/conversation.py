@@ -42,8 +42,11 @@ class Conversations:
         if not text.strip():
             raise InvalidLaunch("a message needs some text")
         held, reducer = self._session(run_id)
-        await self._write(run_id, held, reducer.say(text))
-        reducer.knowledge.working()  # a new turn: whatever it waited for is over
+        lines = reducer.say(text)
+        # A new turn: whatever it waited for is over. Said before the write, never after: the
+        # agent's whole turn may be read while the write awaits, and its end must stand.
+        reducer.knowledge.working()
+        await self._write(run_id, held, lines)
         await self._publish(run_id, held)
 
     async def decide(
