@@ -265,7 +265,12 @@ def test_an_endless_flood_on_a_full_disk_stops_normally_and_aios_stop_exits_0(
             lambda: (r := get(d, f"/api/runs/{run['id']}"))["state"] == "running" and r,
             what="the flood to be running",
         )
-        assert (get(d, "/api/status")["runs"]).get("running") == 1
+        # The summary is history's, as of its last write: the step to running, committed on the
+        # store's thread, may land a moment after the live record moved on.
+        wait_until(
+            lambda: get(d, "/api/status")["runs"].get("running") == 1,
+            what="history to count the flood as running",
+        )
         stopped = d.client.request("POST", f"/api/runs/{run['id']}/stop")
         assert stopped["state"] == "stopping"
         done = wait_until(lambda: ended(d, run["id"]), timeout=20, what="the run to stop")

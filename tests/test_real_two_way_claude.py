@@ -135,7 +135,15 @@ def test_allow_and_deny_claude_on_the_run_page(browser: Any, real: RealAgents, r
             approval.get_by_role("button", name="Allow", exact=True).click()
             expect(approval).to_contain_text("denied.txt", timeout=90_000)
             approval.get_by_role("button", name="Deny").click()
-            expect(page.locator(".activity")).to_have_text("waiting", timeout=90_000)
+            try:
+                expect(page.locator(".activity")).to_have_text("waiting", timeout=90_000)
+            except AssertionError as exc:  # seen once in ten runs: say whose view was behind
+                now = real.now(run["id"])
+                facts = {k: now[k] for k in ("state", "activity", "pending_approval", "num_turns")}
+                raise AssertionError(
+                    f"{exc}\nthe API says {facts}; requests the model saw: {len(model.seen)}\n"
+                    f"{real.log(run['id'])[-3000:]}"
+                ) from None
             expect(page.locator("#output")).to_contain_text("One ran, one was refused.")
             assert (repo / "ran.txt").read_text() == "allowed"
             assert not (repo / "denied.txt").exists()
