@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ time.sleep(300)
 # A stand-in for the daemon: a watchdog and one agent (argv from the command line).
 DAEMON = """
 import asyncio, os, sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from aios.agents.spawning import spawn
 from aios.agents.watchdog import Watchdog
@@ -512,73 +514,71 @@ AGENTS = {
 }
 
 
-@pytest.mark.parametrize("name", list(AGENTS))
-def test_no_orphans_when_the_daemon_is_killed(name: str, tmp_path: Path) -> None:
-    if name == "setsid escapee" and sys.platform != "linux":
-        pytest.skip("the watchdog finds escaped descendants through /proc")
+@dataclass
+class StandIn:
+    """A stand-in daemon (``DAEMON``) running one agent: its process, the agent's group, its
+    watchdog, and the pids a test saw (all killed on the way out, whatever the test found)."""
+
+    daemon: subprocess.Popen[bytes]
+    pgid: int
+    watchdog: int
+    seen: list[int] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def stand_in(agent: Sequence[str], cwd: Path) -> Iterator[StandIn]:
     daemon = subprocess.Popen(
-        [PY, "-c", DAEMON, *AGENTS[name]],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
+        [PY, "-c", DAEMON, *agent], cwd=cwd, stdout=subprocess.PIPE, start_new_session=True
     )
-    descendants: list[int] = []
-    watchdog = 0
+    it = None
     try:
         assert daemon.stdout is not None
         pgid, watchdog = map(int, daemon.stdout.readline().split())
-        leader = psutil.Process(pgid)
-        assert leader.ppid() == daemon.pid
-        # Wait for the agent to have its whole tree: a leader plus at least one grandchild.
-        expected = 2 if name == "sh with a grandchild" else 1
-        assert eventually(lambda: len(leader.children(recursive=True)) >= expected)
-        descendants = [pgid, *(child.pid for child in leader.children(recursive=True))]
-
-        began = time.monotonic()
-        daemon.kill()
-        assert daemon.wait(timeout=5) == -signal.SIGKILL
-        assert eventually(lambda: not any(map(alive, descendants)), timeout=3)
-        elapsed = time.monotonic() - began
-        assert live_members(pgid) == []
-        assert eventually(lambda: not alive(watchdog))
-        assert elapsed < 3
+        it = StandIn(daemon, pgid, watchdog)
+        yield it
     finally:
-        kill_quietly(pgids=[daemon.pid], pids=[*descendants, watchdog])
+        kill_quietly(pgids=[daemon.pid], pids=[*it.seen, it.watchdog] if it else [])
         daemon.kill()
         daemon.wait()
         if daemon.stdout is not None:
             daemon.stdout.close()
+
+
+@pytest.mark.parametrize("name", list(AGENTS))
+def test_no_orphans_when_the_daemon_is_killed(name: str, tmp_path: Path) -> None:
+    if name == "setsid escapee" and sys.platform != "linux":
+        pytest.skip("the watchdog finds escaped descendants through /proc")
+    with stand_in(AGENTS[name], tmp_path) as it:
+        leader = psutil.Process(it.pgid)
+        assert leader.ppid() == it.daemon.pid
+        # Wait for the agent to have its whole tree: a leader plus at least one grandchild.
+        expected = 2 if name == "sh with a grandchild" else 1
+        assert eventually(lambda: len(leader.children(recursive=True)) >= expected)
+        it.seen = [it.pgid, *(child.pid for child in leader.children(recursive=True))]
+
+        began = time.monotonic()
+        it.daemon.kill()
+        assert it.daemon.wait(timeout=5) == -signal.SIGKILL
+        assert eventually(lambda: not any(map(alive, it.seen)), timeout=3)
+        elapsed = time.monotonic() - began
+        assert live_members(it.pgid) == []
+        assert eventually(lambda: not alive(it.watchdog))
+        assert elapsed < 3
 
 
 def test_no_escapee_slips_out_between_the_look_and_the_signal(tmp_path: Path) -> None:
     if sys.platform != "linux":
         pytest.skip("the watchdog finds escaped descendants through /proc")
-    daemon = subprocess.Popen(
-        [PY, "-c", DAEMON, PY, "-c", SERIAL_ESCAPER],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
     escapees = tmp_path / "escapees"
-    pids: list[int] = []
-    watchdog = 0
-    try:
-        assert daemon.stdout is not None
-        pgid, watchdog = map(int, daemon.stdout.readline().split())
+    with stand_in([PY, "-c", SERIAL_ESCAPER], tmp_path) as it:
         assert eventually(lambda: escapees.exists() and escapees.read_text().count("\n") >= 20)
-        daemon.kill()
-        assert daemon.wait(timeout=5) == -signal.SIGKILL
-        assert eventually(lambda: not alive(watchdog), timeout=10)
+        it.daemon.kill()
+        assert it.daemon.wait(timeout=5) == -signal.SIGKILL
+        assert eventually(lambda: not alive(it.watchdog), timeout=10)
         time.sleep(0.5)  # a child that got away has written its pid by now
-        pids = [int(line) for line in escapees.read_text().split()]
-        assert live_members(pgid) == []
-        assert [pid for pid in pids if alive(pid)] == []
-    finally:
-        kill_quietly(pgids=[daemon.pid], pids=[*pids, watchdog])
-        daemon.kill()
-        daemon.wait()
-        if daemon.stdout is not None:
-            daemon.stdout.close()
+        it.seen = [int(line) for line in escapees.read_text().split()]
+        assert live_members(it.pgid) == []
+        assert [pid for pid in it.seen if alive(pid)] == []
 
 
 # -- agents on a pseudo-terminal -------------------------------------------------------------
