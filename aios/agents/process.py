@@ -17,8 +17,7 @@ Limits, and what covers them:
 
 * A descendant that calls ``setsid()``/``setpgid()`` leaves the group. ``stop()`` also signals such
   escapees: the ones found in the tree under the leader or any member of its group when ``stop()``
-  begins (psutil walks it, with the group and all it finds stopped by SIGSTOP first, so none
-  leaves while it looks), and the ones seen there earlier, while sampling, that still run (psutil
+  begins (psutil walks it), and the ones seen there earlier, while sampling, that still run (psutil
   checks a remembered process's start time, so a reused pid is not one of them). One whose parent
   had already exited before we ever saw it was reparented to init and is out of reach; one that
   still holds the output pipe after the group is gone is found by ``stop_pipe_holders``.
@@ -78,7 +77,6 @@ _POLL = 0.02  # seconds between checks while the group empties
 REAP_TIMEOUT = 5.0  # seconds the leader has to be reaped after SIGKILL
 KILL_SETTLE = 2.0  # seconds for processes sent SIGKILL to be gone
 _ESCAPEES_KEPT = 64  # remembered escapees before the dead ones are forgotten
-_FREEZE_ROUNDS = 50  # a tree settles in two or three; the bound is against pid churn
 
 
 class AgentInputError(Exception):
@@ -219,30 +217,28 @@ class AgentProcess:
             return self.returncode
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
-        tree = await asyncio.to_thread(self._freeze)
+        escaped = await asyncio.to_thread(self._find_escapees)
         if self._master is not None:
             # A terminal is hung up first, as closing a terminal window does: an interactive
             # shell ignores SIGTERM, but ends (and hangs up its jobs) on SIGHUP.
             self._hang_up()
         self._signal_group(signal.SIGTERM)
-        signal_each(tree, signal.SIGTERM)
-        self._signal_group(signal.SIGCONT)  # what is pending is handled as they resume
-        signal_each(tree, signal.SIGCONT)
+        signal_each(escaped, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._exited), deadline - loop.time())
         # Nothing signals when a grandchild exits: poll.
         left = self._anything_left
-        while loop.time() < deadline and await asyncio.to_thread(left, tree):  # noqa: ASYNC110
+        while loop.time() < deadline and await asyncio.to_thread(left, escaped):  # noqa: ASYNC110
             await asyncio.sleep(_POLL)
         self._signal_group(signal.SIGKILL)
-        signal_each(tree, signal.SIGKILL)
+        signal_each(escaped, signal.SIGKILL)
         try:
             returncode = await asyncio.wait_for(self.wait(), REAP_TIMEOUT)
         except TimeoutError as exc:
             raise TimeoutError(f"agent {self.pid} survived SIGKILL for {REAP_TIMEOUT} s") from exc
         # SIGKILL is final but not instant: return once the members are gone too.
         deadline = loop.time() + REAP_TIMEOUT
-        while await asyncio.to_thread(self._anything_left, tree):
+        while await asyncio.to_thread(self._anything_left, escaped):
             if loop.time() > deadline:
                 log.warning("process group %d survived SIGKILL for %s s", self.pgid, REAP_TIMEOUT)
                 break
@@ -364,35 +360,15 @@ class AgentProcess:
         except PermissionError:
             log.warning("not allowed to signal process group %d", self.pgid)
 
-    def _freeze(self) -> list[psutil.Process]:
-        """SIGSTOP the group and all its tree, round after round; return what was found.
-
-        Looking at the tree and then signalling it would miss a child that calls ``setsid()`` in
-        between (``aios.agents.watchdog`` does the same, for the same reason): a stopped process
-        can neither leave its group nor fork, so once a round finds nothing new, nothing is
-        missed. What is returned is signalled by pid as well as by group: that also reaches a
-        member caught half way through ``setsid()``, looked at in the group and stopped out of it.
-        """
-        self._signal_group(signal.SIGSTOP)
-        stopped: dict[int, psutil.Process] = {}
-        for _ in range(_FREEZE_ROUNDS):
-            new = [proc for proc in self._tree() if proc.pid not in stopped]
-            if not new:
-                break
-            signal_each(new, signal.SIGSTOP)
-            stopped.update((proc.pid, proc) for proc in new)
-        return list(stopped.values())
-
-    def _tree(self) -> list[psutil.Process]:
-        """The leader, its group, their descendants, and the escapees seen before: those alive.
+    def _find_escapees(self) -> list[psutil.Process]:
+        """Descendants that left the group (setsid, setpgid), found now or seen before, alive.
 
         The tree is walked from the leader and from every member of its group: once the leader
         has exited, an escapee whose parent is still a member is found through that parent.
         """
         roots: list[psutil.Process] = []
-        if self.returncode is None:  # not reaped: its pid is still its own
-            with contextlib.suppress(psutil.Error):
-                roots.append(psutil.Process(self.pid))
+        with contextlib.suppress(psutil.Error):
+            roots.append(psutil.Process(self.pid))
         if not self._group_gone:
             roots += group_members(self.pgid)
         found: list[psutil.Process] = []
@@ -401,10 +377,7 @@ class AgentProcess:
                 found += root.children(recursive=True)
         with self._sample_lock:
             self._remember_escapees(found)
-            escapees = list(self._escapees.values())
-        return [
-            proc for proc in {p.pid: p for p in (*roots, *found, *escapees)}.values() if alive(proc)
-        ]
+            return [proc for proc in self._escapees.values() if alive(proc)]
 
     def _remember_escapees(self, procs: Iterable[psutil.Process]) -> None:
         for proc in procs:
@@ -413,7 +386,7 @@ class AgentProcess:
         if len(self._escapees) > _ESCAPEES_KEPT:  # an agent that daemonizes a lot: keep the live
             self._escapees = {pid: p for pid, p in self._escapees.items() if alive(p)}
 
-    def _anything_left(self, tree: Iterable[psutil.Process]) -> bool:
+    def _anything_left(self, escaped: Iterable[psutil.Process]) -> bool:
         if self.returncode is None:
             return True
-        return group_has_live_member(self.pgid) or any(alive(proc) for proc in tree)
+        return group_has_live_member(self.pgid) or any(alive(proc) for proc in escaped)
